@@ -1,0 +1,127 @@
+"""Schema migrations: the seed's workflow (`db push`, `db generate`, `db migrate`) on alembic.
+
+- `migrate`  applies pending revisions (production, and every server start-up).
+- `generate` autogenerates a revision file from `server/tables.py` for review.
+- `push`     applies the difference between the tables and the database directly, without a file
+             (development only: like drizzle's push, it will drop a column without asking).
+- `status`   prints the current and the head revision, and whether the tables drifted.
+
+Alembic's own environment is async (`migrations/env.py`); these functions are synchronous and run in
+a worker thread when called from the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from alembic import command
+from alembic.autogenerate import produce_migrations
+from alembic.config import Config
+from alembic.operations import Operations
+from alembic.operations.ops import MigrateOperation, ModifyTableOps
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from server.config import PROJECT_ROOT
+from server.tables import metadata
+
+ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+
+T = TypeVar("T")
+
+
+def sqlalchemy_url(url: str) -> str:
+    """A libpq-style URL as SQLAlchemy's asyncpg dialect wants it (passwords stay encoded)."""
+    parsed = make_url(url).set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.attributes["url"] = url
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+def check(url: str) -> None:
+    """Raise `alembic.util.CommandError` when the tables and the database differ."""
+    command.check(alembic_config(url))
+
+
+def generate(url: str, message: str) -> Path:
+    script = command.revision(alembic_config(url), message=message, autogenerate=True)
+    scripts = script if isinstance(script, list) else [script]
+    assert scripts and scripts[0] is not None
+    return Path(scripts[0].path)
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+
+
+def current_revision(url: str) -> str | None:
+    def read(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    return _run(url, read)
+
+
+def pending_changes(url: str) -> list[str]:
+    """The differences autogenerate sees between `server/tables.py` and the database."""
+
+    def diff(connection: Connection) -> list[str]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return [repr(op) for op in _flatten(produce_migrations(context, metadata).upgrade_ops.ops)]
+
+    return _run(url, diff)
+
+
+def push(url: str) -> list[str]:
+    """Apply the difference between the tables and the database directly; returns what it did."""
+
+    def apply(connection: Connection) -> list[str]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        operations = Operations(context)
+        done = []
+        for op in _flatten(produce_migrations(context, metadata).upgrade_ops.ops):
+            operations.invoke(op)
+            done.append(repr(op))
+        return done
+
+    return _run(url, apply)
+
+
+def _flatten(ops: list[MigrateOperation]) -> list[MigrateOperation]:
+    flat: list[MigrateOperation] = []
+    for op in ops:
+        if isinstance(op, ModifyTableOps):
+            flat.extend(_flatten(list(op.ops)))
+        else:
+            flat.append(op)
+    return flat
+
+
+def _run(url: str, fn: Callable[[Connection], T]) -> T:
+    async def main() -> T:
+        engine = create_async_engine(sqlalchemy_url(url))
+        try:
+            async with engine.begin() as connection:
+                return await connection.run_sync(fn)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())

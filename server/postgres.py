@@ -1,0 +1,90 @@
+"""The PostgreSQL adapter: the reference implementation of `server.adapter.DatabaseAdapter`.
+
+It owns the pool and the tenancy settings, and composes the per-concept stores (organizations,
+profiles, instance settings, ...), each of which runs its SQL on the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from server import migrate, tenancy
+from server.db import Database, Tx
+from server.instance import InstanceStore
+from server.organizations import OrganizationStore
+from server.profiles import ProfileStore
+from server.rls import initialize_rls
+from server.tenancy import Tenancy
+
+log = logging.getLogger(__name__)
+
+
+class PostgresAdapter(OrganizationStore, ProfileStore, InstanceStore):
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        idle_timeout: float = 20.0,
+        enable_rls: bool = True,
+        enable_hierarchy: bool = True,
+        statement_timeout_ms: int = 0,
+        run_migrations: bool = True,
+    ) -> None:
+        self.database = Database(url, pool_size=pool_size, idle_timeout=idle_timeout)
+        self.tenancy = Tenancy(
+            enable_rls=enable_rls,
+            enable_hierarchy=enable_hierarchy,
+            statement_timeout_ms=statement_timeout_ms,
+        )
+        self.run_migrations = run_migrations
+
+    @property
+    def hierarchy_enabled(self) -> bool:
+        return self.tenancy.enable_hierarchy
+
+    async def connect(self) -> None:
+        """Migrate, open the pool, and install or repair Row-Level Security."""
+        if self.run_migrations:
+            await asyncio.to_thread(migrate.upgrade, self.database.url)
+        await self.database.connect()
+        await self.initialize_rls()
+
+    async def disconnect(self) -> None:
+        await self.database.disconnect()
+
+    async def is_healthy(self) -> bool:
+        return await self.database.is_healthy()
+
+    async def initialize_rls(self) -> None:
+        role = await initialize_rls(self.database, enabled=self.tenancy.enable_rls)
+        self.tenancy = Tenancy(
+            enable_rls=self.tenancy.enable_rls,
+            enable_hierarchy=self.tenancy.enable_hierarchy,
+            request_role=role,
+            statement_timeout_ms=self.tenancy.statement_timeout_ms,
+        )
+
+    @asynccontextmanager
+    async def with_org_context(
+        self, organization_id: str | uuid.UUID, *, read_only: bool = False
+    ) -> AsyncIterator[Tx]:
+        async with tenancy.with_org_context(
+            self.database, self.tenancy, organization_id, read_only=read_only
+        ) as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def system_context(self, organization_id: str | uuid.UUID | None = None) -> AsyncIterator[Tx]:
+        async with tenancy.system_context(self.database, organization_id) as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def instance_transaction(self, *, read_only: bool = False) -> AsyncIterator[Tx]:
+        """A transaction for instance-level tables (profiles, settings, schema types, credentials)."""
+        async with self.database.transaction(read_only=read_only) as tx:
+            yield tx

@@ -1,0 +1,341 @@
+"""The database tables, as SQLAlchemy Core metadata.
+
+Column names are those of Aphex's own migration (`organization_id`, `draft_data`, `published_data`, ...),
+so rows from an Aphex database load unchanged. This metadata is what `alembic check` compares against
+the live database; the runtime SQL itself goes through asyncpg.
+
+Constraint names follow one convention, so a constraint name in an asyncpg error maps to a clear message
+(see `server/db.py`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# The tables whose rows belong to one organization and that Row-Level Security guards.
+RLS_TABLES = (
+    "cms_documents",
+    "cms_document_versions",
+    "cms_assets",
+    "cms_document_references",
+    "cms_asset_references",
+)
+
+document_status = Enum("draft", "published", "unpublished", name="document_status")
+version_event = Enum("draft", "publish", name="version_event")
+schema_type_kind = Enum("document", "object", name="schema_type")
+
+
+def _id() -> Column[object]:
+    return Column("id", UUID(as_uuid=True), primary_key=True,
+                  server_default=text("gen_random_uuid()"))
+
+
+def _timestamp(name: str, *, nullable: bool = False) -> Column[object]:
+    return Column(name, TIMESTAMP(timezone=True), nullable=nullable, server_default=text("now()"))
+
+
+def _org(*, nullable: bool = False) -> Column[object]:
+    return Column("organization_id", UUID(as_uuid=True),
+                  ForeignKey("cms_organizations.id", ondelete="CASCADE"), nullable=nullable)
+
+
+organizations = Table(
+    "cms_organizations",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False),
+    Column("slug", String(100), nullable=False, unique=True),
+    Column("parent_organization_id", UUID(as_uuid=True),
+           ForeignKey("cms_organizations.id", ondelete="SET NULL")),
+    Column("metadata", JSONB),
+    Column("created_by", Text, nullable=False),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    CheckConstraint("parent_organization_id <> id", name="not_own_parent"),
+    Index("idx_organizations_parent", "parent_organization_id"),
+)
+
+invitations = Table(
+    "cms_invitations",
+    metadata,
+    _id(),
+    _org(),
+    Column("email", String(255), nullable=False),
+    Column("role", Text, nullable=False),
+    # Only a SHA-256 of the token is kept: a leaked table does not hand out memberships.
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("invited_by", Text, nullable=False),
+    Column("expires_at", TIMESTAMP(timezone=True), nullable=False),
+    Column("accepted_at", TIMESTAMP(timezone=True)),
+    _timestamp("created_at"),
+    Index("idx_invitations_email", "email"),
+    Index("idx_invitations_org_id", "organization_id"),
+)
+
+organization_members = Table(
+    "cms_organization_members",
+    metadata,
+    _id(),
+    _org(),
+    Column("user_id", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("preferences", JSONB),
+    Column("invitation_id", UUID(as_uuid=True),
+           ForeignKey("cms_invitations.id", ondelete="SET NULL")),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    UniqueConstraint("organization_id", "user_id"),
+    Index("idx_org_members_user_id", "user_id"),
+)
+
+organization_roles = Table(
+    "cms_organization_roles",
+    metadata,
+    _id(),
+    _org(),
+    Column("name", String(100), nullable=False),
+    Column("description", Text),
+    Column("capabilities", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("is_built_in", Boolean, nullable=False, server_default=text("false")),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    UniqueConstraint("organization_id", "name"),
+)
+
+user_sessions = Table(
+    "cms_user_sessions",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("active_organization_id", UUID(as_uuid=True),
+           ForeignKey("cms_organizations.id", ondelete="SET NULL")),
+    _timestamp("updated_at"),
+)
+
+user_profiles = Table(
+    "cms_user_profiles",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("role", Text, nullable=False, server_default=text("'editor'")),
+    Column("preferences", JSONB),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    CheckConstraint("role IN ('super_admin', 'admin', 'editor', 'viewer')", name="role"),
+)
+
+instance_settings = Table(
+    "cms_instance_settings",
+    metadata,
+    Column("id", Text, primary_key=True, server_default=text("'default'")),
+    Column("settings", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _timestamp("updated_at"),
+)
+
+schema_types = Table(
+    "cms_schema_types",
+    metadata,
+    _id(),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("title", String(200), nullable=False),
+    Column("type", schema_type_kind, nullable=False),
+    Column("description", Text),
+    Column("fields", JSONB, nullable=False),
+    # The rest of the type's JSON form (singleton, orderings, ...), beside the Aphex columns.
+    Column("options", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+)
+
+documents = Table(
+    "cms_documents",
+    metadata,
+    _id(),
+    _org(),
+    Column("type", String(100), nullable=False),
+    Column("status", document_status, nullable=False, server_default=text("'draft'")),
+    Column("draft_data", JSONB),
+    Column("published_data", JSONB),
+    Column("published_hash", String(20)),
+    # Bumped by every draft save and publish: the compare-and-swap counter for `expected_revision`.
+    Column("revision", Integer, nullable=False, server_default=text("1")),
+    Column("created_by", Text),
+    Column("updated_by", Text),
+    Column("search_text", Text),
+    Column("published_at", TIMESTAMP(timezone=True)),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    Index("idx_documents_org_type", "organization_id", "type", "updated_at"),
+    Index("idx_documents_type", "type"),
+    Index("idx_documents_status", "status"),
+    Index("idx_documents_published_at", "published_at"),
+)
+
+document_versions = Table(
+    "cms_document_versions",
+    metadata,
+    _id(),
+    Column("document_id", UUID(as_uuid=True),
+           ForeignKey("cms_documents.id", ondelete="CASCADE"), nullable=False),
+    _org(),
+    Column("version_number", Integer, nullable=False),
+    Column("event_type", version_event, nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("created_by", Text),
+    _timestamp("created_at"),
+    UniqueConstraint("document_id", "version_number"),
+)
+
+assets = Table(
+    "cms_assets",
+    metadata,
+    _id(),
+    _org(),
+    Column("asset_type", String(20), nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("original_filename", String(255), nullable=False),
+    Column("mime_type", String(100), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("storage_adapter", String(50), nullable=False, server_default=text("'local'")),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("metadata", JSONB),
+    Column("title", String(255)),
+    Column("description", Text),
+    Column("alt", Text),
+    Column("credit_line", Text),
+    Column("created_by", Text),
+    Column("updated_by", Text),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    CheckConstraint("asset_type IN ('image', 'file')", name="asset_type"),
+    Index("idx_assets_org_id", "organization_id", "created_at"),
+)
+
+# Which document references which, per plane (draft / published): back-references and the
+# "who uses this document" question without scanning JSON.
+document_references = Table(
+    "cms_document_references",
+    metadata,
+    Column("referencer_id", UUID(as_uuid=True),
+           ForeignKey("cms_documents.id", ondelete="CASCADE"), nullable=False),
+    Column("ref_id", UUID(as_uuid=True),
+           ForeignKey("cms_documents.id", ondelete="CASCADE"), nullable=False),
+    Column("plane", String(16), nullable=False),
+    _org(),
+    _timestamp("created_at"),
+    PrimaryKeyConstraint("referencer_id", "plane", "ref_id"),
+    CheckConstraint("plane IN ('draft', 'published')", name="plane"),
+    Index("idx_doc_refs_ref_id", "ref_id", "organization_id"),
+)
+
+# Which document uses which asset, at which field path and plane: the asset reference count.
+asset_references = Table(
+    "cms_asset_references",
+    metadata,
+    Column("document_id", UUID(as_uuid=True),
+           ForeignKey("cms_documents.id", ondelete="CASCADE"), nullable=False),
+    Column("plane", String(16), nullable=False),
+    Column("field_path", Text, nullable=False),
+    Column("asset_id", UUID(as_uuid=True),
+           ForeignKey("cms_assets.id", ondelete="CASCADE"), nullable=False),
+    _org(),
+    Column("document_type", String(100), nullable=False),
+    _timestamp("created_at"),
+    PrimaryKeyConstraint("document_id", "plane", "field_path"),
+    CheckConstraint("plane IN ('draft', 'published')", name="plane"),
+    Index("idx_asset_references_asset", "asset_id", "organization_id"),
+)
+
+# Authentication: users, their sign-in sessions and accounts, and API keys. Secrets are stored hashed.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Text, primary_key=True, server_default=text("(gen_random_uuid())::text")),
+    Column("name", Text, nullable=False),
+    Column("email", Text, nullable=False),
+    Column("email_verified", Boolean, nullable=False, server_default=text("false")),
+    Column("image", Text),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    Index("uq_users_email_lower", text("lower(email)"), unique=True),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Text, primary_key=True, server_default=text("(gen_random_uuid())::text")),
+    Column("user_id", Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("provider_id", Text, nullable=False),
+    Column("account_id", Text, nullable=False),
+    Column("password_hash", Text),
+    Column("access_token", Text),
+    Column("refresh_token", Text),
+    Column("scope", Text),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    UniqueConstraint("provider_id", "account_id"),
+    Index("idx_accounts_user_id", "user_id"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Text, primary_key=True, server_default=text("(gen_random_uuid())::text")),
+    Column("user_id", Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("expires_at", TIMESTAMP(timezone=True), nullable=False),
+    Column("ip_address", Text),
+    Column("user_agent", Text),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    Index("idx_sessions_user_id", "user_id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    _id(),
+    Column("name", Text, nullable=False),
+    # The first characters of the key, shown in listings so people can tell keys apart.
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", Text, nullable=False, unique=True),
+    _org(),
+    Column("role", Text),
+    Column("capabilities", JSONB),
+    Column("published_only", Boolean, nullable=False, server_default=text("false")),
+    Column("instance_admin", Boolean, nullable=False, server_default=text("false")),
+    Column("created_by", Text),
+    Column("expires_at", TIMESTAMP(timezone=True)),
+    Column("revoked_at", TIMESTAMP(timezone=True)),
+    Column("last_used_at", TIMESTAMP(timezone=True)),
+    _timestamp("created_at"),
+    Index("idx_api_keys_org_id", "organization_id"),
+)
