@@ -98,8 +98,9 @@ class Settings:
         )
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0,
-         maximum: int | None = None) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 from server.errors import (
     CMSError,
@@ -26,6 +27,8 @@ from server.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+Connection = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 
 # Messages for the constraints a client can run into; the names follow `tables.metadata`'s convention.
 CONSTRAINT_MESSAGES = {
@@ -58,7 +61,7 @@ def _dumps(value: Any) -> str:
 class Tx:
     """One transaction on one connection: every statement of a unit of work goes through it."""
 
-    def __init__(self, conn: asyncpg.Connection[Any], database: Database) -> None:
+    def __init__(self, conn: Connection, database: Database) -> None:
         self.conn = conn
         self.database = database
         self.statements = 0

@@ -1,13 +1,13 @@
 """The error hierarchy. Each class carries a stable `code`, which the API puts in `extensions.code`.
 
-    CMSError                      INTERNAL_SERVER_ERROR (never shown to clients as-is)
-    ├── InvalidInputError         BAD_USER_INPUT      malformed or unknown input; `path` names the field
-    ├── NotFoundError             NOT_FOUND           absent, or not readable in the current org
-    ├── ConflictError             CONFLICT            a stale revision or a uniqueness clash
-    ├── ForbiddenError            FORBIDDEN           the caller may not do this (capability or RLS)
-    ├── UnauthenticatedError      UNAUTHENTICATED     no valid credentials
-    ├── QueryTooComplexError      QUERY_TOO_COMPLEX   depth, alias or size limits
-    └── UnavailableError          SERVICE_UNAVAILABLE the database cannot be reached
+CMSError                      INTERNAL_SERVER_ERROR (never shown to clients as-is)
+├── InvalidInputError         BAD_USER_INPUT      malformed or unknown input; `path` names the field
+├── NotFoundError             NOT_FOUND           absent, or not readable in the current org
+├── ConflictError             CONFLICT            a stale revision or a uniqueness clash
+├── ForbiddenError            FORBIDDEN           the caller may not do this (capability or RLS)
+├── UnauthenticatedError      UNAUTHENTICATED     no valid credentials
+├── QueryTooComplexError      QUERY_TOO_COMPLEX   depth, alias or size limits
+└── UnavailableError          SERVICE_UNAVAILABLE the database cannot be reached
 """
 
 from __future__ import annotations

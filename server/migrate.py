@@ -64,9 +64,10 @@ def check(url: str) -> None:
 
 def generate(url: str, message: str) -> Path:
     script = command.revision(alembic_config(url), message=message, autogenerate=True)
-    scripts = script if isinstance(script, list) else [script]
-    assert scripts and scripts[0] is not None
-    return Path(scripts[0].path)
+    first = script[0] if isinstance(script, list) else script
+    if first is None:
+        raise RuntimeError("alembic wrote no revision")
+    return Path(first.path)
 
 
 def head_revision() -> str | None:
@@ -85,24 +86,40 @@ def pending_changes(url: str) -> list[str]:
 
     def diff(connection: Connection) -> list[str]:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return [repr(op) for op in _flatten(produce_migrations(context, metadata).upgrade_ops.ops)]
+        return [
+            _describe(op) for op in _upgrade_ops(context)
+        ]
 
     return _run(url, diff)
 
 
 def push(url: str) -> list[str]:
-    """Apply the difference between the tables and the database directly; returns what it did."""
+    """Apply pending revisions, then the remaining difference between the tables and the database
+    directly, without a revision file. Returns a description of each direct change."""
+    upgrade(url)
 
     def apply(connection: Connection) -> list[str]:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         operations = Operations(context)
         done = []
-        for op in _flatten(produce_migrations(context, metadata).upgrade_ops.ops):
+        for op in _upgrade_ops(context):
             operations.invoke(op)
-            done.append(repr(op))
+            done.append(_describe(op))
         return done
 
     return _run(url, apply)
+
+
+def _upgrade_ops(context: MigrationContext) -> list[MigrateOperation]:
+    ops = produce_migrations(context, metadata).upgrade_ops
+    return _flatten(list(ops.ops)) if ops is not None else []
+
+
+def _describe(op: MigrateOperation) -> str:
+    target = getattr(op, "table_name", None)
+    column = getattr(op, "column_name", None) or getattr(getattr(op, "column", None), "name", None)
+    where = ".".join(part for part in (target, column or getattr(op, "index_name", None)) if part)
+    return f"{type(op).__name__.removesuffix('Op')} {where}".strip()
 
 
 def _flatten(ops: list[MigrateOperation]) -> list[MigrateOperation]:

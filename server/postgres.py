@@ -79,7 +79,9 @@ class PostgresAdapter(OrganizationStore, ProfileStore, InstanceStore):
             yield tx
 
     @asynccontextmanager
-    async def system_context(self, organization_id: str | uuid.UUID | None = None) -> AsyncIterator[Tx]:
+    async def system_context(
+        self, organization_id: str | uuid.UUID | None = None
+    ) -> AsyncIterator[Tx]:
         async with tenancy.system_context(self.database, organization_id) as tx:
             yield tx
 

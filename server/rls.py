@@ -24,6 +24,7 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING
 
+from server.config import ConfigError
 from server.tables import RLS_TABLES, metadata
 
 if TYPE_CHECKING:
@@ -57,7 +58,9 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 """
 
-_READ = "(select cms_override_access()) OR organization_id = ANY ((select cms_readable_orgs())::uuid[])"
+_READ = (
+    "(select cms_override_access()) OR organization_id = ANY ((select cms_readable_orgs())::uuid[])"
+)
 _WRITE = "(select cms_override_access()) OR organization_id = (select cms_current_org())"
 
 
@@ -73,8 +76,10 @@ def policy_statements(table: str) -> list[str]:
 
 def _fingerprint(enabled: bool) -> str:
     """A digest of everything `initialize_rls` installs; stored as a comment to detect drift cheaply."""
-    body = FUNCTIONS_SQL + repr(enabled) + "".join(
-        statement for table in RLS_TABLES for statement in policy_statements(table)
+    body = (
+        FUNCTIONS_SQL
+        + repr(enabled)
+        + "".join(statement for table in RLS_TABLES for statement in policy_statements(table))
     )
     return "cms-rls:" + hashlib.sha256(body.encode()).hexdigest()[:16]
 
@@ -151,24 +156,26 @@ async def _ensure_request_role(tx: Tx) -> str | None:
         # Roles are cluster-wide; a concurrent start-up on another database may create it first.
         await tx.execute(
             f"""DO $$ BEGIN
-                  CREATE ROLE {REQUEST_ROLE} NOLOGIN NOBYPASSRLS NOINHERIT;
+                  CREATE ROLE {REQUEST_ROLE} NOLOGIN NOBYPASSRLS;
                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
                 END $$"""
         )
         exists = True
     if exists:
-        if not me["rolsuper"]:
-            member = await tx.fetchval(
-                "select pg_has_role(current_user, $1, 'MEMBER')", REQUEST_ROLE
-            )
-            if not member:
-                await tx.execute(f"GRANT {REQUEST_ROLE} TO current_user")
-        return REQUEST_ROLE
+        if me["rolsuper"]:
+            return REQUEST_ROLE
+        member = await tx.fetchval("select pg_has_role(current_user, $1, 'MEMBER')", REQUEST_ROLE)
+        if not member and me["rolcreaterole"]:
+            await tx.execute(f"GRANT {REQUEST_ROLE} TO current_user")
+            member = True
+        if member:
+            return REQUEST_ROLE
     if me["rolsuper"] or me["rolbypassrls"]:
-        raise RuntimeError(
+        raise ConfigError(
+            "DATABASE_URL",
             f"cannot enforce row-level security: the role {REQUEST_ROLE!r} does not exist and the "
             "connecting role bypasses RLS; create it once with "
-            f"'CREATE ROLE {REQUEST_ROLE} NOLOGIN NOBYPASSRLS' and grant it to the connecting role"
+            f"'CREATE ROLE {REQUEST_ROLE} NOLOGIN NOBYPASSRLS' and grant it to the connecting role",
         )
     # A plain owner without CREATEROLE: FORCE ROW LEVEL SECURITY alone applies the policies to it.
     return None

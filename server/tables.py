@@ -53,8 +53,9 @@ schema_type_kind = Enum("document", "object", name="schema_type")
 
 
 def _id() -> Column[object]:
-    return Column("id", UUID(as_uuid=True), primary_key=True,
-                  server_default=text("gen_random_uuid()"))
+    return Column(
+        "id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
 
 
 def _timestamp(name: str, *, nullable: bool = False) -> Column[object]:
@@ -62,8 +63,12 @@ def _timestamp(name: str, *, nullable: bool = False) -> Column[object]:
 
 
 def _org(*, nullable: bool = False) -> Column[object]:
-    return Column("organization_id", UUID(as_uuid=True),
-                  ForeignKey("cms_organizations.id", ondelete="CASCADE"), nullable=nullable)
+    return Column(
+        "organization_id",
+        UUID(as_uuid=True),
+        ForeignKey("cms_organizations.id", ondelete="CASCADE"),
+        nullable=nullable,
+    )
 
 
 organizations = Table(
@@ -72,8 +77,11 @@ organizations = Table(
     _id(),
     Column("name", String(200), nullable=False),
     Column("slug", String(100), nullable=False, unique=True),
-    Column("parent_organization_id", UUID(as_uuid=True),
-           ForeignKey("cms_organizations.id", ondelete="SET NULL")),
+    Column(
+        "parent_organization_id",
+        UUID(as_uuid=True),
+        ForeignKey("cms_organizations.id", ondelete="SET NULL"),
+    ),
     Column("metadata", JSONB),
     Column("created_by", Text, nullable=False),
     _timestamp("created_at"),
@@ -107,8 +115,9 @@ organization_members = Table(
     Column("user_id", Text, nullable=False),
     Column("role", Text, nullable=False),
     Column("preferences", JSONB),
-    Column("invitation_id", UUID(as_uuid=True),
-           ForeignKey("cms_invitations.id", ondelete="SET NULL")),
+    Column(
+        "invitation_id", UUID(as_uuid=True), ForeignKey("cms_invitations.id", ondelete="SET NULL")
+    ),
     _timestamp("created_at"),
     _timestamp("updated_at"),
     UniqueConstraint("organization_id", "user_id"),
@@ -133,8 +142,11 @@ user_sessions = Table(
     "cms_user_sessions",
     metadata,
     Column("user_id", Text, primary_key=True),
-    Column("active_organization_id", UUID(as_uuid=True),
-           ForeignKey("cms_organizations.id", ondelete="SET NULL")),
+    Column(
+        "active_organization_id",
+        UUID(as_uuid=True),
+        ForeignKey("cms_organizations.id", ondelete="SET NULL"),
+    ),
     _timestamp("updated_at"),
 )
 
@@ -200,8 +212,12 @@ document_versions = Table(
     "cms_document_versions",
     metadata,
     _id(),
-    Column("document_id", UUID(as_uuid=True),
-           ForeignKey("cms_documents.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "document_id",
+        UUID(as_uuid=True),
+        ForeignKey("cms_documents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
     _org(),
     Column("version_number", Integer, nullable=False),
     Column("event_type", version_event, nullable=False),
@@ -244,10 +260,18 @@ assets = Table(
 document_references = Table(
     "cms_document_references",
     metadata,
-    Column("referencer_id", UUID(as_uuid=True),
-           ForeignKey("cms_documents.id", ondelete="CASCADE"), nullable=False),
-    Column("ref_id", UUID(as_uuid=True),
-           ForeignKey("cms_documents.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "referencer_id",
+        UUID(as_uuid=True),
+        ForeignKey("cms_documents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "ref_id",
+        UUID(as_uuid=True),
+        ForeignKey("cms_documents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
     Column("plane", String(16), nullable=False),
     _org(),
     _timestamp("created_at"),
@@ -260,12 +284,20 @@ document_references = Table(
 asset_references = Table(
     "cms_asset_references",
     metadata,
-    Column("document_id", UUID(as_uuid=True),
-           ForeignKey("cms_documents.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "document_id",
+        UUID(as_uuid=True),
+        ForeignKey("cms_documents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
     Column("plane", String(16), nullable=False),
     Column("field_path", Text, nullable=False),
-    Column("asset_id", UUID(as_uuid=True),
-           ForeignKey("cms_assets.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "asset_id",
+        UUID(as_uuid=True),
+        ForeignKey("cms_assets.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
     _org(),
     Column("document_type", String(100), nullable=False),
     _timestamp("created_at"),

@@ -37,7 +37,9 @@ def parse_org_id(org_id: str | uuid.UUID) -> uuid.UUID:
     try:
         return uuid.UUID(org_id)
     except (ValueError, TypeError, AttributeError):
-        raise InvalidInputError(f"invalid organization id: {org_id!r}", path="organizationId") from None
+        raise InvalidInputError(
+            f"invalid organization id: {org_id!r}", path="organizationId"
+        ) from None
 
 
 @asynccontextmanager
@@ -72,7 +74,9 @@ async def with_org_context(
 
 
 @asynccontextmanager
-async def system_context(database: Database, org_id: str | uuid.UUID | None = None) -> AsyncIterator[Tx]:
+async def system_context(
+    database: Database, org_id: str | uuid.UUID | None = None
+) -> AsyncIterator[Tx]:
     """A transaction that passes every policy, for jobs, seeds and migrations (never for requests)."""
     async with database.transaction() as tx:
         await tx.execute(

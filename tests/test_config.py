@@ -1,0 +1,109 @@
+"""Settings: both URL forms, special characters, and one clear line for every bad value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from server.config import ConfigError, Settings, pg_connection_url
+from server.migrate import sqlalchemy_url
+
+
+def test_database_url_wins() -> None:
+    env = {
+        "DATABASE_URL": "postgresql://a@h/db",
+        "PG_HOST": "other",
+        "PG_USER": "u",
+        "PG_DATABASE": "x",
+    }
+    assert pg_connection_url(env) == "postgresql://a@h/db"
+
+
+def test_no_configuration_means_embedded() -> None:
+    assert pg_connection_url({}) is None
+    assert Settings.from_env({}).embedded
+
+
+@pytest.mark.parametrize(
+    "password", ["plain", "p@ss:w/rd", "100%sure", "sp ace", "q?#&=+", "ünï€ødé", "'\"\\"]
+)
+def test_split_form_round_trips_special_characters(password: str) -> None:
+    url = pg_connection_url(
+        {
+            "PG_HOST": "db.example",
+            "PG_PORT": "6543",
+            "PG_USER": "us@r",
+            "PG_PASSWORD": password,
+            "PG_DATABASE": "my db",
+        }
+    )
+    assert url is not None
+    parts = urlsplit(url)
+    assert (parts.hostname, parts.port) == ("db.example", 6543)
+    assert unquote(parts.username or "") == "us@r"
+    assert unquote(parts.password or "") == password
+    assert unquote(parts.path[1:]) == "my db"
+    # The same values survive SQLAlchemy's parser (used by the migrations).
+    parsed = make_url(sqlalchemy_url(url))
+    assert (parsed.username, parsed.password, parsed.database) == ("us@r", password, "my db")
+
+
+def test_ipv6_host_is_bracketed() -> None:
+    url = pg_connection_url({"PG_HOST": "::1", "PG_USER": "u", "PG_DATABASE": "d"})
+    assert url == "postgresql://u@[::1]:5432/d"
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://u@h/d"})
+    assert (settings.pool_size, settings.idle_timeout) == (10, 20.0)
+    assert (settings.enable_rls, settings.enable_hierarchy) == (True, True)
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"DATABASE_URL": "mysql://u@h/d"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://u@h"}, "DATABASE_URL"),
+        ({"PG_HOST": "h", "PG_USER": "u"}, "PG_DATABASE"),
+        ({"PG_HOST": "h", "PG_USER": "u", "PG_DATABASE": "d", "PG_PORT": "abc"}, "PG_PORT"),
+        ({"PG_HOST": "h", "PG_USER": "u", "PG_DATABASE": "d", "PG_PORT": "70000"}, "PG_PORT"),
+        ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE"),
+        ({"DB_POOL_SIZE": "ten"}, "DB_POOL_SIZE"),
+        ({"DB_IDLE_TIMEOUT": "-1"}, "DB_IDLE_TIMEOUT"),
+        ({"ENABLE_RLS": "maybe"}, "ENABLE_RLS"),
+        ({"ENABLE_HIERARCHY": "2"}, "ENABLE_HIERARCHY"),
+        ({"SCHEMA_DIR": "/nonexistent/schema"}, "SCHEMA_DIR"),
+        ({"MAX_PAGE_SIZE": "0"}, "MAX_PAGE_SIZE"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(f"{variable}: ")
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"PG_HOST": "h", "PG_USER": "u", "PG_DATABASE": "d", "PG_PORT": "x"}, "PG_PORT"),
+        ({"DATABASE_URL": "postgresql://u@h/d", "ENABLE_RLS": "perhaps"}, "ENABLE_RLS"),
+    ],
+)
+def test_cli_prints_one_line_and_no_traceback(env: dict[str, str], variable: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "db", "status"],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(f"error: {variable}: ")
+    assert "Traceback" not in result.stderr
