@@ -10,11 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 import orjson
-from asyncpg.pool import PoolConnectionProxy
 
 from server.errors import (
     CMSError,
@@ -28,7 +27,10 @@ from server.errors import (
 
 log = logging.getLogger(__name__)
 
-Connection = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 
 # Messages for the constraints a client can run into; the names follow `tables.metadata`'s convention.
 CONSTRAINT_MESSAGES = {
