@@ -86,9 +86,7 @@ def pending_changes(url: str) -> list[str]:
 
     def diff(connection: Connection) -> list[str]:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return [
-            _describe(op) for op in _upgrade_ops(context)
-        ]
+        return [_describe(op) for op in _upgrade_ops(context)]
 
     return _run(url, diff)
 
