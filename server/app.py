@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -12,47 +13,83 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from server.config import Settings
+from server.content_model import ContentModel
+from server.graphql.http import GraphQLEndpoint
+from server.local_api import LocalAPI
 from server.postgres import PostgresAdapter
 
 log = logging.getLogger(__name__)
 
 
-def adapter_for(settings: Settings) -> PostgresAdapter:
-    if settings.database_url is None:
-        raise RuntimeError("no database URL: start the embedded server first (server.cli does)")
-    return PostgresAdapter(
-        settings.database_url,
-        pool_size=settings.pool_size,
-        idle_timeout=settings.idle_timeout,
-        enable_rls=settings.enable_rls,
-        enable_hierarchy=settings.enable_hierarchy,
-        statement_timeout_ms=settings.statement_timeout_ms,
-    )
+@dataclass
+class Services:
+    """Everything a server process holds: the adapter (pool), the live content model, the local API."""
+
+    settings: Settings
+    adapter: PostgresAdapter
+    model: ContentModel
+    api: LocalAPI
+
+    @classmethod
+    def create(cls, settings: Settings, adapter: PostgresAdapter | None = None) -> Services:
+        if adapter is None:
+            if settings.database_url is None:
+                raise RuntimeError(
+                    "no database URL: start the embedded server first (the CLI does)"
+                )
+            adapter = PostgresAdapter(
+                settings.database_url,
+                pool_size=settings.pool_size,
+                idle_timeout=settings.idle_timeout,
+                enable_rls=settings.enable_rls,
+                enable_hierarchy=settings.enable_hierarchy,
+                statement_timeout_ms=settings.statement_timeout_ms,
+                version_retention=settings.version_retention,
+            )
+        model = ContentModel(adapter, adapter.instance_transaction)
+        api = LocalAPI(adapter, model, max_page_size=settings.max_page_size)
+        return cls(settings=settings, adapter=adapter, model=model, api=api)
+
+    async def start(self, *, connect: bool = True) -> None:
+        """Connect (migrating and setting up RLS), then load the content model."""
+        if connect:
+            await self.adapter.connect()
+        await self.model.sync_dir(self.settings.schema_dir)
+
+    async def stop(self) -> None:
+        await self.adapter.disconnect()
 
 
-def create_app(settings: Settings, *, adapter: PostgresAdapter | None = None) -> Starlette:
-    """Build the ASGI app. Tests inject a connected `adapter`; otherwise the lifespan connects one."""
-    owns_adapter = adapter is None
-    database = adapter if adapter is not None else adapter_for(settings)
+def create_app(settings: Settings, *, services: Services | None = None) -> Starlette:
+    """Build the ASGI app. Tests pass started `services`; otherwise the lifespan starts them."""
+    owned = services is None
+    running = services if services is not None else Services.create(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if owns_adapter:
-            await database.connect()
+        if owned:
+            await running.start()
         try:
             yield
         finally:
-            if owns_adapter:
-                await database.disconnect()
+            if owned:
+                await running.stop()
 
     async def healthz(request: Request) -> JSONResponse:
-        if await database.is_healthy():
+        if await running.adapter.is_healthy():
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "unavailable"}, status_code=503)
 
-    app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
-    app.state.settings = settings
-    app.state.adapter = database
+    graphql = GraphQLEndpoint(running.api)
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/graphql", graphql),
+            Route("/api/graphql", graphql),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.services = running
     return app
 
 

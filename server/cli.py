@@ -6,6 +6,7 @@
     db push                                     sync the tables directly (development only; may drop data)
     db status                                   current and head revision, and any drift
     db start                                    docker compose up -d (PostgreSQL + Mailpit)
+    org create / apikey create|revoke / user create   bootstrap (see `server.cli_admin`)
 
 A bad setting or an unreachable database ends the command with one line naming the problem.
 """
@@ -22,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from server import migrate
+from server import cli_admin, migrate
 from server.config import PROJECT_ROOT, ConfigError, Settings
 from server.embedded import start_embedded
 from server.errors import CMSError
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     db.add_parser("push", help="sync the tables directly (dev only)").set_defaults(command=_db_push)
     db.add_parser("status", help="show revisions and drift").set_defaults(command=_db_status)
     db.add_parser("start", help="docker compose up -d").set_defaults(command=_db_start)
+    cli_admin.register(commands, database_url=_database_url)
     return parser
 
 

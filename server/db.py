@@ -7,6 +7,7 @@ no raw SQL error ever reaches a client.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -67,6 +68,8 @@ class Tx:
         self.conn = conn
         self.database = database
         self.statements = 0
+        # GraphQL resolves sibling fields concurrently; one connection runs one statement at a time.
+        self._lock = asyncio.Lock()
 
     def _count(self) -> None:
         self.statements += 1
@@ -74,28 +77,33 @@ class Tx:
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         self._count()
-        with translate_errors():
-            return await self.conn.fetch(sql, *args)
+        async with self._lock:
+            with translate_errors():
+                return await self.conn.fetch(sql, *args)
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         self._count()
-        with translate_errors():
-            return await self.conn.fetchrow(sql, *args)
+        async with self._lock:
+            with translate_errors():
+                return await self.conn.fetchrow(sql, *args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         self._count()
-        with translate_errors():
-            return await self.conn.fetchval(sql, *args)
+        async with self._lock:
+            with translate_errors():
+                return await self.conn.fetchval(sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> str:
         self._count()
-        with translate_errors():
-            return await self.conn.execute(sql, *args)
+        async with self._lock:
+            with translate_errors():
+                return await self.conn.execute(sql, *args)
 
     async def executemany(self, sql: str, args: list[tuple[Any, ...]]) -> None:
         self._count()
-        with translate_errors():
-            await self.conn.executemany(sql, args)
+        async with self._lock:
+            with translate_errors():
+                await self.conn.executemany(sql, args)
 
 
 class Database:

@@ -1,7 +1,244 @@
-"""(to be written)"""
+"""Organizations, which form a tree, and each user's active organization.
+
+The tree is guarded by a trigger in the first migration: a parent change that would put an
+organization below itself fails as a check violation, which surfaces as an `InvalidInputError`.
+Every organization is created with its built-in roles (`server.roles`).
+"""
 
 from __future__ import annotations
 
+import enum
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import asyncpg
+
+from server.db import Tx
+from server.errors import InvalidInputError, NotFoundError
+from server.roles import upsert_builtin_roles
+
+
+class Unset(enum.Enum):
+    """The type of `UNSET`: "leave this value alone", as opposed to None, "clear it"."""
+
+    UNSET = enum.auto()
+
+
+UNSET: Final = Unset.UNSET
+
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+ORGANIZATION_FIELDS = (
+    "id",
+    "name",
+    "slug",
+    "parent_organization_id",
+    "metadata",
+    "created_by",
+    "created_at",
+    "updated_at",
+)
+_COLUMNS = ", ".join(ORGANIZATION_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: uuid.UUID
+    name: str
+    slug: str
+    parent_organization_id: uuid.UUID | None
+    metadata: dict[str, Any] | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserSession:
+    user_id: str
+    active_organization_id: uuid.UUID | None
+    updated_at: datetime
+
+
+def organization_from_row(row: asyncpg.Record, prefix: str = "") -> Organization:
+    """An `Organization` from a row holding the organization columns (optionally prefixed)."""
+    return Organization(**{name: row[prefix + name] for name in ORGANIZATION_FIELDS})
+
+
+def _check_name(name: str) -> str:
+    stripped = name.strip() if isinstance(name, str) else ""
+    if not 1 <= len(stripped) <= 200:
+        raise InvalidInputError("the name must be 1-200 characters", path="name")
+    return stripped
+
+
+def _check_slug(slug: str) -> str:
+    if not isinstance(slug, str) or len(slug) > 100 or not _SLUG.fullmatch(slug):
+        raise InvalidInputError(
+            "the slug must be 1-100 lowercase letters, digits and single hyphens between them",
+            path="slug",
+        )
+    return slug
+
 
 class OrganizationStore:
-    pass
+    """Organizations (`cms_organizations`) and active organizations (`cms_user_sessions`)."""
+
+    async def create_organization(
+        self,
+        tx: Tx,
+        *,
+        name: str,
+        slug: str,
+        created_by: str,
+        parent_organization_id: uuid.UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Organization:
+        """Create an organization together with its four built-in roles.
+
+        Raises:
+            InvalidInputError: a bad name or slug.
+            ConflictError: the slug is taken.
+            NotFoundError: the parent does not exist.
+        """
+        row = await tx.fetchrow(
+            f"""INSERT INTO cms_organizations
+                    (name, slug, parent_organization_id, metadata, created_by)
+                VALUES ($1, $2, $3, $4, $5) RETURNING {_COLUMNS}""",
+            _check_name(name),
+            _check_slug(slug),
+            parent_organization_id,
+            metadata,
+            created_by,
+        )
+        assert row is not None
+        organization = organization_from_row(row)
+        await upsert_builtin_roles(tx, organization.id)
+        return organization
+
+    async def find_organization_by_id(
+        self, tx: Tx, *, organization_id: uuid.UUID
+    ) -> Organization | None:
+        """The organization with this id, or None."""
+        row = await tx.fetchrow(
+            f"SELECT {_COLUMNS} FROM cms_organizations WHERE id = $1", organization_id
+        )
+        return organization_from_row(row) if row else None
+
+    async def find_organization_by_slug(self, tx: Tx, *, slug: str) -> Organization | None:
+        """The organization with this slug, or None."""
+        row = await tx.fetchrow(f"SELECT {_COLUMNS} FROM cms_organizations WHERE slug = $1", slug)
+        return organization_from_row(row) if row else None
+
+    async def find_all_organizations(self, tx: Tx) -> list[Organization]:
+        """Every organization, by name."""
+        rows = await tx.fetch(f"SELECT {_COLUMNS} FROM cms_organizations ORDER BY name, id")
+        return [organization_from_row(row) for row in rows]
+
+    async def update_organization(
+        self,
+        tx: Tx,
+        *,
+        organization_id: uuid.UUID,
+        name: str | Unset = UNSET,
+        slug: str | Unset = UNSET,
+        parent_organization_id: uuid.UUID | Unset | None = UNSET,
+        metadata: dict[str, Any] | Unset | None = UNSET,
+    ) -> Organization:
+        """Change the given fields; `UNSET` (the default) leaves a field alone, None clears it.
+
+        Raises:
+            NotFoundError: no such organization, or no such parent.
+            InvalidInputError: a bad name or slug, or a parent that would make a cycle.
+            ConflictError: the slug is taken.
+        """
+        changes: dict[str, Any] = {}
+        if name is not UNSET:
+            changes["name"] = _check_name(name)
+        if slug is not UNSET:
+            changes["slug"] = _check_slug(slug)
+        if parent_organization_id is not UNSET:
+            changes["parent_organization_id"] = parent_organization_id
+        if metadata is not UNSET:
+            changes["metadata"] = metadata
+        if not changes:
+            found = await self.find_organization_by_id(tx, organization_id=organization_id)
+            if found is None:
+                raise NotFoundError("no such organization")
+            return found
+        # Only the given columns are set: naming parent_organization_id fires the tree guard.
+        assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=2))
+        row = await tx.fetchrow(
+            f"UPDATE cms_organizations SET {assignments}, updated_at = now()"
+            f" WHERE id = $1 RETURNING {_COLUMNS}",
+            organization_id,
+            *changes.values(),
+        )
+        if row is None:
+            raise NotFoundError("no such organization")
+        return organization_from_row(row)
+
+    async def delete_organization(self, tx: Tx, *, organization_id: uuid.UUID) -> bool:
+        """Delete an organization with its members, roles, invitations and content.
+
+        Its child organizations become roots. Returns False when there was no such organization.
+        """
+        return bool(
+            await tx.fetchval(
+                "DELETE FROM cms_organizations WHERE id = $1 RETURNING true", organization_id
+            )
+        )
+
+    async def get_child_organizations(
+        self, tx: Tx, *, parent_organization_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        """The ids of every descendant (children, grandchildren, ...), in no particular order."""
+        rows = await tx.fetch(
+            """WITH RECURSIVE tree(id) AS (
+                   SELECT id FROM cms_organizations WHERE parent_organization_id = $1
+                   UNION
+                   SELECT o.id FROM cms_organizations o
+                   JOIN tree ON o.parent_organization_id = tree.id
+               ) SELECT id FROM tree""",
+            parent_organization_id,
+        )
+        return [row["id"] for row in rows]
+
+    async def set_active_organization(
+        self, tx: Tx, *, user_id: str, organization_id: uuid.UUID
+    ) -> UserSession:
+        """Record the organization the user works in (not an authentication session).
+
+        Raises:
+            NotFoundError: no such organization.
+        """
+        row = await tx.fetchrow(
+            """INSERT INTO cms_user_sessions (user_id, active_organization_id) VALUES ($1, $2)
+               ON CONFLICT (user_id) DO UPDATE
+               SET active_organization_id = EXCLUDED.active_organization_id, updated_at = now()
+               RETURNING user_id, active_organization_id, updated_at""",
+            user_id,
+            organization_id,
+        )
+        assert row is not None
+        return UserSession(**dict(row.items()))
+
+    async def find_user_session(self, tx: Tx, *, user_id: str) -> UserSession | None:
+        """The user's active-organization record, or None."""
+        row = await tx.fetchrow(
+            "SELECT user_id, active_organization_id, updated_at FROM cms_user_sessions"
+            " WHERE user_id = $1",
+            user_id,
+        )
+        return UserSession(**dict(row.items())) if row else None
+
+    async def delete_user_session(self, tx: Tx, *, user_id: str) -> bool:
+        """Forget the user's active organization. Returns False when none was recorded."""
+        return bool(
+            await tx.fetchval(
+                "DELETE FROM cms_user_sessions WHERE user_id = $1 RETURNING true", user_id
+            )
+        )

@@ -13,17 +13,31 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from server import migrate, tenancy
+from server.credentials import ApiKeyStore
 from server.db import Database, Tx
+from server.documents import DocumentStore
 from server.instance import InstanceStore
 from server.organizations import OrganizationStore
 from server.profiles import ProfileStore
 from server.rls import initialize_rls
+from server.schema_store import SchemaStore
+from server.sessions import SessionStore
 from server.tenancy import Tenancy
+from server.users import UserStore
 
 log = logging.getLogger(__name__)
 
 
-class PostgresAdapter(OrganizationStore, ProfileStore, InstanceStore):
+class PostgresAdapter(
+    DocumentStore,
+    SchemaStore,
+    OrganizationStore,
+    ProfileStore,
+    InstanceStore,
+    ApiKeyStore,
+    UserStore,
+    SessionStore,
+):
     def __init__(
         self,
         url: str,
@@ -33,6 +47,7 @@ class PostgresAdapter(OrganizationStore, ProfileStore, InstanceStore):
         enable_rls: bool = True,
         enable_hierarchy: bool = True,
         statement_timeout_ms: int = 0,
+        version_retention: int = 50,
         run_migrations: bool = True,
     ) -> None:
         self.database = Database(url, pool_size=pool_size, idle_timeout=idle_timeout)
@@ -42,6 +57,7 @@ class PostgresAdapter(OrganizationStore, ProfileStore, InstanceStore):
             statement_timeout_ms=statement_timeout_ms,
         )
         self.run_migrations = run_migrations
+        self.version_retention = version_retention
 
     @property
     def hierarchy_enabled(self) -> bool:

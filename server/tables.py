@@ -194,7 +194,9 @@ documents = Table(
     Column("draft_data", JSONB),
     Column("published_data", JSONB),
     Column("published_hash", String(20)),
-    # Bumped by every draft save and publish: the compare-and-swap counter for `expected_revision`.
+    # The content hash of draft_data, kept at every save, so "unpublished changes" is a comparison.
+    Column("draft_hash", String(20)),
+    # Bumped by every change of the draft: the compare-and-swap counter for `expected_revision`.
     Column("revision", Integer, nullable=False, server_default=text("1")),
     Column("created_by", Text),
     Column("updated_by", Text),

@@ -58,19 +58,33 @@ async def with_org_context(
         The transaction. Use it for every statement of the unit of work; it commits on normal exit and
         rolls back on an exception.
     """
-    org = parse_org_id(org_id)
     async with database.transaction(read_only=read_only) as tx:
-        await tx.execute(
-            "select set_config('app.organization_id', $1, true),"
-            " set_config('app.hierarchy', $2, true),"
-            " set_config('statement_timeout', $3, true),"
-            " set_config('role', $4, true)",
-            str(org),
-            "on" if tenancy.enable_hierarchy else "off",
-            str(tenancy.statement_timeout_ms),
-            tenancy.request_role if tenancy.enable_rls and tenancy.request_role else "none",
-        )
+        await enter_org(tx, tenancy, org_id, read_only=read_only)
         yield tx
+
+
+async def enter_org(
+    tx: Tx, tenancy: Tenancy, org_id: str | uuid.UUID, *, read_only: bool = False
+) -> uuid.UUID:
+    """Scope an open transaction to `org_id` (and make it read-only): one statement.
+
+    The request path uses this after its credential lookup, so authentication and the org's unit of
+    work share one transaction. Switching to read-only after earlier statements is allowed.
+    """
+    org = parse_org_id(org_id)
+    await tx.execute(
+        "select set_config('app.organization_id', $1, true),"
+        " set_config('app.hierarchy', $2, true),"
+        " set_config('statement_timeout', $3, true),"
+        " set_config('role', $4, true)"
+        # Only ever towards read-only: read-write may not be set after the first statement.
+        + (", set_config('transaction_read_only', 'on', true)" if read_only else ""),
+        str(org),
+        "on" if tenancy.enable_hierarchy else "off",
+        str(tenancy.statement_timeout_ms),
+        tenancy.request_role if tenancy.enable_rls and tenancy.request_role else "none",
+    )
+    return org
 
 
 @asynccontextmanager

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import httpx
 
-from server.app import create_app
+from server.app import Services, create_app
 from server.config import Settings
 from server.postgres import PostgresAdapter
 
 
 async def test_healthz_follows_the_database(adapter: PostgresAdapter) -> None:
-    app = create_app(Settings(database_url=adapter.database.url), adapter=adapter)
+    settings = Settings(database_url=adapter.database.url)
+    app = create_app(settings, services=Services.create(settings, adapter))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         ok = await client.get("/healthz")

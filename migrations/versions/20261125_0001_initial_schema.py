@@ -359,6 +359,7 @@ def upgrade() -> None:
         sa.Column("draft_data", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("published_data", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("published_hash", sa.String(length=20), nullable=True),
+        sa.Column("draft_hash", sa.String(length=20), nullable=True),
         sa.Column("revision", sa.Integer(), server_default=sa.text("1"), nullable=False),
         sa.Column("created_by", sa.Text(), nullable=True),
         sa.Column("updated_by", sa.Text(), nullable=True),

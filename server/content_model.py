@@ -1,0 +1,93 @@
+"""The live content model: the registry of schema types every request validates and queries against.
+
+At start-up the types defined in `SCHEMA_DIR` are upserted into `cms_schema_types`; the registry is then
+everything stored there, so types registered at run time survive restarts. A change made at run time
+commits in its own transaction and then swaps in a new immutable `Registry`; requests that already
+started keep the one they began with.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+from server.db import Tx
+from server.errors import InvalidInputError, NotFoundError
+from server.schema_parser import load_schema_dir, parse_schema_type
+from server.schema_store import SchemaStore
+from server.schema_types import Registry, SchemaType
+
+log = logging.getLogger(__name__)
+
+
+Transaction = Callable[[], AbstractAsyncContextManager[Tx]]
+Check = Callable[[Registry], None]
+
+
+class ContentModel:
+    def __init__(self, store: SchemaStore, transaction: Transaction) -> None:
+        self.store = store
+        self.transaction = transaction
+        self.registry = Registry()
+
+    async def sync_dir(self, path: Path) -> Registry:
+        """Upsert the types defined in `path`, then load every stored type."""
+        defined = load_schema_dir(path)
+        async with self.transaction() as tx:
+            return await self._sync(tx, defined, path)
+
+    async def _sync(self, tx: Tx, defined: Registry, path: Path) -> Registry:
+        await tx.execute("SELECT pg_advisory_xact_lock(hashtext('cms:schema_types'))")
+        changed = [
+            t.name
+            for t in defined.values()
+            if await self.store.register_schema_type(tx, schema_type=t)
+        ]
+        if changed:
+            log.info("schema types updated from %s: %s", path.name, ", ".join(sorted(changed)))
+        return await self.reload(tx)
+
+    async def reload(self, tx: Tx | None = None) -> Registry:
+        """Load every stored type (after another process changed them, say)."""
+        if tx is None:
+            async with self.transaction() as own:
+                return await self.reload(own)
+        registry = Registry(await self.store.list_schema_types(tx))
+        registry.check()
+        self.registry = registry
+        return registry
+
+    async def register(self, definition: Any, *, check: Check | None = None) -> SchemaType:
+        """Validate and store a type (new or changed); the live registry changes once it commits.
+
+        `check` may veto the resulting registry (the API checks that it can serve it).
+        """
+        schema_type = parse_schema_type(definition)
+        registry = self.registry.with_type(schema_type)
+        registry.check()
+        if check is not None:
+            check(registry)
+        async with self.transaction() as tx:
+            await self.store.register_schema_type(tx, schema_type=schema_type)
+        self.registry = registry
+        return schema_type
+
+    async def delete(self, name: str, *, check: Check | None = None) -> None:
+        """Remove a type; its documents stay. Refused while other types still link to it."""
+        if name not in self.registry:
+            raise NotFoundError(f"unknown schema type '{name}'", path="name")
+        registry = self.registry.without(name)
+        problems = registry.problems()
+        if problems:
+            users = sorted({p["type"] for p in problems})
+            raise InvalidInputError(
+                f"schema type '{name}' is still used by: {', '.join(users)}", path="name"
+            )
+        if check is not None:
+            check(registry)
+        async with self.transaction() as tx:
+            await self.store.delete_schema_type(tx, name=name)
+        self.registry = registry

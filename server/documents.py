@@ -1,0 +1,354 @@
+"""The document lifecycle in SQL: create, draft save, publish, unpublish, delete, and version history.
+
+Every method runs on the caller's org-scoped transaction, so Row-Level Security applies to each
+statement. Validation and reference extraction happen above (`server/local_api.py`); this layer keeps
+the rows, the version history and the reference index consistent.
+
+Concurrency:
+- A draft save with `expected_revision` is a compare-and-swap on `revision`; a stale one raises
+  `ConflictError` and writes nothing.
+- Version numbers are `max + 1`, computed by a statement that runs *after* the statement that locked
+  the document row. Under READ COMMITTED that second statement takes a fresh snapshot which already
+  contains every version committed by a writer we waited for, so numbers stay unique and gapless.
+  (Computing it in the same statement as the lock would use the pre-lock snapshot: duplicates.)
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from server.db import Tx
+from server.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+
+DOCUMENT_COLUMNS = (
+    "id, organization_id, type, status, draft_data, published_data, published_hash, draft_hash,"
+    " revision, created_by, updated_by, published_at, created_at, updated_at"
+)
+
+# After the locking statement: write the version, prune old draft versions beyond the retention, and
+# bring the plane's reference index up to date. One round trip; the CTEs touch disjoint rows.
+_AFTER_WRITE = """
+WITH version AS (
+    INSERT INTO cms_document_versions
+        (document_id, organization_id, version_number, event_type, data, created_by)
+    SELECT $1, $2, coalesce(max(version_number), 0) + 1, $3::version_event, $4, $5
+      FROM cms_document_versions WHERE document_id = $1
+    RETURNING version_number
+), pruned AS (
+    DELETE FROM cms_document_versions
+     WHERE $3 = 'draft' AND $6 > 0 AND document_id = $1 AND event_type = 'draft'
+       AND id NOT IN (SELECT id FROM cms_document_versions
+                       WHERE document_id = $1 AND event_type = 'draft'
+                       ORDER BY version_number DESC LIMIT greatest($6 - 1, 0))
+), refs_gone AS (
+    DELETE FROM cms_document_references
+     WHERE referencer_id = $1 AND plane = $7 AND ref_id <> ALL($8::uuid[])
+), refs_new AS (
+    INSERT INTO cms_document_references (referencer_id, ref_id, plane, organization_id)
+    SELECT $1, d.id, $7, $2 FROM cms_documents d WHERE d.id = ANY($8::uuid[])
+    ON CONFLICT DO NOTHING
+), assets_gone AS (
+    DELETE FROM cms_asset_references r
+     WHERE r.document_id = $1 AND r.plane = $7
+       AND NOT EXISTS (SELECT 1 FROM unnest($9::text[], $10::uuid[]) AS n(path, asset)
+                        WHERE n.path = r.field_path AND n.asset = r.asset_id)
+), assets_new AS (
+    INSERT INTO cms_asset_references
+        (document_id, plane, field_path, asset_id, organization_id, document_type)
+    SELECT $1, $7, n.path, a.id, $2, $11
+      FROM unnest($9::text[], $10::uuid[]) AS n(path, asset) JOIN cms_assets a ON a.id = n.asset
+    ON CONFLICT (document_id, plane, field_path) DO UPDATE SET asset_id = EXCLUDED.asset_id
+)
+SELECT version_number FROM version
+"""
+
+# Unpublishing empties the published plane of the reference index.
+_CLEAR_PUBLISHED_REFS = """
+WITH refs AS (
+    DELETE FROM cms_document_references WHERE referencer_id = $1 AND plane = 'published'
+)
+DELETE FROM cms_asset_references WHERE document_id = $1 AND plane = 'published'
+"""
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    type: str
+    status: str
+    draft_data: dict[str, Any] | None
+    published_data: dict[str, Any] | None
+    published_hash: str | None
+    draft_hash: str | None
+    revision: int
+    created_by: str | None
+    updated_by: str | None
+    published_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == "published" and self.published_data is not None
+
+    @property
+    def has_unpublished_changes(self) -> bool:
+        return not self.is_published or self.draft_hash != self.published_hash
+
+    @classmethod
+    def from_record(cls, row: asyncpg.Record) -> DocumentRow:
+        return cls(*(row[name] for name in _ROW_FIELDS))
+
+
+_ROW_FIELDS = tuple(name.strip() for name in DOCUMENT_COLUMNS.split(","))
+
+
+@dataclass(frozen=True)
+class References:
+    """What a document's data points at: documents by id, and assets by field path."""
+
+    documents: tuple[uuid.UUID, ...] = ()
+    assets: tuple[tuple[str, uuid.UUID], ...] = ()
+
+
+@dataclass(frozen=True)
+class Version:
+    document_id: uuid.UUID
+    version_number: int
+    event_type: str
+    data: dict[str, Any]
+    created_by: str | None
+    created_at: datetime
+
+
+class DocumentStore:
+    """Document rows, versions and the reference index, on the caller's transaction."""
+
+    version_retention: int = 50
+
+    async def create_document(
+        self,
+        tx: Tx,
+        *,
+        type: str,
+        data: dict[str, Any],
+        draft_hash: str,
+        references: References,
+        created_by: str | None = None,
+        id: uuid.UUID | None = None,
+    ) -> DocumentRow:
+        """Insert a draft (revision 1) with its first version and its draft reference index."""
+        row = await tx.fetchrow(
+            f"INSERT INTO cms_documents (id, organization_id, type, status, draft_data, draft_hash,"
+            f" created_by, updated_by)"
+            f" VALUES (coalesce($1, gen_random_uuid()), (select cms_current_org()), $2, 'draft',"
+            f" $3, $4, $5, $5)"
+            f" RETURNING {DOCUMENT_COLUMNS}",
+            id,
+            type,
+            data,
+            draft_hash,
+            created_by,
+        )
+        assert row is not None
+        document = DocumentRow.from_record(row)
+        await self._after_write(tx, document, "draft", data, created_by, references)
+        return document
+
+    async def update_draft(
+        self,
+        tx: Tx,
+        *,
+        id: uuid.UUID,
+        data: dict[str, Any],
+        draft_hash: str,
+        references: References,
+        updated_by: str | None = None,
+        expected_revision: int | None = None,
+    ) -> DocumentRow:
+        """Replace the draft; a stale `expected_revision` raises ConflictError and changes nothing."""
+        row = await tx.fetchrow(
+            f"UPDATE cms_documents SET draft_data = $2, draft_hash = $3, updated_by = $4,"
+            f" updated_at = now(), revision = revision + 1"
+            f" WHERE id = $1 AND ($5::int IS NULL OR revision = $5)"
+            f" RETURNING {DOCUMENT_COLUMNS}",
+            id,
+            data,
+            draft_hash,
+            updated_by,
+            expected_revision,
+        )
+        if row is None:
+            await self._explain_missing_write(tx, id, expected_revision)
+        assert row is not None
+        document = DocumentRow.from_record(row)
+        await self._after_write(tx, document, "draft", data, updated_by, references)
+        return document
+
+    async def lock_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow:
+        """Read a document of the current org with its row locked until the transaction ends."""
+        row = await tx.fetchrow(
+            f"SELECT {DOCUMENT_COLUMNS} FROM cms_documents"
+            f" WHERE id = $1 AND organization_id = (select cms_current_org()) FOR UPDATE",
+            id,
+        )
+        if row is None:
+            await self._explain_missing_write(tx, id, None)
+        assert row is not None
+        return DocumentRow.from_record(row)
+
+    async def publish_document(
+        self,
+        tx: Tx,
+        *,
+        document: DocumentRow,
+        published_hash: str,
+        references: References,
+        published_by: str | None = None,
+        expected_revision: int | None = None,
+    ) -> DocumentRow:
+        """Copy the (locked, validated) draft to the published plane and record a publish version."""
+        if expected_revision is not None and expected_revision != document.revision:
+            raise ConflictError(
+                f"the document changed: expected revision {expected_revision},"
+                f" it is at {document.revision}",
+                current_revision=document.revision,
+            )
+        row = await tx.fetchrow(
+            f"UPDATE cms_documents SET status = 'published', published_data = draft_data,"
+            f" published_hash = $2, published_at = now(), updated_at = now(), updated_by = $3"
+            f" WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}",
+            document.id,
+            published_hash,
+            published_by,
+        )
+        assert row is not None
+        published = DocumentRow.from_record(row)
+        assert published.published_data is not None
+        await self._after_write(
+            tx, published, "publish", published.published_data, published_by, references
+        )
+        return published
+
+    async def unpublish_document(
+        self, tx: Tx, *, id: uuid.UUID, updated_by: str | None = None
+    ) -> DocumentRow:
+        row = await tx.fetchrow(
+            f"UPDATE cms_documents SET status = 'draft', published_data = NULL,"
+            f" published_hash = NULL, updated_at = now(), updated_by = $2"
+            f" WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}",
+            id,
+            updated_by,
+        )
+        if row is None:
+            await self._explain_missing_write(tx, id, None)
+        assert row is not None
+        await tx.execute(_CLEAR_PUBLISHED_REFS, id)
+        return DocumentRow.from_record(row)
+
+    async def delete_document(self, tx: Tx, *, id: uuid.UUID) -> None:
+        """Delete the document; its versions and reference rows go with it (foreign-key cascade)."""
+        deleted = await tx.fetchval("DELETE FROM cms_documents WHERE id = $1 RETURNING id", id)
+        if deleted is None:
+            await self._explain_missing_write(tx, id, None)
+
+    async def find_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow | None:
+        """Any readable document (the current org or a descendant), whatever its status."""
+        row = await tx.fetchrow(f"SELECT {DOCUMENT_COLUMNS} FROM cms_documents WHERE id = $1", id)
+        return DocumentRow.from_record(row) if row is not None else None
+
+    async def list_versions(
+        self, tx: Tx, *, document_id: uuid.UUID, limit: int = 20, offset: int = 0
+    ) -> tuple[list[Version], int]:
+        """Versions newest first, and how many there are in all."""
+        rows = await tx.fetch(
+            "SELECT document_id, version_number, event_type::text AS event_type, data, created_by,"
+            " created_at, count(*) OVER () AS total FROM cms_document_versions"
+            " WHERE document_id = $1 ORDER BY version_number DESC LIMIT $2 OFFSET $3",
+            document_id,
+            limit,
+            offset,
+        )
+        total = rows[0]["total"] if rows else 0
+        if not rows and offset > 0:
+            total = await tx.fetchval(
+                "SELECT count(*) FROM cms_document_versions WHERE document_id = $1", document_id
+            )
+        return [_version(row) for row in rows], total
+
+    async def get_version(
+        self, tx: Tx, *, document_id: uuid.UUID, version_number: int
+    ) -> Version | None:
+        row = await tx.fetchrow(
+            "SELECT document_id, version_number, event_type::text AS event_type, data, created_by,"
+            " created_at FROM cms_document_versions WHERE document_id = $1 AND version_number = $2",
+            document_id,
+            version_number,
+        )
+        return _version(row) if row is not None else None
+
+    async def _after_write(
+        self,
+        tx: Tx,
+        document: DocumentRow,
+        event: str,
+        data: dict[str, Any],
+        user: str | None,
+        references: References,
+    ) -> None:
+        plane = "published" if event == "publish" else "draft"
+        await tx.fetchval(
+            _AFTER_WRITE,
+            document.id,
+            document.organization_id,
+            event,
+            data,
+            user,
+            self.version_retention,
+            plane,
+            list(references.documents),
+            [path for path, _ in references.assets],
+            [asset for _, asset in references.assets],
+            document.type,
+        )
+
+    async def _explain_missing_write(
+        self, tx: Tx, id: uuid.UUID, expected_revision: int | None
+    ) -> None:
+        """A write found no row: say why (stale revision, another org's document, or absent)."""
+        row = await tx.fetchrow(
+            "SELECT revision, organization_id = (select cms_current_org()) AS own"
+            " FROM cms_documents WHERE id = $1",
+            id,
+        )
+        if row is None:
+            raise NotFoundError(f"document {id} not found")
+        if not row["own"]:
+            raise ForbiddenError(
+                f"document {id} belongs to another organization; writes are only permitted in"
+                " the current organization"
+            )
+        if expected_revision is not None:
+            raise ConflictError(
+                f"the document changed: expected revision {expected_revision},"
+                f" it is at {row['revision']}",
+                current_revision=row["revision"],
+            )
+        raise InvalidInputError(f"document {id} cannot be written")
+
+
+def _version(row: asyncpg.Record) -> Version:
+    return Version(
+        document_id=row["document_id"],
+        version_number=row["version_number"],
+        event_type=row["event_type"],
+        data=row["data"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+    )

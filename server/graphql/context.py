@@ -1,0 +1,146 @@
+"""Per-request state: the caller, the unit of work (one org-scoped transaction), and loaders.
+
+The transaction opens lazily, on the first resolver that touches data, so introspection and
+unauthenticated requests never take a connection. `UnitOfWork` (an extension) commits it after
+execution, or rolls it back when the result has errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from strawberry.dataloader import DataLoader
+
+from server.auth import Principal, authenticate
+from server.db import Tx
+from server.errors import UnauthenticatedError
+from server.graphql import types as static
+from server.local_api import Context, LocalAPI
+from server.tenancy import enter_org
+
+if TYPE_CHECKING:
+    from server.graphql.typegen import GeneratedTypes
+
+
+class Rollback(Exception):  # noqa: N818 (a signal, not an error)
+    """Thrown into the unit of work's transaction to roll it back."""
+
+
+@dataclass
+class RequestContext:
+    api: LocalAPI
+    generated: GeneratedTypes
+    authorization: str | None = None
+    organization_header: str | None = None
+    read_only: bool = True
+    _unit: Context | None = None
+    _principal: Principal | None = None
+    _transaction: AbstractAsyncContextManager[Tx] | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    assets: DataLoader[str, static.Asset | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.assets = DataLoader(load_fn=self._load_assets)
+
+    async def principal(self) -> Principal:
+        """The authenticated caller (opens the unit of work, in which credentials are checked)."""
+        await self.unit()
+        assert self._principal is not None
+        return self._principal
+
+    async def unit(self) -> Context:
+        """The request's unit of work: one transaction, opened on first use.
+
+        Its first statement checks the credentials (as the connecting role: the credential tables
+        have no RLS), its second scopes it to the caller's organization and switches to the request
+        role; every later statement of the request runs in it.
+        """
+        async with self._lock:
+            if self._unit is not None:
+                return self._unit
+            if not self.authorization:
+                raise UnauthenticatedError(
+                    "authentication required: send 'Authorization: Bearer <API key or session token>'"
+                )
+            adapter = self.api.adapter
+            transaction = adapter.database.transaction()
+            tx = await transaction.__aenter__()
+            self._transaction = transaction
+            try:
+                principal = await authenticate(
+                    adapter,
+                    tx,
+                    authorization=self.authorization,
+                    organization_header=self.organization_header,
+                )
+                await enter_org(
+                    tx, adapter.tenancy, principal.organization_id, read_only=self.read_only
+                )
+            except BaseException:
+                await self.finish(commit=False)
+                raise
+            self._principal = principal
+            self._unit = Context(
+                tx=tx,
+                organization_id=principal.organization_id,
+                registry=self.generated.registry,
+                user_id=principal.user_id,
+                capabilities=principal.capabilities,
+                published_only=principal.published_only,
+            )
+            return self._unit
+
+    async def finish(self, *, commit: bool) -> None:
+        """Commit or roll back the unit of work, if one was opened."""
+        transaction, self._transaction, self._unit = self._transaction, None, None
+        if transaction is None:
+            return
+        if commit:
+            await transaction.__aexit__(None, None, None)
+        else:
+            error = Rollback()
+            await transaction.__aexit__(Rollback, error, error.__traceback__)
+
+    async def _load_assets(self, ids: list[str]) -> list[static.Asset | None]:
+        unit = await self.unit()
+        unit.require("asset.read")
+        valid = []
+        for value in ids:
+            try:
+                valid.append(uuid.UUID(value))
+            except ValueError:
+                continue
+        rows = await unit.tx.fetch(
+            "SELECT a.*, (SELECT count(DISTINCT r.document_id) FROM cms_asset_references r"
+            "  WHERE r.asset_id = a.id) AS reference_count"
+            " FROM cms_assets a WHERE a.id = ANY($1::uuid[])",
+            valid,
+        )
+        found = {str(row["id"]): asset_from_row(row) for row in rows}
+        return [found.get(value) for value in ids]
+
+
+def asset_from_row(row: Any) -> static.Asset:
+    return static.Asset(
+        id=str(row["id"]),  # type: ignore[arg-type]
+        assetType=row["asset_type"],
+        filename=row["filename"],
+        originalFilename=row["original_filename"],
+        mimeType=row["mime_type"],
+        size=row["size"],
+        url=row["url"],
+        width=row["width"],
+        height=row["height"],
+        title=row["title"],
+        description=row["description"],
+        alt=row["alt"],
+        creditLine=row["credit_line"],
+        metadata=row["metadata"],
+        referenceCount=row["reference_count"],
+        createdAt=row["created_at"],
+        updatedAt=row["updated_at"],
+    )

@@ -1,0 +1,290 @@
+"""Root fields. Each is thin: it checks nothing itself and calls the local API inside the request's
+unit of work, then turns the local API's JSON into the generated types."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import strawberry
+from strawberry.types.field import StrawberryField
+
+from server.errors import ForbiddenError, NotFoundError
+from server.graphql import types as static
+from server.graphql.context import RequestContext
+from server.graphql.inputs import data_json, where_json
+from server.graphql.scalars import JSON
+from server.graphql.typegen import GeneratedTypes, document_instance, graphql_name
+from server.local_api import FindResult
+from server.names import to_camel_case
+from server.schema_types import SchemaType
+
+DEFAULT_DEPTH = 2
+DEFAULT_PERSPECTIVE = "published"
+DEFAULT_LIMIT = 50
+
+
+def _field(
+    name: str, resolver: Callable[..., Any], annotations: dict[str, Any], description: str
+) -> StrawberryField:
+    # Resolvers are made per schema type, so their argument and return types are set here; string
+    # annotations resolve in the generated module. The name must be unique within its root type.
+    resolver.__annotations__ = annotations
+    resolver.__name__ = resolver.__qualname__ = name
+    field: StrawberryField = strawberry.field(name=name, resolver=resolver, description=description)
+    return field
+
+
+def _context(info: strawberry.Info) -> RequestContext:
+    context: RequestContext = info.context
+    return context
+
+
+def _sort(sort: list[str] | None) -> list[str] | None:
+    return list(sort) if sort else None
+
+
+def _page_values(result: FindResult, docs: list[Any]) -> dict[str, Any]:
+    return {
+        "docs": docs,
+        "totalDocs": result.total_docs or 0,
+        "limit": result.limit,
+        "offset": result.offset,
+        "page": result.page,
+        "totalPages": result.total_pages or 0,
+        "hasNextPage": result.has_next_page,
+        "hasPrevPage": result.has_prev_page,
+    }
+
+
+def document_fields(
+    out: GeneratedTypes, schema_type: SchemaType
+) -> tuple[list[StrawberryField], list[StrawberryField]]:
+    """The query and mutation fields of one document type."""
+    type_name = schema_type.name
+    cls_name = graphql_name(type_name)
+    single = to_camel_case(type_name)
+    module = out.module.__name__
+    fields_of = schema_type.fields
+
+    def convert(doc: dict[str, Any] | None) -> Any:
+        return document_instance(out, doc) if doc is not None else None
+
+    async def get_one(
+        info: strawberry.Info,
+        id: strawberry.ID,
+        perspective: str | None = DEFAULT_PERSPECTIVE,
+        depth: int | None = DEFAULT_DEPTH,
+    ) -> Any:
+        context = _context(info)
+        unit = await context.unit()
+        doc = await context.api.collection(type_name, unit.registry).find_by_id(
+            unit,
+            id,
+            depth=DEFAULT_DEPTH if depth is None else depth,
+            perspective=perspective or DEFAULT_PERSPECTIVE,
+        )
+        return convert(doc)
+
+    async def find(
+        info: strawberry.Info,
+        where: Any = None,
+        perspective: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        sort: list[str] | None = None,
+        depth: int | None = None,
+        *,
+        with_total: bool,
+    ) -> tuple[FindResult, list[Any]]:
+        context = _context(info)
+        unit = await context.unit()
+        result = await context.api.collection(type_name, unit.registry).find(
+            unit,
+            where=where_json(where) if where is not None else None,
+            sort=_sort(sort),
+            limit=DEFAULT_LIMIT if limit is None else limit,
+            offset=offset or 0,
+            depth=DEFAULT_DEPTH if depth is None else depth,
+            perspective=perspective or DEFAULT_PERSPECTIVE,
+            with_total=with_total,
+        )
+        return result, [convert(doc) for doc in result.docs]
+
+    async def get_all(
+        info: strawberry.Info,
+        where: Any = None,
+        perspective: str | None = DEFAULT_PERSPECTIVE,
+        limit: int | None = DEFAULT_LIMIT,
+        offset: int | None = 0,
+        sort: list[str] | None = None,
+        depth: int | None = DEFAULT_DEPTH,
+    ) -> Any:
+        _, docs = await find(info, where, perspective, limit, offset, sort, depth, with_total=False)
+        return docs
+
+    async def get_page(
+        info: strawberry.Info,
+        where: Any = None,
+        perspective: str | None = DEFAULT_PERSPECTIVE,
+        limit: int | None = DEFAULT_LIMIT,
+        offset: int | None = 0,
+        sort: list[str] | None = None,
+        depth: int | None = DEFAULT_DEPTH,
+    ) -> Any:
+        result, docs = await find(
+            info, where, perspective, limit, offset, sort, depth, with_total=True
+        )
+        return out.pages[type_name](**_page_values(result, docs))
+
+    async def create(info: strawberry.Info, data: Any, publish: bool | None = False) -> Any:
+        context = _context(info)
+        unit = await context.unit()
+        document = data_json(unit.registry, fields_of, data)
+        doc = await context.api.collection(type_name, unit.registry).create(
+            unit, document, publish=bool(publish), depth=DEFAULT_DEPTH
+        )
+        return convert(doc)
+
+    async def update(
+        info: strawberry.Info,
+        id: strawberry.ID,
+        data: JSON,
+        publish: bool | None = False,
+        expectedRevision: int | None = None,
+    ) -> Any:
+        context = _context(info)
+        unit = await context.unit()
+        doc = await context.api.collection(type_name, unit.registry).update(
+            unit,
+            id,
+            data,
+            publish=bool(publish),
+            expected_revision=expectedRevision,
+            depth=DEFAULT_DEPTH,
+        )
+        return convert(doc)
+
+    async def publish(
+        info: strawberry.Info,
+        id: strawberry.ID,
+        expectedRevision: int | None = None,
+    ) -> Any:
+        context = _context(info)
+        unit = await context.unit()
+        doc = await context.api.collection(type_name, unit.registry).publish(
+            unit, id, expected_revision=expectedRevision, depth=DEFAULT_DEPTH
+        )
+        return convert(doc)
+
+    async def unpublish(info: strawberry.Info, id: strawberry.ID) -> Any:
+        context = _context(info)
+        unit = await context.unit()
+        collection = context.api.collection(type_name, unit.registry)
+        return convert(await collection.unpublish(unit, id, depth=DEFAULT_DEPTH))
+
+    async def delete(info: strawberry.Info, id: strawberry.ID) -> static.DeleteResult:
+        context = _context(info)
+        unit = await context.unit()
+        await context.api.collection(type_name, unit.registry).delete(unit, id)
+        return static.DeleteResult(success=True, id=id)
+
+    for fn in (get_one, get_all, get_page, create, update, publish, unpublish, delete):
+        fn.__module__ = module
+
+    where = f"Optional[{cls_name}WhereInput]"
+    list_args = {
+        "info": strawberry.Info,
+        "where": where,
+        "perspective": str | None,
+        "limit": int | None,
+        "offset": int | None,
+        "sort": list[str] | None,
+        "depth": int | None,
+    }
+    queries = [
+        _field(
+            single,
+            get_one,
+            {
+                "info": strawberry.Info,
+                "id": strawberry.ID,
+                "perspective": str | None,
+                "depth": int | None,
+                "return": f"Optional[{cls_name}]",
+            },
+            f"One {schema_type.title} by id (null when absent or not readable)",
+        ),
+        _field(
+            f"all{cls_name}",
+            get_all,
+            {**list_args, "return": f"list[{cls_name}]"},
+            f"{schema_type.title} documents: filtered, sorted, one page",
+        ),
+        _field(
+            f"all{cls_name}Page",
+            get_page,
+            {**list_args, "return": f"{cls_name}Page"},
+            f"{schema_type.title} documents with the page's totals",
+        ),
+    ]
+    mutations = [
+        _field(
+            f"create{cls_name}",
+            create,
+            {
+                "info": strawberry.Info,
+                "data": f"{cls_name}DataInput",
+                "publish": bool | None,
+                "return": cls_name,
+            },
+            f"Create a {schema_type.title} draft (and publish it with publish: true)",
+        ),
+        _field(
+            f"update{cls_name}",
+            update,
+            {
+                "info": strawberry.Info,
+                "id": strawberry.ID,
+                "data": JSON,
+                "publish": bool | None,
+                "expectedRevision": int | None,
+                "return": cls_name,
+            },
+            "Merge top-level keys into the draft (null removes one); the autosave path",
+        ),
+        _field(
+            f"publish{cls_name}",
+            publish,
+            {
+                "info": strawberry.Info,
+                "id": strawberry.ID,
+                "expectedRevision": int | None,
+                "return": cls_name,
+            },
+            "Publish the current draft",
+        ),
+        _field(
+            f"unpublish{cls_name}",
+            unpublish,
+            {"info": strawberry.Info, "id": strawberry.ID, "return": cls_name},
+            "Withdraw the published version; the draft stays",
+        ),
+        _field(
+            f"delete{cls_name}",
+            delete,
+            {"info": strawberry.Info, "id": strawberry.ID, "return": static.DeleteResult},
+            "Delete the document and its version history",
+        ),
+    ]
+    return queries, mutations
+
+
+async def require(context: RequestContext, capability: str) -> None:
+    principal = await context.principal()
+    if capability not in principal.capabilities:
+        raise ForbiddenError(f"not allowed: this requires the '{capability}' capability")
+
+
+def not_found(what: str) -> NotFoundError:
+    return NotFoundError(f"{what} not found")

@@ -1,0 +1,240 @@
+"""The GraphQL schema of one content model: generated document fields plus the fixed ones."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import create_type
+from strawberry.types import ExecutionContext
+
+from server.errors import ForbiddenError, InvalidInputError, NotFoundError
+from server.graphql import types as static
+from server.graphql.context import RequestContext
+from server.graphql.extensions import ErrorCodes, UnitOfWork
+from server.graphql.resolvers import document_fields, require
+from server.graphql.scalars import JSON
+from server.graphql.typegen import GeneratedTypes, generate
+from server.local_api import parse_id
+from server.schema_types import Registry
+
+log = logging.getLogger(__name__)
+
+MAX_QUERY_DEPTH = 15
+MAX_ALIASES = 50
+MAX_TOKENS = 5000
+
+
+class CMSSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # `ErrorCodes` logs what is unexpected; client mistakes are not server errors.
+        return None
+
+
+@dataclass(frozen=True)
+class BuiltSchema:
+    schema: CMSSchema
+    generated: GeneratedTypes
+
+    @property
+    def registry(self) -> Registry:
+        return self.generated.registry
+
+
+def _ctx(info: strawberry.Info) -> RequestContext:
+    context: RequestContext = info.context
+    return context
+
+
+@strawberry.type
+class _Fixed:
+    """Fields that exist whatever the content model is."""
+
+    @strawberry.field(description="Documents of any type in the seed's JSON `where` syntax")
+    async def documents(
+        self,
+        info: strawberry.Info,
+        type: str,
+        where: JSON | None = None,
+        sort: list[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        perspective: str | None = None,
+        depth: int | None = None,
+    ) -> static.DocumentPage:
+        context = _ctx(info)
+        unit = await context.unit()
+        if where is not None and not isinstance(where, dict):
+            raise InvalidInputError("where must be an object", path="where")
+        result = await context.api.collection(type, unit.registry).find(
+            unit,
+            where=where,
+            sort=sort,
+            limit=50 if limit is None else limit,
+            offset=offset or 0,
+            depth=0 if depth is None else depth,
+            perspective=perspective or "published",
+        )
+        return static.DocumentPage(
+            docs=result.docs,
+            totalDocs=result.total_docs or 0,
+            limit=result.limit,
+            offset=result.offset,
+            page=result.page,
+            totalPages=result.total_pages or 0,
+            hasNextPage=result.has_next_page,
+            hasPrevPage=result.has_prev_page,
+        )
+
+    @strawberry.field(description="A document's version history, newest first")
+    async def documentVersions(
+        self,
+        info: strawberry.Info,
+        id: strawberry.ID,
+        limit: int | None = 20,
+        offset: int | None = 0,
+    ) -> static.DocumentVersionPage:
+        context = _ctx(info)
+        unit = await context.unit()
+        row = await context.api.adapter.find_document(unit.tx, id=parse_id(id))
+        if row is None:
+            raise NotFoundError(f"document {id} not found")
+        page = await context.api.collection(row.type, unit.registry).versions(
+            unit, id, limit=20 if limit is None else limit, offset=offset or 0
+        )
+        return static.DocumentVersionPage(
+            versions=[
+                static.DocumentVersion(
+                    versionNumber=v.version_number,
+                    eventType=v.event_type,
+                    data=v.data,
+                    createdAt=v.created_at,
+                    createdBy=v.created_by,
+                )
+                for v in page.versions
+            ],
+            totalVersions=page.total,
+            limit=page.limit,
+            offset=page.offset,
+        )
+
+    @strawberry.field(description="The registered schema types, in their JSON form")
+    async def schemaTypes(self, info: strawberry.Info) -> list[static.SchemaTypeInfo]:
+        await _ctx(info).principal()
+        registry = _ctx(info).generated.registry
+        return [
+            static.SchemaTypeInfo(
+                name=t.name,
+                title=t.title,
+                kind=t.kind,
+                description=t.description,
+                definition=t.to_json(),
+            )
+            for t in registry.values()
+        ]
+
+
+@strawberry.type
+class _FixedMutations:
+    @strawberry.mutation(description="Make an old version the draft again")
+    async def restoreDocumentVersion(
+        self,
+        info: strawberry.Info,
+        id: strawberry.ID,
+        versionNumber: int,
+    ) -> static.Document:
+        context = _ctx(info)
+        unit = await context.unit()
+        row = await context.api.adapter.find_document(unit.tx, id=parse_id(id))
+        if row is None:
+            raise NotFoundError(f"document {id} not found")
+        doc = await context.api.collection(row.type, unit.registry).restore_version(
+            unit, id, versionNumber, depth=2
+        )
+        instance: static.Document = _instance(context, doc)
+        return instance
+
+    @strawberry.mutation(description="Register or change a schema type (needs schema.manage)")
+    async def registerSchemaType(
+        self, info: strawberry.Info, definition: JSON
+    ) -> static.SchemaTypeInfo:
+        context = _ctx(info)
+        await require(context, "schema.manage")
+        schema_type = await context.api.model.register(definition, check=_check_buildable)
+        return static.SchemaTypeInfo(
+            name=schema_type.name,
+            title=schema_type.title,
+            kind=schema_type.kind,
+            description=schema_type.description,
+            definition=schema_type.to_json(),
+        )
+
+    @strawberry.mutation(
+        description="Remove a schema type; its documents stay (needs schema.manage)"
+    )
+    async def deleteSchemaType(self, info: strawberry.Info, name: str) -> static.DeleteResult:
+        context = _ctx(info)
+        await require(context, "schema.manage")
+        await context.api.model.delete(name, check=_check_buildable)
+        return static.DeleteResult(success=True)
+
+
+def _instance(context: RequestContext, doc: dict[str, Any]) -> Any:
+    from server.graphql.typegen import document_instance
+
+    instance = document_instance(context.generated, doc)
+    if instance is None:
+        raise ForbiddenError("the document's type is no longer registered")
+    return instance
+
+
+def _check_buildable(registry: Registry) -> None:
+    """A content model is accepted only if its GraphQL schema can be built."""
+    try:
+        build_schema(registry)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"the content model cannot be served over GraphQL: {exc}") from exc
+
+
+def build_schema(registry: Registry) -> BuiltSchema:
+    generated = generate(registry)
+    query_fields = []
+    mutation_fields = []
+    for schema_type in registry.document_types():
+        queries, mutations = document_fields(generated, schema_type)
+        query_fields.extend(queries)
+        mutation_fields.extend(mutations)
+    query_fields.extend(_fields_of(_Fixed))
+    mutation_fields.extend(_fields_of(_FixedMutations))
+    query = create_type("Query", query_fields)
+    mutation = create_type("Mutation", mutation_fields)
+    extra_types = [*generated.documents.values(), *static.STATIC_TYPES]
+    schema = CMSSchema(
+        query=query,
+        mutation=mutation,
+        types=extra_types,
+        config=StrawberryConfig(auto_camel_case=False),
+        extensions=_EXTENSIONS,
+    )
+    return BuiltSchema(schema=schema, generated=generated)
+
+
+_EXTENSIONS: list[Any] = [
+    lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+    lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+    lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+    UnitOfWork,
+    ErrorCodes,
+]
+
+
+def _fields_of(cls: type) -> list[Any]:
+    definition = cls.__strawberry_definition__  # type: ignore[attr-defined]
+    return list(definition.fields)

@@ -1,0 +1,245 @@
+"""The GraphQL types that do not depend on the content model: the `Document` interface, assets,
+filters, pages, versions and results.
+
+The schema uses `auto_camel_case=False`: Python attribute names are the GraphQL names, so content
+fields keep exactly the keys of the stored JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import strawberry
+
+from server.graphql.scalars import JSON
+
+
+@strawberry.interface(description="Fields every document has, whatever its type.")
+class Document:
+    id: strawberry.ID
+    type: str
+    status: str = strawberry.field(
+        description='"draft" or "published"; "unresolved" on a reference stub'
+    )
+    createdAt: datetime | None = None
+    updatedAt: datetime | None = None
+    publishedAt: datetime | None = None
+    revision: int = 0
+    publishedHash: str | None = None
+    hasUnpublishedChanges: bool = False
+    _resolved: bool = strawberry.field(
+        default=True,
+        name="_resolved",
+        description="false on a stub: a reference beyond the depth, on a cycle, or not readable",
+    )
+    _raw: JSON | None = strawberry.field(
+        default=None, name="_raw", description="the document as the local API returns it"
+    )
+
+
+@strawberry.type(description="An uploaded image or file.")
+class Asset:
+    id: strawberry.ID
+    assetType: str
+    filename: str
+    originalFilename: str
+    mimeType: str
+    size: int
+    url: str
+    width: int | None = None
+    height: int | None = None
+    title: str | None = None
+    description: str | None = None
+    alt: str | None = None
+    creditLine: str | None = None
+    metadata: JSON | None = None
+    referenceCount: int = 0
+    createdAt: datetime | None = None
+    updatedAt: datetime | None = None
+
+
+@strawberry.type(
+    description="An image field: the asset reference, resolved, plus its own settings."
+)
+class Image:
+    _type: str = strawberry.field(default="image", name="_type")
+    assetId: strawberry.ID | None = None
+    alt: str | None = None
+    caption: str | None = None
+    hotspot: JSON | None = None
+    crop: JSON | None = None
+
+    @strawberry.field(description="the referenced asset (null when it is missing or not readable)")
+    async def asset(self, info: strawberry.Info) -> Asset | None:
+        if self.assetId is None:
+            return None
+        loaded: Asset | None = await info.context.assets.load(str(self.assetId))
+        return loaded
+
+    @strawberry.field(description="the asset's public URL")
+    async def url(self, info: strawberry.Info) -> str | None:
+        asset = await self.asset(info)
+        return asset.url if asset is not None else None
+
+    @strawberry.field
+    async def width(self, info: strawberry.Info) -> int | None:
+        asset = await self.asset(info)
+        return asset.width if asset is not None else None
+
+    @strawberry.field
+    async def height(self, info: strawberry.Info) -> int | None:
+        asset = await self.asset(info)
+        return asset.height if asset is not None else None
+
+
+@strawberry.type(description="A file field: the asset reference, resolved.")
+class FileAsset:
+    _type: str = strawberry.field(default="file", name="_type")
+    assetId: strawberry.ID | None = None
+    alt: str | None = None
+    caption: str | None = None
+
+    @strawberry.field(description="the referenced asset (null when it is missing or not readable)")
+    async def asset(self, info: strawberry.Info) -> Asset | None:
+        if self.assetId is None:
+            return None
+        loaded: Asset | None = await info.context.assets.load(str(self.assetId))
+        return loaded
+
+    @strawberry.field(description="the asset's public URL")
+    async def url(self, info: strawberry.Info) -> str | None:
+        asset = await self.asset(info)
+        return asset.url if asset is not None else None
+
+
+@strawberry.input(description="An image field's value: an uploaded asset and its settings.")
+class ImageInput:
+    assetId: strawberry.ID
+    alt: str | None = None
+    caption: str | None = None
+    hotspot: JSON | None = None
+    crop: JSON | None = None
+
+
+@strawberry.input(description="A file field's value.")
+class FileInput:
+    assetId: strawberry.ID
+    alt: str | None = None
+    caption: str | None = None
+
+
+@strawberry.type
+class DeleteResult:
+    success: bool
+    id: strawberry.ID | None = None
+
+
+@strawberry.type(description="A page of documents as the local API returns them (JSON).")
+class DocumentPage:
+    docs: list[JSON]
+    totalDocs: int
+    limit: int
+    offset: int
+    page: int
+    totalPages: int
+    hasNextPage: bool
+    hasPrevPage: bool
+
+
+@strawberry.type
+class DocumentVersion:
+    versionNumber: int
+    eventType: str
+    data: JSON
+    createdAt: datetime
+    createdBy: str | None = None
+
+
+@strawberry.type
+class DocumentVersionPage:
+    versions: list[DocumentVersion]
+    totalVersions: int
+    limit: int
+    offset: int
+
+
+@strawberry.type(description="A registered schema type, in its JSON form.")
+class SchemaTypeInfo:
+    name: str
+    title: str
+    kind: str
+    description: str | None
+    definition: JSON
+
+
+# Filter inputs. Operator names are snake_case, as in the `where` language they compile to.
+
+
+@strawberry.input(
+    description="Operators for text fields (contains, starts_with, ends_with: any case)."
+)
+class StringFilter:
+    equals: str | None = strawberry.UNSET
+    not_equals: str | None = strawberry.UNSET
+    in_: list[str] | None = strawberry.field(default=strawberry.UNSET, name="in")
+    not_in: list[str] | None = strawberry.UNSET
+    contains: str | None = strawberry.UNSET
+    starts_with: str | None = strawberry.UNSET
+    ends_with: str | None = strawberry.UNSET
+    like: str | None = strawberry.UNSET
+    exists: bool | None = strawberry.UNSET
+
+
+@strawberry.input(description="Operators for number fields.")
+class NumberFilter:
+    equals: float | None = strawberry.UNSET
+    not_equals: float | None = strawberry.UNSET
+    in_: list[float] | None = strawberry.field(default=strawberry.UNSET, name="in")
+    not_in: list[float] | None = strawberry.UNSET
+    greater_than: float | None = strawberry.UNSET
+    greater_than_equal: float | None = strawberry.UNSET
+    less_than: float | None = strawberry.UNSET
+    less_than_equal: float | None = strawberry.UNSET
+    exists: bool | None = strawberry.UNSET
+
+
+@strawberry.input(description="Operators for boolean fields.")
+class BooleanFilter:
+    equals: bool | None = strawberry.UNSET
+    not_equals: bool | None = strawberry.UNSET
+    exists: bool | None = strawberry.UNSET
+
+
+@strawberry.input(description="Operators for datetime fields and timestamps.")
+class DateTimeFilter:
+    equals: datetime | None = strawberry.UNSET
+    not_equals: datetime | None = strawberry.UNSET
+    greater_than: datetime | None = strawberry.UNSET
+    greater_than_equal: datetime | None = strawberry.UNSET
+    less_than: datetime | None = strawberry.UNSET
+    less_than_equal: datetime | None = strawberry.UNSET
+    exists: bool | None = strawberry.UNSET
+
+
+@strawberry.input(description="Operators for date fields.")
+class DateFilter:
+    equals: date | None = strawberry.UNSET
+    not_equals: date | None = strawberry.UNSET
+    greater_than: date | None = strawberry.UNSET
+    greater_than_equal: date | None = strawberry.UNSET
+    less_than: date | None = strawberry.UNSET
+    less_than_equal: date | None = strawberry.UNSET
+    exists: bool | None = strawberry.UNSET
+
+
+@strawberry.input(description="Operators for ids, and for references by the referenced id.")
+class IDFilter:
+    equals: strawberry.ID | None = strawberry.UNSET
+    not_equals: strawberry.ID | None = strawberry.UNSET
+    in_: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET, name="in")
+    not_in: list[strawberry.ID] | None = strawberry.UNSET
+    exists: bool | None = strawberry.UNSET
+
+
+STATIC_TYPES: tuple[Any, ...] = (Asset, Image, FileAsset)

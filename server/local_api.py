@@ -1,0 +1,494 @@
+"""The local API: the content engine as Python calls, on which the GraphQL layer is built.
+
+    async with local_api.context(org_id, user_id="u1", capabilities=caps) as ctx:
+        page = await local_api.collections.post.find(ctx, where={"views": {"greater_than": 10}})
+        draft = await local_api.collections.post.create(ctx, {"title": "Hello"})
+
+Every call takes a `Context`: the org-scoped transaction (so Row-Level Security applies to every
+statement), the registry the unit of work started with, the caller and what the caller may do.
+`system_context(org_id)` is for jobs and seeds: every capability, and RLS passes.
+
+Documents come back as JSON: `{"id", ...data in the perspective, "_meta": {...}}`, with references
+inlined to the requested depth (see `server/references.py`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from server.content_hash import content_hash
+from server.content_model import ContentModel
+from server.db import Tx
+from server.documents import DocumentRow, References, Version
+from server.errors import ForbiddenError, InvalidInputError, NotFoundError
+from server.queries import (
+    Perspective,
+    check_depth,
+    check_page,
+    check_perspective,
+    count_documents,
+    find_document_by_id,
+    find_documents,
+)
+from server.references import resolve_references
+from server.schema_types import Registry, SchemaType
+from server.validation import asset_ids, reference_ids, validate_document
+
+if TYPE_CHECKING:
+    from server.postgres import PostgresAdapter
+
+DEFAULT_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class Context:
+    """One unit of work: its transaction, its registry, and who is acting."""
+
+    tx: Tx
+    organization_id: uuid.UUID
+    registry: Registry
+    user_id: str | None = None
+    # None means every capability (the system context).
+    capabilities: frozenset[str] | None = None
+    # API keys for public frontends may read published content only.
+    published_only: bool = False
+
+    def require(self, capability: str) -> None:
+        if self.capabilities is not None and capability not in self.capabilities:
+            raise ForbiddenError(f"not allowed: this requires the '{capability}' capability")
+
+    def perspective(self, requested: object) -> Perspective:
+        perspective = check_perspective(requested)
+        if perspective == "draft" and self.published_only:
+            raise ForbiddenError("not allowed: this key may read the published perspective only")
+        return perspective
+
+
+@dataclass(frozen=True)
+class FindResult:
+    docs: list[dict[str, Any]]
+    total_docs: int | None
+    limit: int
+    offset: int
+    page: int
+    total_pages: int | None
+    has_next_page: bool
+    has_prev_page: bool
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    versions: list[Version]
+    total: int
+    limit: int
+    offset: int
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def render(row: DocumentRow, data: Mapping[str, Any]) -> dict[str, Any]:
+    """A document as the local API returns it."""
+    return {
+        "id": str(row.id),
+        **data,
+        "_meta": {
+            "type": row.type,
+            "status": "published" if row.is_published else "draft",
+            "organizationId": str(row.organization_id),
+            "createdAt": _iso(row.created_at),
+            "updatedAt": _iso(row.updated_at),
+            "publishedAt": _iso(row.published_at),
+            "publishedHash": row.published_hash,
+            "revision": row.revision,
+            "createdBy": row.created_by,
+            "updatedBy": row.updated_by,
+            "hasUnpublishedChanges": row.has_unpublished_changes,
+        },
+    }
+
+
+def parse_id(value: object, path: str = "id") -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise InvalidInputError(f"invalid id: {value!r} is not a UUID", path=path) from None
+
+
+class LocalAPI:
+    def __init__(
+        self,
+        adapter: PostgresAdapter,
+        model: ContentModel,
+        *,
+        max_page_size: int = 200,
+    ) -> None:
+        self.adapter = adapter
+        self.model = model
+        self.max_page_size = max_page_size
+        self.collections = Collections(self)
+
+    @asynccontextmanager
+    async def context(
+        self,
+        organization_id: str | uuid.UUID,
+        *,
+        user_id: str | None = None,
+        capabilities: frozenset[str] | None = frozenset(),
+        published_only: bool = False,
+        read_only: bool = False,
+    ) -> AsyncIterator[Context]:
+        """An org-scoped unit of work for a caller with `capabilities` (none by default)."""
+        async with self.adapter.with_org_context(organization_id, read_only=read_only) as tx:
+            yield Context(
+                tx=tx,
+                organization_id=parse_id(organization_id, "organizationId"),
+                registry=self.model.registry,
+                user_id=user_id,
+                capabilities=capabilities,
+                published_only=published_only,
+            )
+
+    @asynccontextmanager
+    async def system_context(self, organization_id: str | uuid.UUID) -> AsyncIterator[Context]:
+        """For jobs and seeds: every capability, and Row-Level Security passes. Never for requests."""
+        async with self.adapter.system_context(organization_id) as tx:
+            yield Context(
+                tx=tx,
+                organization_id=parse_id(organization_id, "organizationId"),
+                registry=self.model.registry,
+                user_id="system",
+                capabilities=None,
+            )
+
+    def collection(self, name: str, registry: Registry | None = None) -> Collection:
+        schema_type = (registry or self.model.registry).get(name)
+        if schema_type is None or not schema_type.is_document:
+            raise InvalidInputError(f"unknown document type '{name}'", path="type")
+        return Collection(self, name)
+
+
+class Collections:
+    """`local_api.collections.post`: attribute access to the document types."""
+
+    def __init__(self, api: LocalAPI) -> None:
+        self._api = api
+
+    def __getattr__(self, name: str) -> Collection:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._api.collection(name)
+
+    def __getitem__(self, name: str) -> Collection:
+        return self._api.collection(name)
+
+
+class Collection:
+    """The operations on the documents of one type."""
+
+    def __init__(self, api: LocalAPI, type_name: str) -> None:
+        self.api = api
+        self.type_name = type_name
+
+    def _type(self, ctx: Context) -> SchemaType:
+        schema_type = ctx.registry.get(self.type_name)
+        if schema_type is None or not schema_type.is_document:
+            raise InvalidInputError(f"unknown document type '{self.type_name}'", path="type")
+        return schema_type
+
+    # Reading
+
+    async def find(
+        self,
+        ctx: Context,
+        *,
+        where: Mapping[str, Any] | None = None,
+        sort: str | Sequence[str] | None = None,
+        limit: int = DEFAULT_LIMIT,
+        offset: int = 0,
+        depth: int = 0,
+        perspective: str = "published",
+        with_total: bool = True,
+    ) -> FindResult:
+        """Documents matching `where`, sorted, one page, references inlined to `depth`."""
+        ctx.require("document.read")
+        self._type(ctx)
+        chosen = ctx.perspective(perspective)
+        depth = check_depth(depth)
+        limit, offset = check_page(limit, offset, max_limit=self.api.max_page_size)
+        if where is not None and not isinstance(where, Mapping):
+            raise InvalidInputError("where must be an object", path="where")
+        page = await find_documents(
+            ctx.tx,
+            ctx.registry,
+            self.type_name,
+            where=where,
+            sort=sort,
+            limit=limit,
+            offset=offset,
+            perspective=chosen,
+            with_total=with_total,
+        )
+        docs = await resolve_references(
+            ctx.tx, page.rows, depth=depth, perspective=chosen, render=render
+        )
+        return FindResult(
+            docs=docs,
+            total_docs=page.total,
+            limit=limit,
+            offset=offset,
+            page=page.page,
+            total_pages=page.total_pages,
+            has_next_page=page.has_next,
+            has_prev_page=page.has_prev,
+        )
+
+    async def find_by_id(
+        self, ctx: Context, id: str | uuid.UUID, *, depth: int = 0, perspective: str = "published"
+    ) -> dict[str, Any] | None:
+        """The document in the perspective, or None when absent, of another type, or not readable."""
+        ctx.require("document.read")
+        chosen = ctx.perspective(perspective)
+        depth = check_depth(depth)
+        row = await find_document_by_id(ctx.tx, self.type_name, parse_id(id), perspective=chosen)
+        if row is None:
+            return None
+        [doc] = await resolve_references(
+            ctx.tx, [row], depth=depth, perspective=chosen, render=render
+        )
+        return doc
+
+    async def count(
+        self,
+        ctx: Context,
+        *,
+        where: Mapping[str, Any] | None = None,
+        perspective: str = "published",
+    ) -> int:
+        ctx.require("document.read")
+        return await count_documents(
+            ctx.tx,
+            ctx.registry,
+            self.type_name,
+            where=where,
+            perspective=ctx.perspective(perspective),
+        )
+
+    # Writing
+
+    def _prepare(
+        self, ctx: Context, data: Any, *, publish: bool
+    ) -> tuple[dict[str, Any], str, References]:
+        if not isinstance(data, Mapping):
+            raise InvalidInputError("data must be an object", path="data")
+        document = dict(data)
+        validate_document(ctx.registry, self.type_name, document, publish=publish)
+        return document, content_hash(document), self._references(ctx, document)
+
+    def _references(self, ctx: Context, data: Mapping[str, Any]) -> References:
+        documents = dict.fromkeys(
+            uuid.UUID(ref) for _, ref in reference_ids(ctx.registry, self.type_name, data)
+        )
+        assets = tuple(
+            (path, uuid.UUID(ref)) for path, ref in asset_ids(ctx.registry, self.type_name, data)
+        )
+        return References(documents=tuple(documents), assets=assets)
+
+    async def create(
+        self,
+        ctx: Context,
+        data: Mapping[str, Any],
+        *,
+        publish: bool = False,
+        id: str | uuid.UUID | None = None,
+        depth: int = 0,
+    ) -> dict[str, Any]:
+        """A new draft (and, with `publish`, published at once in the same transaction).
+
+        Like every write, it returns the document with its references inlined to `depth`: the draft
+        perspective, or the published one after publishing.
+        """
+        ctx.require("document.create")
+        if publish:
+            ctx.require("document.publish")
+        self._type(ctx)
+        document, draft_hash, references = self._prepare(ctx, data, publish=publish)
+        row = await self.api.adapter.create_document(
+            ctx.tx,
+            type=self.type_name,
+            data=document,
+            draft_hash=draft_hash,
+            references=references,
+            created_by=ctx.user_id,
+            id=parse_id(id) if id is not None else None,
+        )
+        if publish:
+            return await self._publish(ctx, row, None, depth)
+        return await self._render(ctx, row, "draft", depth)
+
+    async def update(
+        self,
+        ctx: Context,
+        id: str | uuid.UUID,
+        data: Mapping[str, Any],
+        *,
+        publish: bool = False,
+        expected_revision: int | None = None,
+        depth: int = 0,
+    ) -> dict[str, Any]:
+        """Merge `data`'s top-level keys into the draft (`None` removes a key): the autosave path.
+
+        Keys the type no longer declares are dropped from the draft, so a schema change never leaves
+        a draft that cannot be saved. A stale `expected_revision` raises ConflictError.
+        """
+        ctx.require("document.update")
+        if publish:
+            ctx.require("document.publish")
+        schema_type = self._type(ctx)
+        if not isinstance(data, Mapping):
+            raise InvalidInputError("data must be an object", path="data")
+        current = await self._locked(ctx, id)
+        declared = {field.name for field in schema_type.fields}
+        merged = {
+            key: value
+            for key, value in (current.draft_data or {}).items()
+            if key in declared or key.startswith("_")
+        }
+        for key, value in data.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        document, draft_hash, references = self._prepare(ctx, merged, publish=publish)
+        row = await self.api.adapter.update_draft(
+            ctx.tx,
+            id=current.id,
+            data=document,
+            draft_hash=draft_hash,
+            references=references,
+            updated_by=ctx.user_id,
+            expected_revision=expected_revision,
+        )
+        if publish:
+            return await self._publish(ctx, row, None, depth)
+        return await self._render(ctx, row, "draft", depth)
+
+    async def publish(
+        self,
+        ctx: Context,
+        id: str | uuid.UUID,
+        *,
+        expected_revision: int | None = None,
+        depth: int = 0,
+    ) -> dict[str, Any]:
+        """Publish the current draft; refused while it breaks a content rule."""
+        ctx.require("document.publish")
+        self._type(ctx)
+        return await self._publish(ctx, await self._locked(ctx, id), expected_revision, depth)
+
+    async def _render(
+        self, ctx: Context, row: DocumentRow, perspective: Perspective, depth: int
+    ) -> dict[str, Any]:
+        [doc] = await resolve_references(
+            ctx.tx, [row], depth=check_depth(depth), perspective=perspective, render=render
+        )
+        return doc
+
+    async def _publish(
+        self, ctx: Context, row: DocumentRow, expected_revision: int | None, depth: int
+    ) -> dict[str, Any]:
+        draft = row.draft_data or {}
+        validate_document(ctx.registry, self.type_name, draft, publish=True)
+        published = await self.api.adapter.publish_document(
+            ctx.tx,
+            document=row,
+            published_hash=row.draft_hash or content_hash(draft),
+            references=self._references(ctx, draft),
+            published_by=ctx.user_id,
+            expected_revision=expected_revision,
+        )
+        return await self._render(ctx, published, "published", depth)
+
+    async def unpublish(
+        self, ctx: Context, id: str | uuid.UUID, *, depth: int = 0
+    ) -> dict[str, Any]:
+        ctx.require("document.unpublish")
+        current = await self._locked(ctx, id)
+        row = await self.api.adapter.unpublish_document(
+            ctx.tx, id=current.id, updated_by=ctx.user_id
+        )
+        return await self._render(ctx, row, "draft", depth)
+
+    async def delete(self, ctx: Context, id: str | uuid.UUID) -> None:
+        """Delete the document and its version history."""
+        ctx.require("document.delete")
+        current = await self._locked(ctx, id)
+        await self.api.adapter.delete_document(ctx.tx, id=current.id)
+
+    # Versions
+
+    async def versions(
+        self, ctx: Context, id: str | uuid.UUID, *, limit: int = 20, offset: int = 0
+    ) -> VersionPage:
+        """The version history, newest first."""
+        ctx.require("document.read")
+        if ctx.published_only:
+            raise ForbiddenError("not allowed: this key may read the published perspective only")
+        limit, offset = check_page(limit, offset, max_limit=self.api.max_page_size)
+        document = await self._readable(ctx, id)
+        versions, total = await self.api.adapter.list_versions(
+            ctx.tx, document_id=document.id, limit=limit, offset=offset
+        )
+        return VersionPage(versions=versions, total=total, limit=limit, offset=offset)
+
+    async def version(self, ctx: Context, id: str | uuid.UUID, version_number: int) -> Version:
+        ctx.require("document.read")
+        if ctx.published_only:
+            raise ForbiddenError("not allowed: this key may read the published perspective only")
+        document = await self._readable(ctx, id)
+        version = await self.api.adapter.get_version(
+            ctx.tx, document_id=document.id, version_number=version_number
+        )
+        if version is None:
+            raise NotFoundError(f"document {id} has no version {version_number}")
+        return version
+
+    async def restore_version(
+        self, ctx: Context, id: str | uuid.UUID, version_number: int, *, depth: int = 0
+    ) -> dict[str, Any]:
+        """Make an old version the draft again (a new draft save; the published data is untouched)."""
+        ctx.require("document.update")
+        version = await self.version(ctx, id, version_number)
+        current = await self._locked(ctx, id)
+        document, draft_hash, references = self._prepare(ctx, version.data, publish=False)
+        row = await self.api.adapter.update_draft(
+            ctx.tx,
+            id=current.id,
+            data=document,
+            draft_hash=draft_hash,
+            references=references,
+            updated_by=ctx.user_id,
+        )
+        return await self._render(ctx, row, "draft", depth)
+
+    # Helpers
+
+    async def _locked(self, ctx: Context, id: str | uuid.UUID) -> DocumentRow:
+        row = await self.api.adapter.lock_document(ctx.tx, id=parse_id(id))
+        if row.type != self.type_name:
+            raise NotFoundError(f"{self.type_name} {id} not found")
+        return row
+
+    async def _readable(self, ctx: Context, id: str | uuid.UUID) -> DocumentRow:
+        row = await self.api.adapter.find_document(ctx.tx, id=parse_id(id))
+        if row is None or row.type != self.type_name:
+            raise NotFoundError(f"{self.type_name} {id} not found")
+        return row
