@@ -97,7 +97,7 @@ _KIND_LABELS: dict[Kind, str] = {
     "reference": "reference",
     "uuid": "id",
     "status": "status",
-    "presence": "object, asset or rich-text",
+    "presence": "object, object-array, asset or rich-text",
 }
 _PG_TYPES: dict[Kind, str] = {
     "text": "text",
@@ -123,6 +123,7 @@ _SCALAR_KINDS: dict[str, Kind] = {
 # because the same instant has many spellings.
 _CONTAINMENT_KINDS = frozenset({"text", "number", "boolean", "reference"})
 _STATUSES = ("draft", "published", "unpublished")
+_MAX_INTEGER_BITS = 3000  # about 900 decimal digits
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _ALIAS = re.compile(r"[a-z_][a-z0-9_]*")
 
@@ -780,6 +781,9 @@ def _bind_value(kind: Kind, value: Any, loc: str) -> Any:
             raise _bad_value(loc, "a number", value)
         if isinstance(value, float) and not math.isfinite(value):
             raise _bad_value(loc, "a finite number", value)
+        # Python refuses to turn much longer integers into text, which the driver needs.
+        if isinstance(value, int) and value.bit_length() > _MAX_INTEGER_BITS:
+            raise InvalidInputError(f"{loc}: the number is too large", path=loc)
         return value
     if kind == "boolean":
         if not isinstance(value, bool):

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from server.db import Tx
 from server.documents import DOCUMENT_COLUMNS, DocumentRow
 from server.errors import InvalidInputError
+from server import filters
 from server.filters import SqlParams, compile_sort, compile_where
 from server.schema_types import Registry
 
@@ -48,9 +49,8 @@ def check_page(limit: object, offset: object, *, max_limit: int) -> tuple[int, i
 
 
 def perspective_condition(perspective: Perspective, alias: str = "d") -> str:
-    if perspective == "published":
-        return f"{alias}.status = 'published' AND {alias}.published_data IS NOT NULL"
-    return "true"
+    """The row condition of a perspective as SQL (`true` for drafts)."""
+    return filters.perspective_condition(perspective, alias) or "true"
 
 
 @dataclass(frozen=True)

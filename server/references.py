@@ -23,11 +23,11 @@ from typing import Any
 
 from server.db import Tx
 from server.documents import DOCUMENT_COLUMNS, DocumentRow
+from server.filters import Perspective, perspective_condition
 
 MAX_DEPTH = 5
 _ASSET_TYPES = frozenset({"image", "file"})
 
-Perspective = str  # "published" | "draft"
 Render = Callable[[DocumentRow, dict[str, Any]], dict[str, Any]]
 
 
@@ -63,13 +63,11 @@ async def fetch_documents(
     tx: Tx, ids: list[uuid.UUID], perspective: Perspective
 ) -> dict[str, DocumentRow]:
     """The readable documents among `ids`, in one statement."""
-    condition = (
-        " AND status = 'published' AND published_data IS NOT NULL"
-        if perspective == "published"
-        else ""
-    )
+    condition = perspective_condition(perspective, "d")
     rows = await tx.fetch(
-        f"SELECT {DOCUMENT_COLUMNS} FROM cms_documents WHERE id = ANY($1::uuid[]){condition}", ids
+        f"SELECT {DOCUMENT_COLUMNS} FROM cms_documents d"
+        f" WHERE d.id = ANY($1::uuid[]){f' AND {condition}' if condition else ''}",
+        ids,
     )
     return {str(row["id"]): DocumentRow.from_record(row) for row in rows}
 
