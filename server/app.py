@@ -55,8 +55,10 @@ class Services:
         if connect:
             await self.adapter.connect()
         await self.model.sync_dir(self.settings.schema_dir)
+        await self.model.listen(self.adapter.database.url)
 
     async def stop(self) -> None:
+        await self.model.close()
         await self.adapter.disconnect()
 
 

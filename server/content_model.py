@@ -4,15 +4,23 @@ At start-up the types defined in `SCHEMA_DIR` are upserted into `cms_schema_type
 everything stored there, so types registered at run time survive restarts. A change made at run time
 commits in its own transaction and then swaps in a new immutable `Registry`; requests that already
 started keep the one they began with.
+
+Other server processes learn of a change through PostgreSQL: the changing transaction sends
+`NOTIFY cms_schema_types`, delivered at commit, and every process LISTENs on a connection of its own
+and reloads (`listen()`), typically within milliseconds.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
+
+import asyncpg
 
 from server.db import Tx
 from server.errors import InvalidInputError, NotFoundError
@@ -26,12 +34,65 @@ log = logging.getLogger(__name__)
 Transaction = Callable[[], AbstractAsyncContextManager[Tx]]
 Check = Callable[[Registry], None]
 
+CHANNEL = "cms_schema_types"
+RECONNECT_SECONDS = 2.0
+
 
 class ContentModel:
     def __init__(self, store: SchemaStore, transaction: Transaction) -> None:
         self.store = store
         self.transaction = transaction
         self.registry = Registry()
+        self._listener: asyncio.Task[None] | None = None
+
+    async def listen(self, url: str) -> None:
+        """Follow schema changes made by other processes until `close()`."""
+        if self._listener is None:
+            ready = asyncio.Event()
+            self._listener = asyncio.create_task(self._follow(url, ready))
+            await ready.wait()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+    async def _follow(self, url: str, ready: asyncio.Event) -> None:
+        changed = asyncio.Event()
+        while True:
+            try:
+                conn = await asyncpg.connect(url)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("cannot listen for schema changes (%s); retrying", exc)
+                ready.set()
+                await asyncio.sleep(RECONNECT_SECONDS)
+                continue
+            try:
+                await conn.add_listener(CHANNEL, lambda *_: changed.set())
+                ready.set()
+                # Changes made while we were not listening are picked up by this reload.
+                changed.set()
+                while not conn.is_closed():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), timeout=RECONNECT_SECONDS)
+                    if changed.is_set():
+                        changed.clear()
+                        await self._reload_if_changed()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("schema change listener failed (%s); reconnecting", exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+    async def _reload_if_changed(self) -> None:
+        async with self.transaction() as tx:
+            registry = Registry(await self.store.list_schema_types(tx))
+        if registry != self.registry:
+            registry.check()
+            self.registry = registry
+            log.info("schema types reloaded after a change elsewhere")
 
     async def sync_dir(self, path: Path) -> Registry:
         """Upsert the types defined in `path`, then load every stored type."""
@@ -72,6 +133,7 @@ class ContentModel:
             check(registry)
         async with self.transaction() as tx:
             await self.store.register_schema_type(tx, schema_type=schema_type)
+            await tx.execute("SELECT pg_notify($1, $2)", CHANNEL, schema_type.name)
         self.registry = registry
         return schema_type
 
@@ -90,4 +152,5 @@ class ContentModel:
             check(registry)
         async with self.transaction() as tx:
             await self.store.delete_schema_type(tx, name=name)
+            await tx.execute("SELECT pg_notify($1, $2)", CHANNEL, name)
         self.registry = registry

@@ -161,3 +161,4 @@ async def gql(adapter: PostgresAdapter) -> AsyncIterator[GraphQLClient]:
         helper.org = await helper.org_named("acme")
         helper.key = await helper.key_for(helper.org)
         yield helper
+    await services.model.close()

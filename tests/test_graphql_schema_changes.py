@@ -1,0 +1,78 @@
+"""Live schema changes: registered over GraphQL, visible to the next request and to other processes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from server.app import Services
+from server.config import Settings
+from tests.conftest import GraphQLClient
+
+RECIPE = {
+    "type": "document",
+    "name": "recipe",
+    "title": "Recipe",
+    "fields": [
+        {"name": "title", "type": "string", "required": True},
+        {"name": "minutes", "type": "number", "integer": True, "min": 1},
+        {"name": "chef", "type": "reference", "to": [{"type": "author"}]},
+    ],
+}
+REGISTER = "mutation($d: JSON!) { registerSchemaType(definition: $d) { name kind } }"
+
+
+async def test_only_instance_admins_manage_schema_types(gql: GraphQLClient) -> None:
+    denied = await gql(REGISTER, {"d": RECIPE})
+    assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    deleted = await gql('mutation { deleteSchemaType(name: "post") { success } }')
+    assert deleted["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_registered_type_is_served_by_the_next_request(gql: GraphQLClient) -> None:
+    admin = await gql.key_for(gql.org, instance_admin=True)
+    before = await gql("{ allRecipe { title } }")
+    assert before["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+    registered = await gql.data(REGISTER, {"d": RECIPE}, key=admin)
+    assert registered["registerSchemaType"] == {"name": "recipe", "kind": "document"}
+
+    created = await gql.data(
+        'mutation { createRecipe(data: {title: "Soup", minutes: 20}, publish: true) { id minutes } }'
+    )
+    assert created["createRecipe"]["minutes"] == 20
+    listed = await gql.data("{ allRecipe { title } }")
+    assert listed["allRecipe"] == [{"title": "Soup"}]
+
+    bad = await gql(
+        REGISTER, {"d": {**RECIPE, "fields": [{"name": "x", "type": "nope"}]}}, key=admin
+    )
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+    in_use = await gql('mutation { deleteSchemaType(name: "author") { success } }', key=admin)
+    assert in_use["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"  # recipe.chef uses it
+
+    await gql.data('mutation { deleteSchemaType(name: "recipe") { success } }', key=admin)
+    gone = await gql("{ allRecipe { title } }")
+    assert gone["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    # The documents stay in the database and return with the type.
+    await gql.data(REGISTER, {"d": RECIPE}, key=admin)
+    back = await gql.data("{ allRecipe { title } }")
+    assert back["allRecipe"] == [{"title": "Soup"}]
+
+
+async def test_other_processes_pick_the_change_up_within_a_second(gql: GraphQLClient) -> None:
+    settings = Settings(database_url=gql.services.adapter.database.url)
+    other = Services.create(settings)
+    other.adapter.run_migrations = False
+    await other.start()
+    try:
+        assert "recipe" not in other.model.registry
+        admin = await gql.key_for(gql.org, instance_admin=True)
+        await gql.data(REGISTER, {"d": RECIPE}, key=admin)
+        for _ in range(20):
+            if "recipe" in other.model.registry:
+                break
+            await asyncio.sleep(0.05)
+        assert "recipe" in other.model.registry
+    finally:
+        await other.stop()
