@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from server.db import Tx
@@ -94,6 +95,13 @@ def register(commands: Any, *, database_url: Callable[[], str]) -> None:
         "--instance-role", default="editor", help=f"one of {', '.join(INSTANCE_ROLES)}"
     )
     command(create, _user_create)
+
+    schema = commands.add_parser("schema", help="the GraphQL schema").add_subparsers(
+        required=True, metavar="action"
+    )
+    printer = schema.add_parser("print", help="write the current SDL (for client code generators)")
+    printer.add_argument("--output", "-o", help="a file to write instead of standard output")
+    command(printer, _schema_print)
 
 
 def _run(database_url: Callable[[], str], handler: Handler, args: argparse.Namespace) -> int:
@@ -196,6 +204,20 @@ async def _user_create(adapter: PostgresAdapter, args: argparse.Namespace) -> No
     membership = f", {args.role} of {org.slug}" if org else ""
     print(f"created user {user.email} (instance role {profile.role}{membership})")
     print(user.id)
+
+
+async def _schema_print(adapter: PostgresAdapter, args: argparse.Namespace) -> None:
+    from server.config import Settings
+    from server.content_model import ContentModel
+    from server.graphql.schema import build_schema
+
+    model = ContentModel(adapter, adapter.instance_transaction)
+    await model.sync_dir(Settings.from_env().schema_dir)
+    sdl = build_schema(model.registry).schema.as_str() + "\n"
+    if args.output:
+        await asyncio.to_thread(Path(args.output).write_text, sdl, encoding="utf-8")
+    else:
+        sys.stdout.write(sdl)
 
 
 def _password(given: str | None) -> str:
