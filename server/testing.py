@@ -1,8 +1,12 @@
-"""Throwaway databases for tests, here and in downstream projects.
+"""Testing support, here and in downstream projects: throwaway databases and a running API.
 
 `TestDatabases` migrates one template database per test session and hands each test a fresh copy
 (`CREATE DATABASE ... TEMPLATE`), which takes milliseconds. The server is `DATABASE_URL` when set,
 else an embedded PostgreSQL 18 in a temporary folder.
+
+`running_api()` starts the API on such a database with an organization and an owner API key, and
+gives a `GraphQLClient` (httpx over the ASGI app). The pytest plugin `server.pytest_plugin` wraps
+both as fixtures.
 """
 
 from __future__ import annotations
@@ -12,13 +16,22 @@ import itertools
 import os
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import httpx
 
 from server import migrate
 from server.embedded import start_embedded
+
+if TYPE_CHECKING:
+    from server.app import Services
+    from server.postgres import PostgresAdapter
 
 
 def server_url() -> str:
@@ -94,3 +107,113 @@ class TestDatabases:
         finally:
             await conn.close()
         self._created.clear()
+
+
+@dataclass
+class GraphQLClient:
+    """The API over httpx (ASGI transport), with an owner API key of one organization.
+
+    `await client(query, variables)` returns the response body; `client.data(...)` asserts there
+    were no errors and returns `data`.
+    """
+
+    services: Services
+    client: httpx.AsyncClient
+    org: uuid.UUID
+    key: str
+
+    async def key_for(
+        self,
+        org: uuid.UUID,
+        *,
+        role: str = "owner",
+        instance_admin: bool = False,
+        published_only: bool = False,
+    ) -> str:
+        async with self.services.adapter.instance_transaction() as tx:
+            _, secret = await self.services.adapter.create_api_key(
+                tx,
+                organization_id=org,
+                name="test",
+                role=role,
+                instance_admin=instance_admin,
+                published_only=published_only,
+            )
+        return str(secret)
+
+    async def org_named(self, slug: str, parent: uuid.UUID | None = None) -> uuid.UUID:
+        async with self.services.adapter.instance_transaction() as tx:
+            org = await self.services.adapter.create_organization(
+                tx, name=slug, slug=slug, created_by="test", parent_organization_id=parent
+            )
+        return uuid.UUID(str(org.id))
+
+    async def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        key: str | None = "default",
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        sent = dict(headers or {})
+        token = self.key if key == "default" else key
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = variables
+        return await self.client.post("/graphql", json=body, headers=sent)
+
+    async def __call__(
+        self, query: str, variables: dict[str, Any] | None = None, *, key: str | None = "default"
+    ) -> dict[str, Any]:
+        response = await self.post(query, variables, key=key)
+        payload: dict[str, Any] = response.json()
+        return payload
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, *, key: str | None = "default"
+    ) -> dict[str, Any]:
+        payload = await self(query, variables, key=key)
+        assert "errors" not in payload, payload["errors"]
+        data: dict[str, Any] = payload["data"]
+        return data
+
+
+@asynccontextmanager
+async def running_api(
+    url: str | None = None,
+    *,
+    adapter: PostgresAdapter | None = None,
+    org_slug: str = "acme",
+    schema_dir: Path | None = None,
+) -> AsyncIterator[GraphQLClient]:
+    """The API on a migrated database (`url`, or a connected `adapter`), with an owner key of a new
+    organization `org_slug`."""
+    from server.app import Services, create_app
+    from server.config import Settings
+
+    database_url = adapter.database.url if adapter is not None else url
+    if database_url is None:
+        raise ValueError("running_api needs a database url or a connected adapter")
+    settings = Settings(database_url=database_url)
+    if schema_dir is not None:
+        from dataclasses import replace
+
+        settings = replace(settings, schema_dir=schema_dir)
+    services = Services.create(settings, adapter)
+    await services.start(connect=adapter is None)
+    app = create_app(settings, services=services)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            client = GraphQLClient(services=services, client=http, org=uuid.uuid4(), key="")
+            client.org = await client.org_named(org_slug)
+            client.key = await client.key_for(client.org)
+            yield client
+    finally:
+        if adapter is None:
+            await services.stop()
+        else:
+            await services.model.close()
