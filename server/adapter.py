@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any, Protocol
 
 from server.db import Tx
+from server.documents import DocumentRow, References, Version
 from server.invitations import Invitation
 from server.members import Member
 from server.organizations import UNSET, Organization, Unset, UserSession
 from server.profiles import UserProfile
 from server.roles import Role
+from server.schema_types import SchemaType
 
 
 class OrganizationAdapter(Protocol):
@@ -267,4 +270,145 @@ class InstanceAdapter(Protocol):
 
     async def try_claim_bootstrap(self, tx: Tx) -> bool:
         """Claim the first-admin promotion; True for exactly one caller, ever."""
+        ...
+
+
+class DocumentAdapter(Protocol):
+    """Document rows, their versions and the reference index (see `server.documents`)."""
+
+    version_retention: int
+
+    async def create_document(
+        self,
+        tx: Tx,
+        *,
+        type: str,
+        data: dict[str, Any],
+        draft_hash: str,
+        references: References,
+        created_by: str | None = None,
+        id: uuid.UUID | None = None,
+    ) -> DocumentRow:
+        """Insert a draft with its first version and its draft reference index."""
+        ...
+
+    async def update_draft(
+        self,
+        tx: Tx,
+        *,
+        id: uuid.UUID,
+        data: dict[str, Any],
+        draft_hash: str,
+        references: References,
+        updated_by: str | None = None,
+        expected_revision: int | None = None,
+    ) -> DocumentRow:
+        """Replace the draft (compare-and-swap on `expected_revision`)."""
+        ...
+
+    async def lock_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow:
+        """A document of the current org, locked until the transaction ends."""
+        ...
+
+    async def publish_document(
+        self,
+        tx: Tx,
+        *,
+        document: DocumentRow,
+        published_hash: str,
+        references: References,
+        published_by: str | None = None,
+        expected_revision: int | None = None,
+    ) -> DocumentRow:
+        """Copy the draft to the published plane and record a publish version."""
+        ...
+
+    async def unpublish_document(
+        self, tx: Tx, *, id: uuid.UUID, updated_by: str | None = None
+    ) -> DocumentRow:
+        """Clear the published plane."""
+        ...
+
+    async def delete_document(self, tx: Tx, *, id: uuid.UUID) -> None:
+        """Delete the document with its versions and reference rows."""
+        ...
+
+    async def find_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow | None:
+        """Any readable document, whatever its status."""
+        ...
+
+    async def list_versions(
+        self, tx: Tx, *, document_id: uuid.UUID, limit: int = 20, offset: int = 0
+    ) -> tuple[list[Version], int]:
+        """Versions newest first, and their total."""
+        ...
+
+    async def get_version(
+        self, tx: Tx, *, document_id: uuid.UUID, version_number: int
+    ) -> Version | None:
+        """One version."""
+        ...
+
+
+class SchemaAdapter(Protocol):
+    """Schema types in `cms_schema_types` (instance-wide)."""
+
+    async def register_schema_type(self, tx: Tx, *, schema_type: SchemaType) -> bool:
+        """Insert or replace a type by name; True when the stored definition changed."""
+        ...
+
+    async def get_schema_type(self, tx: Tx, *, name: str) -> SchemaType | None:
+        """One type by name."""
+        ...
+
+    async def list_schema_types(self, tx: Tx) -> list[SchemaType]:
+        """Every stored type."""
+        ...
+
+    async def delete_schema_type(self, tx: Tx, *, name: str) -> bool:
+        """Forget a type; its documents stay."""
+        ...
+
+
+class DatabaseAdapter(
+    DocumentAdapter,
+    SchemaAdapter,
+    OrganizationAdapter,
+    UserProfileAdapter,
+    InstanceAdapter,
+    Protocol,
+):
+    """The whole contract: the stores plus connection, health and tenancy."""
+
+    @property
+    def hierarchy_enabled(self) -> bool:
+        """Whether reads see descendant organizations."""
+        ...
+
+    async def connect(self) -> None:
+        """Migrate, open the pool, install or repair Row-Level Security."""
+        ...
+
+    async def disconnect(self) -> None:
+        """Close the pool."""
+        ...
+
+    async def is_healthy(self) -> bool:
+        """Whether the database answers."""
+        ...
+
+    async def initialize_rls(self) -> None:
+        """Create or repair the policies and the request role (idempotent)."""
+        ...
+
+    def with_org_context(
+        self, organization_id: str | uuid.UUID, *, read_only: bool = False
+    ) -> AbstractAsyncContextManager[Tx]:
+        """One transaction scoped to the organization; RLS applies to every statement in it."""
+        ...
+
+    def system_context(
+        self, organization_id: str | uuid.UUID | None = None
+    ) -> AbstractAsyncContextManager[Tx]:
+        """A transaction that passes every policy: jobs, seeds, migrations; never requests."""
         ...

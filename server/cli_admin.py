@@ -26,7 +26,6 @@ from typing import Any
 
 from server.db import Tx
 from server.errors import InvalidInputError, NotFoundError
-from server.members import MemberStore
 from server.organizations import Organization
 from server.postgres import PostgresAdapter
 from server.profiles import INSTANCE_ROLES
@@ -198,9 +197,7 @@ async def _user_create(adapter: PostgresAdapter, args: argparse.Namespace) -> No
         user = await adapter.create_user(tx, email=args.email, name=args.name, password=password)
         profile = await adapter.create_user_profile(tx, user_id=user.id, role=args.instance_role)
         if org is not None:
-            await MemberStore().add_member(
-                tx, organization_id=org.id, user_id=user.id, role=args.role
-            )
+            await adapter.add_member(tx, organization_id=org.id, user_id=user.id, role=args.role)
     membership = f", {args.role} of {org.slug}" if org else ""
     print(f"created user {user.email} (instance role {profile.role}{membership})")
     print(user.id)

@@ -13,13 +13,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from server import migrate, tenancy
+from server.adapter import DatabaseAdapter
 from server.credentials import ApiKeyStore
 from server.db import Database, Tx
 from server.documents import DocumentStore
 from server.instance import InstanceStore
+from server.invitations import InvitationStore
+from server.members import MemberStore
 from server.organizations import OrganizationStore
 from server.profiles import ProfileStore
 from server.rls import initialize_rls
+from server.roles import RoleStore
 from server.schema_store import SchemaStore
 from server.sessions import SessionStore
 from server.tenancy import Tenancy
@@ -32,6 +36,9 @@ class PostgresAdapter(
     DocumentStore,
     SchemaStore,
     OrganizationStore,
+    MemberStore,
+    RoleStore,
+    InvitationStore,
     ProfileStore,
     InstanceStore,
     ApiKeyStore,
@@ -106,3 +113,8 @@ class PostgresAdapter(
         """A transaction for instance-level tables (profiles, settings, schema types, credentials)."""
         async with self.database.transaction(read_only=read_only) as tx:
             yield tx
+
+
+def _conforms(adapter: PostgresAdapter) -> DatabaseAdapter:
+    # mypy checks here that the PostgreSQL adapter implements the whole contract.
+    return adapter
