@@ -1,0 +1,24 @@
+"""The per-request statement timeout ends a runaway statement with a clear error, not a hang."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.errors import QueryTooComplexError
+from server.postgres import PostgresAdapter
+from tests.conftest import CMS
+
+
+async def test_a_slow_statement_is_cancelled(db_url: str, cms: CMS) -> None:
+    org = await cms.org("slow")
+    adapter = PostgresAdapter(db_url, pool_size=1, run_migrations=False, statement_timeout_ms=100)
+    await adapter.connect()
+    try:
+        async with adapter.with_org_context(org) as tx:
+            with pytest.raises(QueryTooComplexError, match="took too long"):
+                await tx.execute("select pg_sleep(2)")
+        # The connection is fine afterwards, and the timeout was local to that transaction.
+        async with adapter.database.transaction() as tx:
+            assert await tx.fetchval("select current_setting('statement_timeout')") == "0"
+    finally:
+        await adapter.disconnect()
