@@ -24,6 +24,10 @@ PERSPECTIVES: tuple[Perspective, ...] = ("published", "draft")
 MAX_DEPTH = 5
 
 
+# The document columns, qualified with the alias `d` that the filter compiler uses.
+_COLUMNS = ", ".join(f"d.{column.strip()}" for column in DOCUMENT_COLUMNS.split(","))
+
+
 def check_perspective(value: object) -> Perspective:
     if value == "published":
         return "published"
@@ -93,7 +97,7 @@ async def find_documents(
     total_column = ", count(*) OVER () AS total_docs" if with_total else ""
     fetch = limit if with_total else limit + 1
     sql = (
-        f"SELECT {_columns('d')}{total_column} FROM cms_documents d"
+        f"SELECT {_COLUMNS}{total_column} FROM cms_documents d"
         f" WHERE d.type = $1 AND {perspective_condition(perspective)}"
         f"{f' AND ({condition})' if condition else ''}"
         f" ORDER BY {order} LIMIT {params.add(fetch)} OFFSET {params.add(offset)}"
@@ -144,7 +148,7 @@ async def find_document_by_id(
     tx: Tx, type_name: str, document_id: uuid.UUID, *, perspective: Perspective
 ) -> DocumentRow | None:
     row = await tx.fetchrow(
-        f"SELECT {_columns('d')} FROM cms_documents d"
+        f"SELECT {_COLUMNS} FROM cms_documents d"
         f" WHERE d.id = $1 AND d.type = $2 AND {perspective_condition(perspective)}",
         document_id,
         type_name,
@@ -152,5 +156,3 @@ async def find_document_by_id(
     return DocumentRow.from_record(row) if row is not None else None
 
 
-def _columns(alias: str) -> str:
-    return ", ".join(f"{alias}.{column.strip()}" for column in DOCUMENT_COLUMNS.split(","))

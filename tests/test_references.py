@@ -90,7 +90,9 @@ async def test_unreadable_targets_stay_unresolved(cms: CMS) -> None:
     child = await cms.org("child", parent)
     sibling = await cms.org("sibling")
     async with cms.api.system_context(sibling) as ctx:
-        foreign = await cms.api.collections.author.create(ctx, {"name": "other tenant"}, publish=True)
+        foreign = await cms.api.collections.author.create(
+            ctx, {"name": "other tenant"}, publish=True
+        )
     async with cms.api.system_context(child) as ctx:
         below = await cms.api.collections.author.create(ctx, {"name": "in the child"}, publish=True)
     async with cms.api.system_context(parent) as ctx:
