@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from server import filters
 from server.db import Tx
 from server.documents import DOCUMENT_COLUMNS, DocumentRow
 from server.errors import InvalidInputError
-from server import filters
 from server.filters import SqlParams, compile_sort, compile_where
 from server.schema_types import Registry
 
