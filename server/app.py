@@ -10,12 +10,16 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from server.asset_files import mount_assets
 from server.config import Settings
 from server.content_model import ContentModel
+from server.demo import prepare_demo
 from server.graphql.http import GraphQLEndpoint
+from server.graphql.playground import STATIC_PATH, static_assets
 from server.local_api import LocalAPI
+from server.mail import Mailer
 from server.postgres import PostgresAdapter
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,7 @@ class Services:
     adapter: PostgresAdapter
     model: ContentModel
     api: LocalAPI
+    mailer: Mailer | None = None
 
     @classmethod
     def create(cls, settings: Settings, adapter: PostgresAdapter | None = None) -> Services:
@@ -48,7 +53,13 @@ class Services:
             )
         model = ContentModel(adapter, adapter.instance_transaction)
         api = LocalAPI(adapter, model, max_page_size=settings.max_page_size)
-        return cls(settings=settings, adapter=adapter, model=model, api=api)
+        return cls(
+            settings=settings,
+            adapter=adapter,
+            model=model,
+            api=api,
+            mailer=Mailer.from_settings(settings),
+        )
 
     async def start(self, *, connect: bool = True) -> None:
         """Connect (migrating and setting up RLS), then load the content model."""
@@ -59,6 +70,8 @@ class Services:
 
     async def stop(self) -> None:
         await self.model.close()
+        if self.mailer is not None:
+            await self.mailer.aclose()
         await self.adapter.disconnect()
 
 
@@ -67,10 +80,23 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
     owned = services is None
     running = services if services is not None else Services.create(settings)
 
+    graphql = GraphQLEndpoint(
+        running.api,
+        max_body_bytes=settings.request_max_bytes,
+        # An upload's file may be as large as MAX_UPLOAD_BYTES, beside its JSON form fields.
+        max_multipart_bytes=settings.max_upload_bytes + settings.request_max_bytes,
+        mailer=running.mailer,
+    )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if owned:
             await running.start()
+        if settings.demo_url is not None:
+            # Only `serve` on the embedded database sets it: a start-up job, not a request path.
+            demo = await prepare_demo(running, settings.demo_url)
+            if demo is not None:
+                graphql.dev_key, graphql.demo_query = demo.key, demo.query
         try:
             yield
         finally:
@@ -82,16 +108,18 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "unavailable"}, status_code=503)
 
-    graphql = GraphQLEndpoint(running.api)
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/graphql", graphql),
             Route("/api/graphql", graphql),
+            Mount(STATIC_PATH, app=static_assets(), name="static"),
+            mount_assets(running.api, running.settings),
         ],
         lifespan=lifespan,
     )
     app.state.services = running
+    app.state.graphql = graphql
     return app
 
 

@@ -1,12 +1,13 @@
 """The command line: `python -m server <command>`.
 
-    serve [--host H] [--port P] [--workers N]   the API (embedded PostgreSQL when nothing is configured)
+    serve [--host H] [--port P] [--workers N]   the API (unconfigured: embedded PostgreSQL and a demo)
     db migrate                                  apply pending migrations
     db generate -m MESSAGE                      write a new revision from server/tables.py, for review
     db push                                     sync the tables directly (development only; may drop data)
     db status                                   current and head revision, and any drift
     db start                                    docker compose up -d (PostgreSQL + Mailpit)
     org create / apikey create|revoke / user create   bootstrap (see `server.cli_admin`)
+    schema print [-o FILE]                      the GraphQL SDL, for client code generators
 
 A bad setting or an unreachable database ends the command with one line naming the problem.
 """
@@ -24,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from server import cli_admin, migrate
-from server.config import PROJECT_ROOT, ConfigError, Settings
+from server.config import DEMO_URL_VARIABLE, PROJECT_ROOT, ConfigError, Settings
 from server.embedded import start_embedded
 from server.errors import CMSError
 
@@ -88,7 +89,14 @@ def resolve_settings() -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    embedded = Settings.from_env().embedded
     resolve_settings()
+    # The demo (server/demo.py) belongs to the zero-config quick start alone: with a database
+    # configured nothing is seeded and no key reaches a page, whatever the environment says.
+    if embedded:
+        os.environ[DEMO_URL_VARIABLE] = f"http://{_browser_host(args.host)}:{args.port}"
+    else:
+        os.environ.pop(DEMO_URL_VARIABLE, None)
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally instead lets the
     # embedded PostgreSQL (started by this process) stop cleanly at exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -102,6 +110,15 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="info",
     )
     return 0
+
+
+def _browser_host(host: str) -> str:
+    """Where a browser on this machine reaches a server bound to `host`."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 (a comparison, not a bind)
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def _database_url() -> str:

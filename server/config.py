@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from server.mail import check_address, parse_smtp_url
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_MAIL_FROM = "Content API <noreply@localhost>"
+
+DEFAULT_REQUEST_MAX_BYTES = 1024 * 1024
+DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+# Set by `serve` for its workers when it started the embedded database (see server/demo.py); not a
+# setting for deployments, and never set when a database is configured.
+DEMO_URL_VARIABLE = "DEMO_URL"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -76,10 +86,27 @@ class Settings:
     data_dir: Path = PROJECT_ROOT / ".data"
     max_page_size: int = 200
     version_retention: int = 50
+    # The largest request body the GraphQL endpoint reads (JSON and form fields); 413 beyond it.
+    request_max_bytes: int = DEFAULT_REQUEST_MAX_BYTES
+    # The demo: seed an empty instance, and fill the dev key into GraphiQL (set only by `serve`).
+    demo_url: str | None = None
+    # None: no mail is sent (invitations then hand their token to the inviter).
+    smtp_url: str | None = field(default=None, repr=False)  # may hold a password
+    mail_from: str = DEFAULT_MAIL_FROM
+    # Uploaded files: the folder (None: `<data_dir>/assets`, see `asset_folder`), the URL prefix
+    # they are served under, and the largest upload accepted.
+    asset_dir: Path | None = None
+    asset_url_prefix: str = "/assets"
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 
     @property
     def embedded(self) -> bool:
         return self.database_url is None
+
+    @property
+    def asset_folder(self) -> Path:
+        """Where uploaded files are stored."""
+        return self.asset_dir if self.asset_dir is not None else self.data_dir / "assets"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -95,6 +122,18 @@ class Settings:
             data_dir=Path(env.get("DATA_DIR") or PROJECT_ROOT / ".data"),
             max_page_size=_int(env, "MAX_PAGE_SIZE", 200, minimum=1, maximum=10_000),
             version_retention=_int(env, "VERSION_RETENTION", 50, minimum=0),
+            request_max_bytes=_int(
+                env, "REQUEST_MAX_BYTES", DEFAULT_REQUEST_MAX_BYTES, minimum=1024
+            ),
+            demo_url=_demo_url(env, DEMO_URL_VARIABLE),
+            smtp_url=_smtp_url(env, "SMTP_URL"),
+            mail_from=_mail_from(env, "MAIL_FROM"),
+            asset_dir=_folder(env, "ASSET_DIR"),
+            asset_url_prefix=_url_prefix(env, "ASSET_URL_PREFIX", "/assets"),
+            # cms_assets.size is a 32-bit integer.
+            max_upload_bytes=_int(
+                env, "MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, minimum=1, maximum=2**31 - 1
+            ),
         )
 
 
@@ -148,6 +187,35 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(name, f"must be true or false (got {raw!r})")
 
 
+def _folder(env: Mapping[str, str], name: str) -> Path | None:
+    """A folder that may not exist yet (it is created on first use), but is not something else."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    path = Path(raw)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(name, f"is not a directory: {raw}")
+    return path
+
+
+def _url_prefix(env: Mapping[str, str], name: str, default: str) -> str:
+    """A URL path (`/assets`) or an absolute http(s) URL, without a trailing slash."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    prefix = raw.rstrip("/")
+    parts = urlsplit(prefix)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        path = parts.path
+    elif not parts.scheme and not parts.netloc and prefix.startswith("/"):
+        path = prefix
+    else:
+        raise ConfigError(name, f"must be a path such as /assets or an http(s) URL (got {raw!r})")
+    if not path or parts.query or parts.fragment or any(c in path for c in "{} \\"):
+        raise ConfigError(name, f"must end in a path below the root, such as /assets (got {raw!r})")
+    return prefix
+
+
 def _directory(env: Mapping[str, str], name: str, default: Path) -> Path:
     raw = env.get(name, "").strip()
     if not raw:
@@ -156,3 +224,33 @@ def _directory(env: Mapping[str, str], name: str, default: Path) -> Path:
     if not path.is_dir():
         raise ConfigError(name, f"is not a directory: {raw}")
     return path
+
+
+def _smtp_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        parse_smtp_url(raw)
+    except ValueError as exc:
+        raise ConfigError(name, str(exc)) from None
+    return raw
+
+
+def _mail_from(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return DEFAULT_MAIL_FROM
+    try:
+        return check_address(raw)
+    except ValueError as exc:
+        raise ConfigError(name, str(exc)) from None
+
+
+def _demo_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip().rstrip("/")
+    if not raw:
+        return None
+    if urlsplit(raw).scheme not in ("http", "https"):
+        raise ConfigError(name, f"must be an http:// URL (got {raw!r})")
+    return raw

@@ -40,6 +40,7 @@ from server.schema_types import Registry, SchemaType
 from server.validation import asset_ids, reference_ids, validate_document
 
 if TYPE_CHECKING:
+    from server.assets_api import AssetsAPI
     from server.postgres import PostgresAdapter
 
 DEFAULT_LIMIT = 50
@@ -135,6 +136,8 @@ class LocalAPI:
         self.model = model
         self.max_page_size = max_page_size
         self.collections = Collections(self)
+        # The asset service, attached by the app once storage is configured (`server.asset_files`).
+        self.assets: AssetsAPI | None = None
 
     @asynccontextmanager
     async def context(

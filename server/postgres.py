@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from server import migrate, tenancy
 from server.adapter import DatabaseAdapter
+from server.assets import AssetStore
 from server.credentials import ApiKeyStore
 from server.db import Database, Tx
 from server.documents import DocumentStore
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 class PostgresAdapter(
     DocumentStore,
+    AssetStore,
     SchemaStore,
     OrganizationStore,
     MemberStore,

@@ -154,5 +154,3 @@ async def find_document_by_id(
         type_name,
     )
     return DocumentRow.from_record(row) if row is not None else None
-
-

@@ -121,6 +121,7 @@ class GraphQLClient:
     client: httpx.AsyncClient
     org: uuid.UUID
     key: str
+    app: Any = None  # the Starlette app; `app.state.graphql` is the GraphQL endpoint
 
     async def key_for(
         self,
@@ -208,7 +209,9 @@ async def running_api(
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            client = GraphQLClient(services=services, client=http, org=uuid.uuid4(), key="")
+            client = GraphQLClient(
+                services=services, client=http, org=uuid.uuid4(), key="", app=app
+            )
             client.org = await client.org_named(org_slug)
             client.key = await client.key_for(client.org)
             yield client

@@ -18,7 +18,6 @@ from argon2 import PasswordHasher, profiles
 
 from server import passwords
 from server.config import ConfigError, Settings
-from server.graphql.context import RequestContext
 from server.mail import Mailer, SmtpServer, parse_smtp_url
 from tests.conftest import GraphQLClient
 
@@ -187,10 +186,12 @@ async def sink() -> AsyncIterator[SmtpSink]:
     await server.stop()
 
 
-async def use_mailer(monkeypatch: pytest.MonkeyPatch, server: SmtpServer) -> Mailer:
-    """Give every request this mailer, as the app does with the one built from SMTP_URL."""
+async def use_mailer(
+    monkeypatch: pytest.MonkeyPatch, gql: GraphQLClient, server: SmtpServer
+) -> Mailer:
+    """Give the endpoint this mailer, as the app does with the one built from SMTP_URL."""
     mailer = Mailer(server, sender="CMS <cms@example.test>")
-    monkeypatch.setattr(RequestContext, "mailer", mailer, raising=False)
+    monkeypatch.setattr(gql.app.state.graphql, "mailer", mailer)
     return mailer
 
 
@@ -345,7 +346,7 @@ async def test_keys_see_exactly_what_their_organization_may(gql: GraphQLClient) 
 async def test_invite_mail_sign_up_sign_in_accept(
     gql: GraphQLClient, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mailer = await use_mailer(monkeypatch, parse_smtp_url(sink.url))
+    mailer = await use_mailer(monkeypatch, gql, parse_smtp_url(sink.url))
     await create_post(gql, gql.key, "welcome")
     invited = (await gql.data(INVITE, {"email": " Bob@Example.com ", "role": "editor"}))[
         "inviteMember"
@@ -428,7 +429,7 @@ async def test_a_mail_failure_is_logged_not_fatal(
     closed = SmtpSink()
     await closed.start()
     await closed.stop()  # nothing listens on this port any more
-    mailer = await use_mailer(monkeypatch, SmtpServer("127.0.0.1", closed.port, timeout=2))
+    mailer = await use_mailer(monkeypatch, gql, SmtpServer("127.0.0.1", closed.port, timeout=2))
     with caplog.at_level(logging.WARNING, logger="server.mail"):
         invited = await gql.data(INVITE, {"email": "bob@example.com", "role": "viewer"})
         await mailer.aclose()

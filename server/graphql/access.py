@@ -210,9 +210,8 @@ def _adapter(context: RequestContext) -> PostgresAdapter:
 
 
 def _mailer(context: RequestContext) -> Mailer | None:
-    # The app puts the process's mailer, built once from SMTP_URL, on each request's context.
-    mailer = getattr(context, "mailer", None)
-    return mailer if isinstance(mailer, Mailer) else None
+    # The process's mailer, built once from SMTP_URL; None when mail is not configured.
+    return context.mailer
 
 
 def _member_info(member: Member, user: User | None) -> MemberInfo:
@@ -445,18 +444,18 @@ class AccessMutations:
             if principal.session_id is not None
             else None
         )
-        # Sent in the background: the transaction never waits on a mail server, and a failure is
-        # logged rather than undoing the invitation (a new invitation can be sent).
-        mailer.send_in_background(
-            invitation_message(
-                to=invitation.email,
-                organization_name=organization.name if organization else "an organization",
-                role=invitation.role,
-                token=token,
-                expires_at=invitation.expires_at,
-                invited_by=inviter.name if inviter else None,
-            )
+        message = invitation_message(
+            to=invitation.email,
+            organization_name=organization.name if organization else "an organization",
+            role=invitation.role,
+            token=token,
+            expires_at=invitation.expires_at,
+            invited_by=inviter.name if inviter else None,
         )
+        # Sent in the background once the invitation has committed: the transaction never waits
+        # on a mail server, a rolled-back invitation is never mailed, and a failure is logged
+        # rather than undoing the invitation (a new one can be sent).
+        context.after_commit(lambda: mailer.send_in_background(message))
         return _invitation_info(invitation, token=None)
 
     @strawberry.mutation(

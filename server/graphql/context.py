@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from server.db import Tx
 from server.errors import UnauthenticatedError
 from server.graphql import types as static
 from server.local_api import Context, LocalAPI
+from server.mail import Mailer
 from server.tenancy import enter_org
 
 if TYPE_CHECKING:
@@ -36,11 +38,13 @@ class RequestContext:
     generated: GeneratedTypes
     authorization: str | None = None
     organization_header: str | None = None
+    mailer: Mailer | None = None
     read_only: bool = True
     _unit: Context | None = None
     _principal: Principal | None = None
     _transaction: AbstractAsyncContextManager[Tx] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _after_commit: list[Callable[[], object]] = field(default_factory=list)
     assets: DataLoader[str, static.Asset | None] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -94,13 +98,20 @@ class RequestContext:
             )
             return self._unit
 
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        """Run `callback` once the unit of work has committed (never if it rolls back)."""
+        self._after_commit.append(callback)
+
     async def finish(self, *, commit: bool) -> None:
         """Commit or roll back the unit of work, if one was opened."""
         transaction, self._transaction, self._unit = self._transaction, None, None
+        callbacks, self._after_commit = self._after_commit, []
         if transaction is None:
             return
         if commit:
             await transaction.__aexit__(None, None, None)
+            for callback in callbacks:
+                callback()
         else:
             error = Rollback()
             await transaction.__aexit__(Rollback, error, error.__traceback__)

@@ -1,59 +1,415 @@
-"""The GraphQL endpoint: each request is served by the schema of the content model current when it
-arrives, so a schema change takes effect on the next request and never under a request in flight."""
+"""The GraphQL endpoint over HTTP, as the GraphQL-over-HTTP spec describes it, and GraphiQL for browsers.
+
+Each request is served by the schema of the content model current when it arrives, so a schema change
+takes effect on the next request and never under a request in flight.
+
+Responses (https://graphql.github.io/graphql-over-http/draft/):
+- `application/graphql-response+json` when the client asks for it: 400 when the request never reached
+  execution (a parse, validation or variable error; the body then has no `data`), else 200.
+- `application/json` (asked for, `*/*`, or no Accept header): 200 for every well-formed request.
+- Requests that are not well-formed never reach the schema: 400 (no or bad JSON, a missing `query`,
+  `variables` that are not an object, ...), 405 (a mutation over GET, with `Allow: POST`), 406 (no
+  acceptable media type), 413 (a body over the limit, counted while it streams in) and 415 (an
+  unsupported content type). Their bodies are GraphQL-style errors with an `extensions.code` too.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from ipaddress import ip_address
 from typing import Any
 
+import orjson
+from graphql import GraphQLError
+from starlette.datastructures import FormData, Headers, UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
-from strawberry.asgi import GraphQL
+from starlette.types import Message, Receive, Scope, Send
+from strawberry.file_uploads.utils import replace_placeholders_with_files
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
+from server.config import DEFAULT_REQUEST_MAX_BYTES
 from server.graphql.context import RequestContext
+from server.graphql.extensions import format_error
+from server.graphql.playground import playground_response
 from server.graphql.schema import BuiltSchema, build_schema
 from server.local_api import LocalAPI
+from server.mail import Mailer
 
 log = logging.getLogger(__name__)
 
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+MULTIPART = "multipart/form-data"
 
-class _SchemaApp(GraphQL[RequestContext, None]):
-    def __init__(self, built: BuiltSchema, api: LocalAPI) -> None:
-        super().__init__(
-            built.schema,
-            graphql_ide=None,
-            allow_queries_via_get=True,
-            multipart_uploads_enabled=True,
-        )
-        self.built = built
-        self.api = api
+_QUERIES_ONLY = frozenset({OperationType.QUERY})
+# Subscriptions are refused by validation (the schema has none), with a proper GraphQL error.
+_ANY_OPERATION = frozenset(OperationType)
 
-    async def get_context(self, request: Request | Any, response: Response | Any) -> RequestContext:
-        headers = request.headers
-        return RequestContext(
-            api=self.api,
-            generated=self.built.generated,
-            authorization=headers.get("authorization"),
-            organization_header=headers.get("x-organization-id"),
+
+class HTTPError(Exception):
+    """A request refused before execution: `status` and a GraphQL-style error body."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def _bad_request(message: str) -> HTTPError:
+    return HTTPError(400, "BAD_REQUEST", message)
+
+
+@dataclass(frozen=True)
+class Params:
+    """The GraphQL request's parameters, checked."""
+
+    query: str
+    operation_name: str | None = None
+    variables: dict[str, Any] | None = None
+    extensions: dict[str, Any] | None = None
+
+    @classmethod
+    def from_mapping(cls, data: object) -> Params:
+        if not isinstance(data, dict):
+            raise _bad_request("the request must be a JSON object (batches are not supported)")
+        query = data.get("query")
+        if query is None or query == "":
+            raise _bad_request("the request has no `query`")
+        if not isinstance(query, str):
+            raise _bad_request("`query` must be a string")
+        operation_name = data.get("operationName")
+        if operation_name is not None and not isinstance(operation_name, str):
+            raise _bad_request("`operationName` must be a string or null")
+        return cls(
+            query=query,
+            operation_name=operation_name or None,
+            variables=_object_or_none(data.get("variables"), "variables"),
+            extensions=_object_or_none(data.get("extensions"), "extensions"),
         )
+
+    @classmethod
+    def from_query_string(cls, request: Request) -> Params:
+        """GET: `variables` and `extensions` arrive JSON-encoded in the URL."""
+        raw = request.query_params
+        data: dict[str, Any] = {
+            "query": raw.get("query"),
+            "operationName": raw.get("operationName"),
+        }
+        for name in ("variables", "extensions"):
+            value = raw.get(name)
+            if value:
+                data[name] = _json(value.encode(), name)
+        return cls.from_mapping(data)
+
+
+def _object_or_none(value: object, name: str) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise _bad_request(f"`{name}` must be an object or null")
+    return value
+
+
+def _json(raw: bytes, what: str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _bad_request(f"{what} is not valid JSON: {exc}") from None
+
+
+def accepted(header: str | None) -> list[tuple[str, float]]:
+    """The media ranges of an Accept header, most preferred first.
+
+    Ranges asking for a charset other than UTF-8 are dropped (every response here is UTF-8), and so
+    are those with `q=0`, which means "not acceptable".
+    """
+    ranges: list[tuple[str, float]] = []
+    for item in (header or "").split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        weight, usable = 1.0, bool(media)
+        for param in params:
+            name, _, value = param.partition("=")
+            name, value = name.strip().lower(), value.strip().strip('"').lower()
+            if name == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+            elif name == "charset" and value not in ("utf-8", "utf8"):
+                usable = False
+        if usable and weight > 0:
+            ranges.append((media.lower(), weight))
+    # sorted() is stable: ranges of equal weight keep the client's order.
+    return sorted(ranges, key=lambda media_range: -media_range[1])
+
+
+def response_media_type(header: str | None) -> str | None:
+    """The media type to answer with, or None when the client accepts neither of ours."""
+    if header is None or not header.strip():
+        # The spec's default until its watershed date; graphql-response+json must be asked for.
+        return JSON
+    for media, _ in accepted(header):
+        if media == GRAPHQL_RESPONSE:
+            return GRAPHQL_RESPONSE
+        if media in (JSON, "application/*", "*/*"):
+            return JSON
+    return None
+
+
+def prefers_html(header: str | None) -> bool:
+    """A browser navigating here: text/html is asked for, at least as much as JSON."""
+    html = data = 0.0
+    for media, weight in accepted(header):
+        if media == "text/html":
+            html = max(html, weight)
+        elif media in (JSON, GRAPHQL_RESPONSE):
+            data = max(data, weight)
+    return html > 0 and html >= data
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """`receive`, refusing a body once more than `limit` bytes of it have arrived."""
+    received = 0
+
+    async def receive_limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _too_large(limit)
+        return message
+
+    return receive_limited
+
+
+def _too_large(limit: int) -> HTTPError:
+    return HTTPError(413, "PAYLOAD_TOO_LARGE", f"the request body is larger than {limit} bytes")
+
+
+def _error_body(code: str, message: str) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+def _json_response(
+    body: dict[str, Any], *, status: int, media: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    response = Response(
+        orjson.dumps(body), status_code=status, media_type=f"{media}; charset=utf-8"
+    )
+    # The body depends on Accept, so shared caches must keep the variants apart.
+    response.headers["Vary"] = "Accept"
+    response.headers.update(headers or {})
+    return response
+
+
+def _refusal(error: HTTPError, media: str = JSON) -> Response:
+    return _json_response(
+        _error_body(error.code, error.message),
+        status=error.status,
+        media=media,
+        headers=error.headers,
+    )
+
+
+def _has_code(error: GraphQLError) -> bool:
+    return bool(error.extensions and "code" in error.extensions)
+
+
+def _result_response(result: ExecutionResult, media: str) -> Response:
+    """The execution result as the response the spec asks for in `media`."""
+    # `ErrorCodes` gives every error of an operation its code; one raised around the operation
+    # (a failed commit, say) gets it here, masked when unexpected.
+    errors = [error if _has_code(error) else format_error(error) for error in result.errors or ()]
+    # Errors before execution (parse, validation, variable coercion) have no path and leave no
+    # data; once execution starts, `data` is present, even as null.
+    request_error = result.data is None and bool(errors) and all(e.path is None for e in errors)
+    body: dict[str, Any] = {} if request_error else {"data": result.data}
+    if errors:
+        body["errors"] = [error.formatted for error in errors]
+    if result.extensions:
+        body["extensions"] = result.extensions
+    status = 200
+    if request_error and media == GRAPHQL_RESPONSE:
+        internal = any(
+            e.extensions and e.extensions["code"] == "INTERNAL_SERVER_ERROR" for e in errors
+        )
+        status = 500 if internal else 400
+    return _json_response(body, status=status, media=media)
+
+
+def _is_loopback(request: Request) -> bool:
+    if request.client is None:
+        return False
+    try:
+        return ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
 
 
 class GraphQLEndpoint:
-    """An ASGI app that builds a schema per content model and routes each request to the current one."""
+    """The ASGI app at `/graphql`: builds a schema per content model and serves each request."""
 
-    def __init__(self, api: LocalAPI) -> None:
+    def __init__(
+        self,
+        api: LocalAPI,
+        *,
+        max_body_bytes: int = DEFAULT_REQUEST_MAX_BYTES,
+        max_multipart_bytes: int | None = None,
+        mailer: Mailer | None = None,
+    ) -> None:
         self.api = api
-        self._app: _SchemaApp | None = None
+        self.mailer = mailer
+        self.max_body_bytes = max_body_bytes
+        # Uploads may be larger than a JSON request; the form fields are still capped per part.
+        self.max_multipart_bytes = max_multipart_bytes or max_body_bytes
+        # The demo's key, set at start-up by the app's lifespan and only in demo mode: GraphiQL
+        # then opens with it filled in, for browsers on this machine.
+        self.dev_key: str | None = None
+        self.demo_query: str | None = None
+        self._built: BuiltSchema | None = None
 
-    def current(self) -> _SchemaApp:
+    def current(self) -> BuiltSchema:
         registry = self.api.model.registry
-        app = self._app
-        if app is None or app.built.registry is not registry:
+        built = self._built
+        if built is None or built.registry is not registry:
             log.info("building the GraphQL schema for %d schema types", len(registry))
-            app = _SchemaApp(build_schema(registry), self.api)
-            self._app = app
-        return app
+            built = build_schema(registry)
+            self._built = built
+        return built
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.current()(scope, receive, send)
+        limit = self._limit(Headers(scope=scope))
+        request = Request(scope, _limited(receive, limit))
+        response = await self.handle(request, limit)
+        await response(scope, receive, send)
+
+    def _limit(self, headers: Headers) -> int:
+        multipart = headers.get("content-type", "").lower().startswith(MULTIPART)
+        return self.max_multipart_bytes if multipart else self.max_body_bytes
+
+    async def handle(self, request: Request, limit: int) -> Response:
+        if request.method not in ("GET", "POST"):
+            error = HTTPError(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"{request.method} is not supported: use GET for queries or POST",
+                headers={"Allow": "GET, POST"},
+            )
+            return _refusal(error)
+        accept = request.headers.get("accept")
+        if request.method == "GET" and "query" not in request.query_params and prefers_html(accept):
+            return self._playground(request)
+        media = response_media_type(accept)
+        if media is None:
+            message = f"the Accept header allows neither {GRAPHQL_RESPONSE} nor {JSON}"
+            return _refusal(HTTPError(406, "NOT_ACCEPTABLE", message))
+        try:
+            if request.method == "GET":
+                return await self._execute(request, Params.from_query_string(request), media)
+            return await self._post(request, media, limit)
+        except HTTPError as error:
+            return _refusal(error, media)
+
+    async def _post(self, request: Request, media: str, limit: int) -> Response:
+        content_type = request.headers.get("content-type")
+        if content_type is None:
+            raise HTTPError(415, "UNSUPPORTED_MEDIA_TYPE", f"send the request as {JSON}")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        mime, *options = (part.strip().lower() for part in content_type.split(";"))
+        if mime == JSON:
+            charset = next((o.partition("=")[2] for o in options if o.startswith("charset=")), "")
+            if charset.strip('"') not in ("", "utf-8", "utf8"):
+                raise HTTPError(415, "UNSUPPORTED_MEDIA_TYPE", "JSON requests must be UTF-8")
+            body = await request.body()
+            if not body.strip():
+                raise _bad_request("the request body is empty")
+            return await self._execute(request, Params.from_mapping(_json(body, "the body")), media)
+        if mime == MULTIPART:
+            form = await self._form(request)
+            try:
+                return await self._execute(request, _multipart_params(form), media)
+            finally:
+                await form.close()
+        raise HTTPError(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"unsupported content type {mime!r}: send {JSON} (or {MULTIPART} for uploads)",
+        )
+
+    async def _form(self, request: Request) -> FormData:
+        try:
+            return await request.form(max_part_size=self.max_body_bytes)
+        except HTTPException as exc:
+            raise _bad_request(f"unreadable multipart body: {exc.detail}") from None
+
+    async def _execute(self, request: Request, params: Params, media: str) -> Response:
+        built = self.current()
+        context = RequestContext(
+            api=self.api,
+            generated=built.generated,
+            authorization=request.headers.get("authorization"),
+            organization_header=request.headers.get("x-organization-id"),
+            mailer=self.mailer,
+        )
+        allowed = _QUERIES_ONLY if request.method == "GET" else _ANY_OPERATION
+        try:
+            result = await built.schema.execute(
+                params.query,
+                variable_values=params.variables,
+                context_value=context,
+                operation_name=params.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=params.extensions,
+            )
+        except InvalidOperationTypeError as exc:
+            # Only GET restricts the operation type: a mutation must not run on a safe method.
+            message = f"{exc.as_http_error_reason(request.method)}; send them with POST"
+            raise HTTPError(405, "METHOD_NOT_ALLOWED", message, headers={"Allow": "POST"}) from None
+        except CannotGetOperationTypeError as exc:
+            error = GraphQLError(
+                exc.as_http_error_reason(), extensions={"code": "GRAPHQL_VALIDATION_FAILED"}
+            )
+            result = ExecutionResult(data=None, errors=[error])
+        return _result_response(result, media)
+
+    def _playground(self, request: Request) -> Response:
+        # The key stays off pages served to other machines, even in demo mode (`--host 0.0.0.0`).
+        key = self.dev_key if _is_loopback(request) else None
+        return playground_response(
+            endpoint=request.url.path,
+            headers={"Authorization": f"Bearer {key}"} if key else None,
+            query=self.demo_query if key else None,
+        )
+
+
+def _multipart_params(form: FormData) -> Params:
+    """The GraphQL multipart request spec: `operations`, a `map` of files to variables, the files."""
+    operations, files_map = form.get("operations"), form.get("map")
+    if not isinstance(operations, str) or not isinstance(files_map, str):
+        raise _bad_request("a multipart request needs the form fields `operations` and `map`")
+    data = _json(operations.encode(), "`operations`")
+    paths = _json(files_map.encode(), "`map`")
+    if not isinstance(data, dict):
+        raise _bad_request("`operations` must be one operation (batches are not supported)")
+    if not isinstance(paths, dict) or not all(
+        isinstance(targets, list) and all(isinstance(t, str) for t in targets)
+        for targets in paths.values()
+    ):
+        raise _bad_request("`map` must map each file's field name to a list of paths")
+    files = {name: value for name, value in form.multi_items() if isinstance(value, UploadFile)}
+    try:
+        filled = replace_placeholders_with_files(data, paths, files)
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise _bad_request("`map` names a file or a path that the request does not have") from None
+    return Params.from_mapping(filled)

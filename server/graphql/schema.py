@@ -15,6 +15,8 @@ from strawberry.types import ExecutionContext
 
 from server.errors import ForbiddenError, InvalidInputError, NotFoundError
 from server.graphql import types as static
+from server.graphql.access import AccessMutations, AccessQueries
+from server.graphql.assets import AssetMutations, AssetQueries
 from server.graphql.context import RequestContext
 from server.graphql.extensions import ErrorCodes, UnitOfWork
 from server.graphql.resolvers import document_fields, require
@@ -213,6 +215,10 @@ def build_schema(registry: Registry) -> BuiltSchema:
         mutation_fields.extend(mutations)
     query_fields.extend(_fields_of(_Fixed))
     mutation_fields.extend(_fields_of(_FixedMutations))
+    query_fields.extend(_fields_of(AssetQueries))
+    mutation_fields.extend(_fields_of(AssetMutations))
+    query_fields.extend(_fields_of(AccessQueries))
+    mutation_fields.extend(_fields_of(AccessMutations))
     query = create_type("Query", query_fields)
     mutation = create_type("Mutation", mutation_fields)
     extra_types = [*generated.documents.values(), *static.STATIC_TYPES]
