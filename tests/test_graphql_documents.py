@@ -224,6 +224,11 @@ async def test_version_history_and_restore(gql: GraphQLClient) -> None:
     [
         ("{ allPost { title } ", None, "GRAPHQL_PARSE_FAILED"),
         ("{ allPost { nope } }", None, "GRAPHQL_VALIDATION_FAILED"),
+        (
+            "query A { allPost { id } } query B { allAuthor { id } }",
+            None,
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
         ("{ allPost(where: {nope: {equals: 1}}) { title } }", None, "GRAPHQL_VALIDATION_FAILED"),
         ('{ post(id: "not-a-uuid") { title } }', None, "BAD_USER_INPUT"),
         ("{ allPost(depth: 9) { title } }", None, "BAD_USER_INPUT"),
@@ -306,3 +311,14 @@ async def test_limits_give_query_too_complex(gql: GraphQLClient) -> None:
     for query in (deep, huge):
         result = await gql(query)
         assert result["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", result
+
+
+async def test_operation_name_chooses_among_several(gql: GraphQLClient) -> None:
+    body = {
+        "query": "query A { allPost { id } } query B { allAuthor { id } }",
+        "operationName": "B",
+    }
+    response = await gql.client.post(
+        "/graphql", json=body, headers={"Authorization": f"Bearer {gql.key}"}
+    )
+    assert response.json() == {"data": {"allAuthor": []}}

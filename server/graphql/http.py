@@ -15,6 +15,7 @@ Responses (https://graphql.github.io/graphql-over-http/draft/):
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from ipaddress import ip_address
 from typing import Any
 
 import orjson
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode, parse
 from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -37,7 +38,7 @@ from server.config import DEFAULT_REQUEST_MAX_BYTES
 from server.graphql.context import RequestContext
 from server.graphql.extensions import format_error
 from server.graphql.playground import playground_response
-from server.graphql.schema import BuiltSchema, build_schema
+from server.graphql.schema import MAX_TOKENS, BuiltSchema, build_schema
 from server.local_api import LocalAPI
 from server.mail import Mailer
 
@@ -363,6 +364,12 @@ class GraphQLEndpoint:
             mailer=self.mailer,
         )
         allowed = _QUERIES_ONLY if request.method == "GET" else _ANY_OPERATION
+        if params.operation_name is None and _operation_count(params.query) > 1:
+            error = GraphQLError(
+                "the document has several operations: choose one with operationName",
+                extensions={"code": "GRAPHQL_VALIDATION_FAILED"},
+            )
+            return _result_response(ExecutionResult(data=None, errors=[error]), media)
         try:
             result = await built.schema.execute(
                 params.query,
@@ -391,6 +398,16 @@ class GraphQLEndpoint:
             headers={"Authorization": f"Bearer {key}"} if key else None,
             query=self.demo_query if key else None,
         )
+
+
+@functools.lru_cache(maxsize=512)
+def _operation_count(query: str) -> int:
+    """How many operations a document defines (0 when it does not parse: execution reports that)."""
+    try:
+        document = parse(query, max_tokens=MAX_TOKENS)
+    except GraphQLError:
+        return 0
+    return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
 
 
 def _multipart_params(form: FormData) -> Params:
