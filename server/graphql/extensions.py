@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
 from server.errors import CMSError
@@ -22,6 +23,28 @@ _TOO_COMPLEX = (
     "aliases found. Allowed",
     "Document contains more than",
 )
+
+
+class CachedValidation(SchemaExtension):
+    """Validate each distinct query text once per schema.
+
+    Frontends send the same few queries again and again, and validating a document costs more than
+    running it. The rules are fixed per schema (the limits included), so the query text is the key.
+    """
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        cache = getattr(context.schema, "validation_cache", None)
+        document = context.graphql_document
+        if cache is not None and document is not None and context.pre_execution_errors is None:
+            errors = cache.get(context.query)
+            if errors is None:
+                errors = validate_document(
+                    context.schema._schema, document, tuple(context.validation_rules)
+                )
+                cache.put(context.query, errors)
+            context.pre_execution_errors = list(errors)
+        yield
 
 
 class UnitOfWork(SchemaExtension):

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import create_type
 from strawberry.types import ExecutionContext
@@ -18,7 +24,7 @@ from server.graphql import types as static
 from server.graphql.access import AccessMutations, AccessQueries
 from server.graphql.assets import AssetMutations, AssetQueries
 from server.graphql.context import RequestContext
-from server.graphql.extensions import ErrorCodes, UnitOfWork
+from server.graphql.extensions import CachedValidation, ErrorCodes, UnitOfWork
 from server.graphql.resolvers import document_fields, require
 from server.graphql.scalars import JSON
 from server.graphql.typegen import GeneratedTypes, generate
@@ -30,9 +36,34 @@ log = logging.getLogger(__name__)
 MAX_QUERY_DEPTH = 15
 MAX_ALIASES = 50
 MAX_TOKENS = 5000
+PARSER_CACHE_SIZE = 1024
+VALIDATION_CACHE_SIZE = 1024
+
+
+class LRU:
+    """A small least-recently-used map (query text -> validation errors)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[str | None, list[GraphQLError]] = OrderedDict()
+
+    def get(self, key: str | None) -> list[GraphQLError] | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: str | None, value: list[GraphQLError]) -> None:
+        self._items[key] = value
+        if len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
 
 
 class CMSSchema(strawberry.Schema):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.validation_cache = LRU(VALIDATION_CACHE_SIZE)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -236,6 +267,8 @@ _EXTENSIONS: list[Any] = [
     lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
     lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
     lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+    lambda: ParserCache(maxsize=PARSER_CACHE_SIZE),
+    CachedValidation,
     UnitOfWork,
     ErrorCodes,
 ]
