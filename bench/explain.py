@@ -1,0 +1,131 @@
+"""EXPLAIN (ANALYZE, BUFFERS) of the statements each scenario's request ran, replayed as they ran.
+
+Reads are replayed in a read-only transaction scoped to the scenario's organization, as the request
+role, so the plans include Row-Level Security. W1's statements are replayed in one transaction that
+is rolled back; it first puts the post back at the revision the draft save expected, so the replayed
+UPDATE matches its row as the real one did. The floor's statements are explained the same way, as
+the floor runs them.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+
+from bench import floor_sql
+from bench.inprocess import FIXED_STATEMENTS, Measured, Statement
+from bench.scenarios import Scenario, update_variables
+from server.postgres import PostgresAdapter
+
+_INDEX = re.compile(r"(?:Index(?: Only)? Scan(?: Backward)? using|Bitmap Index Scan on) (\w+)")
+_SEQ = re.compile(r"Seq Scan on (\w+)")
+_EXECUTION = re.compile(r"Execution Time: ([0-9.]+) ms")
+
+
+@dataclass(frozen=True)
+class Explained:
+    sql: str
+    arguments: tuple[Any, ...]
+    plan: str
+
+    @property
+    def indexes(self) -> list[str]:
+        return list(dict.fromkeys(_INDEX.findall(self.plan)))
+
+    @property
+    def seq_scans(self) -> list[str]:
+        return list(dict.fromkeys(_SEQ.findall(self.plan)))
+
+    @property
+    def execution_ms(self) -> float:
+        found = _EXECUTION.search(self.plan)
+        return float(found.group(1)) if found else 0.0
+
+
+class _Rollback(Exception):  # noqa: N818 (a signal, not an error)
+    pass
+
+
+def main_statement(scenario: Scenario, explained: list[Explained]) -> Explained:
+    """The statement that finds the scenario's documents (W1: the draft save's UPDATE)."""
+    if scenario.kind == "write":
+        return next(e for e in explained if "UPDATE cms_documents SET draft_data" in e.sql)
+    return explained[0]
+
+
+async def explain_api(
+    adapter: PostgresAdapter, organization_id: uuid.UUID, scenario: Scenario, measured: Measured
+) -> list[Explained]:
+    """EXPLAIN the statements of the scenario's first request (W1: its first pair)."""
+    if scenario.kind != "write":
+        statements = measured.statements[0][FIXED_STATEMENTS:]
+        async with adapter.with_org_context(organization_id, read_only=True) as tx:
+            return [await _explain(tx.conn, sql, args) for sql, args in statements]
+    post_id, revision = measured.saves[0]
+    statements = (
+        measured.statements[0][FIXED_STATEMENTS:] + measured.statements[1][FIXED_STATEMENTS:]
+    )
+    explained: list[Explained] = []
+    try:
+        async with adapter.with_org_context(organization_id) as tx:
+            await tx.execute(
+                "UPDATE cms_documents SET revision = $2 WHERE id = $1", uuid.UUID(post_id), revision
+            )
+            explained = [await _explain(tx.conn, sql, args) for sql, args in statements]
+            raise _Rollback
+    except _Rollback:
+        pass
+    return explained
+
+
+async def explain_floor(
+    url: str, organization_id: uuid.UUID, scenario: Scenario, post_id: str
+) -> list[Explained]:
+    """EXPLAIN the floor's statement(s) for the scenario, as the floor runs them."""
+    conn = await asyncpg.connect(url)
+    try:
+        post = uuid.UUID(post_id)
+        calls: list[Statement] = {
+            "Q1": [(floor_sql.Q1, ())],
+            "Q2": [(floor_sql.Q2, ())],
+            "Q3": [(floor_sql.Q3, ("%a%", 500))],
+            "Q4": [(floor_sql.Q4, (post,))],
+            "Q5": [(floor_sql.Q5, ())],
+        }.get(scenario.name, [])
+        if scenario.kind == "write":
+            revision = await conn.fetchval("SELECT revision FROM cms_documents WHERE id = $1", post)
+            data = update_variables(post_id, revision, 2.5)["data"]
+            calls = [
+                (floor_sql.W1_UPDATE, (post, _json(data), revision)),
+                (floor_sql.W1_PUBLISH, (post,)),
+            ]
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            return [await _explain(conn, sql, (organization_id, *args)) for sql, args in calls]
+        finally:
+            await transaction.rollback()
+    finally:
+        await conn.close()
+
+
+async def _explain(conn: Any, sql: str, arguments: tuple[Any, ...]) -> Explained:
+    rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *arguments)
+    return Explained(sql=sql, arguments=arguments, plan="\n".join(row[0] for row in rows))
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def render(title: str, explained: list[Explained]) -> str:
+    """A plain-text section for the results file."""
+    lines = [f"## {title}", ""]
+    for n, item in enumerate(explained, 1):
+        lines += [f"-- statement {n}", item.sql, f"-- arguments: {item.arguments!r}", item.plan, ""]
+    return "\n".join(lines)

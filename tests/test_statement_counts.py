@@ -1,0 +1,145 @@
+"""SQL statements per request for the benchmark's scenarios (bench/scenarios.py), so an N+1 fails CI.
+
+Counted through the GraphQL endpoint in process: `Database.statements` counts every statement a
+request's transaction runs (BEGIN and COMMIT are not counted). Every authenticated request starts
+with two: the API key lookup and the organization scope. A list then costs one statement for the
+page and at most one per depth level for the references, whatever the page size.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from bench.scenarios import BY_NAME, Scenario, update_variables
+from tests.conftest import GraphQLClient
+
+FIXED = 2  # the credential lookup, then the organization scope
+AUTHORS = 12  # one mentor loop: longer than the deepest depth
+POSTS = 40
+
+
+def ref(target: uuid.UUID, key: str | None = None) -> dict[str, str]:
+    value = {"_type": "reference", "_ref": str(target)}
+    return {**value, "_key": key} if key else value
+
+
+@pytest.fixture
+async def blog(gql: GraphQLClient) -> list[str]:
+    """Authors in a 12-long mentor loop, two parent categories with four children below them, and
+    posts referencing an author and two child categories: all published."""
+    # All are created in one transaction, so they share `updated_at` and the default sort
+    # (-updatedAt, then id) lists the authors in id order.
+    authors = sorted(uuid.uuid4() for _ in range(AUTHORS))
+    categories = [uuid.uuid4() for _ in range(6)]
+    posts = []
+    async with gql.services.api.system_context(gql.org) as ctx:
+        collections = gql.services.api.collections
+        for n, author in enumerate(authors):
+            mentor = ref(authors[(n + 1) % AUTHORS])
+            data = {"name": f"Author {n}", "mentor": mentor}
+            await collections.author.create(ctx, data, id=author, publish=True)
+        for n, category in enumerate(categories):
+            data = {"title": f"Category {n}"}
+            if n >= 2:
+                data["parent"] = ref(categories[n % 2])
+            await collections.category.create(ctx, data, id=category, publish=True)
+        for n in range(POSTS):
+            doc = await collections.post.create(
+                ctx,
+                {
+                    "title": f"Post {n} about a thing",
+                    "slug": f"post-{n}",
+                    "views": 100 * n,
+                    "rating": 2.5,
+                    "tags": ["t"],
+                    "publishedDate": f"2025-01-{n % 28 + 1:02d}T10:00:00+00:00",
+                    "author": ref(authors[n % AUTHORS]),
+                    # Child categories only: their parents are reached at depth 2 alone.
+                    "categories": [
+                        ref(categories[2 + n % 4], "c0"),
+                        ref(categories[2 + (n + 1) % 4], "c1"),
+                    ],
+                },
+                publish=True,
+            )
+            posts.append(doc["id"])
+    return posts
+
+
+async def statements(gql: GraphQLClient, body: bytes) -> tuple[int, dict[str, Any]]:
+    """The statements one request ran, and its data."""
+    database = gql.services.adapter.database
+    before = database.statements
+    response = await gql.client.post(
+        "/graphql",
+        content=body,
+        headers={"Authorization": f"Bearer {gql.key}", "Content-Type": "application/json"},
+    )
+    payload: dict[str, Any] = response.json()
+    assert "errors" not in payload, payload
+    return database.statements - before, payload["data"]
+
+
+def with_limit(scenario: Scenario, limit: int) -> bytes:
+    assert "limit: 20" in scenario.query
+    return replace(scenario, query=scenario.query.replace("limit: 20", f"limit: {limit}")).body()
+
+
+@pytest.mark.parametrize(("name", "expected"), [("Q1", 1), ("Q2", 3), ("Q3", 1)])
+async def test_post_lists_cost_the_page_plus_one_statement_per_depth_level(
+    gql: GraphQLClient, blog: list[str], name: str, expected: int
+) -> None:
+    scenario = BY_NAME[name]
+    counts = {}
+    for limit in (5, 40):
+        counts[limit], data = await statements(gql, with_limit(scenario, limit))
+        matching = POSTS if name != "Q3" else sum(1 for n in range(POSTS) if 100 * n > 500)
+        assert len(data["allPost"]) == min(limit, matching)
+    # Authors and categories are never in the page itself, so every level is fetched, once.
+    assert counts == {5: FIXED + expected, 40: FIXED + expected}
+    assert expected <= scenario.depth + 2
+
+
+async def test_the_deepest_list_is_bounded_by_its_depth(
+    gql: GraphQLClient, blog: list[str]
+) -> None:
+    scenario = BY_NAME["Q5"]
+    # The first five authors of a twelve-long loop: each level reaches one author more.
+    small, data = await statements(gql, with_limit(scenario, 5))
+    assert len(data["allAuthor"]) == 5
+    assert small == FIXED + 1 + scenario.depth
+    # Every author in the page: the mentors are already there, nothing more to fetch.
+    whole, data = await statements(gql, with_limit(scenario, 50))
+    assert len(data["allAuthor"]) == AUTHORS
+    assert whole == FIXED + 1
+
+
+async def test_a_post_by_id_costs_two_statements_of_its_own(
+    gql: GraphQLClient, blog: list[str]
+) -> None:
+    scenario = BY_NAME["Q4"]
+    for post_id in blog[:5]:
+        count, data = await statements(gql, scenario.body({"id": post_id}))
+        assert data["post"]["author"]["name"] is not None
+        assert count == FIXED + 1 + scenario.depth
+
+
+async def test_a_draft_save_and_a_publish_cost_a_fixed_number_of_statements(
+    gql: GraphQLClient, blog: list[str]
+) -> None:
+    scenario = BY_NAME["W1"]
+    post_id = blog[0]
+    revision = 1
+    for step in range(3):
+        variables = update_variables(post_id, revision, step / 10)
+        update, data = await statements(gql, scenario.body(variables))
+        revision = data["updatePost"]["revision"]
+        publish, _ = await statements(gql, scenario.body({"id": post_id}, second=True))
+        # Lock, write, the version and reference index (one statement), then the response's
+        # references at the default depth of 2: one statement per level.
+        assert (update, publish) == (FIXED + 3 + 2, FIXED + 3 + 2)
+    assert revision == 4
