@@ -208,6 +208,15 @@ documents = Table(
     Index("idx_documents_type", "type"),
     Index("idx_documents_status", "status"),
     Index("idx_documents_published_at", "published_at"),
+    # The paths of the default sort and of a published listing sorted by a datetime field.
+    Index("idx_documents_type_updated_at", "type", text("updated_at DESC"), "id"),
+    Index(
+        "idx_documents_published_date",
+        "type",
+        text("cms_to_timestamptz(published_data ->> 'publishedDate') DESC NULLS LAST"),
+        "id",
+        postgresql_where=text("status = 'published' AND published_data IS NOT NULL"),
+    ),
 )
 
 document_versions = Table(

@@ -30,44 +30,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from alembic import op
-from sqlalchemy import Index, text
-from sqlalchemy.schema import CreateIndex
-
-from server.tables import documents
 
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-PUBLISHED = "status = 'published' AND published_data IS NOT NULL"
-
-# Declared on the table, so that autogenerate (`alembic check`, `db push`, `db status`) sees them as
-# part of the model rather than as drift to drop.
-INDEXES = (
-    Index(
-        "idx_documents_type_updated_at",
-        documents.c.type,
-        documents.c.updated_at.desc(),
-        documents.c.id,
-    ),
-    Index(
-        "idx_documents_published_date",
-        documents.c.type,
-        text("cms_to_timestamptz(published_data ->> 'publishedDate') DESC NULLS LAST"),
-        documents.c.id,
-        postgresql_where=text(PUBLISHED),
-    ),
-)
+# The same indexes are declared in `server/tables.py`, so autogenerate sees them as part of the model.
+INDEXES = {
+    "idx_documents_type_updated_at": "CREATE INDEX idx_documents_type_updated_at"
+    " ON cms_documents (type, updated_at DESC, id)",
+    "idx_documents_published_date": "CREATE INDEX idx_documents_published_date ON cms_documents"
+    " (type, cms_to_timestamptz(published_data ->> 'publishedDate') DESC NULLS LAST, id)"
+    " WHERE status = 'published' AND published_data IS NOT NULL",
+}
 
 
 def upgrade() -> None:
     op.execute("ALTER FUNCTION cms_to_timestamptz(text) SET search_path FROM CURRENT")
-    for index in INDEXES:
-        op.execute(CreateIndex(index))
+    for statement in INDEXES.values():
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    for index in reversed(INDEXES):
-        op.drop_index(index.name, table_name="cms_documents")
+    for name in reversed(INDEXES):
+        op.execute(f"DROP INDEX {name}")
     op.execute("ALTER FUNCTION cms_to_timestamptz(text) RESET search_path")
