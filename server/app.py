@@ -86,6 +86,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         # An upload's file may be as large as MAX_UPLOAD_BYTES, beside its JSON form fields.
         max_multipart_bytes=settings.max_upload_bytes + settings.request_max_bytes,
         mailer=running.mailer,
+        compiled_reads=settings.compiled_reads,
     )
 
     @asynccontextmanager

@@ -98,6 +98,9 @@ class Settings:
     asset_dir: Path | None = None
     asset_url_prefix: str = "/assets"
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    # Content queries as one SQL statement each (`server/query/`); false serves every operation
+    # through the resolvers, which remain the reference the compiled path is tested against.
+    compiled_reads: bool = True
 
     @property
     def embedded(self) -> bool:
@@ -134,6 +137,7 @@ class Settings:
             max_upload_bytes=_int(
                 env, "MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, minimum=1, maximum=2**31 - 1
             ),
+            compiled_reads=_bool(env, "COMPILED_READS", True),
         )
 
 

@@ -31,6 +31,20 @@ _ASSET_TYPES = frozenset({"image", "file"})
 Render = Callable[[DocumentRow, dict[str, Any]], dict[str, Any]]
 
 
+class InlinedDocument(dict[str, Any]):
+    """A rendered document standing where a reference was; `reference` keeps the stored value.
+
+    It serialises as the plain document; readers that must check the target's type against the
+    field's (GraphQL) use `reference` to fall back to a stub.
+    """
+
+    __slots__ = ("reference",)
+
+    def __init__(self, document: dict[str, Any], reference: dict[str, Any]) -> None:
+        super().__init__(document)
+        self.reference = reference
+
+
 def iter_reference_ids(value: Any) -> Iterator[str]:
     """Every document id referenced anywhere in `value` (asset references excluded)."""
     if isinstance(value, dict):
@@ -113,7 +127,7 @@ async def resolve_references(
                 target = known.get(ref)
                 if remaining <= 0 or target is None or ref in path:
                     return value
-                return document(target, remaining - 1, path | {ref})
+                return InlinedDocument(document(target, remaining - 1, path | {ref}), value)
             skip_asset = value.get("_type") in _ASSET_TYPES
             return {
                 key: item if (skip_asset and key == "asset") else inline(item, remaining, path)

@@ -35,12 +35,14 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from server.config import DEFAULT_REQUEST_MAX_BYTES
+from server.errors import CMSError
 from server.graphql.context import RequestContext
 from server.graphql.extensions import format_error
 from server.graphql.playground import playground_response
 from server.graphql.schema import MAX_TOKENS, BuiltSchema, build_schema
 from server.local_api import LocalAPI
 from server.mail import Mailer
+from server.query import run
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +268,13 @@ class GraphQLEndpoint:
         max_body_bytes: int = DEFAULT_REQUEST_MAX_BYTES,
         max_multipart_bytes: int | None = None,
         mailer: Mailer | None = None,
+        compiled_reads: bool = True,
     ) -> None:
         self.api = api
+        self.compiled_reads = compiled_reads
+        # Requests the compiled path answered (the rest ran through the resolvers).
+        self.compiled_served = 0
+        self.compiled_failures = 0
         self.mailer = mailer
         self.max_body_bytes = max_body_bytes
         # Uploads may be larger than a JSON request; the form fields are still capped per part.
@@ -356,13 +363,11 @@ class GraphQLEndpoint:
 
     async def _execute(self, request: Request, params: Params, media: str) -> Response:
         built = self.current()
-        context = RequestContext(
-            api=self.api,
-            generated=built.generated,
-            authorization=request.headers.get("authorization"),
-            organization_header=request.headers.get("x-organization-id"),
-            mailer=self.mailer,
-        )
+        if self.compiled_reads:
+            compiled = await self._compiled(request, params, media, built)
+            if compiled is not None:
+                return compiled
+        context = self._context(request, built)
         allowed = _QUERIES_ONLY if request.method == "GET" else _ANY_OPERATION
         if params.operation_name is None and _operation_count(params.query) > 1:
             error = GraphQLError(
@@ -389,6 +394,60 @@ class GraphQLEndpoint:
             )
             result = ExecutionResult(data=None, errors=[error])
         return _result_response(result, media)
+
+    def _context(self, request: Request, built: BuiltSchema) -> RequestContext:
+        return RequestContext(
+            api=self.api,
+            generated=built.generated,
+            authorization=request.headers.get("authorization"),
+            organization_header=request.headers.get("x-organization-id"),
+            mailer=self.mailer,
+        )
+
+    async def _compiled(
+        self, request: Request, params: Params, media: str, built: BuiltSchema
+    ) -> Response | None:
+        """The compiled read path (`server/query/`): one statement builds the whole response.
+
+        None when the operation is not a content read it serves, or when the answer would be an
+        error: the resolver path then runs the request from the start and answers it.
+        """
+        plan = built.planner.plan(params.query, params.operation_name)
+        if plan is None:
+            return None
+        try:
+            statement = run.bind(
+                built.planner, plan, params.variables, max_page_size=self.api.max_page_size
+            )
+        except run.Fallback:
+            return None
+        context = self._context(request, built)
+        context.read_only = True
+        try:
+            unit = await context.unit()
+            values = await run.fetch(unit.tx, statement)
+            if not run.allowed(unit, statement):
+                raise run.Fallback("capability")
+        except (CMSError, run.Fallback):
+            await context.finish(commit=False)
+            return None
+        except Exception:
+            # A fault of the compiled path itself must not cost the client its answer: the
+            # resolver path serves it, and the fault is logged and counted.
+            log.exception("the compiled read path failed; serving through the resolvers")
+            self.compiled_failures += 1
+            await context.finish(commit=False)
+            return None
+        except BaseException:
+            await context.finish(commit=False)
+            raise
+        await context.finish(commit=True)
+        self.compiled_served += 1
+        response = Response(
+            run.body(statement, values), status_code=200, media_type=f"{media}; charset=utf-8"
+        )
+        response.headers["Vary"] = "Accept"
+        return response
 
     def _playground(self, request: Request) -> Response:
         # The key stays off pages served to other machines, even in demo mode (`--host 0.0.0.0`).

@@ -29,6 +29,7 @@ from server.graphql.resolvers import document_fields, require
 from server.graphql.scalars import JSON
 from server.graphql.typegen import GeneratedTypes, generate
 from server.local_api import parse_id
+from server.query.plan import Planner
 from server.schema_types import Registry
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class CMSSchema(strawberry.Schema):
 class BuiltSchema:
     schema: CMSSchema
     generated: GeneratedTypes
+    planner: Planner
 
     @property
     def registry(self) -> Registry:
@@ -260,7 +262,14 @@ def build_schema(registry: Registry) -> BuiltSchema:
         config=StrawberryConfig(auto_camel_case=False),
         extensions=_EXTENSIONS,
     )
-    return BuiltSchema(schema=schema, generated=generated)
+    planner = Planner(
+        schema,
+        generated,
+        max_tokens=MAX_TOKENS,
+        max_depth=MAX_QUERY_DEPTH,
+        max_aliases=MAX_ALIASES,
+    )
+    return BuiltSchema(schema=schema, generated=generated, planner=planner)
 
 
 _EXTENSIONS: list[Any] = [

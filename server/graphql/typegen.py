@@ -13,6 +13,7 @@ Every content field is nullable: drafts may be incomplete.
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 import types
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from strawberry.scalars import JSON
 
 from server.graphql import types as static
 from server.names import to_pascal_case
+from server.query import kinds
+from server.query.kinds import Kind
 from server.schema_types import Field, Registry, SchemaType
 
 _module_counter = itertools.count(1)
@@ -78,6 +81,8 @@ class GeneratedTypes:
     data_inputs: dict[str, type] = field(default_factory=dict)
     pages: dict[str, type] = field(default_factory=dict)
     shapes: dict[str, ObjectShape] = field(default_factory=dict)  # schema type name -> shape
+    # Generated class name -> content field name -> its kind: what the compiled read path reads.
+    class_fields: dict[str, dict[str, Kind]] = field(default_factory=dict)
 
     @property
     def namespace(self) -> dict[str, Any]:
@@ -222,22 +227,26 @@ class TypeGenerator:
         self, owner: str, fields: tuple[Field, ...], shape: ObjectShape
     ) -> dict[str, str]:
         annotations: dict[str, str] = {}
+        recorded = self.out.class_fields.setdefault(owner, {})
         for f in fields:
-            annotation, convert = self._output(owner, f)
+            annotation, convert, kind = self._output(owner, f)
             annotations[attribute(f.name)] = f"Optional[{annotation}]"
             shape.fields.append((f.name, attribute(f.name), convert))
+            recorded[f.name] = kind
         return annotations
 
-    def _output(self, owner: str, f: Field) -> tuple[str, Callable[[Any], Any]]:
-        """The annotation of a field's GraphQL type, and the converter of its stored value."""
+    def _output(self, owner: str, f: Field) -> tuple[str, Callable[[Any], Any], Kind]:
+        """The annotation of a field's GraphQL type, the converter of its stored value, its kind."""
         if f.type in _SCALARS:
-            return _SCALARS[f.type], _SCALAR_CONVERTERS[f.type]
+            return _SCALARS[f.type], _SCALAR_CONVERTERS[f.type], _SCALAR_KINDS[f.type]
         if f.type == "number":
-            return ("int", _integer) if f.integer else ("float", _number)
+            if f.integer:
+                return "int", _integer, kinds.Scalar("int")
+            return "float", _number, kinds.Scalar("float")
         if f.type == "image":
-            return "Image", _image
+            return "Image", _image, kinds.Asset("image")
         if f.type == "file":
-            return "FileAsset", _file
+            return "FileAsset", _file, kinds.Asset("file")
         if f.is_reference:
             return self._reference(owner, f)
         if f.is_array:
@@ -245,13 +254,13 @@ class TypeGenerator:
         if f.is_inline_object:
             name = self._claim(f"{owner}{to_pascal_case(f.name)}")
             self._object_type(name, f.fields, f.description)
-            return name, self._object_converter(name)
+            return name, self._object_converter(name), kinds.Object(name)
         if f.is_named_object:
             name = graphql_name(f.type)
-            return name, self._object_converter(name)
-        return "JSON", _identity
+            return name, self._object_converter(name), kinds.Object(name)
+        return "JSON", _identity, kinds.Json()
 
-    def _reference(self, owner: str, f: Field) -> tuple[str, Callable[[Any], Any]]:
+    def _reference(self, owner: str, f: Field) -> tuple[str, Callable[[Any], Any], Kind]:
         targets = [graphql_name(t) for t in f.to]
         if len(targets) == 1:
             annotation = targets[0]
@@ -265,47 +274,49 @@ class TypeGenerator:
                     self.out.namespace,
                 ),
             )
-        return annotation, self._reference_converter(f.to)
+        return annotation, self._reference_converter(f.to), kinds.Reference(f.to)
 
-    def _array(self, owner: str, f: Field) -> tuple[str, Callable[[Any], Any]]:
+    def _array(self, owner: str, f: Field) -> tuple[str, Callable[[Any], Any], Kind]:
         if f.is_rich_text:
-            return "JSON", _identity
+            return "JSON", _identity, kinds.Json()
         items = f.of
         if all(item.is_scalar for item in items):
-            kinds = {self._output(owner, item)[0] for item in items}
-            if len(kinds) == 1:
-                kind, convert = self._output(owner, items[0])
-                return f"list[Optional[{kind}]]", _list_of(convert)
-            return "JSON", _identity
+            annotations = {self._output(owner, item)[0] for item in items}
+            if len(annotations) == 1:
+                annotation, convert, kind = self._output(owner, items[0])
+                return f"list[Optional[{annotation}]]", _list_of(convert), kinds.ListOf(kind)
+            return "JSON", _identity, kinds.Json()
         if all(item.is_reference for item in items):
             targets = tuple(dict.fromkeys(t for item in items for t in item.to))
             merged = Field(name=f.name, type="reference", to=targets)
-            kind, convert = self._reference(owner, merged)
-            return f"list[Optional[{kind}]]", _list_of(convert)
-        members: list[tuple[str, str, Callable[[Any], Any]]] = []
+            annotation, convert, kind = self._reference(owner, merged)
+            return f"list[Optional[{annotation}]]", _list_of(convert), kinds.ListOf(kind)
+        members: list[tuple[str, str, Callable[[Any], Any], Kind]] = []
         for item in items:
             if item.is_scalar or item.is_reference:
-                return "JSON", _identity  # scalars and objects mixed: keep it as JSON
+                # scalars and objects mixed: keep it as JSON
+                return "JSON", _identity, kinds.Json()
             if item.is_inline_object:
-                kind = self._claim(f"{owner}{to_pascal_case(f.name)}{to_pascal_case(item.name)}")
-                self._object_type(kind, item.fields, item.description)
-                members.append((item.name, kind, self._object_converter(kind)))
+                name = self._claim(f"{owner}{to_pascal_case(f.name)}{to_pascal_case(item.name)}")
+                self._object_type(name, item.fields, item.description)
+                members.append((item.name, name, self._object_converter(name), kinds.Object(name)))
             else:
-                kind, convert = self._output(owner, item)
-                members.append((item.name, kind, convert))
+                annotation, convert, kind = self._output(owner, item)
+                members.append((item.name, annotation, convert, kind))
         if len(members) == 1:
-            _, kind, convert = members[0]
-            return f"list[Optional[{kind}]]", _list_of(convert)
+            _, annotation, convert, kind = members[0]
+            return f"list[Optional[{annotation}]]", _list_of(convert), kinds.ListOf(kind)
         union = self._claim(f"{owner}{to_pascal_case(f.name)}Item")
-        names = ", ".join(kind for _, kind, _ in members)
+        names = ", ".join(annotation for _, annotation, _, _ in members)
         self._define(
             union,
             eval(  # noqa: S307 (names from the validated content model only)
                 f"Annotated[Union[{names}], strawberry.union({union!r})]", self.out.namespace
             ),
         )
-        by_type = {item_type: convert for item_type, _, convert in members}
-        return f"list[Optional[{union}]]", _list_of(_by_item_type(by_type))
+        by_type = {item_type: convert for item_type, _, convert, _ in members}
+        by_kind = kinds.ByItemType(tuple((item_type, kind) for item_type, _, _, kind in members))
+        return f"list[Optional[{union}]]", _list_of(_by_item_type(by_type)), kinds.ListOf(by_kind)
 
     # Converters that need the generated classes (looked up when called: cycles)
 
@@ -327,7 +338,12 @@ class TypeGenerator:
             if not isinstance(value, dict):
                 return None
             if "_meta" in value and "id" in value:
-                return document_instance(out, value)
+                if value["_meta"].get("type") in targets:
+                    return document_instance(out, value)
+                # A target of another type (its type changed, or a bad reference was stored) is
+                # never shown as the wrong type: it reads as the stub of the reference itself.
+                reference = getattr(value, "reference", None)
+                return stub_instance(out, targets[0], reference) if reference else None
             ref = value.get("_ref")
             if not isinstance(ref, str):
                 return None
@@ -551,19 +567,44 @@ def _boolean(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+# The forms a date or datetime value is read in: ISO 8601 as the validator knows it. Anything else
+# (Python's parser alone would take more) reads as null, as in SQL (`cms_read_date`, migration 0005).
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
+    r"(?:Z|[-+]([0-9]{2}):([0-9]{2}))?"
+)
+
+
 def _date(value: Any) -> date | None:
+    if not isinstance(value, str) or _DATE.fullmatch(value) is None:
+        return None
     try:
-        return date.fromisoformat(value) if isinstance(value, str) else None
+        return date.fromisoformat(value)
     except ValueError:
         return None
 
 
 def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str) or (match := _DATETIME.fullmatch(value)) is None:
+        return None
+    if match[2] is not None and int(match[2]) > 59:
+        return None
     try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
+        return datetime.fromisoformat(value)
     except ValueError:
         return None
 
+
+_SCALAR_KINDS: dict[str, Kind] = {
+    "string": kinds.Scalar("text"),
+    "text": kinds.Scalar("text"),
+    "slug": kinds.Scalar("text"),
+    "url": kinds.Scalar("text"),
+    "boolean": kinds.Scalar("boolean"),
+    "date": kinds.Scalar("date"),
+    "datetime": kinds.Scalar("datetime"),
+}
 
 _SCALAR_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "string": _text,

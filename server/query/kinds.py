@@ -1,0 +1,60 @@
+"""What a content field is to a reader: the shape the GraphQL type generator gives it.
+
+`server/graphql/typegen.py` decides each field's GraphQL type and records its kind here; the
+statement builder (`server/query/sql.py`) reads the same kinds, so the compiled path and the
+resolver path cannot disagree about how a stored value is shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    """`text` (string, text, slug, url), `boolean`, `date`, `datetime`, `int` or `float`."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Json:
+    """Kept as JSON (rich text, mixed arrays): shown as stored, with references inlined."""
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """An image or file value (`Image` / `FileAsset`)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Object:
+    """An inline or named object: the generated class `class_name`."""
+
+    class_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A reference to a document of one of `targets` (schema type names, in declared order)."""
+
+    targets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    """An array whose items all have one kind."""
+
+    item: Kind
+
+
+@dataclass(frozen=True, slots=True)
+class ByItemType:
+    """An array of several object kinds: each item's `_type` picks its kind (unknown: null)."""
+
+    members: tuple[tuple[str, Kind], ...]
+
+
+Kind = Scalar | Json | Asset | Object | Reference | ListOf | ByItemType

@@ -1,0 +1,182 @@
+"""GraphQL document -> plan: which operations the compiled path serves, parsed and validated once.
+
+A plan is made once per (schema, document text, operation name) and kept in a small LRU cache on
+the schema. The compiled path serves queries whose every root field is a document read:
+`<type>(id)`, `all<Type>`, `all<Type>Page` of a generated document type, and `documents`. Anything
+else (mutations, access and asset operations, introspection, a document that does not parse or
+validate) has no plan and runs through Strawberry, which also answers every error.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    VariableNode,
+    parse,
+    specified_rules,
+)
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
+from strawberry.schema.schema import validate_document
+
+from server.names import to_camel_case
+
+if TYPE_CHECKING:
+    from strawberry import Schema
+
+    from server.graphql.typegen import GeneratedTypes
+
+RootKind = Literal["one", "all", "page", "documents"]
+PLAN_CACHE_SIZE = 512
+
+
+@dataclass(frozen=True)
+class RootField:
+    """A root field the compiled path can serve: what it reads, and of which document type."""
+
+    kind: RootKind
+    type_name: str | None  # None for `documents`, whose type is an argument
+
+
+@dataclass
+class Plan:
+    """A parsed, validated query whose root fields are all document reads."""
+
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    fragments: dict[str, FragmentDefinitionNode]
+    # Variables that @include / @skip read: their values are part of the statement's cache key.
+    directive_variables: tuple[str, ...]
+    # (root response key, depth, perspective, directive values, ...) -> the selection's SQL.
+    selections: dict[tuple[object, ...], str] = field(default_factory=dict)
+
+
+def root_fields(generated: GeneratedTypes) -> dict[str, RootField]:
+    """The Query fields the compiled path serves, by name (the names `resolvers.py` gives them)."""
+    fields = {"documents": RootField("documents", None)}
+    for schema_type in generated.registry.document_types():
+        cls = type_class_name(generated, schema_type.name)
+        fields[to_camel_case(schema_type.name)] = RootField("one", schema_type.name)
+        fields[f"all{cls}"] = RootField("all", schema_type.name)
+        fields[f"all{cls}Page"] = RootField("page", schema_type.name)
+    return fields
+
+
+def type_class_name(generated: GeneratedTypes, type_name: str) -> str:
+    cls = generated.documents[type_name]
+    definition = cls.__strawberry_definition__  # type: ignore[attr-defined]
+    name: str = definition.name
+    return name
+
+
+class Planner:
+    """Plans for one schema: `plan(query, operation_name)` or None when Strawberry must run it."""
+
+    def __init__(
+        self,
+        schema: Schema,
+        generated: GeneratedTypes,
+        *,
+        max_tokens: int,
+        max_depth: int,
+        max_aliases: int,
+    ) -> None:
+        self.schema = schema
+        self.generated = generated
+        self.roots = root_fields(generated)
+        self.max_tokens = max_tokens
+        self._rules = (
+            *specified_rules,
+            *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+            *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+        )
+        self._cache: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
+
+    def plan(self, query: str, operation_name: str | None) -> Plan | None:
+        key = (query, operation_name)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        plan = self._make(query, operation_name)
+        self._cache[key] = plan
+        if len(self._cache) > PLAN_CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return plan
+
+    def _make(self, query: str, operation_name: str | None) -> Plan | None:
+        try:
+            document = parse(query, max_tokens=self.max_tokens)
+        except GraphQLError:
+            return None
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if operation_name is None:
+            chosen = operations if len(operations) == 1 else []
+        else:
+            chosen = [o for o in operations if o.name and o.name.value == operation_name]
+        if len(chosen) != 1 or chosen[0].operation != OperationType.QUERY:
+            return None
+        operation = chosen[0]
+        if validate_document(self.schema._schema, document, self._rules):
+            return None
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        names = _root_field_names(operation.selection_set, fragments, set())
+        if not names or any(name not in self.roots for name in names):
+            return None
+        return Plan(
+            document=document,
+            operation=operation,
+            fragments=fragments,
+            directive_variables=tuple(sorted(_directive_variables(document))),
+        )
+
+
+def _root_field_names(
+    selection_set: SelectionSetNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    seen: set[str],
+) -> list[str]:
+    """Every field name at the root, whatever @include / @skip decide."""
+    names: list[str] = []
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            names.append(selection.name.value)
+        elif isinstance(selection, InlineFragmentNode):
+            names.extend(_root_field_names(selection.selection_set, fragments, seen))
+        elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+            seen.add(selection.name.value)
+            fragment = fragments[selection.name.value]
+            names.extend(_root_field_names(fragment.selection_set, fragments, seen))
+    return names
+
+
+def _directive_variables(document: DocumentNode) -> set[str]:
+    found: set[str] = set()
+
+    def visit(selection_set: SelectionSetNode | None) -> None:
+        if selection_set is None:
+            return
+        for selection in selection_set.selections:
+            for directive in selection.directives or ():
+                for argument in directive.arguments or ():
+                    if isinstance(argument.value, VariableNode):
+                        found.add(argument.value.name.value)
+            if isinstance(selection, FieldNode | InlineFragmentNode):
+                visit(selection.selection_set)
+
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode | FragmentDefinitionNode):
+            visit(definition.selection_set)
+    return found

@@ -1,0 +1,344 @@
+"""Running a plan: arguments -> one statement -> the response body, as text from PostgreSQL.
+
+`bind` checks the arguments exactly as the resolvers and the local API do and builds the statement;
+`fetch` runs it in the request's org-scoped transaction. Every root field is one scalar subquery of
+that statement, and the JSON comes back as text that goes into the response body untouched.
+
+The compiled path serves the happy path only. Whenever the resolver path would answer something
+other than data (an invalid argument, a missing capability, a database error), `Fallback` is raised
+before anything is sent, and the request runs through Strawberry, which answers it as it always did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from graphql import GraphQLError, get_argument_values
+from graphql.execution.values import get_variable_values
+from strawberry.types.arguments import convert_arguments
+
+from server.errors import CMSError
+from server.filters import SqlParams, compile_sort, compile_where
+from server.graphql.inputs import where_json
+from server.local_api import parse_id
+from server.queries import check_depth, check_page, check_perspective
+from server.query.plan import Plan, Planner, RootField
+from server.query.sql import (
+    NotCompilable,
+    Scope,
+    SelectionCompiler,
+    literal,
+    perspective_condition,
+    render,
+)
+
+if TYPE_CHECKING:
+    from graphql import FieldNode
+
+    from server.db import Tx
+    from server.local_api import Context
+
+# The resolvers' defaults (`server/graphql/resolvers.py`, `server/graphql/schema.py`).
+DEFAULT_DEPTH = 2
+DEFAULT_LIMIT = 50
+DEFAULT_PERSPECTIVE = "published"
+DOCUMENTS_DEFAULT_DEPTH = 0
+
+
+class Fallback(Exception):  # noqa: N818 (a signal: take the resolver path)
+    """This request is answered by the resolver path."""
+
+
+@dataclass
+class Statement:
+    """One operation's statement: its text, bind values, and what the caller must be allowed."""
+
+    sql: str
+    args: list[Any]
+    keys: list[str]
+    reads_drafts: bool = False
+    reads_assets: bool = False
+    capabilities: set[str] = field(default_factory=lambda: {"document.read"})
+
+
+def bind(
+    planner: Planner, plan: Plan, variables: Mapping[str, Any] | None, *, max_page_size: int
+) -> Statement:
+    """The statement for one request of `plan`; `Fallback` when the resolver path must answer."""
+    schema = planner.schema._schema
+    coerced = get_variable_values(
+        schema, plan.operation.variable_definitions or (), dict(variables or {})
+    )
+    if isinstance(coerced, list):
+        raise Fallback("variables")
+    binder = _Binder(planner, plan, coerced, max_page_size)
+    try:
+        return binder.statement()
+    except (CMSError, NotCompilable, GraphQLError, TypeError, ValueError) as exc:
+        raise Fallback(str(exc)) from exc
+
+
+class _Binder:
+    def __init__(self, planner: Planner, plan: Plan, variables: Any, max_page_size: int) -> None:
+        self.planner = planner
+        self.plan = plan
+        self.variables = variables
+        self.max_page_size = max_page_size
+        self.registry = planner.generated.registry
+        self.params = SqlParams()
+        self.directive_values = tuple(
+            repr(variables.coerced.get(name)) for name in plan.directive_variables
+        )
+
+    def compiler(self) -> SelectionCompiler:
+        return SelectionCompiler(
+            self.planner.schema._schema, self.planner.generated, self.plan, self.variables
+        )
+
+    def statement(self) -> Statement:
+        roots = self.compiler().collect_root(self.plan.operation.selection_set)
+        if not roots:
+            raise Fallback("no root field")
+        statement = Statement(sql="", args=[], keys=[])
+        columns = []
+        for key, nodes in roots.items():
+            root = self.planner.roots.get(nodes[0].name.value)
+            if root is None:
+                raise Fallback("not a document read")
+            columns.append(f"({self.root(key, root, nodes, statement)})::text")
+            statement.keys.append(key)
+        if statement.reads_assets:
+            statement.capabilities.add("asset.read")
+        statement.sql = "SELECT " + ", ".join(columns)
+        statement.args = self.params.values
+        return statement
+
+    def arguments(self, nodes: list[FieldNode]) -> dict[str, Any]:
+        schema = self.planner.schema
+        name = nodes[0].name.value
+        definition = schema._schema.query_type.fields[name]  # type: ignore[union-attr]
+        raw = get_argument_values(definition, nodes[0], self.variables)
+        strawberry_field = schema.get_field_for_type(name, "Query")
+        assert strawberry_field is not None
+        converted: dict[str, Any] = convert_arguments(
+            raw,
+            strawberry_field.arguments,
+            scalar_registry=schema.schema_converter.scalar_registry,
+            config=schema.config,
+        )
+        return converted
+
+    def selection(
+        self, key: str, type_name: str, nodes: list[FieldNode], depth: int, published: bool
+    ) -> tuple[str, bool]:
+        """The root document's JSON expression (alias `d0`), memoised per plan."""
+        memo = (key, depth, published, self.directive_values)
+        cached = self.plan.selections.get(memo)
+        if cached is not None:
+            sql, assets = cached.split("\0")
+            return sql, assets == "1"
+        compiler = self.compiler()
+        cls = compiler._classes[type_name]
+        scope = Scope("d0", depth, ("d0",), published)
+        sql = compiler.document(type_name, compiler.collect(cls, nodes), scope)
+        self.plan.selections[memo] = f"{sql}\0{int(compiler.uses_assets)}"
+        return sql, compiler.uses_assets
+
+    def root(self, key: str, root: RootField, nodes: list[FieldNode], statement: Statement) -> str:
+        args = self.arguments(nodes)
+        if root.kind == "documents":
+            return self.documents(args, nodes, statement)
+        assert root.type_name is not None
+        type_name = root.type_name
+        perspective = check_perspective(args.get("perspective") or DEFAULT_PERSPECTIVE)
+        published = perspective == "published"
+        statement.reads_drafts |= not published
+        depth_arg = args.get("depth")
+        depth = check_depth(DEFAULT_DEPTH if depth_arg is None else depth_arg)
+        if root.kind == "one":
+            document_id = parse_id(args.get("id"))
+            obj, assets = self.selection(key, type_name, nodes, depth, published)
+            statement.reads_assets |= assets
+            return (
+                f"SELECT {obj} FROM cms_documents d0 WHERE d0.id = {self.params.add(document_id)}"
+                f" AND d0.type = {literal(type_name)} AND {perspective_condition('d0', published)}"
+            )
+        where = args.get("where")
+        where_value = where_json(where) if where is not None else None
+        sort = args.get("sort")
+        limit_arg, offset_arg = args.get("limit"), args.get("offset")
+        limit, offset = check_page(
+            DEFAULT_LIMIT if limit_arg is None else limit_arg,
+            offset_arg or 0,
+            max_limit=self.max_page_size,
+        )
+        sort_value = list(sort) if sort else None
+        if root.kind == "page" and not self.page_reads_rows(type_name, nodes):
+            # Nothing selected reads the rows: check the filter as the resolvers would, no more.
+            self.condition(type_name, where_value, perspective, SqlParams())
+            compile_sort(
+                self.registry, type_name, sort_value, params=SqlParams(), perspective=perspective
+            )
+            condition = order = ""
+        else:
+            condition = self.condition(type_name, where_value, perspective)
+            order = compile_sort(
+                self.registry, type_name, sort_value, params=self.params, perspective=perspective
+            )
+        if root.kind == "all":
+            obj, assets = self.selection(key, type_name, nodes, depth, published)
+            statement.reads_assets |= assets
+            return self.page_rows(obj, condition, order, limit, offset)
+        return self.page(
+            key, type_name, nodes, condition, order, limit, offset, depth, published, statement
+        )
+
+    def page_reads_rows(self, type_name: str | None, nodes: list[FieldNode]) -> bool:
+        """Whether a page's selection needs its rows or its count (else only its arguments)."""
+        compiler = self.compiler()
+        page_class = "DocumentPage" if type_name is None else f"{compiler._classes[type_name]}Page"
+        reading = {"docs", "totalDocs", "totalPages", "hasNextPage"}
+        return any(n[0].name.value in reading for n in compiler.collect(page_class, nodes).values())
+
+    def condition(
+        self, type_name: str, where: Any, perspective: Any, params: SqlParams | None = None
+    ) -> str:
+        compiled = compile_where(
+            self.registry,
+            type_name,
+            where,
+            params=self.params if params is None else params,
+            perspective=perspective,
+        )
+        published = perspective == "published"
+        return f"d.type = {literal(type_name)} AND {perspective_condition('d', published)}" + (
+            f" AND ({compiled})" if compiled else ""
+        )
+
+    def page_rows(self, obj: str, condition: str, order: str, limit: int, offset: int) -> str:
+        return (
+            f"SELECT coalesce(json_agg({obj} ORDER BY d0.cms_n), '[]'::json)"
+            " FROM (SELECT d.*, row_number() OVER () AS cms_n FROM"
+            f" (SELECT d.* FROM cms_documents d WHERE {condition} ORDER BY {order}"
+            f" LIMIT {self.params.add(limit)} OFFSET {self.params.add(offset)}) d) d0"
+        )
+
+    def page(
+        self,
+        key: str,
+        type_name: str,
+        nodes: list[FieldNode],
+        condition: str,
+        order: str,
+        limit: int,
+        offset: int,
+        depth: int,
+        published: bool,
+        statement: Statement,
+        *,
+        documents: bool = False,
+    ) -> str:
+        compiler = self.compiler()
+        page_class = "DocumentPage" if documents else f"{compiler._classes[type_name]}Page"
+        fields = compiler.collect(page_class, nodes)
+        counted = False
+        pairs: list[tuple[str, str]] = []
+        for field_key, field_nodes in fields.items():
+            name = field_nodes[0].name.value
+            if name == "docs":
+                if documents:
+                    obj = render("d0", Scope("d0", depth, ("d0",), published))
+                else:
+                    obj, assets = self.selection(
+                        f"{key}.{field_key}", type_name, field_nodes, depth, published
+                    )
+                    statement.reads_assets |= assets
+                sql = f"({self.page_rows(obj, condition, order, limit, offset)})"
+            elif name == "totalDocs":
+                counted, sql = True, "c.total"
+            elif name == "limit":
+                sql = str(limit)
+            elif name == "offset":
+                sql = str(offset)
+            elif name == "page":
+                sql = str(offset // limit + 1)
+            elif name == "totalPages":
+                counted, sql = True, f"(c.total + {limit - 1}) / {limit}"
+            elif name == "hasNextPage":
+                counted, sql = True, f"({offset + limit} < c.total)"
+            elif name == "hasPrevPage":
+                sql = "true" if offset > 0 else "false"
+            elif name == "__typename":
+                sql = literal(page_class)
+            else:
+                raise NotCompilable(f"{page_class}.{name}")
+            pairs.append((field_key, sql))
+        source = (
+            f"(SELECT count(*) AS total FROM cms_documents d WHERE {condition}) c"
+            if counted
+            else "(SELECT 1) c"
+        )
+        return f"SELECT {compiler.object(pairs)} FROM {source}"
+
+    def documents(self, args: dict[str, Any], nodes: list[FieldNode], statement: Statement) -> str:
+        requested = args.get("type")
+        schema_type = self.registry.get(requested) if isinstance(requested, str) else None
+        if schema_type is None or not schema_type.is_document:
+            raise Fallback("unknown document type")
+        type_name = schema_type.name
+        where = args.get("where")
+        if where is not None and not isinstance(where, dict):
+            raise Fallback("where must be an object")
+        perspective = check_perspective(args.get("perspective") or DEFAULT_PERSPECTIVE)
+        statement.reads_drafts |= perspective == "draft"
+        depth_arg = args.get("depth")
+        depth = check_depth(DOCUMENTS_DEFAULT_DEPTH if depth_arg is None else depth_arg)
+        limit_arg = args.get("limit")
+        limit, offset = check_page(
+            DEFAULT_LIMIT if limit_arg is None else limit_arg,
+            args.get("offset") or 0,
+            max_limit=self.max_page_size,
+        )
+        params = self.params if self.page_reads_rows(None, nodes) else SqlParams()
+        condition = self.condition(type_name, where, perspective, params)
+        order = compile_sort(
+            self.registry, type_name, args.get("sort"), params=params, perspective=perspective
+        )
+        return self.page(
+            "",
+            type_name,
+            nodes,
+            condition,
+            order,
+            limit,
+            offset,
+            depth,
+            perspective == "published",
+            statement,
+            documents=True,
+        )
+
+
+async def fetch(tx: Tx, statement: Statement) -> list[str | None]:
+    """Run the statement: one round trip, one row, one JSON text per root field."""
+    row = await tx.fetchrow(statement.sql, *statement.args)
+    assert row is not None
+    return [row[n] for n in range(len(statement.keys))]
+
+
+def allowed(ctx: Context, statement: Statement) -> bool:
+    """Whether the caller may see what the statement read; if not, the resolver path answers."""
+    if ctx.capabilities is not None and not statement.capabilities <= ctx.capabilities:
+        return False
+    return not (statement.reads_drafts and ctx.published_only)
+
+
+def body(statement: Statement, values: list[str | None]) -> bytes:
+    """`{"data":{...}}` from the JSON texts, without decoding them."""
+    parts = (
+        f'"{key}":{value if value is not None else "null"}'
+        for key, value in zip(statement.keys, values, strict=True)
+    )
+    return ('{"data":{' + ",".join(parts) + "}}").encode()

@@ -1,0 +1,458 @@
+"""Plan -> SQL: the statement that builds a root field's JSON in PostgreSQL.
+
+Each root field becomes one scalar subquery returning `json`; the statement selects them side by
+side, so one round trip answers the whole operation. The rules are those of the resolver path
+(`server/references.py`, `server/graphql/typegen.py`), spelled in SQL:
+
+- Objects are `json_build_object` of the selected keys, in selection order; lists are `json_agg`
+  ordered by position (`WITH ORDINALITY`) or by the page's row number.
+- A content field reads `<data column>->'name'` and shows it only when it has the field's shape
+  (a string for text, an integral 32-bit number for Int, ...), else null.
+- A reference at remaining depth > 0 is a correlated subquery on `cms_documents` by the guarded id,
+  the target types and the perspective, excluding the ids already on its path from the root (they
+  are columns in scope: no recursion). No row (absent, hidden by RLS or the perspective, on a
+  cycle, of another type, or depth exhausted) gives the stub: `id`, the first target's type,
+  `_resolved: false`, nulls. References are followed only where the selection reads them.
+- JSON fields and `_raw` use `cms_inline` / `cms_render` (migration 0005), which apply the same
+  rules to JSON of any shape.
+
+Only names from the content model and the GraphQL document (validated) are written into the
+text; every value from the request is a bind parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLIncludeDirective,
+    GraphQLObjectType,
+    GraphQLSkipDirective,
+    InlineFragmentNode,
+    SelectionSetNode,
+    get_directive_values,
+)
+from graphql.execution.values import VariableValues
+
+from server.query import kinds
+from server.query.kinds import Kind
+
+if TYPE_CHECKING:
+    from graphql import GraphQLSchema
+
+    from server.graphql.typegen import GeneratedTypes
+    from server.query.plan import Plan
+
+UUID_PATTERN = "'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'"
+# json_build_object takes at most 100 arguments.
+MAX_OBJECT_KEYS = 50
+
+# The `Document` interface's fields.
+_DOCUMENT_FIELDS = (
+    "id",
+    "type",
+    "status",
+    "createdAt",
+    "updatedAt",
+    "publishedAt",
+    "revision",
+    "publishedHash",
+    "hasUnpublishedChanges",
+    "_resolved",
+    "_raw",
+)
+
+
+class NotCompilable(Exception):  # noqa: N818 (a signal: take the resolver path)
+    """The selection uses something the compiled path does not serve."""
+
+
+def literal(value: str) -> str:
+    """A SQL string literal of a name from the content model."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+Fields = dict[str, list[FieldNode]]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a value is read: the document's alias, its remaining depth, the aliases on its path."""
+
+    alias: str
+    remaining: int
+    path: tuple[str, ...]  # aliases of the documents from the root to this one, itself included
+    published: bool
+
+    @property
+    def data(self) -> str:
+        return f"{self.alias}.{'published_data' if self.published else 'draft_data'}"
+
+    def path_array(self) -> str:
+        return f"ARRAY[{', '.join(f'{a}.id' for a in self.path)}]::uuid[]"
+
+
+def perspective_condition(alias: str, published: bool) -> str:
+    return (
+        f"{alias}.status = 'published' AND {alias}.published_data IS NOT NULL"
+        if published
+        else "true"
+    )
+
+
+def is_published(alias: str) -> str:
+    return f"({alias}.status = 'published' AND {alias}.published_data IS NOT NULL)"
+
+
+def iso(column: str) -> str:
+    return f"cms_iso_timestamp({column})"
+
+
+def render(alias: str, scope: Scope) -> str:
+    """The local API's rendering of the document at `alias` (`_raw`, `documents`)."""
+    return (
+        f"cms_render({alias}.id, {alias}.type::text, {alias}.status::text, {scope.data},"
+        f" {alias}.published_data IS NOT NULL, {alias}.organization_id, {alias}.created_at,"
+        f" {alias}.updated_at, {alias}.published_at, {alias}.published_hash, {alias}.draft_hash,"
+        f" {alias}.revision, {alias}.created_by, {alias}.updated_by, {scope.remaining},"
+        f" {scope.path_array()}, {'true' if scope.published else 'false'})"
+    )
+
+
+class SelectionCompiler:
+    """Builds the JSON expression of a selection; one per statement (it numbers the aliases)."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        generated: GeneratedTypes,
+        plan: Plan,
+        variables: VariableValues,
+    ) -> None:
+        self.schema = schema
+        self.generated = generated
+        self.plan = plan
+        self.variables = variables
+        self.uses_assets = False
+        self._aliases = 0
+        self._classes = {
+            type_name: cls.__strawberry_definition__.name  # type: ignore[attr-defined]
+            for type_name, cls in generated.documents.items()
+        }
+
+    def alias(self, prefix: str) -> str:
+        self._aliases += 1
+        return f"{prefix}{self._aliases}"
+
+    # Collecting fields, as graphql-core's executor does
+
+    def collect(self, type_name: str, nodes: Sequence[FieldNode]) -> Fields:
+        """The sub-fields of `nodes` for the runtime type `type_name`, by response key."""
+        fields: Fields = {}
+        seen: set[str] = set()
+        for node in nodes:
+            if node.selection_set is not None:
+                self._collect(type_name, node.selection_set, fields, seen)
+        return fields
+
+    def collect_root(self, selection_set: SelectionSetNode) -> Fields:
+        fields: Fields = {}
+        self._collect("Query", selection_set, fields, set())
+        return fields
+
+    def _collect(
+        self, type_name: str, selection_set: SelectionSetNode, fields: Fields, seen: set[str]
+    ) -> None:
+        for selection in selection_set.selections:
+            if not self._included(selection):
+                continue
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                fields.setdefault(key, []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                if condition is None or self._applies(condition.name.value, type_name):
+                    self._collect(type_name, selection.selection_set, fields, seen)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in seen:
+                    continue
+                seen.add(name)
+                fragment = self.plan.fragments[name]
+                if self._applies(fragment.type_condition.name.value, type_name):
+                    self._collect(type_name, fragment.selection_set, fields, seen)
+
+    def _included(self, selection: Any) -> bool:
+        if not selection.directives:
+            return True
+        skip = get_directive_values(GraphQLSkipDirective, selection, self.variables)
+        if skip and skip["if"]:
+            return False
+        include = get_directive_values(GraphQLIncludeDirective, selection, self.variables)
+        return not (include and not include["if"])
+
+    def _applies(self, condition: str, type_name: str) -> bool:
+        if condition == type_name:
+            return True
+        abstract = self.schema.get_type(condition)
+        runtime = self.schema.get_type(type_name)
+        if abstract is None or not isinstance(runtime, GraphQLObjectType):
+            return False
+        return self.schema.is_sub_type(abstract, runtime)  # type: ignore[arg-type]
+
+    # Objects
+
+    def object(self, pairs: list[tuple[str, str]]) -> str:
+        if len(pairs) > MAX_OBJECT_KEYS:
+            raise NotCompilable("too many keys in one object")
+        return "json_build_object(" + ", ".join(f"{literal(k)}, {v}" for k, v in pairs) + ")"
+
+    def fields(
+        self,
+        cls: str,
+        fields: Fields,
+        fixed: dict[str, str],
+        content: Callable[[Kind, str, list[FieldNode]], str],
+    ) -> str:
+        """The object of class `cls`: `fixed` fields by SQL, content fields through `content`."""
+        kinds_of = self.generated.class_fields[cls]
+        pairs: list[tuple[str, str]] = []
+        for key, nodes in fields.items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                sql = literal(cls)
+            elif name in fixed:
+                sql = fixed[name]
+            elif name in kinds_of:
+                sql = content(kinds_of[name], name, nodes)
+            else:
+                raise NotCompilable(f"{cls}.{name}")
+            pairs.append((key, sql))
+        return self.object(pairs)
+
+    def document(self, type_name: str, fields: Fields, scope: Scope) -> str:
+        """A readable document at `scope.alias`, as its generated type."""
+        a = scope.alias
+        published = is_published(a)
+        fixed = {
+            "id": f"{a}.id",
+            "type": f"{a}.type",
+            "status": f"CASE WHEN {published} THEN 'published' ELSE 'draft' END",
+            "createdAt": iso(f"{a}.created_at"),
+            "updatedAt": iso(f"{a}.updated_at"),
+            "publishedAt": iso(f"{a}.published_at"),
+            "revision": f"{a}.revision",
+            "publishedHash": f"{a}.published_hash",
+            "hasUnpublishedChanges": (
+                f"(NOT {published} OR {a}.draft_hash IS DISTINCT FROM {a}.published_hash)"
+            ),
+            "_resolved": "true",
+            "_raw": render(a, scope),
+        }
+        return self.fields(
+            self._classes[type_name],
+            fields,
+            fixed,
+            lambda kind, name, nodes: self.value(
+                kind, f"{scope.data}->{literal(name)}", nodes, scope
+            ),
+        )
+
+    def stub(self, type_name: str, fields: Fields, value: str) -> str:
+        """A reference that is not followed: its id, the first target's type, no content."""
+        fixed = dict.fromkeys(_DOCUMENT_FIELDS, "NULL")
+        fixed.update(
+            {
+                "id": f"{value}->'_ref'",
+                "type": literal(type_name),
+                "status": "'unresolved'",
+                "revision": "0",
+                "hasUnpublishedChanges": "false",
+                "_resolved": "false",
+                "_raw": value,
+            }
+        )
+        return self.fields(self._classes[type_name], fields, fixed, lambda *_: "NULL")
+
+    # Values
+
+    def value(self, kind: Kind, v: str, nodes: Sequence[FieldNode], scope: Scope) -> str:
+        """The JSON of the stored value `v` (a jsonb expression) shown as `kind`."""
+        if isinstance(kind, kinds.Scalar):
+            return scalar(kind.name, v)
+        if isinstance(kind, kinds.Json):
+            return self.json(v, scope)
+        if isinstance(kind, kinds.Asset):
+            return self.asset_value(kind.name, v, nodes, scope)
+        if isinstance(kind, kinds.Object):
+            return self.object_value(
+                kind.class_name, v, self.collect(kind.class_name, nodes), scope
+            )
+        if isinstance(kind, kinds.Reference):
+            return self.reference(kind.targets, v, nodes, scope)
+        if isinstance(kind, kinds.ListOf):
+            e = self.alias("e")
+            item = self.item(kind.item, f"{e}.value", nodes, scope)
+            return (
+                f"CASE WHEN jsonb_typeof({v}) = 'array' THEN (SELECT coalesce(json_agg({item}"
+                f" ORDER BY {e}.n), '[]'::json) FROM jsonb_array_elements({v})"
+                f" WITH ORDINALITY AS {e}(value, n)) END"
+            )
+        raise NotCompilable(f"kind {kind!r}")
+
+    def item(self, kind: Kind, v: str, nodes: Sequence[FieldNode], scope: Scope) -> str:
+        if not isinstance(kind, kinds.ByItemType):
+            return self.value(kind, v, nodes, scope)
+        branches = []
+        for item_type, member in kind.members:
+            branches.append(f"WHEN {literal(item_type)} THEN {self.value(member, v, nodes, scope)}")
+        return (
+            f"CASE WHEN jsonb_typeof({v}) = 'object' THEN CASE {v}->>'_type'"
+            f" {' '.join(branches)} END END"
+        )
+
+    def json(self, v: str, scope: Scope) -> str:
+        published = "true" if scope.published else "false"
+        return f"cms_inline({v}, {scope.remaining}, {scope.path_array()}, {published})"
+
+    def object_value(self, cls: str, v: str, fields: Fields, scope: Scope) -> str:
+        fixed = {name: scalar("text", f"{v}->{literal(name)}") for name in ("_key", "_type")}
+        shown = self.fields(
+            cls,
+            fields,
+            fixed,
+            lambda kind, name, nodes: self.value(kind, f"{v}->{literal(name)}", nodes, scope),
+        )
+        return f"CASE WHEN jsonb_typeof({v}) = 'object' THEN {shown} END"
+
+    def asset_value(self, name: str, v: str, nodes: Sequence[FieldNode], scope: Scope) -> str:
+        cls = "Image" if name == "image" else "FileAsset"
+        ref = f"{v}->'asset'->>'_ref'"
+        asset_id = (
+            f"CASE WHEN jsonb_typeof({v}->'asset') = 'object'"
+            f" AND jsonb_typeof({v}->'asset'->'_ref') = 'string' THEN {v}->'asset'->'_ref' END"
+        )
+        guarded = f"CASE WHEN {ref} ~ {UUID_PATTERN} THEN ({ref})::uuid END"
+        pairs: list[tuple[str, str]] = []
+        for key, field_nodes in self.collect(cls, nodes).items():
+            field = field_nodes[0].name.value
+            if field == "__typename":
+                sql = literal(cls)
+            elif field == "_type":
+                sql = literal(name)
+            elif field == "assetId":
+                sql = asset_id
+            elif field in ("alt", "caption"):
+                sql = scalar("text", f"{v}->{literal(field)}")
+            elif field in ("hotspot", "crop") and name == "image":
+                sql = self.json(f"{v}->{literal(field)}", scope)
+            elif field == "asset":
+                self.uses_assets = True
+                a = self.alias("a")
+                asset = self.asset(a, self.collect("Asset", field_nodes))
+                sql = f"(SELECT {asset} FROM cms_assets {a} WHERE {a}.id = {guarded})"
+            elif field in ("url", "width", "height") and not (field != "url" and name != "image"):
+                self.uses_assets = True
+                a = self.alias("a")
+                sql = f"(SELECT {a}.{field} FROM cms_assets {a} WHERE {a}.id = {guarded})"
+            else:
+                raise NotCompilable(f"{cls}.{field}")
+            pairs.append((key, sql))
+        return f"CASE WHEN jsonb_typeof({v}) = 'object' THEN {self.object(pairs)} END"
+
+    def asset(self, a: str, fields: Fields) -> str:
+        columns = {
+            "id": f"{a}.id",
+            "assetType": f"{a}.asset_type",
+            "filename": f"{a}.filename",
+            "originalFilename": f"{a}.original_filename",
+            "mimeType": f"{a}.mime_type",
+            "size": f"{a}.size",
+            "url": f"{a}.url",
+            "width": f"{a}.width",
+            "height": f"{a}.height",
+            "title": f"{a}.title",
+            "description": f"{a}.description",
+            "alt": f"{a}.alt",
+            "creditLine": f"{a}.credit_line",
+            "metadata": f"{a}.metadata",
+            "referenceCount": "(SELECT count(DISTINCT r.document_id) FROM cms_asset_references r"
+            f" WHERE r.asset_id = {a}.id)",
+            "createdAt": iso(f"{a}.created_at"),
+            "updatedAt": iso(f"{a}.updated_at"),
+            "__typename": "'Asset'",
+        }
+        pairs = []
+        for key, nodes in fields.items():
+            name = nodes[0].name.value
+            if name not in columns:
+                raise NotCompilable(f"Asset.{name}")
+            pairs.append((key, columns[name]))
+        return self.object(pairs)
+
+    # References
+
+    def reference(
+        self, targets: tuple[str, ...], v: str, nodes: Sequence[FieldNode], scope: Scope
+    ) -> str:
+        """A reference: the target inlined when it can be, else the stub; null when no reference."""
+        first = targets[0]
+        stub = self.stub(first, self.collect(self._classes[first], nodes), v)
+        if scope.remaining <= 0:
+            shown = stub
+        else:
+            t = self.alias("t")
+            inner = Scope(t, scope.remaining - 1, (*scope.path, t), scope.published)
+            if len(targets) == 1:
+                resolved = self.document(first, self.collect(self._classes[first], nodes), inner)
+            else:
+                branches = " ".join(
+                    f"WHEN {literal(target)} THEN "
+                    f"{self.document(target, self.collect(self._classes[target], nodes), inner)}"
+                    for target in targets
+                )
+                resolved = f"CASE {t}.type {branches} END"
+            ref = f"{v}->>'_ref'"
+            condition = " AND ".join(
+                [
+                    f"{t}.id = CASE WHEN {ref} ~ {UUID_PATTERN} THEN ({ref})::uuid END",
+                    f"(NOT {v} ? '_type' OR {v}->'_type' = '\"reference\"'::jsonb)",
+                    f"{t}.id NOT IN ({', '.join(f'{a}.id' for a in scope.path)})",
+                    f"{t}.type IN ({', '.join(literal(target) for target in targets)})",
+                    perspective_condition(t, scope.published),
+                ]
+            )
+            shown = (
+                f"coalesce((SELECT {resolved} FROM cms_documents {t} WHERE {condition}), {stub})"
+            )
+        return (
+            f"CASE WHEN jsonb_typeof({v}) = 'object' AND jsonb_typeof({v}->'_ref') = 'string'"
+            f" THEN {shown} END"
+        )
+
+
+def scalar(name: str, v: str) -> str:
+    """A stored scalar shown as the GraphQL scalar of its field, or null when it is not one."""
+    if name == "text":
+        return f"CASE WHEN jsonb_typeof({v}) = 'string' THEN {v} END"
+    if name == "boolean":
+        return f"CASE WHEN jsonb_typeof({v}) = 'boolean' THEN {v} END"
+    if name == "date":
+        return f"cms_read_date(CASE WHEN jsonb_typeof({v}) = 'string' THEN {v} #>> '{{}}' END)"
+    if name == "datetime":
+        return f"cms_read_datetime(CASE WHEN jsonb_typeof({v}) = 'string' THEN {v} #>> '{{}}' END)"
+    if name == "int":
+        # GraphQL's Int is 32-bit; an integral float (3.0) shows as 3.
+        return (
+            f"CASE WHEN jsonb_typeof({v}) IS DISTINCT FROM 'number' THEN NULL"
+            f" WHEN ({v})::numeric = trunc(({v})::numeric)"
+            f" AND ({v})::numeric BETWEEN -2147483648 AND 2147483647"
+            f" THEN (({v})::numeric)::integer END"
+        )
+    if name == "float":
+        return f"CASE WHEN jsonb_typeof({v}) = 'number' THEN (({v})::numeric)::float8 END"
+    raise NotCompilable(f"scalar {name}")

@@ -1,0 +1,540 @@
+"""The compiled read path against the resolver path: the same answers for generated queries.
+
+`server/query/` answers content queries with one SQL statement; the resolvers (Strawberry over the
+local API) remain runnable with `COMPILED_READS=false` and are the reference. Hypothesis generates
+queries over a corpus built to be awkward: reference cycles of every length, targets that are
+missing, of the wrong type, draft-only, in another tenant, in a parent or a child organization;
+values of the wrong shape for their field (as after a schema change); dates and datetimes in odd
+forms. Each query runs through both paths as one of three organizations of a tree, and the JSON
+must be equal: the same keys in the same order, the same values (numbers compared as decimals).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from graphql import (
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLUnionType,
+    get_named_type,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import GraphQLClient
+
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
+
+# A test type with what the example model lacks: references to several types (unions), a date,
+# an integer, a float and a mixed array.
+MENU = {
+    "type": "document",
+    "name": "menu",
+    "title": "Menu",
+    "fields": [
+        {"name": "title", "type": "string"},
+        {"name": "target", "type": "reference", "to": [{"type": "page"}, {"type": "post"}]},
+        {
+            "name": "items",
+            "type": "array",
+            "of": [{"type": "reference", "to": [{"type": "author"}, {"type": "category"}]}],
+        },
+        {"name": "day", "type": "date"},
+        {"name": "count", "type": "number", "integer": True},
+        {"name": "weight", "type": "number"},
+        {"name": "mixed", "type": "array", "of": [{"type": "string"}, {"type": "number"}]},
+    ],
+}
+
+
+def ref(target: uuid.UUID | str, key: str | None = None) -> dict[str, str]:
+    value = {"_type": "reference", "_ref": str(target)}
+    return {**value, "_key": key} if key else value
+
+
+@dataclass
+class Corpus:
+    gql: GraphQLClient
+    keys: dict[str, str]
+    ids: dict[str, list[str]] = field(default_factory=dict)  # type -> ids
+
+
+async def _create(
+    gql: GraphQLClient,
+    org: uuid.UUID,
+    type_name: str,
+    data: dict[str, Any],
+    *,
+    publish: bool = True,
+    draft: dict[str, Any] | None = None,
+) -> str:
+    document_id = uuid.uuid4()
+    async with gql.services.api.system_context(org) as ctx:
+        collection = gql.services.api.collections[type_name]
+        await collection.create(ctx, data, id=document_id, publish=publish)
+        if draft is not None:
+            await collection.update(ctx, document_id, draft)
+    return str(document_id)
+
+
+async def _raw(gql: GraphQLClient, document_id: str, column: str, data: dict[str, Any]) -> None:
+    """Store data the validator would refuse: what a schema change leaves behind."""
+    async with gql.services.adapter.system_context() as tx:
+        await tx.execute(
+            f"UPDATE cms_documents SET {column} = {column} || $2::jsonb WHERE id = $1",
+            uuid.UUID(document_id),
+            data,
+        )
+
+
+@pytest.fixture
+async def corpus(gql: GraphQLClient) -> Corpus:
+    await gql.services.model.register(MENU)
+    acme = gql.org
+    child = await gql.org_named("child", acme)
+    grandchild = await gql.org_named("grandchild", child)
+    sibling = await gql.org_named("sibling", acme)
+    other = await gql.org_named("other")
+    keys = {
+        "acme": gql.key,
+        "child": await gql.key_for(child),
+        "other": await gql.key_for(other),
+    }
+    c = Corpus(gql=gql, keys=keys)
+    ids = c.ids
+
+    def add(type_name: str, document_id: str) -> str:
+        ids.setdefault(type_name, []).append(document_id)
+        return document_id
+
+    async with gql.services.adapter.system_context(acme) as tx:
+        asset = await tx.fetchval(
+            "INSERT INTO cms_assets (organization_id, asset_type, filename, original_filename,"
+            " mime_type, size, url, path, width, height, title, metadata)"
+            " VALUES ($1, 'image', 'a.png', 'A.png', 'image/png', 10, '/assets/a.png', 'a.png',"
+            " 4, 3, 'An image', '{\"lqip\": \"x\"}') RETURNING id",
+            acme,
+        )
+    image = {"_type": "image", "asset": ref(asset), "alt": "alt", "hotspot": {"x": 0.5}}
+
+    # Authors: a self-reference, a 2-cycle, a 3-cycle, a chain into a draft-only author.
+    authors = [str(uuid.uuid4()) for _ in range(7)]
+    mentors = [0, 2, 1, 4, 5, 3, 0]
+    for n in range(6):
+        data = {"name": f"Author {n}", "mentor": ref(authors[mentors[n]]), "avatar": image}
+        draft = {"name": f"Author {n} (draft)"} if n == 5 else None
+        async with gql.services.api.system_context(acme) as ctx:
+            await gql.services.api.collections.author.create(
+                ctx, data, id=uuid.UUID(authors[n]), publish=True
+            )
+            if draft:
+                await gql.services.api.collections.author.update(ctx, authors[n], draft)
+        add("author", authors[n])
+    async with gql.services.api.system_context(acme) as ctx:
+        await gql.services.api.collections.author.create(
+            ctx,
+            {"name": "Draft author", "mentor": ref(authors[0])},
+            id=uuid.UUID(authors[6]),
+        )
+    add("author", authors[6])
+    missing = str(uuid.uuid4())
+
+    c0 = add("category", await _create(gql, acme, "category", {"title": "Root"}))
+    c1 = add("category", await _create(gql, acme, "category", {"title": "C1", "parent": ref(c0)}))
+    c2 = add("category", await _create(gql, acme, "category", {"title": "C2", "parent": ref(c1)}))
+    add(
+        "category",
+        await _create(gql, acme, "category", {"title": "Odd", "parent": ref(authors[0])}),
+    )
+    add("category", await _create(gql, acme, "category", {"title": "Lost", "parent": ref(missing)}))
+
+    child_author = add(
+        "author", await _create(gql, child, "author", {"name": "Child", "mentor": ref(authors[0])})
+    )
+    child_category = add(
+        "category", await _create(gql, child, "category", {"title": "Child", "parent": ref(c0)})
+    )
+    add(
+        "author",
+        await _create(gql, grandchild, "author", {"name": "Grand", "mentor": ref(child_author)}),
+    )
+    add("author", await _create(gql, sibling, "author", {"name": "Sibling"}))
+    other_post = add("post", await _create(gql, other, "post", {"title": "Other", "slug": "other"}))
+    add("author", await _create(gql, other, "author", {"name": "Other", "mentor": ref(authors[0])}))
+
+    posts = [str(uuid.uuid4()) for _ in range(7)]
+    base = {
+        "slug": "p",
+        "body": [
+            {
+                "_type": "block",
+                "_key": "b1",
+                "style": "normal",
+                "children": [{"_type": "span", "_key": "s1", "text": "Hello", "marks": []}],
+                "markDefs": [],
+            },
+            {**image, "_key": "i1"},
+        ],
+        "coverImage": image,
+        "attachment": {"_type": "file", "asset": ref(asset), "caption": "c"},
+        "views": 10,
+        "rating": 4.5,
+        "featured": True,
+        "tags": ["a", "b"],
+        "publishedDate": "2025-01-02T03:04:05Z",
+        "eventDate": "2025-02-28",
+        "website": "https://example.com",
+        "seo": {"title": "SEO", "noIndex": False},
+        "format": "news",
+    }
+    specs: list[dict[str, Any]] = [
+        {
+            "title": "Zero",
+            "author": ref(authors[1]),
+            "categories": [
+                ref(c2, "k1"),
+                ref(authors[3], "k2"),
+                ref(missing, "k3"),
+                ref(child_category, "k4"),
+            ],
+            "related": [ref(posts[1], "r1"), ref(posts[0], "r2"), ref(other_post, "r3")],
+        },
+        {
+            "title": "One",
+            "author": ref(authors[6]),
+            "categories": [ref(c0, "k1")],
+            "related": [ref(posts[0], "r1"), ref(posts[2], "r2")],
+        },
+        {"title": "Two", "author": ref(authors[3]), "related": [ref(posts[3], "r1")]},
+        {"title": "Three", "author": ref(authors[4]), "related": [ref(posts[0], "r1")]},
+        {"title": "Four", "author": ref(authors[0])},
+        {"title": "Five", "author": ref(authors[2]), "categories": [ref(c1, "k1")]},
+        {"title": "Six", "views": 7, "publishedDate": "2024-12-31T23:59:59.250+02:00"},
+    ]
+    for n, spec in enumerate(specs):
+        data = {**base, **spec, "slug": f"p{n}", "views": spec.get("views", 10 * n)}
+        async with gql.services.api.system_context(acme) as ctx:
+            collection = gql.services.api.collections.post
+            await collection.create(ctx, data, id=uuid.UUID(posts[n]), publish=n != 2)
+            if n in (3, 5):
+                await collection.update(ctx, posts[n], {"title": f"{spec['title']} (draft)"})
+        add("post", posts[n])
+    await _raw(
+        gql,
+        posts[4],
+        "published_data",
+        {
+            "views": 3.0,
+            "rating": 3,
+            "title": 123,
+            "tags": ["a", 5, None],
+            "publishedDate": "2025-01-01T10:00:00.5+00:00",
+            "eventDate": "2025-02-30",
+            "categories": {"not": "an array"},
+            "seo": "text",
+            "featured": "yes",
+            "body": [{"_type": "reference", "_ref": authors[0]}, {"_ref": posts[0]}],
+        },
+    )
+    await _raw(
+        gql,
+        posts[5],
+        "published_data",
+        {
+            "author": ref(authors[0].upper()),
+            "categories": [{"_ref": c0}, {"_type": "foo", "_ref": c0}, {"_ref": "bad"}, 7, None],
+            "publishedDate": "2025-01-01T10:00",
+            "eventDate": "20250101",
+            "views": 3000000000,
+            "rating": "x",
+            "coverImage": {"_type": "image", "asset": {"_ref": "nope"}},
+        },
+    )
+    await _raw(
+        gql,
+        posts[6],
+        "published_data",
+        {
+            "publishedDate": "2025-13-01T10:00:00Z",
+            "views": 2.5,
+            "author": "not an object",
+        },
+    )
+
+    page = add(
+        "page",
+        await _create(
+            gql,
+            acme,
+            "page",
+            {
+                "title": "Home",
+                "slug": "home",
+                "sections": [
+                    {"_type": "hero", "_key": "h", "heading": "Hi", "image": image},
+                    {"_type": "textBlock", "_key": "t", "text": "Text"},
+                ],
+                "seo": {"title": "Home", "image": image},
+            },
+        ),
+    )
+    await _raw(
+        gql,
+        page,
+        "published_data",
+        {"sections": [{"_type": "hero", "heading": 5}, {"_type": "unknown"}, "x", {"_key": "k"}]},
+    )
+    for n, (target, items) in enumerate(
+        [
+            (ref(page), [ref(authors[0], "a"), ref(c0, "b"), ref(posts[0], "c")]),
+            (ref(posts[3]), [ref(authors[6], "a"), ref(child_author, "b")]),
+            (ref(posts[2]), []),
+        ]
+    ):
+        add(
+            "menu",
+            await _create(
+                gql,
+                acme,
+                "menu",
+                {
+                    "title": f"Menu {n}",
+                    "target": target,
+                    "items": items,
+                    "day": "2025-03-01",
+                    "count": n,
+                    "weight": 1.25 * n,
+                    "mixed": ["a", 1, "b"],
+                },
+            ),
+        )
+    return c
+
+
+# Query generation
+
+
+@dataclass
+class Draw:
+    draw: Callable[[Any], Any]
+    fragments: list[str] = field(default_factory=list)
+    variables: dict[str, Any] = field(default_factory=dict)
+    declarations: list[str] = field(default_factory=list)
+    counter: int = 0
+
+    def name(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def variable(self, graphql_type: str, value: Any) -> str:
+        name = self.name("v")
+        self.declarations.append(f"${name}: {graphql_type}")
+        self.variables[name] = value
+        return f"${name}"
+
+    def directive(self) -> str:
+        choice = self.draw(st.integers(0, 9))
+        if choice == 0:
+            return " @skip(if: true)"
+        if choice == 1:
+            return f" @include(if: {self.variable('Boolean!', self.draw(st.booleans()))})"
+        return ""
+
+
+def _selection(d: Draw, schema: GraphQLSchema, type_: Any, level: int) -> str:
+    named = get_named_type(type_)
+    if isinstance(named, GraphQLUnionType):
+        parts = ["__typename"]
+        for member in named.types:
+            if d.draw(st.booleans()):
+                parts.append(f"... on {member.name} {{ {_object(d, schema, member, level)} }}")
+        return " ".join(parts)
+    assert isinstance(named, GraphQLObjectType)
+    return _object(d, schema, named, level)
+
+
+def _object(d: Draw, schema: GraphQLSchema, named: GraphQLObjectType, level: int) -> str:
+    names = sorted(named.fields)
+    chosen = d.draw(st.lists(st.sampled_from(names), min_size=1, max_size=6, unique=True))
+    parts = []
+    for name in chosen:
+        field_type = named.fields[name].type
+        inner = get_named_type(field_type)
+        alias = f"{d.name('a')}: " if d.draw(st.integers(0, 4)) == 0 else ""
+        if isinstance(inner, GraphQLObjectType | GraphQLUnionType):
+            if level >= 5:
+                continue
+            text = (
+                f"{alias}{name}{d.directive()} {{ {_selection(d, schema, field_type, level + 1)} }}"
+            )
+        else:
+            text = f"{alias}{name}{d.directive()}"
+        parts.append(text)
+    if d.draw(st.integers(0, 5)) == 0:
+        parts.append("__typename")
+    if d.draw(st.integers(0, 5)) == 0 and parts:
+        # Part of the selection through a fragment: inline or named.
+        moved, parts = parts[:1], parts[1:]
+        if d.draw(st.booleans()):
+            parts.append(f"... on {named.name} {{ {' '.join(moved)} }}")
+        else:
+            fragment = d.name("F")
+            d.fragments.append(f"fragment {fragment} on {named.name} {{ {' '.join(moved)} }}")
+            parts.append(f"...{fragment}")
+    return " ".join(parts) or "__typename"
+
+
+SORTS: dict[str, list[list[str] | None]] = {
+    "post": [None, ["-publishedDate"], ["title"], ["-views", "title"], ["eventDate"]],
+    "author": [None, ["name"], ["-name"]],
+    "category": [None, ["title"]],
+    "page": [None, ["slug"]],
+    "menu": [None, ["-count"], ["day"]],
+}
+WHERES: dict[str, list[dict[str, Any] | None]] = {
+    "post": [
+        None,
+        {"title": {"contains": "o"}},
+        {"views": {"greater_than": 5}},
+        {"author": {"where": {"name": {"starts_with": "Author"}}}},
+        {"OR": [{"featured": {"equals": True}}, {"status": {"equals": "draft"}}]},
+    ],
+    "author": [None, {"name": {"contains": "1"}}, {"mentor": {"exists": True}}],
+    "category": [None, {"parent": {"exists": False}}],
+    "page": [None],
+    "menu": [None, {"count": {"less_than": 2}}],
+}
+JSON_WHERES: list[dict[str, Any] | None] = [None, {"title": {"contains": "o"}}]
+
+
+def _value(value: Any) -> str:
+    """A GraphQL literal of a where input (keys are field names, operators are names)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def _query(d: Draw, schema: GraphQLSchema, corpus: Corpus) -> str:
+    type_name = d.draw(st.sampled_from(sorted(corpus.ids)))
+    cls = type_name[0].upper() + type_name[1:]
+    kind = d.draw(st.sampled_from(["one", "all", "page", "documents"]))
+    args: list[str] = []
+
+    def arg(name: str, graphql_type: str, value: Any, literal: str | None = None) -> None:
+        if value is None:
+            return
+        if d.draw(st.booleans()):
+            args.append(f"{name}: {d.variable(graphql_type, value)}")
+        else:
+            args.append(f"{name}: {literal if literal is not None else json.dumps(value)}")
+
+    arg("perspective", "String", d.draw(st.sampled_from([None, "published", "draft"])))
+    arg("depth", "Int", d.draw(st.one_of(st.none(), st.integers(0, 5))))
+    if kind == "one":
+        arg("id", "ID!", d.draw(st.sampled_from(corpus.ids[type_name])))
+        field_name = type_name
+        result_type = schema.get_type(cls)
+    else:
+        arg("limit", "Int", d.draw(st.one_of(st.none(), st.integers(1, 6))))
+        arg("offset", "Int", d.draw(st.one_of(st.none(), st.integers(0, 3))))
+        arg("sort", "[String!]", d.draw(st.sampled_from(SORTS[type_name])))
+        if kind == "documents":
+            arg("type", "String!", type_name)
+            arg("where", "JSON", d.draw(st.sampled_from(JSON_WHERES)), "null")
+            field_name, result_type = "documents", schema.get_type("DocumentPage")
+        else:
+            where = d.draw(st.sampled_from(WHERES[type_name]))
+            if where is not None:
+                args.append(f"where: {_value(where)}")
+            field_name = f"all{cls}" if kind == "all" else f"all{cls}Page"
+            result_type = schema.get_type(cls if kind == "all" else f"{cls}Page")
+    selection = _selection(d, schema, result_type, 0)
+    root = f"{field_name}({', '.join(args)})" if args else field_name
+    roots = f"r: {root} {{ {selection} }}"
+    if d.draw(st.integers(0, 3)) == 0:
+        roots += " second: allCategory(limit: 2, depth: 1) { title parent { title } }"
+    declarations = f"({', '.join(d.declarations)})" if d.declarations else ""
+    return " ".join([f"query Q{declarations} {{ {roots} }}", *d.fragments])
+
+
+def _decoded(text: bytes) -> Any:
+    return json.loads(text, object_pairs_hook=list, parse_float=Decimal, parse_int=Decimal)
+
+
+async def _both(corpus: Corpus, query: str, variables: dict[str, Any], key: str) -> tuple[Any, Any]:
+    gql = corpus.gql
+    endpoint = gql.app.state.graphql
+    endpoint.compiled_reads = True
+    compiled = await gql.post(query, variables, key=key)
+    endpoint.compiled_reads = False
+    try:
+        reference = await gql.post(query, variables, key=key)
+    finally:
+        endpoint.compiled_reads = True
+    assert compiled.status_code == reference.status_code
+    return _decoded(compiled.content), _decoded(reference.content)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+async def test_compiled_reads_answer_as_the_resolvers_do(corpus: Corpus, data: Any) -> None:
+    endpoint = corpus.gql.app.state.graphql
+    schema = endpoint.current().schema._schema
+    d = Draw(data.draw)
+    query = _query(d, schema, corpus)
+    key = corpus.keys[data.draw(st.sampled_from(sorted(corpus.keys)))]
+    before = endpoint.compiled_served
+    compiled, reference = await _both(corpus, query, d.variables, key)
+    assert compiled == reference, query
+    assert endpoint.compiled_failures == 0
+    # Every query that is answered with data took the compiled path (only errors fall back).
+    if not any(key == "errors" for key, _ in reference):
+        assert endpoint.compiled_served == before + 1, query
+
+
+COMMON = [
+    '{ allPost(depth: 2, sort: ["-publishedDate"]) { id title views rating featured tags'
+    " publishedDate eventDate website format seo { title noIndex __typename }"
+    " coverImage { _type assetId alt hotspot url width height asset { id filename size metadata"
+    " referenceCount createdAt } } attachment { _type url caption } body"
+    " author { id name _resolved status mentor { name _resolved mentor { name } } }"
+    " categories { id title _resolved parent { title parent { title } } }"
+    " related { title related { title } } createdAt updatedAt publishedAt revision"
+    " publishedHash hasUnpublishedChanges __typename _raw } }",
+    '{ allPostPage(limit: 3, offset: 1, perspective: "draft") { totalDocs limit offset page'
+    " totalPages hasNextPage hasPrevPage docs { title author { name } } } }",
+    "{ allMenu(depth: 3) { title day count weight mixed target { __typename ... on Page { title"
+    " sections { __typename ... on PageSectionsHero { heading _key image { alt } }"
+    " ... on PageSectionsTextBlock { text } } } ... on Post { title author { name } } }"
+    " items { __typename ... on Author { name } ... on Category { title } } } }",
+    '{ documents(type: "post", depth: 2, limit: 4) { totalDocs docs } }',
+    "{ allAuthor(depth: 5) { name mentor { name mentor { name mentor { name mentor { name"
+    " mentor { name id _resolved } } } } } } }",
+]
+
+
+@pytest.mark.parametrize("query", COMMON)
+@pytest.mark.parametrize("who", ["acme", "child", "other"])
+async def test_the_corpus_is_served_compiled(corpus: Corpus, query: str, who: str) -> None:
+    endpoint = corpus.gql.app.state.graphql
+    before = endpoint.compiled_served
+    compiled, reference = await _both(corpus, query, {}, corpus.keys[who])
+    assert endpoint.compiled_served == before + 1
+    assert endpoint.compiled_failures == 0
+    assert compiled == reference
+    assert not any(key == "errors" for key, _ in compiled)
