@@ -30,6 +30,7 @@ from server.query.sql import (
     Scope,
     SelectionCompiler,
     literal,
+    page_columns,
     perspective_condition,
     render,
 )
@@ -131,17 +132,24 @@ class _Binder:
         return converted
 
     def selection(
-        self, key: str, type_name: str, nodes: list[FieldNode], depth: int, published: bool
+        self,
+        key: str,
+        type_name: str,
+        nodes: list[FieldNode],
+        depth: int,
+        published: bool,
+        *,
+        page_row: bool,
     ) -> tuple[str, bool]:
         """The root document's JSON expression (alias `d0`), memoised per plan."""
-        memo = (key, depth, published, self.directive_values)
+        memo = (key, depth, published, page_row, self.directive_values)
         cached = self.plan.selections.get(memo)
         if cached is not None:
             sql, assets = cached.split("\0")
             return sql, assets == "1"
         compiler = self.compiler()
         cls = compiler._classes[type_name]
-        scope = Scope("d0", depth, ("d0",), published)
+        scope = Scope("d0", depth, ("d0",), published, page_row=page_row)
         sql = compiler.document(type_name, compiler.collect(cls, nodes), scope)
         self.plan.selections[memo] = f"{sql}\0{int(compiler.uses_assets)}"
         return sql, compiler.uses_assets
@@ -159,7 +167,7 @@ class _Binder:
         depth = check_depth(DEFAULT_DEPTH if depth_arg is None else depth_arg)
         if root.kind == "one":
             document_id = parse_id(args.get("id"))
-            obj, assets = self.selection(key, type_name, nodes, depth, published)
+            obj, assets = self.selection(key, type_name, nodes, depth, published, page_row=False)
             statement.reads_assets |= assets
             return (
                 f"SELECT {obj} FROM cms_documents d0 WHERE d0.id = {self.params.add(document_id)}"
@@ -188,9 +196,9 @@ class _Binder:
                 self.registry, type_name, sort_value, params=self.params, perspective=perspective
             )
         if root.kind == "all":
-            obj, assets = self.selection(key, type_name, nodes, depth, published)
+            obj, assets = self.selection(key, type_name, nodes, depth, published, page_row=True)
             statement.reads_assets |= assets
-            return self.page_rows(obj, condition, order, limit, offset)
+            return self.page_rows(obj, condition, order, limit, offset, published)
         return self.page(
             key, type_name, nodes, condition, order, limit, offset, depth, published, statement
         )
@@ -217,11 +225,14 @@ class _Binder:
             f" AND ({compiled})" if compiled else ""
         )
 
-    def page_rows(self, obj: str, condition: str, order: str, limit: int, offset: int) -> str:
+    def page_rows(
+        self, obj: str, condition: str, order: str, limit: int, offset: int, published: bool
+    ) -> str:
         return (
             f"SELECT coalesce(json_agg({obj} ORDER BY d0.cms_n), '[]'::json)"
             " FROM (SELECT d.*, row_number() OVER () AS cms_n FROM"
-            f" (SELECT d.* FROM cms_documents d WHERE {condition} ORDER BY {order}"
+            f" (SELECT {page_columns(published)} FROM cms_documents d WHERE {condition}"
+            f" ORDER BY {order}"
             f" LIMIT {self.params.add(limit)} OFFSET {self.params.add(offset)}) d) d0"
         )
 
@@ -249,13 +260,18 @@ class _Binder:
             name = field_nodes[0].name.value
             if name == "docs":
                 if documents:
-                    obj = render("d0", Scope("d0", depth, ("d0",), published))
+                    obj = render("d0", Scope("d0", depth, ("d0",), published, page_row=True))
                 else:
                     obj, assets = self.selection(
-                        f"{key}.{field_key}", type_name, field_nodes, depth, published
+                        f"{key}.{field_key}",
+                        type_name,
+                        field_nodes,
+                        depth,
+                        published,
+                        page_row=True,
                     )
                     statement.reads_assets |= assets
-                sql = f"({self.page_rows(obj, condition, order, limit, offset)})"
+                sql = f"({self.page_rows(obj, condition, order, limit, offset, published)})"
             elif name == "totalDocs":
                 counted, sql = True, "c.total"
             elif name == "limit":

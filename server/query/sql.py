@@ -87,10 +87,18 @@ class Scope:
     remaining: int
     path: tuple[str, ...]  # aliases of the documents from the root to this one, itself included
     published: bool
+    # The alias is a row of a page (`page_columns`), not of `cms_documents` itself.
+    page_row: bool = False
 
     @property
     def data(self) -> str:
-        return f"{self.alias}.{'published_data' if self.published else 'draft_data'}"
+        return f"{self.alias}.{data_column(self.published)}"
+
+    @property
+    def is_published(self) -> str:
+        a = self.alias
+        has = f"{a}.has_published" if self.page_row else f"{a}.published_data IS NOT NULL"
+        return f"({a}.status = 'published' AND {has})"
 
     def path_array(self) -> str:
         return f"ARRAY[{', '.join(f'{a}.id' for a in self.path)}]::uuid[]"
@@ -104,8 +112,17 @@ def perspective_condition(alias: str, published: bool) -> str:
     )
 
 
-def is_published(alias: str) -> str:
-    return f"({alias}.status = 'published' AND {alias}.published_data IS NOT NULL)"
+def data_column(published: bool) -> str:
+    return "published_data" if published else "draft_data"
+
+
+def page_columns(published: bool) -> str:
+    """What a page's rows carry from `cms_documents d`: one data column, not both."""
+    return (
+        "d.id, d.organization_id, d.type, d.status, d.published_hash, d.draft_hash, d.revision,"
+        " d.created_by, d.updated_by, d.published_at, d.created_at, d.updated_at,"
+        f" d.{data_column(published)}, d.published_data IS NOT NULL AS has_published"
+    )
 
 
 def iso(column: str) -> str:
@@ -116,7 +133,7 @@ def render(alias: str, scope: Scope) -> str:
     """The local API's rendering of the document at `alias` (`_raw`, `documents`)."""
     return (
         f"cms_render({alias}.id, {alias}.type::text, {alias}.status::text, {scope.data},"
-        f" {alias}.published_data IS NOT NULL, {alias}.organization_id, {alias}.created_at,"
+        f" {scope.is_published}, {alias}.organization_id, {alias}.created_at,"
         f" {alias}.updated_at, {alias}.published_at, {alias}.published_hash, {alias}.draft_hash,"
         f" {alias}.revision, {alias}.created_by, {alias}.updated_by, {scope.remaining},"
         f" {scope.path_array()}, {'true' if scope.published else 'false'})"
@@ -237,7 +254,7 @@ class SelectionCompiler:
     def document(self, type_name: str, fields: Fields, scope: Scope) -> str:
         """A readable document at `scope.alias`, as its generated type."""
         a = scope.alias
-        published = is_published(a)
+        published = scope.is_published
         fixed = {
             "id": f"{a}.id",
             "type": f"{a}.type",
