@@ -136,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     results["meta"]["total_seconds"] = round(time.monotonic() - started)
 
     (folder / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    section = report.section(results)
+    # The scale run holds its ratios to the default run's latest ones.
+    baseline = report.read_baseline(RESULTS) if args.posts >= report.SCALE else None
+    section = report.section(results, baseline=baseline)
     report.update_readme(README, args.posts, section)
     print(section)
     log(f"wrote bench/README.md and bench/results/{args.posts}/")
