@@ -166,14 +166,15 @@ def section(results: dict[str, Any], *, baseline: dict[str, Any] | None = None) 
         )
     lines += [
         "",
-        "Where the time goes (one worker): SQL statements per request, counted in process"
-        " (credential lookup + org scope = 2, then the scenario's own; W1 = update + publish);"
+        "Where the time goes (one worker): SQL statements per request, counted in process: the"
+        " opening (authenticating the caller and scoping the transaction to its organization)"
+        " + the scenario's own (W1: the draft save, then the publish);"
         " throughput with Row-Level Security on / off, and in brackets the same ratio from CPU time"
         " per request (server + PostgreSQL), which contention on a shared machine disturbs less;"
         " CPU per request of the server process and of PostgreSQL; the worker's peak RSS under"
         " load:",
         "",
-        "| scenario | statements / request | RLS on / off: throughput (by CPU time)"
+        "| scenario | statements / request (opening + own) | RLS on / off: throughput (by CPU time)"
         " | ours CPU ms/req | floor CPU ms/req"
         " | PostgreSQL CPU ms/req (ours / floor) | peak RSS MB (1w) | peak RSS MB per worker"
         f" ({workers}w) |",
@@ -192,7 +193,8 @@ def section(results: dict[str, Any], *, baseline: dict[str, Any] | None = None) 
             f" / {_per_request_ms(floor, 'postgres_cpu_seconds')}"
             f" | {api.get('peak_rss_mb', 0):.0f} | {api_n.get('peak_rss_mb', 0):.0f} |"
         )
-    lines += ["", *_targets(results, baseline), "", *_profile(results), "", *_explain(results)]
+    lines += ["", *_targets(results, baseline), "", _remaining_time(results), ""]
+    lines += [*_profile(results), "", *_explain(results)]
     wrk_cpu = max(
         (run["wrk_cpu_seconds"] / run["seconds"] for run in results["runs"] if run["seconds"]),
         default=0.0,
@@ -353,6 +355,21 @@ def _targets(results: dict[str, Any], baseline: dict[str, Any] | None) -> list[s
         all(0 < value < RSS_TARGET_MB for value in rss.values()),
     )
     return rows
+
+
+def _remaining_time(results: dict[str, Any]) -> str:
+    """One paragraph from the profile: its largest areas, and the server's own share."""
+    heading = "**Where the remaining time goes**"
+    profile = results.get("profile")
+    if not profile or not profile.get("areas"):
+        return f"{heading}: no profile was taken in this run."
+    areas = profile["areas"]
+    largest = ", ".join(f"{label} {share:.0%}" for label, share in areas[:3])
+    server = sum(share for label, share in areas if label.startswith("server:"))
+    return (
+        f"{heading}: the largest areas of Q2's profile (below) are {largest}; the server's own"
+        f" code takes {server:.0%} of the profile in all."
+    )
 
 
 def _profile(results: dict[str, Any]) -> list[str]:
