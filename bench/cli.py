@@ -31,7 +31,7 @@ from bench import explain, inprocess, report, runner, servers, wrk
 from bench.dataset import SCENARIO_ORG, Dataset
 from bench.load import ACTOR, Loaded, drop_database, load, recreate_database
 from bench.machine import PostgresCpu, describe
-from bench.scenarios import BY_NAME, SCENARIOS
+from bench.scenarios import BY_NAME, OPENING_STATEMENTS, SCENARIOS
 from server.config import PROJECT_ROOT, Settings
 from server.embedded import start_embedded
 from server.postgres import PostgresAdapter
@@ -136,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     results["meta"]["total_seconds"] = round(time.monotonic() - started)
 
     (folder / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    section = report.section(results)
+    # The scale run holds its ratios to the default run's latest ones.
+    baseline = report.read_baseline(RESULTS) if args.posts >= report.SCALE else None
+    section = report.section(results, baseline=baseline)
     report.update_readme(README, args.posts, section)
     print(section)
     log(f"wrote bench/README.md and bench/results/{args.posts}/")
@@ -253,7 +255,7 @@ async def _count_and_explain(
                     revision_of=revision_of,
                 )
                 counts[scenario.name] = {
-                    "fixed": inprocess.FIXED_STATEMENTS,
+                    "opening": OPENING_STATEMENTS,
                     "per_request": measured.counts,
                 }
                 ours = await explain.explain_api(

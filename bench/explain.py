@@ -18,8 +18,8 @@ import asyncpg
 import orjson
 
 from bench import floor_sql
-from bench.inprocess import FIXED_STATEMENTS, Measured, Statement
-from bench.scenarios import Scenario, update_variables
+from bench.inprocess import Measured, Statement
+from bench.scenarios import OPENING_STATEMENTS, Scenario, update_variables
 from server.postgres import PostgresAdapter
 
 _INDEX = re.compile(r"(?:Index(?: Only)? Scan(?: Backward)? using|Bitmap Index Scan on) (\w+)")
@@ -63,12 +63,12 @@ async def explain_api(
 ) -> list[Explained]:
     """EXPLAIN the statements of the scenario's first request (W1: its first pair)."""
     if scenario.kind != "write":
-        statements = measured.statements[0][FIXED_STATEMENTS:]
+        statements = measured.statements[0][OPENING_STATEMENTS:]
         async with adapter.with_org_context(organization_id, read_only=True) as tx:
             return [await _explain(tx.conn, sql, args) for sql, args in statements]
     post_id, revision = measured.saves[0]
     statements = (
-        measured.statements[0][FIXED_STATEMENTS:] + measured.statements[1][FIXED_STATEMENTS:]
+        measured.statements[0][OPENING_STATEMENTS:] + measured.statements[1][OPENING_STATEMENTS:]
     )
     explained: list[Explained] = []
     try:

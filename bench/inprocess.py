@@ -1,7 +1,8 @@
 """The API in this process, over httpx's ASGI transport: statement counts and the statements' SQL.
 
-`Database.statements` counts every statement a request runs through its transaction (`Tx`); BEGIN
-and COMMIT are not statements of the unit of work and are not counted. A subclass of the database
+`Database.statements` counts every statement a request runs through its transaction (`Tx`), the
+opening (`OPENING_STATEMENTS` in bench/scenarios.py) included; BEGIN and COMMIT are not statements
+of the unit of work and are not counted. A subclass of the database
 also keeps the SQL and arguments of each statement, which `bench/explain.py` replays under EXPLAIN.
 """
 
@@ -21,8 +22,6 @@ from server.db import Database, Tx
 from server.postgres import PostgresAdapter
 
 Statement = tuple[str, tuple[Any, ...]]
-# What every request costs before its own work: the credential lookup, then the org scope.
-FIXED_STATEMENTS = 2
 
 
 class RecordingDatabase(Database):

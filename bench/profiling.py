@@ -16,12 +16,15 @@ from pyinstrument.renderers import ConsoleRenderer, HTMLRenderer
 from pyinstrument.session import Session
 
 # (label, fragments of the file path); the first match wins, so specific entries come first.
+# Reads are compiled to one statement (server/query/); mutations still go through the resolvers,
+# reference resolution and typegen.
 AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("server: reference resolution (references.py)", ("/server/references.py",)),
     ("server: GraphQL instances from JSON (typegen.py)", ("/server/graphql/typegen.py",)),
     ("server: where/sort compiler, queries", ("/server/filters.py", "/server/queries.py")),
     ("server: local API rendering (local_api.py)", ("/server/local_api.py",)),
     ("server: request context, auth, tenancy", ("/server/graphql/context.py", "/server/auth.py")),
+    ("server: compiled reads (server/query/)", ("/server/query/",)),
     ("server: other", ("/server/",)),
     ("GraphQL execution (strawberry, graphql-core)", ("/strawberry/", "/graphql/")),
     ("asyncpg (driver, codecs)", ("/asyncpg/",)),

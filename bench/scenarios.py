@@ -15,6 +15,11 @@ Kind = Literal["fixed", "by_id", "write"]
 
 _POST_FIELDS = "id title slug views rating tags publishedDate"
 
+# The statements every authenticated request runs before its own work, "the opening" (today the
+# credential lookup, then the organization scope). Must match `FIXED` in
+# tests/test_statement_counts.py, which asserts the same counts in CI.
+OPENING_STATEMENTS = 2
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -23,7 +28,7 @@ class Scenario:
     query: str
     kind: Kind
     depth: int
-    # A list query (statements: depth + 1 beyond the per-request cost), else a single document.
+    # A list query, else a single document; a read is one statement beyond the opening either way.
     is_list: bool
     # W1 only: the second request of the pair.
     second_query: str | None = None
