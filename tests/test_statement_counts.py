@@ -148,7 +148,36 @@ async def test_a_draft_save_and_a_publish_cost_a_fixed_number_of_statements(
         update, data = await statements(gql, scenario.body(variables))
         revision = data["updatePost"]["revision"]
         publish, _ = await statements(gql, scenario.body({"id": post_id}, second=True))
-        # Lock, write, the version and reference index (one statement), then the response's
-        # references at the default depth of 2: one statement per level.
-        assert (update, publish) == (FIXED + 3 + 2, FIXED + 3 + 2)
+        # Lock, write, the version and reference index (one statement). The answer selects no
+        # reference, so none is inlined (`resolvers.reference_depth`).
+        assert (update, publish) == (FIXED + 3, FIXED + 3)
     assert revision == 4
+
+
+async def test_a_write_inlines_only_the_references_its_answer_selects(
+    gql: GraphQLClient, blog: list[str]
+) -> None:
+    post_id = blog[0]
+    base = "mutation($id: ID!) { publishPost(id: $id) { id %s } }"
+    for selection, levels in [
+        ("revision", 0),
+        ("author { name }", 1),
+        ("author { mentor { name } }", 2),
+        ("categories { parent { title } }", 2),
+        ("author { mentor { mentor { name } } }", 2),  # the default depth is the most
+        ("_raw", 2),
+    ]:
+        body = orjson.dumps({"query": base % selection, "variables": {"id": post_id}})
+        count, data = await statements(gql, body)
+        assert count == FIXED + 3 + levels, selection
+        assert data["publishPost"]["id"] == post_id
+    count, data = await statements(
+        gql,
+        orjson.dumps(
+            {
+                "query": base % "author { mentor { name } }",
+                "variables": {"id": post_id},
+            }
+        ),
+    )
+    assert data["publishPost"]["author"]["mentor"]["name"].startswith("Author")

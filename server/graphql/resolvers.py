@@ -3,10 +3,17 @@ unit of work, then turns the local API's JSON into the generated types."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import strawberry
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    SelectionSetNode,
+)
 from strawberry.types.field import StrawberryField
 
 from server.errors import ForbiddenError, NotFoundError
@@ -17,6 +24,8 @@ from server.graphql.scalars import JSON
 from server.graphql.typegen import GeneratedTypes, document_instance, graphql_name
 from server.local_api import FindResult
 from server.names import to_camel_case
+from server.query import kinds
+from server.query.kinds import Kind
 from server.schema_types import SchemaType
 
 DEFAULT_DEPTH = 2
@@ -57,6 +66,74 @@ def _page_values(result: FindResult, docs: list[Any]) -> dict[str, Any]:
     }
 
 
+def reference_depth(
+    generated: GeneratedTypes,
+    cls: str,
+    selection_sets: Sequence[SelectionSetNode | None],
+    fragments: dict[str, FragmentDefinitionNode],
+    limit: int,
+) -> int:
+    """How deep references must be inlined for this selection of class `cls` (at most `limit`).
+
+    A write answers with the document it wrote; inlining references no one selected costs a
+    statement per level. Conservative: fragments count whatever their type condition, @skip and
+    @include are ignored, and JSON fields and `_raw` (which show everything inlined) need `limit`.
+    """
+    need = 0
+    kinds_of = generated.class_fields.get(cls, {})
+    for node in _fields(selection_sets, fragments, set()):
+        name = node.name.value
+        if name == "_raw":
+            return limit
+        kind = kinds_of.get(name)
+        if kind is not None:
+            need = max(need, _kind_depth(generated, kind, node, fragments, limit))
+        if need >= limit:
+            return limit
+    return need
+
+
+def _kind_depth(
+    generated: GeneratedTypes,
+    kind: Kind,
+    node: FieldNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    limit: int,
+) -> int:
+    if isinstance(kind, kinds.Json):
+        return limit
+    if isinstance(kind, kinds.Object):
+        return reference_depth(generated, kind.class_name, [node.selection_set], fragments, limit)
+    if isinstance(kind, kinds.ListOf):
+        return _kind_depth(generated, kind.item, node, fragments, limit)
+    if isinstance(kind, kinds.ByItemType):
+        return max(_kind_depth(generated, k, node, fragments, limit) for _, k in kind.members)
+    if isinstance(kind, kinds.Reference):
+        below = max(
+            reference_depth(generated, graphql_name(t), [node.selection_set], fragments, limit - 1)
+            for t in kind.targets
+        )
+        return min(limit, 1 + below)
+    return 0
+
+
+def _fields(
+    selection_sets: Sequence[SelectionSetNode | None],
+    fragments: dict[str, FragmentDefinitionNode],
+    seen: set[str],
+) -> Iterator[FieldNode]:
+    for selection_set in selection_sets:
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                yield selection
+            elif isinstance(selection, InlineFragmentNode):
+                yield from _fields([selection.selection_set], fragments, seen)
+            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+                seen.add(selection.name.value)
+                fragment = fragments[selection.name.value]
+                yield from _fields([fragment.selection_set], fragments, seen)
+
+
 def document_fields(
     out: GeneratedTypes, schema_type: SchemaType
 ) -> tuple[list[StrawberryField], list[StrawberryField]]:
@@ -69,6 +146,16 @@ def document_fields(
 
     def convert(doc: dict[str, Any] | None) -> Any:
         return document_instance(out, doc) if doc is not None else None
+
+    def answer_depth(info: strawberry.Info) -> int:
+        """The depth a write's answer needs: only as deep as its selection reads references."""
+        return reference_depth(
+            out,
+            cls_name,
+            [node.selection_set for node in info._raw_info.field_nodes],
+            info._raw_info.fragments,
+            DEFAULT_DEPTH,
+        )
 
     async def get_one(
         info: strawberry.Info,
@@ -142,7 +229,7 @@ def document_fields(
         unit = await context.unit()
         document = data_json(unit.registry, fields_of, data)
         doc = await context.api.collection(type_name, unit.registry).create(
-            unit, document, publish=bool(publish), depth=DEFAULT_DEPTH
+            unit, document, publish=bool(publish), depth=answer_depth(info)
         )
         return convert(doc)
 
@@ -161,7 +248,7 @@ def document_fields(
             data,
             publish=bool(publish),
             expected_revision=expectedRevision,
-            depth=DEFAULT_DEPTH,
+            depth=answer_depth(info),
         )
         return convert(doc)
 
@@ -173,7 +260,7 @@ def document_fields(
         context = _context(info)
         unit = await context.unit()
         doc = await context.api.collection(type_name, unit.registry).publish(
-            unit, id, expected_revision=expectedRevision, depth=DEFAULT_DEPTH
+            unit, id, expected_revision=expectedRevision, depth=answer_depth(info)
         )
         return convert(doc)
 
@@ -181,7 +268,7 @@ def document_fields(
         context = _context(info)
         unit = await context.unit()
         collection = context.api.collection(type_name, unit.registry)
-        return convert(await collection.unpublish(unit, id, depth=DEFAULT_DEPTH))
+        return convert(await collection.unpublish(unit, id, depth=answer_depth(info)))
 
     async def delete(info: strawberry.Info, id: strawberry.ID) -> static.DeleteResult:
         context = _context(info)
