@@ -1,8 +1,6 @@
 """A request's opening: one round trip that checks the credential and scopes the transaction.
 
-Round trips are counted at the asyncpg connection: every call of `execute`, `fetch`, `fetchrow`,
-`fetchval` or `executemany` is one (once its statement is prepared), and so is asyncpg's own
-`BEGIN`, `COMMIT` or `ROLLBACK`.
+Round trips are counted at the asyncpg connection (the `round_trips` fixture).
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import asyncpg
 import pytest
 from argon2 import PasswordHasher, profiles
 
@@ -37,21 +34,6 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     passwords.dummy_hash.cache_clear()
     yield
     passwords.dummy_hash.cache_clear()
-
-
-@pytest.fixture
-def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The SQL of every round trip on any connection, in order."""
-    sent: list[str] = []
-    for name in ("execute", "fetch", "fetchrow", "fetchval", "executemany"):
-        original = getattr(asyncpg.Connection, name)
-
-        def counted(self: Any, query: str, *args: Any, _original: Any = original, **kw: Any) -> Any:
-            sent.append(query)
-            return _original(self, query, *args, **kw)
-
-        monkeypatch.setattr(asyncpg.Connection, name, counted)
-    return sent
 
 
 def request_context(gql: GraphQLClient, key: str | None, **options: Any) -> RequestContext:

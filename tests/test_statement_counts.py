@@ -1,9 +1,10 @@
 """SQL statements per request for the benchmark's scenarios (bench/scenarios.py), so an N+1 fails CI.
 
 Counted through the GraphQL endpoint in process: `Database.statements` counts every statement a
-request's transaction runs (BEGIN and COMMIT are not counted). Every authenticated request starts
-with two: the API key lookup and the organization scope. A list then costs one statement for the
-page and at most one per depth level for the references, whatever the page size.
+request's transaction runs. Every authenticated request starts with two: the opening (`BEGIN`, the
+API key check and the organization scope in one round trip) and the read-back of the caller. A list
+then costs one statement for the page and at most one per depth level for the references, whatever
+the page size. `COMMIT` is the one round trip not counted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from bench.scenarios import BY_NAME, Scenario, update_variables
 from tests.conftest import GraphQLClient
 
-FIXED = 2  # the credential lookup, then the organization scope
+FIXED = 2  # the opening, then the caller read back from it
 AUTHORS = 12  # one mentor loop: longer than the deepest depth
 POSTS = 40
 
@@ -143,3 +144,18 @@ async def test_a_draft_save_and_a_publish_cost_a_fixed_number_of_statements(
         # references at the default depth of 2: one statement per level.
         assert (update, publish) == (FIXED + 3 + 2, FIXED + 3 + 2)
     assert revision == 4
+
+
+async def test_a_read_request_opens_in_one_round_trip(
+    gql: GraphQLClient, blog: list[str], round_trips: list[str]
+) -> None:
+    """Every round trip is a counted statement, but `COMMIT`; `BEGIN` travels with the opening."""
+    sent = round_trips
+    body = with_limit(BY_NAME["Q1"], 5)
+    await statements(gql, body)  # prepares the statements on the connection
+    sent.clear()
+    count, _ = await statements(gql, body)
+    assert sent[0].startswith("BEGIN; SELECT cms_open_request(")
+    assert not any("BEGIN" in sql or "set_config" in sql for sql in sent[1:])
+    assert sent[-1] == "COMMIT"
+    assert len(sent) == count + 1
