@@ -10,24 +10,38 @@ Two kinds of bearer token exist (see `server.credentials`):
 
 `schema.manage` is an instance capability: only instance admins (profile role super_admin or admin)
 and instance-admin keys hold it. An organization owner alone does not.
+
+The lookup and the refusals are one SQL function, `cms_authenticate` (migration 0004), so that a
+GraphQL request can check its credential and enter its organization in one round trip
+(`server.opening`); the capabilities are derived here, from the facts it returns.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
+
+import asyncpg
 
 from server.capabilities import ALL_CAPABILITIES, INSTANCE_CAPABILITIES, has_capability
-from server.credentials import API_KEY_PREFIX, SESSION_TOKEN_PREFIX, ApiKey
+from server.credentials import (
+    API_KEY_PREFIX,
+    LAST_USED_RESOLUTION_SECONDS,
+    SESSION_TOKEN_PREFIX,
+    secret_digest,
+)
 from server.db import Tx
 from server.errors import (
+    CMSError,
     ForbiddenError,
     InvalidInputError,
     NotFoundError,
     UnauthenticatedError,
 )
-from server.sessions import SessionAccess
+from server.sessions import INSTANCE_ADMIN_ROLES
 
 API_KEY_USER_PREFIX = "apikey:"
 
@@ -64,33 +78,73 @@ class Principal:
             raise ForbiddenError(f"not allowed: this needs the {capability} capability")
 
 
-class CredentialLookup(Protocol):
-    """The lookups `authenticate` needs; `PostgresAdapter` provides them."""
+# Each refusal of `cms_authenticate` (migration 0004) has its own SQLSTATE; the messages live here.
+INVALID_KEY = "invalid, revoked or expired API key"
+REFUSALS: dict[str, Callable[[], CMSError]] = {
+    "CM001": lambda: UnauthenticatedError(INVALID_KEY),
+    "CM002": lambda: UnauthenticatedError("invalid or expired session; sign in again"),
+    "CM003": lambda: ForbiddenError("this API key belongs to another organization"),
+    "CM004": lambda: ForbiddenError("choose an organization: X-Organization-Id"),
+    "CM005": lambda: ForbiddenError("you are not a member of this organization"),
+    "CM006": lambda: NotFoundError("no such organization"),
+}
 
-    async def find_api_key_by_secret(self, tx: Tx, *, secret: str) -> ApiKey | None: ...
 
-    async def find_session_access(
-        self, tx: Tx, *, token: str, organization_id: uuid.UUID | None
-    ) -> SessionAccess | None: ...
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A bearer credential as checked in Python, before any database work.
+
+    Attributes:
+        kind: `key` or `session`.
+        digest: the hex SHA-256 of the whole secret (what `key_hash` and `token_hash` store).
+        organization_id: the organization asked for (`X-Organization-Id`), if any.
+    """
+
+    kind: str
+    digest: str
+    organization_id: uuid.UUID | None
+
+
+def parse_credential(authorization: str | None, organization_header: str | None) -> Credential:
+    """The credential a request carries, or the error that refuses it without a database query.
+
+    Raises:
+        UnauthenticatedError: no bearer token, or one that is neither an API key nor a session token.
+        InvalidInputError: `X-Organization-Id` is not a UUID.
+    """
+    token = _bearer_token(authorization)
+    organization_id = _organization_id(organization_header)
+    if token.startswith(SESSION_TOKEN_PREFIX):
+        return Credential("session", secret_digest(token), organization_id)
+    if token.startswith(API_KEY_PREFIX):
+        return Credential("key", secret_digest(token), organization_id)
+    raise UnauthenticatedError(INVALID_KEY)
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """Turn a refusal raised by `cms_authenticate` into its domain error."""
+    try:
+        yield
+    except asyncpg.PostgresError as exc:
+        refusal = REFUSALS.get(exc.sqlstate)
+        if refusal is None:
+            raise
+        raise refusal() from None
 
 
 async def authenticate(
-    adapter: CredentialLookup,
-    tx: Tx,
-    *,
-    authorization: str | None,
-    organization_header: str | None,
+    tx: Tx, *, authorization: str | None, organization_header: str | None
 ) -> Principal:
     """Resolve the request's credentials to a `Principal`.
 
-    Cost: one statement for an API key (the key joined with its role, `last_used_at` bumped in the
-    same statement), one statement for a session (the session joined with the user's profile, active
-    organization, membership and role), none for a missing or malformed header.
+    Cost: one statement (`cms_authenticate`, which also bumps an API key's `last_used_at`), none for
+    a missing or malformed header. GraphQL requests run the same check inside their opening round
+    trip instead (`server.opening`).
 
     Args:
-        adapter: where credentials are looked up.
         tx: an instance-level, read-write transaction (the tables read here have no Row-Level
-            Security); it runs before the request's org-scoped transaction exists.
+            Security).
         authorization: the `Authorization` header, if any.
         organization_header: the `X-Organization-Id` header, if any.
 
@@ -104,18 +158,49 @@ async def authenticate(
             no organization can be chosen for the user.
         NotFoundError: an instance admin asked for an organization that does not exist.
     """
-    token = _bearer_token(authorization)
-    organization_id = _organization_id(organization_header)
-    if token.startswith(SESSION_TOKEN_PREFIX):
-        access = await adapter.find_session_access(tx, token=token, organization_id=organization_id)
-        if access is None:
-            raise UnauthenticatedError("invalid or expired session; sign in again")
-        return _session_principal(access)
-    if token.startswith(API_KEY_PREFIX):
-        key = await adapter.find_api_key_by_secret(tx, secret=token)
-        if key is not None:
-            return _key_principal(key, organization_id)
-    raise UnauthenticatedError("invalid, revoked or expired API key")
+    credential = parse_credential(authorization, organization_header)
+    with refusals():
+        facts = await tx.fetchval(
+            "SELECT cms_authenticate($1, $2, $3, $4, $5)",
+            credential.kind,
+            credential.digest,
+            credential.organization_id,
+            LAST_USED_RESOLUTION_SECONDS,
+            list(INSTANCE_ADMIN_ROLES),
+        )
+    return principal_from_facts(facts)
+
+
+def principal_from_facts(facts: Mapping[str, Any]) -> Principal:
+    """The caller from what `cms_authenticate` found (kept in `app.principal` by the opening).
+
+    The organization's checks are done by then; what remains are the capabilities. Organization
+    roles cannot hold instance capabilities: an instance-admin key adds them, and an instance admin
+    signed in holds every capability in every organization.
+    """
+    organization_id = uuid.UUID(facts["organization_id"])
+    granted = frozenset(facts["granted"] or ())
+    instance_admin = bool(facts["instance_admin"])
+    if facts["kind"] == "key":
+        key_id = uuid.UUID(facts["key_id"])
+        capabilities = granted - INSTANCE_CAPABILITIES
+        if instance_admin:
+            capabilities |= INSTANCE_CAPABILITIES
+        return Principal(
+            organization_id=organization_id,
+            user_id=f"{API_KEY_USER_PREFIX}{key_id}",
+            capabilities=capabilities,
+            published_only=bool(facts["published_only"]),
+            instance_admin=instance_admin,
+            key_id=key_id,
+        )
+    return Principal(
+        organization_id=organization_id,
+        user_id=str(facts["user_id"]),
+        capabilities=ALL_CAPABILITIES if instance_admin else granted - INSTANCE_CAPABILITIES,
+        instance_admin=instance_admin,
+        session_id=str(facts["session_id"]),
+    )
 
 
 def _bearer_token(authorization: str | None) -> str:
@@ -137,40 +222,3 @@ def _organization_id(header: str | None) -> uuid.UUID | None:
         raise InvalidInputError(
             "X-Organization-Id must be an organization id (a UUID)", path="X-Organization-Id"
         ) from None
-
-
-def _key_principal(key: ApiKey, organization_id: uuid.UUID | None) -> Principal:
-    if organization_id is not None and organization_id != key.organization_id:
-        raise ForbiddenError("this API key belongs to another organization")
-    # Organization roles cannot hold instance capabilities; an instance-admin key adds them.
-    capabilities = key.granted - INSTANCE_CAPABILITIES
-    if key.instance_admin:
-        capabilities |= INSTANCE_CAPABILITIES
-    return Principal(
-        organization_id=key.organization_id,
-        user_id=f"{API_KEY_USER_PREFIX}{key.id}",
-        capabilities=capabilities,
-        published_only=key.published_only,
-        instance_admin=key.instance_admin,
-        key_id=key.id,
-    )
-
-
-def _session_principal(access: SessionAccess) -> Principal:
-    if access.organization_id is None:
-        raise ForbiddenError("choose an organization: X-Organization-Id")
-    if access.instance_admin:
-        if not access.organization_exists:
-            raise NotFoundError("no such organization")
-        capabilities = ALL_CAPABILITIES
-    elif access.member_role is None:
-        raise ForbiddenError("you are not a member of this organization")
-    else:
-        capabilities = access.role_capabilities - INSTANCE_CAPABILITIES
-    return Principal(
-        organization_id=access.organization_id,
-        user_id=access.user_id,
-        capabilities=capabilities,
-        instance_admin=access.instance_admin,
-        session_id=access.session_id,
-    )

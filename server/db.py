@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -55,6 +55,14 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
         await conn.set_type_codec(
             name, schema="pg_catalog", encoder=_dumps, decoder=orjson.loads, format="text"
         )
+
+
+async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
+    # asyncpg's default reset (RESET ALL, UNLISTEN *, CLOSE ALL, advisory unlocks) costs a round
+    # trip at every release. Nothing here leaves session state behind: settings are transaction-
+    # local, LISTEN has a connection of its own, advisory locks are transaction locks. A transaction
+    # still open at release is rolled back by asyncpg before this runs.
+    return None
 
 
 def _dumps(value: Any) -> str:
@@ -127,6 +135,7 @@ class Database:
                 max_size=self.pool_size,
                 max_inactive_connection_lifetime=self.idle_timeout,
                 init=_init_connection,
+                reset=_keep_session,
                 # A transaction left open by a crashed handler must not hold locks forever.
                 server_settings={"idle_in_transaction_session_timeout": "60000"},
             )
@@ -154,11 +163,19 @@ class Database:
             return False
 
     @asynccontextmanager
-    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[Tx]:
+    async def transaction(
+        self, *, read_only: bool = False, opening: str | None = None
+    ) -> AsyncIterator[Tx]:
         """A bare transaction as the connecting role, with no org context.
 
         Used for instance-level work (migrations, RLS set-up, credential lookups). Tenant data is reached
         only through `server.tenancy`, which adds the org context and the request role.
+
+        Args:
+            read_only: a READ ONLY transaction.
+            opening: SQL to run in the same round trip as `BEGIN` (the simple query protocol, so it
+                takes no parameters: every value in it must be a checked literal). It counts as one
+                statement; when it fails, the transaction is rolled back and the error raised as is.
         """
         try:
             conn_cm = self.pool.acquire()
@@ -166,19 +183,38 @@ class Database:
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             raise UnavailableError(f"cannot reach PostgreSQL: {exc}") from exc
         try:
-            with translate_errors():
-                tr = conn.transaction(readonly=read_only)
-                await tr.start()
+            tx = Tx(conn, self)
+            commit: Callable[[], Awaitable[object]]
+            rollback: Callable[[], Awaitable[object]]
+            if opening is None:
+                with translate_errors():
+                    tr = conn.transaction(readonly=read_only)
+                    await tr.start()
+                commit, rollback = tr.commit, tr.rollback
+            else:
+                commit, rollback = _statement(conn, "COMMIT"), _statement(conn, "ROLLBACK")
+                try:
+                    await tx.execute(f"BEGIN{' READ ONLY' if read_only else ''}; {opening}")
+                except BaseException:
+                    await rollback()
+                    raise
             try:
-                yield Tx(conn, self)
+                yield tx
             except BaseException:
-                await tr.rollback()
+                await rollback()
                 raise
             else:
                 with translate_errors():
-                    await tr.commit()
+                    await commit()
         finally:
             await conn_cm.__aexit__(None, None, None)
+
+
+def _statement(conn: Connection, sql: str) -> Callable[[], Awaitable[object]]:
+    async def run() -> None:
+        await conn.execute(sql)
+
+    return run
 
 
 @contextmanager

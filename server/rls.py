@@ -4,6 +4,8 @@ The rules, enforced by PostgreSQL itself on every tenant table (`tables.RLS_TABL
 
 - SELECT sees rows of the current org and, when the transaction asks for the hierarchy, of every
   descendant org (children, grandchildren, ...), found by a recursive walk of `cms_organizations`.
+  The walk runs once when a transaction enters its org (`enter_org`, `cms_open_request`), which keep
+  its result in `app.readable_orgs`; a change to the tree makes the next statement walk again.
 - INSERT, UPDATE and DELETE touch only rows of the current org: parents cannot write to children.
 - With no org set, nothing is visible and nothing can be written.
 - `app.override_access = 'true'` (the system context) passes every policy, but never for the request
@@ -46,16 +48,44 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
      AND current_user <> 'cms_request'
 $$;
 
-CREATE OR REPLACE FUNCTION cms_readable_orgs() RETURNS uuid[]
+CREATE OR REPLACE FUNCTION cms_org_tree(root uuid, hierarchy boolean) RETURNS uuid[]
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
   WITH RECURSIVE tree(id) AS (
-    SELECT cms_current_org()
+    SELECT o.id FROM cms_organizations o WHERE hierarchy AND o.parent_organization_id = root
     UNION
     SELECT o.id FROM cms_organizations o JOIN tree ON o.parent_organization_id = tree.id
-    WHERE coalesce(current_setting('app.hierarchy', true), '') = 'on'
   )
-  SELECT coalesce(array_agg(id) FILTER (WHERE id IS NOT NULL), '{}') FROM tree
+  SELECT CASE WHEN root IS NULL THEN '{}'::uuid[]
+              ELSE array_prepend(root, ARRAY(SELECT id FROM tree WHERE id <> root)) END
 $$;
+
+CREATE OR REPLACE FUNCTION cms_readable_orgs() RETURNS uuid[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+  current_org uuid := cms_current_org();
+  cached uuid[] := NULLIF(current_setting('app.readable_orgs', true), '')::uuid[];
+BEGIN
+  IF current_org IS NULL THEN
+    RETURN '{}';
+  END IF;
+  IF cached[1] = current_org THEN
+    RETURN cached;
+  END IF;
+  RETURN cms_org_tree(current_org, coalesce(current_setting('app.hierarchy', true), '') = 'on');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION cms_forget_readable_orgs() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('app.readable_orgs', '', true);
+  RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER cms_organizations_forget_readable_orgs
+AFTER INSERT OR DELETE OR UPDATE OF parent_organization_id ON cms_organizations
+FOR EACH STATEMENT EXECUTE FUNCTION cms_forget_readable_orgs();
 """
 
 _READ = (

@@ -8,7 +8,6 @@ Not to be confused with `cms_user_sessions`, which only records each user's acti
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +21,8 @@ from server.passwords import dummy_hash, hash_password, needs_rehash, verify_pas
 from server.users import PASSWORD_PROVIDER
 
 SESSION_LIFETIME = timedelta(days=30)
-# Profile (instance) roles that may act in every organization with every capability.
+# Profile (instance) roles that may act in every organization with every capability
+# (`cms_authenticate` receives them from `server.auth`).
 INSTANCE_ADMIN_ROLES = ("super_admin", "admin")
 
 _COLUMNS = "id, user_id, expires_at, ip_address, user_agent, created_at, updated_at"
@@ -43,27 +43,6 @@ class Session:
     def from_row(cls, row: asyncpg.Record) -> Session:
         values: dict[str, Any] = dict(row.items())
         return cls(**values)
-
-
-@dataclass(frozen=True, slots=True)
-class SessionAccess:
-    """A live session with what authentication needs about its user, from one statement.
-
-    `organization_id` is the organization the request acts in: the one asked for, else the user's
-    active organization (while still a member), else the only organization the user belongs to.
-    """
-
-    session_id: str
-    user_id: str
-    instance_role: str | None
-    organization_id: uuid.UUID | None
-    organization_exists: bool
-    member_role: str | None
-    role_capabilities: frozenset[str]
-
-    @property
-    def instance_admin(self) -> bool:
-        return self.instance_role in INSTANCE_ADMIN_ROLES
 
 
 class SessionStore:
@@ -144,58 +123,3 @@ class SessionStore:
                 "DELETE FROM sessions WHERE token_hash = $1 RETURNING true", secret_digest(token)
             )
         )
-
-    async def find_session_access(
-        self, tx: Tx, *, token: str, organization_id: uuid.UUID | None
-    ) -> SessionAccess | None:
-        """What authentication needs to know about a session token, in one statement.
-
-        That is the session, its user's instance role, and the user's membership in the organization
-        the request acts in; None when the token is unknown or expired.
-
-        Args:
-            tx: the transaction.
-            token: the bearer token.
-            organization_id: the organization asked for; None picks the user's active organization
-                (while still a member, or an instance admin), else their only membership.
-        """
-        if not token.startswith(SESSION_TOKEN_PREFIX):
-            return None
-        row = await tx.fetchrow(
-            """WITH s AS (
-                   SELECT s.id, s.user_id, p.role AS instance_role,
-                          coalesce(p.role = ANY ($3::text[]), false) AS instance_admin
-                   FROM sessions s LEFT JOIN cms_user_profiles p ON p.user_id = s.user_id
-                   WHERE s.token_hash = $1 AND s.expires_at > now()
-               ), target AS (
-                   SELECT s.*, coalesce(
-                       $2::uuid,
-                       (SELECT us.active_organization_id FROM cms_user_sessions us
-                        WHERE us.user_id = s.user_id
-                          AND (s.instance_admin OR EXISTS (
-                              SELECT 1 FROM cms_organization_members m
-                              WHERE m.organization_id = us.active_organization_id
-                                AND m.user_id = s.user_id))),
-                       (SELECT (array_agg(m.organization_id))[1] FROM cms_organization_members m
-                        WHERE m.user_id = s.user_id HAVING count(*) = 1)
-                   ) AS organization_id
-                   FROM s
-               )
-               SELECT t.id AS session_id, t.user_id, t.instance_role, t.organization_id,
-                      o.id IS NOT NULL AS organization_exists, m.role AS member_role,
-                      r.capabilities AS role_capabilities
-               FROM target t
-               LEFT JOIN cms_organizations o ON o.id = t.organization_id
-               LEFT JOIN cms_organization_members m
-                 ON m.organization_id = t.organization_id AND m.user_id = t.user_id
-               LEFT JOIN cms_organization_roles r
-                 ON r.organization_id = m.organization_id AND r.name = m.role""",
-            secret_digest(token),
-            organization_id,
-            list(INSTANCE_ADMIN_ROLES),
-        )
-        if row is None:
-            return None
-        values: dict[str, Any] = dict(row.items())
-        values["role_capabilities"] = frozenset(values["role_capabilities"] or ())
-        return SessionAccess(**values)

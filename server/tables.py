@@ -205,7 +205,6 @@ documents = Table(
     _timestamp("created_at"),
     _timestamp("updated_at"),
     Index("idx_documents_org_type", "organization_id", "type", "updated_at"),
-    Index("idx_documents_type", "type"),
     Index("idx_documents_status", "status"),
     Index("idx_documents_published_at", "published_at"),
     # The paths of the default sort and of a published listing sorted by a datetime field.

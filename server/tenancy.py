@@ -68,13 +68,15 @@ async def enter_org(
 ) -> uuid.UUID:
     """Scope an open transaction to `org_id` (and make it read-only): one statement.
 
-    The request path uses this after its credential lookup, so authentication and the org's unit of
-    work share one transaction. Switching to read-only after earlier statements is allowed.
+    The organizations it may read (`org_id` and, with the hierarchy on, its descendants) are found
+    here once and kept for the policies in `app.readable_orgs`. Switching to read-only after earlier
+    statements is allowed. (GraphQL requests do all this in their opening: `cms_open_request`.)
     """
     org = parse_org_id(org_id)
     await tx.execute(
         "select set_config('app.organization_id', $1, true),"
         " set_config('app.hierarchy', $2, true),"
+        " set_config('app.readable_orgs', cms_org_tree($5, $6)::text, true),"
         " set_config('statement_timeout', $3, true),"
         " set_config('role', $4, true)"
         # Only ever towards read-only: read-write may not be set after the first statement.
@@ -82,9 +84,16 @@ async def enter_org(
         str(org),
         "on" if tenancy.enable_hierarchy else "off",
         str(tenancy.statement_timeout_ms),
-        tenancy.request_role if tenancy.enable_rls and tenancy.request_role else "none",
+        request_role(tenancy),
+        org,
+        tenancy.enable_hierarchy,
     )
     return org
+
+
+def request_role(tenancy: Tenancy) -> str:
+    """The role a request transaction switches to; `none` keeps the connecting role."""
+    return tenancy.request_role if tenancy.enable_rls and tenancy.request_role else "none"
 
 
 @asynccontextmanager

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import pytest
 
 from server.config import PROJECT_ROOT
@@ -49,6 +50,26 @@ async def adapter(db_url: str) -> AsyncIterator[PostgresAdapter]:
     await adapter.connect()
     yield adapter
     await adapter.disconnect()
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of every round trip on any connection, in order.
+
+    Each call of a connection's `execute`, `fetch`, `fetchrow`, `fetchval` or `executemany` is one
+    round trip once its statement is prepared, and so is asyncpg's own `BEGIN`, `COMMIT` or
+    `ROLLBACK`.
+    """
+    sent: list[str] = []
+    for name in ("execute", "fetch", "fetchrow", "fetchval", "executemany"):
+        original = getattr(asyncpg.Connection, name)
+
+        def counted(self: Any, query: str, *args: Any, _original: Any = original, **kw: Any) -> Any:
+            sent.append(query)
+            return _original(self, query, *args, **kw)
+
+        monkeypatch.setattr(asyncpg.Connection, name, counted)
+    return sent
 
 
 @dataclass

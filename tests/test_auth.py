@@ -68,7 +68,6 @@ async def auth(
     """Authenticate a bearer token; with `statements`, assert how many statements that took."""
     async with adapter.instance_transaction() as tx:
         principal = await authenticate(
-            adapter,
             tx,
             authorization=f"Bearer {token}" if token is not None else None,
             organization_header=str(organization) if organization is not None else None,
@@ -346,7 +345,7 @@ async def test_a_missing_or_malformed_header_is_unauthenticated(
 ) -> None:
     async with adapter.instance_transaction() as tx:
         with pytest.raises(UnauthenticatedError, match="Authorization: Bearer"):
-            await authenticate(adapter, tx, authorization=header, organization_header=None)
+            await authenticate(tx, authorization=header, organization_header=None)
         assert tx.statements == 0
 
 
@@ -366,7 +365,7 @@ async def test_the_scheme_is_case_insensitive(adapter: PostgresAdapter) -> None:
     key, secret = await make_key(adapter, org)
     async with adapter.instance_transaction() as tx:
         principal = await authenticate(
-            adapter, tx, authorization=f"bearer  {secret} ", organization_header=" "
+            tx, authorization=f"bearer  {secret} ", organization_header=" "
         )
     assert principal.key_id == key.id
 

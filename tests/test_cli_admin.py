@@ -87,7 +87,7 @@ async def test_bootstrap_an_organization_tree_a_key_and_a_user(
     assert KEY_FORMAT.fullmatch(key.last)
     async with adapter.instance_transaction() as tx:
         principal = await authenticate(
-            adapter, tx, authorization=f"Bearer {key.last}", organization_header=None
+            tx, authorization=f"Bearer {key.last}", organization_header=None
         )
     assert principal.organization_id == acme
     assert principal.capabilities == BUILT_IN_ROLES["editor"]
@@ -116,7 +116,7 @@ async def test_bootstrap_an_organization_tree_a_key_and_a_user(
             tx, email="ada@example.com", password="a long enough password"
         )
         signed_in = await authenticate(
-            adapter, tx, authorization=f"Bearer {token}", organization_header=None
+            tx, authorization=f"Bearer {token}", organization_header=None
         )
     assert profile is not None
     assert profile.role == "admin"

@@ -184,6 +184,53 @@ async def test_no_org_set_sees_nothing_and_writes_nothing(
             await _insert_document(tx, world.orgs["parent"], title="nobody")
 
 
+async def test_readable_orgs_are_found_once_per_transaction(
+    adapter: PostgresAdapter, world: World
+) -> None:
+    async with adapter.with_org_context(world.orgs["parent"], read_only=True) as tx:
+        cached = await tx.fetchval("select current_setting('app.readable_orgs')::uuid[]")
+        assert {name for name, org in world.orgs.items() if org in cached} == DESCENDANTS["parent"]
+        assert cached[0] == world.orgs["parent"]
+        # The policies read the kept list: narrowed by hand, it narrows what is visible.
+        await tx.execute(
+            "select set_config('app.readable_orgs', $1::uuid[]::text, true)",
+            [world.orgs["parent"]],
+        )
+        assert await _visible_orgs(tx, world, "cms_documents") == {"parent"}
+        # A list kept for another organization is ignored: the tree is walked again.
+        await tx.execute(
+            "select set_config('app.readable_orgs', $1::uuid[]::text, true)",
+            [world.orgs["sibling"]],
+        )
+        assert await _visible_orgs(tx, world, "cms_documents") == DESCENDANTS["parent"]
+
+
+async def test_a_transaction_sees_the_organizations_it_adds_or_moves(
+    adapter: PostgresAdapter, world: World
+) -> None:
+    async with adapter.with_org_context(world.orgs["parent"]) as tx:
+        new = await adapter.create_organization(
+            tx,
+            name="new",
+            slug="new",
+            created_by="test",
+            parent_organization_id=world.orgs["child"],
+        )
+        assert new.id in await tx.fetchval("select cms_readable_orgs()")
+        # A whole tree moved below the current organization, documents and all.
+        await tx.execute(
+            "update cms_organizations set parent_organization_id = $1 where id = $2",
+            world.orgs["grandchild"],
+            world.orgs["sibling"],
+        )
+        assert await _visible_orgs(tx, world, "cms_documents") == set(TREE)
+        await tx.execute(
+            "update cms_organizations set parent_organization_id = null where id = $1",
+            world.orgs["child"],
+        )
+        assert await _visible_orgs(tx, world, "cms_documents") == {"parent"}
+
+
 async def test_the_request_role_cannot_switch_on_override(
     adapter: PostgresAdapter, world: World
 ) -> None:
@@ -270,6 +317,32 @@ async def test_migration_and_initialize_rls_install_the_same_policies(db_url: st
     await adapter.connect()
     await adapter.disconnect()
     assert await _policies(db_url) == from_migration
+
+
+async def _definitions(url: str) -> list[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "select pg_get_functiondef(p.oid) as definition from pg_proc p"
+            " join pg_namespace n on n.oid = p.pronamespace"
+            " where n.nspname = 'public' and p.proname like 'cms\\_%' order by p.proname"
+        )
+        triggers = await conn.fetch(
+            "select pg_get_triggerdef(oid) as definition from pg_trigger"
+            " where not tgisinternal order by tgname"
+        )
+    finally:
+        await conn.close()
+    return [row["definition"] for row in [*rows, *triggers]]
+
+
+async def test_migration_and_initialize_rls_install_the_same_functions(db_url: str) -> None:
+    from_migration = await _definitions(db_url)
+    assert any("app.readable_orgs" in definition for definition in from_migration)
+    adapter = PostgresAdapter(db_url, pool_size=2, run_migrations=False)
+    await adapter.connect()
+    await adapter.disconnect()
+    assert await _definitions(db_url) == from_migration
 
 
 async def test_initialize_rls_is_idempotent_and_repairs_drift(adapter: PostgresAdapter) -> None:

@@ -1,9 +1,10 @@
 """SQL statements per request for the benchmark's scenarios (bench/scenarios.py), so an N+1 fails CI.
 
 Counted through the GraphQL endpoint in process: `Database.statements` counts every statement a
-request's transaction runs (BEGIN and COMMIT are not counted). Every authenticated request starts
-with two: the API key lookup and the organization scope. A read then costs one statement for the
-whole operation (`server/query/`), whatever the depth and the page size; writes cost a fixed number.
+request's transaction runs. Every authenticated request starts with two: the opening (`BEGIN`, the
+API key check and the organization scope in one round trip) and the read-back of the caller. A list
+then costs one statement for the page and at most one per depth level for the references, whatever
+the page size. `COMMIT` is the one round trip not counted.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from bench.scenarios import BY_NAME, Scenario, update_variables
 from tests.conftest import GraphQLClient
 
-FIXED = 2  # the credential lookup, then the organization scope
+FIXED = 2  # the opening, then the caller read back from it
 AUTHORS = 12  # one mentor loop: longer than the deepest depth
 POSTS = 40
 
@@ -181,3 +182,18 @@ async def test_a_write_inlines_only_the_references_its_answer_selects(
         ),
     )
     assert data["publishPost"]["author"]["mentor"]["name"].startswith("Author")
+
+
+async def test_a_read_request_opens_in_one_round_trip(
+    gql: GraphQLClient, blog: list[str], round_trips: list[str]
+) -> None:
+    """Every round trip is a counted statement, but `COMMIT`; `BEGIN` travels with the opening."""
+    sent = round_trips
+    body = with_limit(BY_NAME["Q1"], 5)
+    await statements(gql, body)  # prepares the statements on the connection
+    sent.clear()
+    count, _ = await statements(gql, body)
+    assert sent[0].startswith("BEGIN; SELECT cms_open_request(")
+    assert not any("BEGIN" in sql or "set_config" in sql for sql in sent[1:])
+    assert sent[-1] == "COMMIT"
+    assert len(sent) == count + 1

@@ -1,7 +1,8 @@
 """Per-request state: the caller, the unit of work (one org-scoped transaction), and loaders.
 
 The transaction opens lazily, on the first resolver that touches data, so introspection and
-unauthenticated requests never take a connection. `UnitOfWork` (an extension) commits it after
+unauthenticated requests never take a connection. Its opening is one round trip (`open()`): `BEGIN`,
+the credential check and the org scope together. `UnitOfWork` (an extension) commits it after
 execution, or rolls it back when the result has errors.
 """
 
@@ -14,15 +15,16 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from strawberry.dataloader import DataLoader
 
-from server.auth import Principal, authenticate
+from server.auth import Principal, parse_credential, principal_from_facts, refusals
 from server.db import Tx
 from server.errors import UnauthenticatedError
 from server.graphql import types as static
 from server.local_api import Context, LocalAPI
 from server.mail import Mailer
-from server.tenancy import enter_org
+from server.opening import PRINCIPAL_SQL, opening_sql
 
 if TYPE_CHECKING:
     from server.graphql.typegen import GeneratedTypes
@@ -40,6 +42,7 @@ class RequestContext:
     organization_header: str | None = None
     mailer: Mailer | None = None
     read_only: bool = True
+    _tx: Tx | None = None
     _unit: Context | None = None
     _principal: Principal | None = None
     _transaction: AbstractAsyncContextManager[Tx] | None = None
@@ -56,47 +59,76 @@ class RequestContext:
         assert self._principal is not None
         return self._principal
 
+    async def open(self) -> Tx:
+        """Open the request's transaction, checked and org-scoped, in one round trip (idempotent).
+
+        `BEGIN` and `cms_open_request` travel together (see `server.opening`): the credential check
+        (as the connecting role: the credential tables have no RLS), then the caller's organization,
+        the request role and, for queries, read-only. The caller's facts stay in the transaction:
+        select `PRINCIPAL_SQL` in a later statement and hand the value to `accept_principal`.
+
+        Raises:
+            UnauthenticatedError: no credentials, or unknown, revoked or expired ones.
+            InvalidInputError: `X-Organization-Id` is not a UUID.
+            ForbiddenError: the caller may not act in the organization asked for (or none is chosen).
+            NotFoundError: an instance admin asked for an organization that does not exist.
+        """
+        async with self._lock:
+            return await self._open()
+
+    def accept_principal(self, value: str) -> Context:
+        """Take the caller from `PRINCIPAL_SQL`'s value, selected in the opened transaction.
+
+        Returns:
+            The local API's context for the unit of work (also kept for `unit()`).
+        """
+        if self._tx is None or not value:
+            raise RuntimeError("accept_principal needs an opened transaction and its principal")
+        principal = principal_from_facts(orjson.loads(value))
+        self._principal = principal
+        self._unit = Context(
+            tx=self._tx,
+            organization_id=principal.organization_id,
+            registry=self.generated.registry,
+            user_id=principal.user_id,
+            capabilities=principal.capabilities,
+            published_only=principal.published_only,
+        )
+        return self._unit
+
     async def unit(self) -> Context:
         """The request's unit of work: one transaction, opened on first use.
 
-        Its first statement checks the credentials (as the connecting role: the credential tables
-        have no RLS), its second scopes it to the caller's organization and switches to the request
-        role; every later statement of the request runs in it.
+        Two statements: the opening (`open()`), then the caller's facts read back from it. Every
+        later statement of the request runs in the same transaction.
         """
         async with self._lock:
             if self._unit is not None:
                 return self._unit
-            if not self.authorization:
-                raise UnauthenticatedError(
-                    "authentication required: send 'Authorization: Bearer <API key or session token>'"
-                )
-            adapter = self.api.adapter
-            transaction = adapter.database.transaction()
-            tx = await transaction.__aenter__()
-            self._transaction = transaction
+            tx = await self._open()
             try:
-                principal = await authenticate(
-                    adapter,
-                    tx,
-                    authorization=self.authorization,
-                    organization_header=self.organization_header,
-                )
-                await enter_org(
-                    tx, adapter.tenancy, principal.organization_id, read_only=self.read_only
-                )
+                return self.accept_principal(await tx.fetchval(f"SELECT {PRINCIPAL_SQL}"))
             except BaseException:
                 await self.finish(commit=False)
                 raise
-            self._principal = principal
-            self._unit = Context(
-                tx=tx,
-                organization_id=principal.organization_id,
-                registry=self.generated.registry,
-                user_id=principal.user_id,
-                capabilities=principal.capabilities,
-                published_only=principal.published_only,
+
+    async def _open(self) -> Tx:
+        if self._tx is not None:
+            return self._tx
+        if not self.authorization:
+            raise UnauthenticatedError(
+                "authentication required: send 'Authorization: Bearer <API key or session token>'"
             )
-            return self._unit
+        credential = parse_credential(self.authorization, self.organization_header)
+        adapter = self.api.adapter
+        transaction = adapter.database.transaction(
+            opening=opening_sql(credential, adapter.tenancy, read_only=self.read_only)
+        )
+        # A refused credential rolls the transaction back and returns the connection on its own.
+        with refusals():
+            tx = await transaction.__aenter__()
+        self._transaction, self._tx = transaction, tx
+        return tx
 
     def after_commit(self, callback: Callable[[], object]) -> None:
         """Run `callback` once the unit of work has committed (never if it rolls back)."""
@@ -105,6 +137,7 @@ class RequestContext:
     async def finish(self, *, commit: bool) -> None:
         """Commit or roll back the unit of work, if one was opened."""
         transaction, self._transaction, self._unit = self._transaction, None, None
+        self._tx = None
         callbacks, self._after_commit = self._after_commit, []
         if transaction is None:
             return

@@ -1,0 +1,286 @@
+"""A request's opening: one round trip that checks the credential and scopes the transaction.
+
+Round trips are counted at the asyncpg connection (the `round_trips` fixture).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher, profiles
+
+from server import passwords
+from server.auth import parse_credential
+from server.capabilities import ALL_CAPABILITIES, BUILT_IN_ROLES
+from server.credentials import secret_digest
+from server.errors import ForbiddenError, UnauthenticatedError
+from server.graphql.context import PRINCIPAL_SQL, RequestContext
+from server.opening import opening_sql
+from server.postgres import PostgresAdapter
+from server.testing import running_api
+from tests.conftest import GraphQLClient
+from tests.test_graphql_access import ME, code, create_post, sign_in, sign_up
+
+ALL_POSTS = '{ allPost(sort: ["title"]) { title } }'
+
+
+@pytest.fixture(autouse=True)
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(passwords, "_HASHER", PasswordHasher.from_parameters(profiles.CHEAPEST))
+    passwords.dummy_hash.cache_clear()
+    yield
+    passwords.dummy_hash.cache_clear()
+
+
+def request_context(gql: GraphQLClient, key: str | None, **options: Any) -> RequestContext:
+    return RequestContext(
+        api=gql.services.api,
+        generated=gql.app.state.graphql.current().generated,
+        authorization=f"Bearer {key}" if key is not None else None,
+        **options,
+    )
+
+
+# The opening as Python sees it
+
+
+async def test_open_checks_and_scopes_in_one_round_trip(
+    gql: GraphQLClient, round_trips: list[str]
+) -> None:
+    child = await gql.org_named("acme-eu", parent=gql.org)
+    context = request_context(gql, await gql.key_for(gql.org, role="viewer"))
+    round_trips.clear()
+    tx = await context.open()
+    assert len(round_trips) == 1
+    assert round_trips[0].startswith("BEGIN; SELECT cms_open_request(")
+    assert await context.open() is tx  # idempotent
+    assert tx.statements == 1
+    row = await tx.fetchrow(
+        "SELECT current_user AS role, current_setting('transaction_read_only') AS read_only,"
+        " cms_current_org() AS org, cms_readable_orgs() AS readable,"
+        f" current_setting('app.readable_orgs') AS cached, {PRINCIPAL_SQL} AS principal"
+    )
+    assert row is not None
+    assert (row["role"], row["read_only"], row["org"]) == ("cms_request", "on", gql.org)
+    assert row["readable"] == [gql.org, child]
+    assert row["cached"] == f"{{{gql.org},{child}}}"
+    # A data statement brings the principal back with it; no statement of its own is needed.
+    unit = context.accept_principal(row["principal"])
+    assert (unit.tx, unit.organization_id) == (tx, gql.org)
+    assert unit.capabilities == BUILT_IN_ROLES["viewer"]
+    assert await context.unit() is unit
+    assert await context.principal() == context._principal
+    assert tx.statements == 2
+    await context.finish(commit=True)
+    assert round_trips[-1] == "COMMIT"
+
+
+async def test_unit_opens_then_reads_the_principal(gql: GraphQLClient) -> None:
+    context = request_context(gql, gql.key, read_only=False)
+    unit = await context.unit()
+    assert unit.tx.statements == 2
+    assert unit.organization_id == gql.org
+    assert unit.user_id.startswith("apikey:")  # type: ignore[union-attr]
+    assert await unit.tx.fetchval("SELECT current_setting('transaction_read_only')") == "off"
+    await context.finish(commit=False)
+
+
+async def test_a_refused_opening_is_rolled_back_at_once(
+    gql: GraphQLClient, round_trips: list[str]
+) -> None:
+    other = await gql.org_named("other")
+    context = request_context(gql, gql.key, organization_header=str(other))
+    round_trips.clear()
+    with pytest.raises(ForbiddenError, match="another organization"):
+        await context.open()
+    assert round_trips == [round_trips[0], "ROLLBACK"]
+    assert context._transaction is None
+    with pytest.raises(UnauthenticatedError, match="authentication required"):
+        await request_context(gql, None).open()
+    with pytest.raises(UnauthenticatedError, match="revoked or expired API key"):
+        await request_context(gql, "not-a-key").open()
+    assert len(round_trips) == 2  # neither reached the database
+
+
+def test_only_checked_values_are_inlined(gql: GraphQLClient) -> None:
+    tenancy = gql.services.adapter.tenancy
+    hostile = "cms_session_x');DROP/**/TABLE/**/users;--"
+    credential = parse_credential(f"Bearer {hostile}", None)
+    assert credential.digest == secret_digest(hostile)
+    sql = opening_sql(credential, tenancy, read_only=True)
+    assert "DROP" not in sql
+    assert sql.count("'") == 2 * 5  # kind, digest, two admin roles, request role
+    header = parse_credential("Bearer cms_abc", str(uuid.UUID(int=7)))
+    assert f"'{uuid.UUID(int=7)}'::uuid" in opening_sql(header, tenancy, read_only=False)
+    with pytest.raises(ValueError, match="hex SHA-256"):
+        opening_sql(credential.__class__("key", "x'", None), tenancy, read_only=True)
+    with pytest.raises(ValueError, match="plain word"):
+        opening_sql(
+            credential,
+            tenancy.__class__(request_role="x'; --", enable_rls=True),
+            read_only=True,
+        )
+
+
+# Over HTTP: the same rules as before the opening was one round trip
+
+
+async def test_a_key_of_another_organization_is_forbidden(gql: GraphQLClient) -> None:
+    other = await gql.org_named("other")
+    headers = {"X-Organization-Id": str(other)}
+    response = await gql.post(ME, headers=headers)
+    assert code(response.json()) == "FORBIDDEN"
+    assert "another organization" in response.json()["errors"][0]["message"]
+    own = await gql.post(ME, headers={"X-Organization-Id": str(gql.org)})
+    assert own.json()["data"]["me"]["organization"]["slug"] == "acme"
+    bad = await gql.post(ME, headers={"X-Organization-Id": "acme"})
+    assert code(bad.json()) == "BAD_USER_INPUT"
+
+
+async def test_a_revoked_or_expired_key_is_unauthenticated(gql: GraphQLClient) -> None:
+    key = await gql.key_for(gql.org, role="viewer")
+    assert "errors" not in await gql(ME, key=key)
+    async with gql.services.adapter.instance_transaction() as tx:
+        await tx.execute(
+            "UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1", secret_digest(key)
+        )
+    revoked = await gql(ME, key=key)
+    assert code(revoked) == "UNAUTHENTICATED"
+    assert revoked["errors"][0]["message"] == "invalid, revoked or expired API key"
+    expired = await gql.key_for(gql.org, role="viewer")
+    async with gql.services.adapter.instance_transaction() as tx:
+        await tx.execute(
+            "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE key_hash = $1",
+            secret_digest(expired),
+        )
+    assert code(await gql(ME, key=expired)) == "UNAUTHENTICATED"
+
+
+async def test_an_api_key_use_is_recorded_in_a_read_only_request(gql: GraphQLClient) -> None:
+    async def last_used() -> Any:
+        async with gql.services.adapter.instance_transaction() as tx:
+            return await tx.fetchval(
+                "SELECT last_used_at FROM api_keys WHERE key_hash = $1", secret_digest(gql.key)
+            )
+
+    assert await last_used() is None
+    await gql.data(ALL_POSTS)
+    first = await last_used()
+    assert first is not None
+    await gql.data(ALL_POSTS)
+    assert await last_used() == first  # at most once a minute
+
+
+async def test_an_expired_session_is_unauthenticated(gql: GraphQLClient) -> None:
+    await sign_up(gql, "ann@example.com", member_of=gql.org, role="editor")
+    token = await sign_in(gql, "ann@example.com")
+    assert "errors" not in await gql(ME, key=token)
+    async with gql.services.adapter.instance_transaction() as tx:
+        await tx.execute("UPDATE sessions SET expires_at = now() - interval '1 second'")
+    expired = await gql(ME, key=token)
+    assert code(expired) == "UNAUTHENTICATED"
+    assert expired["errors"][0]["message"] == "invalid or expired session; sign in again"
+
+
+async def test_a_session_chooses_its_organization(gql: GraphQLClient) -> None:
+    other, foreign = await gql.org_named("other"), await gql.org_named("foreign")
+    user_id = await sign_up(gql, "ann@example.com", member_of=gql.org, role="viewer")
+    adapter = gql.services.adapter
+    async with adapter.instance_transaction() as tx:
+        await adapter.add_member(tx, organization_id=other, user_id=user_id, role="editor")
+    token = await sign_in(gql, "ann@example.com")
+
+    async def me(org: uuid.UUID | None) -> dict[str, Any]:
+        headers = {"X-Organization-Id": str(org)} if org is not None else None
+        payload: dict[str, Any] = (await gql.post(ME, key=token, headers=headers)).json()
+        return payload
+
+    # Two memberships and no active organization: the caller must choose.
+    assert code(await me(None)) == "FORBIDDEN"
+    chosen = (await me(other))["data"]["me"]
+    assert chosen["organization"]["slug"] == "other"
+    assert set(chosen["capabilities"]) == BUILT_IN_ROLES["editor"]
+    assert code(await me(foreign)) == "FORBIDDEN"
+    async with adapter.instance_transaction() as tx:
+        await adapter.set_active_organization(tx, user_id=user_id, organization_id=gql.org)
+    assert (await me(None))["data"]["me"]["organization"]["slug"] == "acme"
+
+
+async def test_an_instance_admin_session_acts_anywhere(gql: GraphQLClient) -> None:
+    other = await gql.org_named("other")
+    user_id = await sign_up(gql, "root@example.com", member_of=gql.org, role="viewer")
+    adapter = gql.services.adapter
+    async with adapter.instance_transaction() as tx:
+        await adapter.create_user_profile(tx, user_id=user_id, role="super_admin")
+    token = await sign_in(gql, "root@example.com")
+    for org in (None, other):
+        headers = {"X-Organization-Id": str(org)} if org is not None else None
+        me = (await gql.post(ME, key=token, headers=headers)).json()["data"]["me"]
+        assert set(me["capabilities"]) == ALL_CAPABILITIES
+        assert me["instanceAdmin"]
+    missing = await gql.post(ME, key=token, headers={"X-Organization-Id": str(uuid.uuid4())})
+    assert code(missing.json()) == "NOT_FOUND"
+
+
+async def test_a_published_only_key_reads_published_content_only(gql: GraphQLClient) -> None:
+    public = await gql.key_for(gql.org, role="viewer", published_only=True)
+    await create_post(gql, gql.key, "hello")
+    me = (await gql.data(ME, key=public))["me"]
+    assert me["publishedOnly"]
+    assert (await gql.data(ALL_POSTS, key=public))["allPost"] == [{"title": "hello"}]
+    drafts = await gql('{ allPost(perspective: "draft") { title } }', key=public)
+    assert code(drafts) == "FORBIDDEN"
+
+
+# Tenants taking turns on one pooled connection
+
+
+@pytest.fixture
+async def one_connection(db_url: str) -> AsyncIterator[GraphQLClient]:
+    adapter = PostgresAdapter(db_url, pool_size=1, run_migrations=False)
+    await adapter.connect()
+    try:
+        async with running_api(adapter=adapter) as client:
+            yield client
+    finally:
+        await adapter.disconnect()
+
+
+async def test_tenants_interleaved_on_one_connection_never_see_each_other(
+    one_connection: GraphQLClient,
+) -> None:
+    gql = one_connection
+    other = await gql.org_named("other")
+    other_key = await gql.key_for(other)
+    await create_post(gql, gql.key, "acme-post")
+    await create_post(gql, other_key, "other-post")
+    foreign = {"X-Organization-Id": str(other)}
+    requests = [
+        gql.post(ALL_POSTS),
+        gql.post(ALL_POSTS, key=other_key),
+        gql.post(ALL_POSTS, headers=foreign),  # refused: the key is acme's
+        gql.post(ME, key=other_key),
+        gql.post(ALL_POSTS, key="cms_00000000_unknown"),
+    ] * 4
+    responses = [response.json() for response in await asyncio.gather(*requests)]
+    for n in range(0, len(responses), 5):
+        acme, other_posts, refused, me, unknown = responses[n : n + 5]
+        assert acme["data"]["allPost"] == [{"title": "acme-post"}]
+        assert other_posts["data"]["allPost"] == [{"title": "other-post"}]
+        assert code(refused) == "FORBIDDEN"
+        assert me["data"]["me"]["organization"]["slug"] == "other"
+        assert code(unknown) == "UNAUTHENTICATED"
+    async with gql.services.adapter.database.transaction() as tx:
+        left = await tx.fetchrow(
+            "SELECT current_user AS role,"
+            " current_setting('app.organization_id', true) AS org,"
+            " current_setting('app.readable_orgs', true) AS readable,"
+            " current_setting('app.principal', true) AS principal"
+        )
+    assert left is not None
+    assert left["role"] != "cms_request"
+    assert (left["org"], left["readable"], left["principal"]) == ("", "", "")
