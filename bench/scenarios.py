@@ -15,10 +15,11 @@ Kind = Literal["fixed", "by_id", "write"]
 
 _POST_FIELDS = "id title slug views rating tags publishedDate"
 
-# The statements every authenticated request runs before its own work, "the opening" (today the
-# credential lookup, then the organization scope). Must match `FIXED` in
-# tests/test_statement_counts.py, which asserts the same counts in CI.
-OPENING_STATEMENTS = 2
+# The statements every authenticated request runs before its own work, "the opening": BEGIN, the
+# credential check and the organization scope, in one round trip. Must match `OPENING` in
+# tests/test_statement_counts.py, which asserts the same counts in CI. (Writes, through the
+# resolvers, then read the caller back: one statement of their own.)
+OPENING_STATEMENTS = 1
 
 
 @dataclass(frozen=True)

@@ -424,8 +424,11 @@ class GraphQLEndpoint:
         context = self._context(request, built)
         context.read_only = True
         try:
-            unit = await context.unit()
-            values = await run.fetch(unit.tx, statement)
+            # Three round trips in all: the opening (BEGIN, credentials, org scope), this one
+            # statement (which also hands back the caller), and COMMIT.
+            tx = await context.open()
+            principal, values = await run.fetch(tx, statement)
+            unit = context.accept_principal(principal)
             if not run.allowed(unit, statement):
                 raise run.Fallback("capability")
         except (CMSError, run.Fallback):

@@ -22,6 +22,7 @@ from strawberry.types.arguments import convert_arguments
 from server.errors import CMSError
 from server.filters import SqlParams, compile_sort, compile_where
 from server.graphql.inputs import where_json
+from server.opening import PRINCIPAL_SQL
 from server.local_api import parse_id
 from server.queries import check_depth, check_page, check_perspective
 from server.query.plan import Plan, Planner, RootField
@@ -112,7 +113,7 @@ class _Binder:
             statement.keys.append(key)
         if statement.reads_assets:
             statement.capabilities.add("asset.read")
-        statement.sql = "SELECT " + ", ".join(columns)
+        statement.sql = f"SELECT {PRINCIPAL_SQL}, " + ", ".join(columns)
         statement.args = self.params.values
         return statement
 
@@ -337,11 +338,15 @@ class _Binder:
         )
 
 
-async def fetch(tx: Tx, statement: Statement) -> list[str | None]:
-    """Run the statement: one round trip, one row, one JSON text per root field."""
+async def fetch(tx: Tx, statement: Statement) -> tuple[str, list[str | None]]:
+    """Run the statement: one round trip, one row: the caller, then one JSON text per root field.
+
+    The caller (`PRINCIPAL_SQL`, set by the opening) travels back with the data, so checking what
+    it may read costs no statement of its own; `allowed` decides before anything is sent.
+    """
     row = await tx.fetchrow(statement.sql, *statement.args)
     assert row is not None
-    return [row[n] for n in range(len(statement.keys))]
+    return row[0], [row[n + 1] for n in range(len(statement.keys))]
 
 
 def allowed(ctx: Context, statement: Statement) -> bool:
