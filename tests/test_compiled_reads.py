@@ -63,6 +63,7 @@ def ref(target: uuid.UUID | str, key: str | None = None) -> dict[str, str]:
 class Corpus:
     gql: GraphQLClient
     keys: dict[str, str]
+    orgs: dict[str, uuid.UUID]
     ids: dict[str, list[str]] = field(default_factory=dict)  # type -> ids
 
 
@@ -107,7 +108,8 @@ async def corpus(gql: GraphQLClient) -> Corpus:
         "child": await gql.key_for(child),
         "other": await gql.key_for(other),
     }
-    c = Corpus(gql=gql, keys=keys)
+    orgs = {"acme": acme, "child": child, "grandchild": grandchild, "sibling": sibling}
+    c = Corpus(gql=gql, keys=keys, orgs={**orgs, "other": other})
     ids = c.ids
 
     def add(type_name: str, document_id: str) -> str:
@@ -268,6 +270,21 @@ async def corpus(gql: GraphQLClient) -> Corpus:
         },
     )
 
+    add(
+        "post",
+        await _create(
+            gql,
+            child,
+            "post",
+            {
+                "title": "Child post",
+                "slug": "child-post",
+                "author": ref(authors[0]),
+                "categories": [ref(child_category, "k1"), ref(c0, "k2")],
+                "related": [ref(posts[0], "r1"), ref(other_post, "r2")],
+            },
+        ),
+    )
     page = add(
         "page",
         await _create(
@@ -538,3 +555,66 @@ async def test_the_corpus_is_served_compiled(corpus: Corpus, query: str, who: st
     assert endpoint.compiled_failures == 0
     assert compiled == reference
     assert not any(key == "errors" for key, _ in compiled)
+
+
+def _nested(field_name: str, levels: int) -> str:
+    """`id _resolved` at every level of a chain of `field_name` references."""
+    inner = "id _resolved"
+    for _ in range(levels):
+        inner = f"id _resolved {field_name} {{ {inner} }}"
+    return inner
+
+
+def _resolved_ids(value: Any) -> set[str]:
+    """The ids of every resolved document in a response (stubs carry only their reference)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if value.get("_resolved") is True or "_meta" in value:
+            found.add(value["id"])
+        for item in value.values():
+            found |= _resolved_ids(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _resolved_ids(item)
+    return found
+
+
+@pytest.mark.parametrize("perspective", ["published", "draft"])
+async def test_a_child_organization_reads_nothing_above_or_beside_it(
+    corpus: Corpus, perspective: str
+) -> None:
+    """Row-Level Security holds in the compiled statement, at every depth: the child reads its
+    own documents and its descendants', never its parent's, its sibling's or another tenant's,
+    even where its own documents reference them."""
+    gql = corpus.gql
+    async with gql.services.adapter.system_context() as tx:
+        rows = await tx.fetch("SELECT id, organization_id FROM cms_documents")
+    readable = {corpus.orgs["child"], corpus.orgs["grandchild"]}
+    own = {str(r["id"]) for r in rows if r["organization_id"] in readable}
+    hidden = {str(r["id"]) for r in rows} - own
+    endpoint = gql.app.state.graphql
+    key = corpus.keys["child"]
+    for depth in range(6):
+        args = f'depth: {depth}, perspective: "{perspective}", limit: 50'
+        query = (
+            f"{{ authors: allAuthor({args}) {{ {_nested('mentor', 6)} }}"
+            f" posts: allPost({args}) {{ id author {{ {_nested('mentor', 5)} }}"
+            f" categories {{ {_nested('parent', 5)} }} related {{ {_nested('related', 5)} }} }}"
+            f" page: allCategoryPage({args}) {{ totalDocs docs {{ {_nested('parent', 5)} }} }}"
+            f' documents(type: "post", {args}) {{ totalDocs docs }} }}'
+        )
+        before = endpoint.compiled_served
+        payload = (await gql.post(query, key=key)).json()
+        assert endpoint.compiled_served == before + 1
+        data = payload["data"]
+        seen = _resolved_ids(data)
+        assert seen, query
+        assert seen <= own, seen & hidden
+        assert data["page"]["totalDocs"] == len(data["page"]["docs"])
+        for hidden_id in sorted(hidden)[:5]:
+            single = await gql.data(
+                f'{{ author(id: "{hidden_id}", depth: {depth}) {{ id }}'
+                f' post(id: "{hidden_id}", depth: {depth}) {{ id }} }}',
+                key=key,
+            )
+            assert single == {"author": None, "post": None}
