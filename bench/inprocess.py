@@ -32,8 +32,13 @@ class RecordingDatabase(Database):
         self.log: list[Statement] = []
 
     @asynccontextmanager
-    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[Tx]:
-        async with super().transaction(read_only=read_only) as tx:
+    async def transaction(
+        self, *, read_only: bool = False, opening: str | None = None
+    ) -> AsyncIterator[Tx]:
+        if opening is not None:
+            # It runs before the `Tx` is handed out (with BEGIN, in one round trip): recorded here.
+            self.log.append((opening, ()))
+        async with super().transaction(read_only=read_only, opening=opening) as tx:
             # Wrapped on the instance: exactly the statements the unit of work runs through its
             # `Tx`, not the driver's own (type introspection, BEGIN, COMMIT).
             for name in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):

@@ -234,7 +234,10 @@ class _Binder:
             " FROM (SELECT d.*, row_number() OVER () AS cms_n FROM"
             f" (SELECT {page_columns(published)} FROM cms_documents d WHERE {condition}"
             f" ORDER BY {order}"
-            f" LIMIT {self.params.add(limit)} OFFSET {self.params.add(offset)}) d) d0"
+            # Checked integers, written as literals: with `LIMIT $n` PostgreSQL cannot reuse a
+            # generic plan for the page (its cost depends on the limit), so it would plan the
+            # whole statement again on every execution.
+            f" LIMIT {int(limit)} OFFSET {int(offset)}) d) d0"
         )
 
     def page(
