@@ -78,6 +78,8 @@ async def enter_org(
         " set_config('app.hierarchy', $2, true),"
         " set_config('app.readable_orgs', cms_org_tree($5, $6)::text, true),"
         " set_config('statement_timeout', $3, true),"
+        # As in `cms_open_request`: JIT costs more than these statements (tens of ms, uncached).
+        " set_config('jit', 'off', true),"
         " set_config('role', $4, true)"
         # Only ever towards read-only: read-write may not be set after the first statement.
         + (", set_config('transaction_read_only', 'on', true)" if read_only else ""),

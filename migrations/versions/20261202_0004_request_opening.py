@@ -194,6 +194,10 @@ BEGIN
           set_config('app.readable_orgs', cms_org_tree(org, hierarchy)::text, true),
           set_config('app.principal', facts::text, true),
           set_config('statement_timeout', statement_timeout_ms::text, true),
+          -- Request statements are short. JIT compilation costs tens of milliseconds on every
+          -- execution (it is not cached with the plan), and the cost estimates of the compiled
+          -- reads' correlated subqueries cross its threshold easily.
+          set_config('jit', 'off', true),
           set_config('role', coalesce(request_role, 'none'), true);
   IF read_only THEN
     PERFORM set_config('transaction_read_only', 'on', true);

