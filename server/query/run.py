@@ -168,11 +168,12 @@ class _Binder:
         depth = check_depth(DEFAULT_DEPTH if depth_arg is None else depth_arg)
         if root.kind == "one":
             document_id = parse_id(args.get("id"))
-            obj, assets = self.selection(key, type_name, nodes, depth, published, page_row=False)
+            obj, assets = self.selection(key, type_name, nodes, depth, published, page_row=True)
             statement.reads_assets |= assets
             return (
-                f"SELECT {obj} FROM cms_documents d0 WHERE d0.id = {self.params.add(document_id)}"
-                f" AND d0.type = {literal(type_name)} AND {perspective_condition('d0', published)}"
+                f"SELECT {obj} FROM (SELECT {page_columns(published)} FROM cms_documents d"
+                f" WHERE d.id = {self.params.add(document_id)} AND d.type = {literal(type_name)}"
+                f" AND {perspective_condition('d', published)} OFFSET 0) d0"
             )
         where = args.get("where")
         where_value = where_json(where) if where is not None else None

@@ -117,11 +117,19 @@ def data_column(published: bool) -> str:
 
 
 def page_columns(published: bool) -> str:
-    """What a page's rows carry from `cms_documents d`: one data column, not both."""
+    """What a page's rows carry from `cms_documents d`: one data column, not both.
+
+    The data column is handed on decompressed: a document's JSON is usually stored compressed,
+    and every `->` on a compressed value decompresses all of it again, for each field shown.
+    (`jsonb || '{}'` returns its left side as a plain in-memory value.)
+    """
+    column = f"d.{data_column(published)}"
     return (
         "d.id, d.organization_id, d.type, d.status, d.published_hash, d.draft_hash, d.revision,"
         " d.created_by, d.updated_by, d.published_at, d.created_at, d.updated_at,"
-        f" d.{data_column(published)}, d.published_data IS NOT NULL AS has_published"
+        f" CASE WHEN jsonb_typeof({column}) = 'object' THEN {column} || '{{}}'::jsonb"
+        f" ELSE {column} END AS {data_column(published)},"
+        " d.published_data IS NOT NULL AS has_published"
     )
 
 
