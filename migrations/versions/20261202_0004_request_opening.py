@@ -39,14 +39,21 @@ depends_on: str | Sequence[str] | None = None
 READABLE_ORGS = (
     """
 CREATE OR REPLACE FUNCTION cms_org_tree(root uuid, hierarchy boolean) RETURNS uuid[]
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-  WITH RECURSIVE tree(id) AS (
-    SELECT o.id FROM cms_organizations o WHERE hierarchy AND o.parent_organization_id = root
-    UNION
-    SELECT o.id FROM cms_organizations o JOIN tree ON o.parent_organization_id = tree.id
-  )
-  SELECT CASE WHEN root IS NULL THEN '{}'::uuid[]
-              ELSE array_prepend(root, ARRAY(SELECT id FROM tree WHERE id <> root)) END
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+-- PL/pgSQL rather than SQL: its plan is kept for the session, where an SQL function's recursive
+-- query would be planned again in every request's opening.
+BEGIN
+  IF root IS NULL THEN
+    RETURN '{}'::uuid[];
+  END IF;
+  RETURN array_prepend(root, ARRAY(
+    WITH RECURSIVE tree(id) AS (
+      SELECT o.id FROM cms_organizations o WHERE hierarchy AND o.parent_organization_id = root
+      UNION
+      SELECT o.id FROM cms_organizations o JOIN tree ON o.parent_organization_id = tree.id
+    )
+    SELECT id FROM tree WHERE id <> root));
+END
 $$
 """,
     """
