@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from graphql import (
     DocumentNode,
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 RootKind = Literal["one", "all", "page", "documents"]
 PLAN_CACHE_SIZE = 512
+STATEMENTS_PER_PLAN = 64
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class Plan:
     directive_variables: tuple[str, ...]
     # (root response key, depth, perspective, directive values, ...) -> the selection's SQL.
     selections: dict[tuple[object, ...], str] = field(default_factory=dict)
+    # The variables' JSON -> the bound statement: frontends send the same few requests again and
+    # again, and then nothing is left to do but run it. (`server.query.run.Statement`.)
+    statements: OrderedDict[bytes, Any] = field(default_factory=OrderedDict)
 
 
 def root_fields(generated: GeneratedTypes) -> dict[str, RootField]:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from graphql import GraphQLError, get_argument_values
 from graphql.execution.values import get_variable_values
 from strawberry.types.arguments import convert_arguments
@@ -25,7 +26,7 @@ from server.graphql.inputs import where_json
 from server.local_api import parse_id
 from server.opening import PRINCIPAL_SQL
 from server.queries import check_depth, check_page, check_perspective
-from server.query.plan import Plan, Planner, RootField
+from server.query.plan import STATEMENTS_PER_PLAN, Plan, Planner, RootField
 from server.query.sql import (
     NotCompilable,
     Scope,
@@ -69,6 +70,21 @@ def bind(
     planner: Planner, plan: Plan, variables: Mapping[str, Any] | None, *, max_page_size: int
 ) -> Statement:
     """The statement for one request of `plan`; `Fallback` when the resolver path must answer."""
+    key = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else b""
+    cached: Statement | None = plan.statements.get(key)
+    if cached is not None:
+        plan.statements.move_to_end(key)
+        return cached
+    statement = _bind(planner, plan, variables, max_page_size=max_page_size)
+    plan.statements[key] = statement
+    if len(plan.statements) > STATEMENTS_PER_PLAN:
+        plan.statements.popitem(last=False)
+    return statement
+
+
+def _bind(
+    planner: Planner, plan: Plan, variables: Mapping[str, Any] | None, *, max_page_size: int
+) -> Statement:
     schema = planner.schema._schema
     coerced = get_variable_values(
         schema, plan.operation.variable_definitions or (), dict(variables or {})
