@@ -21,7 +21,7 @@ from pyinstrument.session import Session
 AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("server: reference resolution (references.py)", ("/server/references.py",)),
     ("server: GraphQL instances from JSON (typegen.py)", ("/server/graphql/typegen.py",)),
-    ("server: where/sort compiler, queries", ("/server/filters.py", "/server/queries.py")),
+    ("server: where/sort compiler, queries", ("/server/query/filters.py", "/server/queries.py")),
     ("server: local API rendering (local_api.py)", ("/server/local_api.py",)),
     ("server: request context, auth, tenancy", ("/server/graphql/context.py", "/server/auth.py")),
     ("server: compiled reads (server/query/)", ("/server/query/",)),

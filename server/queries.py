@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from server import filters
 from server.db import Tx
 from server.documents import DOCUMENT_COLUMNS, DocumentRow
 from server.errors import InvalidInputError
-from server.filters import SqlParams, compile_sort, compile_where
+from server.query import filters
+from server.query.filters import SqlParams, compile_sort, compile_where
 from server.schema_types import Registry
 
 Perspective = Literal["published", "draft"]

@@ -23,7 +23,7 @@ from typing import Any
 
 from server.db import Tx
 from server.documents import DOCUMENT_COLUMNS, DocumentRow
-from server.filters import Perspective, perspective_condition
+from server.query.filters import Perspective, perspective_condition
 
 MAX_DEPTH = 5
 _ASSET_TYPES = frozenset({"image", "file"})

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from server.filters import (
+from server.postgres import PostgresAdapter
+from server.query.filters import (
     Perspective,
     SqlParams,
     compile_sort,
     compile_where,
     perspective_condition,
 )
-from server.postgres import PostgresAdapter
 from server.schema_parser import load_schema_dir
 from server.testing import TestDatabases
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from server.errors import InvalidInputError
-from server.filters import (
+from server.query.filters import (
     Perspective,
     SqlParams,
     compile_sort,

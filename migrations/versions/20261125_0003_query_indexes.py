@@ -3,7 +3,7 @@
 Row-Level Security filters rows by `organization_id = ANY(<readable orgs>)`, an array known only at
 run time, so the existing `(organization_id, type, updated_at)` index cannot deliver rows in order:
 without these indexes every page sorts all documents of its type (seconds at 1M posts). Both lead
-with `type`, then the sort key, then the `id` tiebreaker, exactly as `server/filters.py` spells the
+with `type`, then the sort key, then the `id` tiebreaker, exactly as `server/query/filters.py` spells the
 ORDER BY, so a page is an index scan that stops after `limit + 1` visible rows:
 
 - `idx_documents_type_updated_at`: `updated_at DESC, id`, the default sort (`-updatedAt`) of every

@@ -21,11 +21,11 @@ from graphql.execution.values import get_variable_values
 from strawberry.types.arguments import convert_arguments
 
 from server.errors import CMSError
-from server.filters import SqlParams, compile_sort, compile_where
 from server.graphql.inputs import where_json
 from server.local_api import parse_id
 from server.opening import PRINCIPAL_SQL
 from server.queries import check_depth, check_page, check_perspective
+from server.query.filters import SqlParams, compile_sort, compile_where
 from server.query.plan import STATEMENTS_PER_PLAN, Plan, Planner, RootField
 from server.query.sql import (
     NotCompilable,
