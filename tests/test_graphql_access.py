@@ -8,15 +8,13 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher, profiles
 
-from server import passwords
 from server.config import ConfigError, Settings
 from server.mail import Mailer, SmtpServer, parse_smtp_url
 from tests.conftest import GraphQLClient
@@ -51,14 +49,7 @@ mutation($userId: String!, $role: String!) {
   changeMemberRole(userId: $userId, role: $role) { userId role email name }
 }"""
 
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The lowest Argon2 cost: the same code paths, without a fifth of a second per hash."""
-    monkeypatch.setattr(passwords, "_HASHER", PasswordHasher.from_parameters(profiles.CHEAPEST))
-    passwords.dummy_hash.cache_clear()
-    yield
-    passwords.dummy_hash.cache_clear()
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 def code(payload: dict[str, Any]) -> str:

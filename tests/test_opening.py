@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher, profiles
 
-from server import passwords
 from server.auth import parse_credential
 from server.capabilities import ALL_CAPABILITIES, BUILT_IN_ROLES
 from server.credentials import secret_digest
@@ -27,13 +25,7 @@ from tests.test_graphql_access import ME, code, create_post, sign_in, sign_up
 
 ALL_POSTS = '{ allPost(sort: ["title"]) { title } }'
 
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(passwords, "_HASHER", PasswordHasher.from_parameters(profiles.CHEAPEST))
-    passwords.dummy_hash.cache_clear()
-    yield
-    passwords.dummy_hash.cache_clear()
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 def request_context(gql: GraphQLClient, key: str | None, **options: Any) -> RequestContext:
