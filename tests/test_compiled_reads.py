@@ -618,3 +618,38 @@ async def test_a_child_organization_reads_nothing_above_or_beside_it(
                 key=key,
             )
             assert single == {"author": None, "post": None}
+
+
+RESOLVER_PATH = [
+    # Writes, and what is not content: access, assets, the content model, version history.
+    'mutation { createAuthor(data: {name: "New"}) { id name } }',
+    "{ me { userId } }",
+    "{ schemaTypes { name } }",
+    "{ allAsset { id } }",
+    "{ __schema { queryType { name } } }",
+    "{ __typename }",
+    # A content read beside something else: the whole operation takes one path.
+    "{ allAuthor(limit: 1) { name } schemaTypes { name } }",
+    # Errors are always answered by the resolvers (here: depth out of range, unknown field).
+    "{ allAuthor(depth: 9) { name } }",
+    "{ allAuthor { nope } }",
+]
+COMPILED_PATH = [
+    "{ allAuthor(limit: 1) { name } }",
+    "query Q($id: ID!) { author(id: $id) { ...F } } fragment F on Author { name }",
+    '{ allPostPage(limit: 1) { totalDocs } documents(type: "author", limit: 1) { docs } }',
+    "{ a: allCategory(limit: 1) { __typename } b: allMenu(limit: 1) { title } }",
+]
+
+
+async def test_which_operations_take_which_path(corpus: Corpus) -> None:
+    """The compiled path serves queries made only of document reads; the rest run as before."""
+    endpoint = corpus.gql.app.state.graphql
+    variables = {"id": corpus.ids["author"][0]}
+    for query in COMPILED_PATH + RESOLVER_PATH:
+        before = endpoint.compiled_served
+        response = await corpus.gql.post(query, variables if "$id" in query else None)
+        assert response.status_code in (200, 400), response.text
+        served = endpoint.compiled_served - before
+        assert served == (1 if query in COMPILED_PATH else 0), query
+    assert endpoint.compiled_failures == 0
