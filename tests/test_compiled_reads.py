@@ -653,3 +653,27 @@ async def test_which_operations_take_which_path(corpus: Corpus) -> None:
         served = endpoint.compiled_served - before
         assert served == (1 if query in COMPILED_PATH else 0), query
     assert endpoint.compiled_failures == 0
+
+
+async def test_a_statement_bound_for_one_id_serves_the_next(corpus: Corpus) -> None:
+    endpoint = corpus.gql.app.state.graphql
+    query = "query($id: ID!) { author(id: $id, depth: 1) { id name mentor { id } } }"
+    plan = endpoint.current().planner.plan(query, None)
+    assert plan is not None
+    assert plan.id_variables == {"id"}
+    for author in corpus.ids["author"][:4]:
+        compiled, reference = await _both(corpus, query, {"id": author}, corpus.keys["acme"])
+        assert compiled == reference
+    assert len(plan.statements) == 1
+    # Values the cached statement cannot take are answered by the resolvers, as before.
+    for bad in ("not-a-uuid", 12, True, None):
+        compiled, reference = await _both(corpus, query, {"id": bad}, corpus.keys["acme"])
+        assert compiled == reference
+        assert any(key == "errors" for key, _ in compiled)
+    # A variable that is also used elsewhere changes the statement: it is not an id variable.
+    mixed = (
+        "query($id: ID!) { author(id: $id) { id } allAuthor(where: {id: {equals: $id}}) { id } }"
+    )
+    mixed_plan = endpoint.current().planner.plan(mixed, None)
+    assert mixed_plan is not None
+    assert mixed_plan.id_variables == frozenset()

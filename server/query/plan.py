@@ -9,7 +9,7 @@ validate) has no plan and runs through Strawberry, which also answers every erro
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,9 +24,12 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     VariableNode,
+    Visitor,
     parse,
     specified_rules,
+    visit,
 )
+from graphql.language.visitor import SKIP
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.schema.schema import validate_document
 
@@ -59,6 +62,9 @@ class Plan:
     fragments: dict[str, FragmentDefinitionNode]
     # Variables that @include / @skip read: their values are part of the statement's cache key.
     directive_variables: tuple[str, ...]
+    # Variables used only as the `id` of `<type>(id)`: a bind value each, so a statement bound
+    # for one id serves every other (`run.bind`).
+    id_variables: frozenset[str] = frozenset()
     # (root response key, depth, perspective, directive values, ...) -> the selection's SQL.
     selections: dict[tuple[object, ...], str] = field(default_factory=dict)
     # The variables' JSON -> the bound statement: frontends send the same few requests again and
@@ -144,7 +150,27 @@ class Planner:
             operation=operation,
             fragments=fragments,
             directive_variables=tuple(sorted(_directive_variables(document))),
+            id_variables=self._id_variables(document, operation),
         )
+
+    def _id_variables(
+        self, document: DocumentNode, operation: OperationDefinitionNode
+    ) -> frozenset[str]:
+        as_id: Counter[str] = Counter()
+        for selection in operation.selection_set.selections:
+            if not isinstance(selection, FieldNode):
+                continue
+            root = self.roots.get(selection.name.value)
+            for argument in selection.arguments or ():
+                if (
+                    root is not None
+                    and root.kind == "one"
+                    and argument.name.value == "id"
+                    and isinstance(argument.value, VariableNode)
+                ):
+                    as_id[argument.value.name.value] += 1
+        anywhere = Counter(node.name.value for node in _variables(document))
+        return frozenset(name for name, count in as_id.items() if anywhere[name] == count)
 
 
 def _root_field_names(
@@ -164,6 +190,21 @@ def _root_field_names(
             fragment = fragments[selection.name.value]
             names.extend(_root_field_names(fragment.selection_set, fragments, seen))
     return names
+
+
+def _variables(document: DocumentNode) -> list[VariableNode]:
+    """Every use of a variable in the document (its definitions excluded)."""
+    found: list[VariableNode] = []
+
+    class Collector(Visitor):
+        def enter_variable_definition(self, *_: object) -> object:
+            return SKIP  # `$id: ID!` names the variable; it does not use it
+
+        def enter_variable(self, node: VariableNode, *_: object) -> None:
+            found.append(node)
+
+    visit(document, Collector())
+    return found
 
 
 def _directive_variables(document: DocumentNode) -> set[str]:

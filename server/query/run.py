@@ -12,11 +12,11 @@ before anything is sent, and the request runs through Strawberry, which answers 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from graphql import GraphQLError, get_argument_values
+from graphql import GraphQLError, VariableNode, get_argument_values
 from graphql.execution.values import get_variable_values
 from strawberry.types.arguments import convert_arguments
 
@@ -64,22 +64,46 @@ class Statement:
     reads_drafts: bool = False
     reads_assets: bool = False
     capabilities: set[str] = field(default_factory=lambda: {"document.read"})
+    # (variable, index in `args`) of the ids bound from `Plan.id_variables`.
+    id_arguments: list[tuple[str, int]] = field(default_factory=list)
 
 
 def bind(
     planner: Planner, plan: Plan, variables: Mapping[str, Any] | None, *, max_page_size: int
 ) -> Statement:
-    """The statement for one request of `plan`; `Fallback` when the resolver path must answer."""
-    key = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else b""
+    """The statement for one request of `plan`; `Fallback` when the resolver path must answer.
+
+    Bound statements are kept per plan and variables, the values of `Plan.id_variables` aside:
+    a statement bound for one id serves another with that id as its bind value.
+    """
+    given = dict(variables or {})
+    shape = {name: None if name in plan.id_variables else value for name, value in given.items()}
+    key = orjson.dumps(shape, option=orjson.OPT_SORT_KEYS) if shape else b""
     cached: Statement | None = plan.statements.get(key)
     if cached is not None:
         plan.statements.move_to_end(key)
-        return cached
+        return _with_ids(cached, given)
     statement = _bind(planner, plan, variables, max_page_size=max_page_size)
     plan.statements[key] = statement
     if len(plan.statements) > STATEMENTS_PER_PLAN:
         plan.statements.popitem(last=False)
     return statement
+
+
+def _with_ids(statement: Statement, variables: dict[str, Any]) -> Statement:
+    if not statement.id_arguments:
+        return statement
+    args = list(statement.args)
+    for name, index in statement.id_arguments:
+        value = variables.get(name)
+        # What coercing an `ID` and `parse_id` accept; anything else is the resolvers' to refuse.
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise Fallback("id")
+        try:
+            args[index] = parse_id(str(value))
+        except CMSError as exc:
+            raise Fallback("id") from exc
+    return replace(statement, args=args)
 
 
 def _bind(
@@ -184,6 +208,10 @@ class _Binder:
         depth = check_depth(DEFAULT_DEPTH if depth_arg is None else depth_arg)
         if root.kind == "one":
             document_id = parse_id(args.get("id"))
+            arguments = nodes[0].arguments or ()
+            id_node = next((a.value for a in arguments if a.name.value == "id"), None)
+            if isinstance(id_node, VariableNode) and id_node.name.value in self.plan.id_variables:
+                statement.id_arguments.append((id_node.name.value, len(self.params.values)))
             obj, assets = self.selection(key, type_name, nodes, depth, published, page_row=True)
             statement.reads_assets |= assets
             return (
