@@ -22,6 +22,7 @@ from strawberry.types.arguments import convert_arguments
 
 from server.errors import CMSError
 from server.graphql.inputs import where_json
+from server.graphql.resolvers import DEFAULT_DEPTH, DEFAULT_LIMIT, DEFAULT_PERSPECTIVE
 from server.local_api import parse_id
 from server.opening import PRINCIPAL_SQL
 from server.queries import check_depth, check_page, check_perspective
@@ -43,10 +44,7 @@ if TYPE_CHECKING:
     from server.db import Tx
     from server.local_api import Context
 
-# The resolvers' defaults (`server/graphql/resolvers.py`, `server/graphql/schema.py`).
-DEFAULT_DEPTH = 2
-DEFAULT_LIMIT = 50
-DEFAULT_PERSPECTIVE = "published"
+# `documents`' own default depth (`server/graphql/schema.py`); the others are the resolvers'.
 DOCUMENTS_DEFAULT_DEPTH = 0
 
 
