@@ -9,6 +9,7 @@ execution, or rolls it back when the result has errors.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -84,7 +85,7 @@ class RequestContext:
         """
         if self._tx is None or not value:
             raise RuntimeError("accept_principal needs an opened transaction and its principal")
-        principal = principal_from_facts(orjson.loads(value))
+        principal = _principal(value)
         self._principal = principal
         self._unit = Context(
             tx=self._tx,
@@ -188,3 +189,10 @@ def asset_from_row(row: Any) -> static.Asset:
         createdAt=row["created_at"],
         updatedAt=row["updated_at"],
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _principal(facts: str) -> Principal:
+    """The caller from `app.principal`'s text. A `Principal` is immutable and follows from the
+    text alone, so the same caller's next requests need not decode it again."""
+    return principal_from_facts(orjson.loads(facts))
