@@ -8,11 +8,12 @@ side, so one round trip answers the whole operation. The rules are those of the 
   ordered by position (`WITH ORDINALITY`) or by the page's row number.
 - A content field reads `<data column>->'name'` and shows it only when it has the field's shape
   (a string for text, an integral 32-bit number for Int, ...), else null.
-- A reference at remaining depth > 0 is a correlated subquery on `cms_documents` by the guarded id,
-  the target types and the perspective, excluding the ids already on its path from the root (they
-  are columns in scope: no recursion). No row (absent, hidden by RLS or the perspective, on a
-  cycle, of another type, or depth exhausted) gives the stub: `id`, the first target's type,
-  `_resolved: false`, nulls. References are followed only where the selection reads them.
+- A reference at remaining depth > 0 is a correlated subquery on `cms_documents` by the guarded id
+  and the perspective (its type checked in the select list), excluding the ids already on its path
+  from the root (they are columns in scope: no recursion). No row (absent, hidden by RLS or the
+  perspective, on a cycle, of another type, or depth exhausted) gives the stub: `id`, the first
+  target's type, `_resolved: false`, nulls. References are followed only where the selection
+  reads them.
 - JSON fields and `_raw` use `cms_inline` / `cms_render` (migration 0005), which apply the same
   rules to JSON of any shape.
 
