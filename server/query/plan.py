@@ -33,6 +33,7 @@ from graphql.language.visitor import SKIP
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.schema.schema import validate_document
 
+from server.graphql.typegen import graphql_name
 from server.names import to_camel_case
 
 if TYPE_CHECKING:
@@ -65,8 +66,9 @@ class Plan:
     # Variables used only as the `id` of `<type>(id)`: a bind value each, so a statement bound
     # for one id serves every other (`run.bind`).
     id_variables: frozenset[str] = frozenset()
-    # (root response key, depth, perspective, directive values, ...) -> the selection's SQL.
-    selections: dict[tuple[object, ...], str] = field(default_factory=dict)
+    # (root response key, depth, perspective, directive values, ...) -> the selection's SQL, and
+    # whether it reads assets.
+    selections: dict[tuple[object, ...], tuple[str, bool]] = field(default_factory=dict)
     # The variables' JSON -> the bound statement: frontends send the same few requests again and
     # again, and then nothing is left to do but run it. (`server.query.run.Statement`.)
     statements: OrderedDict[bytes, Any] = field(default_factory=OrderedDict)
@@ -76,18 +78,11 @@ def root_fields(generated: GeneratedTypes) -> dict[str, RootField]:
     """The Query fields the compiled path serves, by name (the names `resolvers.py` gives them)."""
     fields = {"documents": RootField("documents", None)}
     for schema_type in generated.registry.document_types():
-        cls = type_class_name(generated, schema_type.name)
+        cls = graphql_name(schema_type.name)
         fields[to_camel_case(schema_type.name)] = RootField("one", schema_type.name)
         fields[f"all{cls}"] = RootField("all", schema_type.name)
         fields[f"all{cls}Page"] = RootField("page", schema_type.name)
     return fields
-
-
-def type_class_name(generated: GeneratedTypes, type_name: str) -> str:
-    cls = generated.documents[type_name]
-    definition = cls.__strawberry_definition__  # type: ignore[attr-defined]
-    name: str = definition.name
-    return name
 
 
 class Planner:

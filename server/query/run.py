@@ -23,6 +23,7 @@ from strawberry.types.arguments import convert_arguments
 from server.errors import CMSError
 from server.graphql.inputs import where_json
 from server.graphql.resolvers import DEFAULT_DEPTH, DEFAULT_LIMIT, DEFAULT_PERSPECTIVE
+from server.graphql.typegen import graphql_name
 from server.local_api import parse_id
 from server.opening import PRINCIPAL_SQL
 from server.queries import check_depth, check_page, check_perspective
@@ -184,13 +185,12 @@ class _Binder:
         memo = (key, depth, published, page_row, self.directive_values)
         cached = self.plan.selections.get(memo)
         if cached is not None:
-            sql, assets = cached.split("\0")
-            return sql, assets == "1"
+            return cached
         compiler = self.compiler()
-        cls = compiler._classes[type_name]
+        cls = graphql_name(type_name)
         scope = Scope("d0", depth, ("d0",), published, page_row=page_row)
         sql = compiler.document(type_name, compiler.collect(cls, nodes), scope)
-        self.plan.selections[memo] = f"{sql}\0{int(compiler.uses_assets)}"
+        self.plan.selections[memo] = (sql, compiler.uses_assets)
         return sql, compiler.uses_assets
 
     def root(self, key: str, root: RootField, nodes: list[FieldNode], statement: Statement) -> str:
@@ -250,7 +250,7 @@ class _Binder:
     def page_reads_rows(self, type_name: str | None, nodes: list[FieldNode]) -> bool:
         """Whether a page's selection needs its rows or its count (else only its arguments)."""
         compiler = self.compiler()
-        page_class = "DocumentPage" if type_name is None else f"{compiler._classes[type_name]}Page"
+        page_class = "DocumentPage" if type_name is None else f"{graphql_name(type_name)}Page"
         reading = {"docs", "totalDocs", "totalPages", "hasNextPage"}
         return any(n[0].name.value in reading for n in compiler.collect(page_class, nodes).values())
 
@@ -299,7 +299,7 @@ class _Binder:
         documents: bool = False,
     ) -> str:
         compiler = self.compiler()
-        page_class = "DocumentPage" if documents else f"{compiler._classes[type_name]}Page"
+        page_class = "DocumentPage" if documents else f"{graphql_name(type_name)}Page"
         fields = compiler.collect(page_class, nodes)
         counted = False
         pairs: list[tuple[str, str]] = []

@@ -39,6 +39,7 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues
 
+from server.graphql.typegen import graphql_name
 from server.query import kinds
 from server.query.kinds import Kind
 
@@ -165,10 +166,6 @@ class SelectionCompiler:
         self.variables = variables
         self.uses_assets = False
         self._aliases = 0
-        self._classes = {
-            type_name: cls.__strawberry_definition__.name  # type: ignore[attr-defined]
-            for type_name, cls in generated.documents.items()
-        }
 
     def alias(self, prefix: str) -> str:
         self._aliases += 1
@@ -280,7 +277,7 @@ class SelectionCompiler:
             "_raw": render(a, scope),
         }
         return self.fields(
-            self._classes[type_name],
+            graphql_name(type_name),
             fields,
             fixed,
             lambda kind, name, nodes: self.value(
@@ -302,7 +299,7 @@ class SelectionCompiler:
                 "_raw": value,
             }
         )
-        return self.fields(self._classes[type_name], fields, fixed, lambda *_: "NULL")
+        return self.fields(graphql_name(type_name), fields, fixed, lambda *_: "NULL")
 
     # Values
 
@@ -426,7 +423,7 @@ class SelectionCompiler:
     ) -> str:
         """A reference: the target inlined when it can be, else the stub; null when no reference."""
         first = targets[0]
-        stub = self.stub(first, self.collect(self._classes[first], nodes), v)
+        stub = self.stub(first, self.collect(graphql_name(first), nodes), v)
         if scope.remaining <= 0:
             shown = stub
         else:
@@ -437,7 +434,7 @@ class SelectionCompiler:
             # with `type`, scanning a type's documents instead of looking the id up.
             branches = " ".join(
                 f"WHEN {literal(target)} THEN "
-                f"{self.document(target, self.collect(self._classes[target], nodes), inner)}"
+                f"{self.document(target, self.collect(graphql_name(target), nodes), inner)}"
                 for target in targets
             )
             resolved = f"CASE {t}.type {branches} END"
