@@ -8,7 +8,7 @@ also keeps the SQL and arguments of each statement, which `bench/explain.py` rep
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +44,11 @@ class RecordingDatabase(Database):
             for name in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
                 setattr(tx, name, self._recording(getattr(tx, name)))
             yield tx
+
+    def ran(self, sql: str, args: Sequence[Any]) -> None:
+        # A read's one statement (`cms_read`): the read itself is what EXPLAIN replays.
+        super().ran(sql, args)
+        self.log.append((sql, tuple(args)))
 
     def _recording(self, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def run(sql: str, *args: Any) -> Any:

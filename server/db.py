@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -49,7 +49,15 @@ CONSTRAINT_MESSAGES = {
 }
 
 
+class PooledConnection(asyncpg.Connection):
+    """A pool connection, with the names of the reads prepared on its session (`cms_read`)."""
+
+    prepared_reads: set[str]
+
+
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+    if isinstance(conn, PooledConnection):
+        conn.prepared_reads = set()
     # JSON travels as text both ways; orjson is the fastest correct codec for the JSONB-heavy load.
     for name in ("json", "jsonb"):
         await conn.set_type_codec(
@@ -136,6 +144,7 @@ class Database:
                 max_inactive_connection_lifetime=self.idle_timeout,
                 init=_init_connection,
                 reset=_keep_session,
+                connection_class=PooledConnection,
                 # A transaction left open by a crashed handler must not hold locks forever.
                 server_settings={"idle_in_transaction_session_timeout": "60000"},
             )
@@ -162,6 +171,27 @@ class Database:
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return False
 
+    def ran(self, sql: str, args: Sequence[Any]) -> None:
+        """Count a statement that is its own unit of work, run outside a `Tx` (`cms_read`)."""
+        self.statements += 1
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[PooledConnection]:
+        """A pooled connection outside any transaction: each statement is its own transaction.
+
+        For `cms_read` (server/query/run.py), which opens the request inside its one statement.
+        Count each statement run on it (`ran`); driver errors are not translated here.
+        """
+        try:
+            conn_cm = self.pool.acquire()
+            conn = await conn_cm.__aenter__()
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            raise UnavailableError(f"cannot reach PostgreSQL: {exc}") from exc
+        try:
+            yield conn  # type: ignore[misc]
+        finally:
+            await conn_cm.__aexit__(None, None, None)
+
     @asynccontextmanager
     async def transaction(
         self, *, read_only: bool = False, opening: str | None = None
@@ -177,12 +207,7 @@ class Database:
                 takes no parameters: every value in it must be a checked literal). It counts as one
                 statement; when it fails, the transaction is rolled back and the error raised as is.
         """
-        try:
-            conn_cm = self.pool.acquire()
-            conn = await conn_cm.__aenter__()
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            raise UnavailableError(f"cannot reach PostgreSQL: {exc}") from exc
-        try:
+        async with self.session() as conn:
             tx = Tx(conn, self)
             commit: Callable[[], Awaitable[object]]
             rollback: Callable[[], Awaitable[object]]
@@ -206,8 +231,6 @@ class Database:
             else:
                 with translate_errors():
                     await commit()
-        finally:
-            await conn_cm.__aexit__(None, None, None)
 
 
 def _statement(conn: Connection, sql: str) -> Callable[[], Awaitable[object]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 from server.auth import Credential
 from server.credentials import LAST_USED_RESOLUTION_SECONDS
@@ -28,6 +29,24 @@ _WORD = re.compile(r"[A-Za-z0-9_]+")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
+def opening_arguments(credential: Credential, tenancy: Tenancy) -> tuple[Any, ...]:
+    """`cms_open_request`'s arguments but the last (read-only), as bind values.
+
+    `cms_read` (migration 0006) takes them as parameters; `opening_sql` inlines them.
+    """
+    role = request_role(tenancy)
+    return (
+        credential.kind,
+        credential.digest,
+        credential.organization_id,
+        int(LAST_USED_RESOLUTION_SECONDS),
+        list(INSTANCE_ADMIN_ROLES),
+        tenancy.enable_hierarchy,
+        int(tenancy.statement_timeout_ms),
+        role if role != "none" else None,
+    )
+
+
 def opening_sql(credential: Credential, tenancy: Tenancy, *, read_only: bool) -> str:
     """The statement that follows `BEGIN` in a request's first round trip.
 
@@ -39,20 +58,22 @@ def opening_sql(credential: Credential, tenancy: Tenancy, *, read_only: bool) ->
     Raises:
         ValueError: a value is not of the form that may be inlined (a programming error).
     """
-    if credential.kind not in ("key", "session"):
-        raise ValueError(f"unknown credential kind: {credential.kind!r}")
-    if not _DIGEST.fullmatch(credential.digest):
+    kind, digest, organization, resolution, roles, hierarchy, timeout, role = opening_arguments(
+        credential, tenancy
+    )
+    if kind not in ("key", "session"):
+        raise ValueError(f"unknown credential kind: {kind!r}")
+    if not _DIGEST.fullmatch(digest):
         raise ValueError("the credential digest must be a hex SHA-256")
-    roles = ", ".join(_word(role) for role in INSTANCE_ADMIN_ROLES)
     arguments = (
-        _word(credential.kind),
-        f"'{credential.digest}'",
-        _uuid(credential.organization_id),
-        str(int(LAST_USED_RESOLUTION_SECONDS)),
-        f"ARRAY[{roles}]::text[]",
-        _boolean(tenancy.enable_hierarchy),
-        str(int(tenancy.statement_timeout_ms)),
-        _word(request_role(tenancy)) if request_role(tenancy) != "none" else "NULL",
+        _word(kind),
+        f"'{digest}'",
+        _uuid(organization),
+        str(int(resolution)),
+        f"ARRAY[{', '.join(_word(name) for name in roles)}]::text[]",
+        _boolean(hierarchy),
+        str(int(timeout)),
+        _word(role) if role is not None else "NULL",
         _boolean(read_only),
     )
     return f"SELECT cms_open_request({', '.join(arguments)})"

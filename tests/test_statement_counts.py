@@ -1,10 +1,10 @@
 """SQL statements per request for the benchmark's scenarios (bench/scenarios.py), so an N+1 fails CI.
 
 Counted through the GraphQL endpoint in process: `Database.statements` counts every statement a
-request's transaction runs. Every authenticated request starts with the opening (`BEGIN`, the API
-key check and the organization scope in one round trip). A read then costs one statement for the
-whole operation (`server/query/`), which also hands back the caller, whatever the depth and the page
-size. Writes run through the resolvers: the caller is read back (one statement), then a fixed
+request runs. A read is one statement in all, whatever the depth and the page size: `cms_read`
+checks the API key, scopes the organization and runs the compiled read (`server/query/`), its own
+transaction. Writes run through the resolvers in a transaction: the opening (`BEGIN`, the key check
+and the organization scope in one round trip), the caller read back (one statement), then a fixed
 number. `COMMIT` is the one round trip not counted.
 """
 
@@ -20,8 +20,9 @@ import pytest
 from bench.scenarios import BY_NAME, Scenario, update_variables
 from tests.conftest import GraphQLClient
 
-OPENING = 1  # BEGIN, the credential check and the organization scope: one round trip
-FIXED = 2  # the resolver path (writes): the opening, then the caller read back from it
+READ = 1  # a whole read request: the credential check, the organization scope and the read
+OPENING = 1  # a write's BEGIN, the credential check and the organization scope: one round trip
+FIXED = OPENING + 1  # the resolver path (writes): the opening, then the caller read back
 AUTHORS = 12  # one mentor loop: longer than the deepest depth
 POSTS = 40
 
@@ -103,7 +104,7 @@ async def test_a_post_list_is_one_statement_whatever_its_depth_and_size(
         counts[limit], data = await statements(gql, with_limit(scenario, limit))
         matching = POSTS if name != "Q3" else sum(1 for n in range(POSTS) if 100 * n > 500)
         assert len(data["allPost"]) == min(limit, matching)
-    assert counts == {5: OPENING + 1, 40: OPENING + 1}
+    assert counts == {5: READ, 40: READ}
 
 
 async def test_the_deepest_list_is_one_statement(gql: GraphQLClient, blog: list[str]) -> None:
@@ -116,7 +117,7 @@ async def test_the_deepest_list_is_one_statement(gql: GraphQLClient, blog: list[
         for _ in range(scenario.depth):
             mentor = mentor["mentor"]
             assert mentor["name"] is not None
-        assert count == OPENING + 1
+        assert count == READ
 
 
 async def test_a_post_by_id_is_one_statement(gql: GraphQLClient, blog: list[str]) -> None:
@@ -124,7 +125,7 @@ async def test_a_post_by_id_is_one_statement(gql: GraphQLClient, blog: list[str]
     for post_id in blog[:5]:
         count, data = await statements(gql, scenario.body({"id": post_id}))
         assert data["post"]["author"]["name"] is not None
-        assert count == OPENING + 1
+        assert count == READ
 
 
 async def test_several_root_fields_share_one_statement(gql: GraphQLClient, blog: list[str]) -> None:
@@ -137,7 +138,7 @@ async def test_several_root_fields_share_one_statement(gql: GraphQLClient, blog:
     count, data = await statements(gql, body)
     assert list(data) == ["one", "all", "page", "documents"]
     assert data["page"]["totalDocs"] == POSTS
-    assert count == OPENING + 1
+    assert count == READ
 
 
 async def test_a_draft_save_and_a_publish_cost_a_fixed_number_of_statements(
@@ -186,16 +187,15 @@ async def test_a_write_inlines_only_the_references_its_answer_selects(
     assert data["publishPost"]["author"]["mentor"]["name"].startswith("Author")
 
 
-async def test_a_read_request_opens_in_one_round_trip(
+async def test_a_read_request_is_one_round_trip(
     gql: GraphQLClient, blog: list[str], round_trips: list[str]
 ) -> None:
-    """Every round trip is a counted statement, but `COMMIT`; `BEGIN` travels with the opening."""
+    """No `BEGIN`, no `COMMIT`: the statement is the request's transaction."""
     sent = round_trips
     body = with_limit(BY_NAME["Q1"], 5)
-    await statements(gql, body)  # prepares the statements on the connection
+    await statements(gql, body)  # prepares the read on the connection
     sent.clear()
     count, _ = await statements(gql, body)
-    assert sent[0].startswith("BEGIN; SELECT cms_open_request(")
-    assert not any("BEGIN" in sql or "set_config" in sql for sql in sent[1:])
-    assert sent[-1] == "COMMIT"
-    assert len(sent) == count + 1
+    assert count == READ
+    assert len(sent) == 1
+    assert sent[0].startswith("SELECT principal, results FROM cms_read(")

@@ -9,17 +9,15 @@ execution, or rolls it back when the result has errors.
 from __future__ import annotations
 
 import asyncio
-import functools
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from strawberry.dataloader import DataLoader
 
-from server.auth import Principal, parse_credential, principal_from_facts, refusals
+from server.auth import Principal, parse_credential, principal_from_text, refusals
 from server.db import Tx
 from server.errors import UnauthenticatedError
 from server.graphql import types as static
@@ -85,7 +83,7 @@ class RequestContext:
         """
         if self._tx is None or not value:
             raise RuntimeError("accept_principal needs an opened transaction and its principal")
-        principal = _principal(value)
+        principal = principal_from_text(value)
         self._principal = principal
         self._unit = Context(
             tx=self._tx,
@@ -189,10 +187,3 @@ def asset_from_row(row: Any) -> static.Asset:
         createdAt=row["created_at"],
         updatedAt=row["updated_at"],
     )
-
-
-@functools.lru_cache(maxsize=1024)
-def _principal(facts: str) -> Principal:
-    """The caller from `app.principal`'s text. A `Principal` is immutable and follows from the
-    text alone, so the same caller's next requests need not decode it again."""
-    return principal_from_facts(orjson.loads(facts))

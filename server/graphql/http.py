@@ -34,6 +34,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from server.auth import parse_credential, principal_from_text
 from server.config import DEFAULT_REQUEST_MAX_BYTES
 from server.errors import CMSError
 from server.graphql.context import RequestContext
@@ -42,7 +43,8 @@ from server.graphql.playground import playground_response
 from server.graphql.schema import MAX_TOKENS, BuiltSchema, build_schema
 from server.local_api import LocalAPI
 from server.mail import Mailer
-from server.query import run
+from server.opening import opening_arguments
+from server.query import round_trip, run
 
 log = logging.getLogger(__name__)
 
@@ -421,30 +423,32 @@ class GraphQLEndpoint:
             )
         except run.Fallback:
             return None
-        context = self._context(request, built)
-        context.read_only = True
+        if not request.headers.get("authorization"):
+            return None
+        adapter = self.api.adapter
         try:
-            # Three round trips in all: the opening (BEGIN, credentials, org scope), this one
-            # statement (which also hands back the caller), and COMMIT.
-            tx = await context.open()
-            principal, values = await run.fetch(tx, statement)
-            unit = context.accept_principal(principal)
-            if not run.allowed(unit, statement):
-                raise run.Fallback("capability")
-        except (CMSError, run.Fallback):
-            await context.finish(commit=False)
+            credential = parse_credential(
+                request.headers.get("authorization"), request.headers.get("x-organization-id")
+            )
+            # One round trip: `cms_read` opens the request (credentials, org scope, request role,
+            # read-only) and runs the read in one statement, its own transaction.
+            timeout = adapter.tenancy.statement_timeout_ms / 1000 or None
+            facts, values = await round_trip.fetch(
+                adapter.database,
+                opening_arguments(credential, adapter.tenancy),
+                statement,
+                cancel_after=timeout,
+            )
+            if not run.allowed(principal_from_text(facts), statement):
+                return None
+        except (CMSError, round_trip.ReadNotPrepared, TimeoutError):
             return None
         except Exception:
             # A fault of the compiled path itself must not cost the client its answer: the
             # resolver path serves it, and the fault is logged and counted.
             log.exception("the compiled read path failed; serving through the resolvers")
             self.compiled_failures += 1
-            await context.finish(commit=False)
             return None
-        except BaseException:
-            await context.finish(commit=False)
-            raise
-        await context.finish(commit=True)
         self.compiled_served += 1
         response = Response(
             run.body(statement, values), status_code=200, media_type=f"{media}; charset=utf-8"

@@ -1,8 +1,9 @@
 """Running a plan: arguments -> one statement -> the response body, as text from PostgreSQL.
 
 `bind` checks the arguments exactly as the resolvers and the local API do and builds the statement;
-`fetch` runs it in the request's org-scoped transaction. Every root field is one scalar subquery of
-that statement, and the JSON comes back as text that goes into the response body untouched.
+`server/query/round_trip.py` runs it in the request's org-scoped unit of work, one statement that
+also opens it. Every root field is one scalar subquery of that statement, and the JSON comes back
+as text that goes into the response body untouched.
 
 The compiled path serves the happy path only. Whenever the resolver path would answer something
 other than data (an invalid argument, a missing capability, a database error), `Fallback` is raised
@@ -25,10 +26,10 @@ from server.graphql.inputs import where_json
 from server.graphql.resolvers import DEFAULT_DEPTH, DEFAULT_LIMIT, DEFAULT_PERSPECTIVE
 from server.graphql.typegen import graphql_name
 from server.local_api import parse_id
-from server.opening import PRINCIPAL_SQL
 from server.queries import check_depth, check_page, check_perspective
 from server.query.filters import SqlParams, compile_sort, compile_where
 from server.query.plan import STATEMENTS_PER_PLAN, Plan, Planner, RootField
+from server.query.round_trip import read_name
 from server.query.sql import (
     NotCompilable,
     Scope,
@@ -42,8 +43,7 @@ from server.query.sql import (
 if TYPE_CHECKING:
     from graphql import FieldNode
 
-    from server.db import Tx
-    from server.local_api import Context
+    from server.auth import Principal
 
 # `documents`' own default depth (`server/graphql/schema.py`); the others are the resolvers'.
 DOCUMENTS_DEFAULT_DEPTH = 0
@@ -65,6 +65,8 @@ class Statement:
     capabilities: set[str] = field(default_factory=lambda: {"document.read"})
     # (variable, index in `args`) of the ids bound from `Plan.id_variables`.
     id_arguments: list[tuple[str, int]] = field(default_factory=list)
+    # The name `cms_read` prepares `sql` under (`server/query/round_trip.py`).
+    name: str = ""
 
 
 def bind(
@@ -152,7 +154,8 @@ class _Binder:
             statement.keys.append(key)
         if statement.reads_assets:
             statement.capabilities.add("asset.read")
-        statement.sql = f"SELECT {PRINCIPAL_SQL}, " + ", ".join(columns)
+        statement.sql = "SELECT ARRAY[" + ", ".join(columns) + "]"
+        statement.name = read_name(statement.sql)
         statement.args = self.params.values
         return statement
 
@@ -384,22 +387,11 @@ class _Binder:
         )
 
 
-async def fetch(tx: Tx, statement: Statement) -> tuple[str, list[str | None]]:
-    """Run the statement: one round trip, one row: the caller, then one JSON text per root field.
-
-    The caller (`PRINCIPAL_SQL`, set by the opening) travels back with the data, so checking what
-    it may read costs no statement of its own; `allowed` decides before anything is sent.
-    """
-    row = await tx.fetchrow(statement.sql, *statement.args)
-    assert row is not None
-    return row[0], [row[n + 1] for n in range(len(statement.keys))]
-
-
-def allowed(ctx: Context, statement: Statement) -> bool:
+def allowed(caller: Principal, statement: Statement) -> bool:
     """Whether the caller may see what the statement read; if not, the resolver path answers."""
-    if ctx.capabilities is not None and not statement.capabilities <= ctx.capabilities:
+    if not statement.capabilities <= caller.capabilities:
         return False
-    return not (statement.reads_drafts and ctx.published_only)
+    return not (statement.reads_drafts and caller.published_only)
 
 
 def body(statement: Statement, values: list[str | None]) -> bytes:

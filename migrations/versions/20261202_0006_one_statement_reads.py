@@ -1,0 +1,78 @@
+"""A compiled read in one statement: the opening and the read together, in one round trip.
+
+`cms_read(...)` is what the compiled read path (`server/query/`) sends for a content query instead of
+`BEGIN; SELECT cms_open_request(...)`, the statement and `COMMIT`: one statement, so one implicit
+transaction, which ends with it. In that transaction it
+
+1. runs `cms_open_request` (migration 0004): the credential check, then the org scope, the request
+   role and read-only, all transaction-local, so nothing outlives the statement;
+2. prepares the read (`PREPARE`, session-level) when it is given its text: the server sends the
+   text only the first time a connection runs that read, and names it after a digest of the text;
+3. executes the prepared read (`EXECUTE`) through dynamic SQL. It is planned and checked only now,
+   after the role switch, so its permissions and Row-Level Security are the request role's, as in
+   the transaction path. The arguments travel as text and become SQL literals through
+   `quote_nullable`, each taking the type the read's placeholder has.
+
+It returns the caller's facts (what `app.principal` holds) and the read's one row, a text array.
+The read's text is built by the server's planner, never taken from a client. A statement timeout
+set inside a statement does not apply to it, so the server bounds the call from its side (a
+cancel request when it runs too long).
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-02 12:00:00.000000
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+READ = """
+CREATE FUNCTION cms_read(
+  credential_kind text, credential_digest text, requested_org uuid,
+  key_resolution_secs integer, admin_roles text[],
+  hierarchy boolean, statement_timeout_ms integer, request_role text,
+  statement_name text, statement_sql text, arguments text[],
+  OUT principal text, OUT results text[]
+)
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM cms_open_request(
+    credential_kind, credential_digest, requested_org, key_resolution_secs, admin_roles,
+    hierarchy, statement_timeout_ms, request_role, true);
+  principal := current_setting('app.principal');
+  -- A read the server believes unprepared may exist after all: an earlier call that prepared it
+  -- failed afterwards (PREPARE is not undone with the transaction).
+  IF statement_sql IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM pg_prepared_statements p WHERE p.name = statement_name) THEN
+    EXECUTE format('PREPARE %I AS %s', statement_name, statement_sql);
+  END IF;
+  IF cardinality(arguments) > 0 THEN
+    EXECUTE format('EXECUTE %I(%s)', statement_name, (
+      SELECT string_agg(quote_nullable(a.value), ', ' ORDER BY a.n)
+      FROM unnest(arguments) WITH ORDINALITY AS a(value, n)))
+    INTO results;
+  ELSE
+    EXECUTE format('EXECUTE %I', statement_name) INTO results;
+  END IF;
+END
+$$
+"""
+
+
+def upgrade() -> None:
+    op.execute(READ)
+
+
+def downgrade() -> None:
+    op.execute(
+        "DROP FUNCTION cms_read(text, text, uuid, integer, text[], boolean, integer, text,"
+        " text, text, text[])"
+    )

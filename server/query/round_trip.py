@@ -1,0 +1,132 @@
+"""A compiled read in one round trip: `cms_read` opens the request and runs the read in one statement.
+
+The transaction path costs three round trips (`BEGIN` with the opening, the read, `COMMIT`).
+`cms_read` (migration 0006) does the opening and then executes the read, prepared on the connection's
+session, inside its own statement, whose implicit transaction is the request's unit of work; see the
+migration for how the role switch and Row-Level Security apply to the read.
+
+What travels: the opening's arguments as bind values, the read's name (a digest of its text), its
+text only when this connection has not prepared it yet, and its arguments as text, which
+PostgreSQL turns into literals of the placeholders' types. `text_argument` writes each value in the
+input syntax of the type the binder gave it (`server/query/filters.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from server.auth import refusals
+from server.db import translate_errors
+
+if TYPE_CHECKING:
+    from server.db import Database
+    from server.query.run import Statement
+
+READ_SQL = (
+    "SELECT principal, results FROM cms_read($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::text[])"
+)
+
+# Reads kept prepared per connection; past it, the session forgets them all and starts again.
+PREPARED_PER_CONNECTION = 256
+
+
+class ReadNotPrepared(Exception):  # noqa: N818 (a signal: the resolver path answers this one)
+    """The session lost a read it had prepared (`DEALLOCATE`); the next call prepares it again."""
+
+
+def read_name(sql: str) -> str:
+    """The prepared read's name: a digest of its text, so one text has one name on every session."""
+    return "cms_read_" + hashlib.blake2b(sql.encode(), digest_size=12).hexdigest()
+
+
+async def fetch(
+    database: Database,
+    opening: tuple[Any, ...],
+    statement: Statement,
+    *,
+    cancel_after: float | None,
+) -> tuple[str, list[str | None]]:
+    """Open the request and run `statement` in one statement: the caller's facts and the texts.
+
+    Args:
+        database: the pool.
+        opening: `server.opening.opening_arguments(...)`.
+        statement: a bound statement of `server.query.run`.
+        cancel_after: seconds before the server cancels the statement (the request statement timeout,
+            which a setting made inside a statement cannot impose on it); None for no limit.
+
+    Raises:
+        CMSError: a refused credential, or a database error in the domain's terms.
+        ReadNotPrepared: the connection's session had lost the prepared read.
+        TimeoutError: the statement ran longer than `cancel_after` and was cancelled.
+    """
+    async with database.session() as conn:
+        prepared = conn.prepared_reads
+        name = statement.name
+        if name not in prepared and len(prepared) >= PREPARED_PER_CONNECTION:
+            # Only the reads: asyncpg keeps its own statements prepared on the session too.
+            await conn.execute("; ".join(f"DEALLOCATE {name}" for name in prepared))
+            prepared.clear()
+        text = None if name in prepared else statement.sql
+        arguments = [text_argument(value) for value in statement.args]
+        database.ran(statement.sql, statement.args)
+        try:
+            with refusals(), translate_errors():
+                row = await conn.fetchrow(
+                    READ_SQL, *opening, name, text, arguments, timeout=cancel_after
+                )
+        except asyncpg.InvalidSQLStatementNameError:
+            prepared.discard(name)
+            raise ReadNotPrepared(name) from None
+        prepared.add(name)
+    assert row is not None
+    return row["principal"], list(row["results"])
+
+
+def text_argument(value: Any) -> str | None:
+    """A bind value in its type's text input syntax (arrays as array literals)."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        return "{" + ",".join(_array_element(item) for item in value) + "}"
+    return _scalar(value)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # the shortest text that reads back as the same double
+    if isinstance(value, datetime):
+        # As asyncpg sends them: the extremes of Python's range stand for PostgreSQL's infinities.
+        utc = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+        return _INFINITIES.get(utc, value.isoformat())
+    if isinstance(value, date):
+        return _INFINITIES.get(value, value.isoformat())
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"no text form for a bind value of type {type(value).__name__}")
+
+
+_INFINITIES: dict[date, str] = {
+    date.max: "infinity",
+    date.min: "-infinity",
+    datetime.max: "infinity",
+    datetime.min: "-infinity",
+}
+
+
+def _array_element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    text = _scalar(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
