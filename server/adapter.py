@@ -296,14 +296,14 @@ class DocumentAdapter(Protocol):
         self,
         tx: Tx,
         *,
-        id: uuid.UUID,
+        document: DocumentRow,
         data: dict[str, Any],
         draft_hash: str,
         references: References,
         updated_by: str | None = None,
         expected_revision: int | None = None,
     ) -> DocumentRow:
-        """Replace the draft (compare-and-swap on `expected_revision`)."""
+        """Replace the draft of a locked document (compare-and-swap on `expected_revision`)."""
         ...
 
     async def lock_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow:

@@ -261,7 +261,7 @@ class AssetsAPI:
                 continue
             await adapter.update_draft(
                 ctx.tx,
-                id=row.id,
+                document=row,
                 data=data,
                 draft_hash=content_hash(data),
                 references=draft_references(ctx.registry, row.type, data),

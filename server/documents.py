@@ -5,12 +5,14 @@ statement. Validation and reference extraction happen above (`server/local_api.p
 the rows, the version history and the reference index consistent.
 
 Concurrency:
-- A draft save with `expected_revision` is a compare-and-swap on `revision`; a stale one raises
-  `ConflictError` and writes nothing.
+- A draft save and a publish write a document their transaction has locked (`lock_document`, a
+  statement of its own), so a draft save with `expected_revision` is a compare-and-swap on
+  `revision`: a stale one raises `ConflictError` and writes nothing.
 - Version numbers are `max + 1`, computed by a statement that runs *after* the statement that locked
   the document row. Under READ COMMITTED that second statement takes a fresh snapshot which already
   contains every version committed by a writer we waited for, so numbers stay unique and gapless.
   (Computing it in the same statement as the lock would use the pre-lock snapshot: duplicates.)
+  The write itself, its version and its reference index are then one statement.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ DOCUMENT_COLUMNS = (
     " revision, created_by, updated_by, published_at, created_at, updated_at"
 )
 
-# After the locking statement: write the version, prune old draft versions beyond the retention, and
-# bring the plane's reference index up to date. One round trip; the CTEs touch disjoint rows.
+# What follows every write of a document: write the version, prune old draft versions beyond the
+# retention, and bring the plane's reference index up to date. The CTEs touch disjoint rows. The
+# version number is `max + 1` of a snapshot taken after the document's row was locked (see above).
 _AFTER_WRITE = """
-WITH version AS (
+version AS (
     INSERT INTO cms_document_versions
         (document_id, organization_id, version_number, event_type, data, created_by)
     SELECT $1, $2, coalesce(max(version_number), 0) + 1, $3::version_event, $4, $5
@@ -63,8 +66,29 @@ WITH version AS (
     SELECT $1, $7, n.path, a.id, $2, $11
       FROM unnest($9::text[], $10::uuid[]) AS n(path, asset) JOIN cms_assets a ON a.id = n.asset
     ON CONFLICT (document_id, plane, field_path) DO UPDATE SET asset_id = EXCLUDED.asset_id
-)
-SELECT version_number FROM version
+)"""
+
+# A new document's first version, after its INSERT.
+_FIRST_VERSION = f"WITH {_AFTER_WRITE} SELECT version_number FROM version"
+
+# A write to a locked document and all that follows it, in one statement: the row's UPDATE
+# ($12: the new hash) and `_AFTER_WRITE`. The draft save keeps `data` ($4) as the draft; the
+# publish copies the draft, which is `data`, to the published plane.
+_DRAFT_SAVE = f"""
+WITH document AS (
+    UPDATE cms_documents SET draft_data = $4, draft_hash = $12, updated_by = $5,
+           updated_at = now(), revision = revision + 1
+     WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
+), {_AFTER_WRITE}
+SELECT {DOCUMENT_COLUMNS} FROM document
+"""
+_PUBLISH = f"""
+WITH document AS (
+    UPDATE cms_documents SET status = 'published', published_data = draft_data,
+           published_hash = $12, published_at = now(), updated_at = now(), updated_by = $5
+     WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
+), {_AFTER_WRITE}
+SELECT {DOCUMENT_COLUMNS} FROM document
 """
 
 # Unpublishing empties the published plane of the reference index.
@@ -165,31 +189,19 @@ class DocumentStore:
         self,
         tx: Tx,
         *,
-        id: uuid.UUID,
+        document: DocumentRow,
         data: dict[str, Any],
         draft_hash: str,
         references: References,
         updated_by: str | None = None,
         expected_revision: int | None = None,
     ) -> DocumentRow:
-        """Replace the draft; a stale `expected_revision` raises ConflictError and changes nothing."""
-        row = await tx.fetchrow(
-            f"UPDATE cms_documents SET draft_data = $2, draft_hash = $3, updated_by = $4,"
-            f" updated_at = now(), revision = revision + 1"
-            f" WHERE id = $1 AND ($5::int IS NULL OR revision = $5)"
-            f" RETURNING {DOCUMENT_COLUMNS}",
-            id,
-            data,
-            draft_hash,
-            updated_by,
-            expected_revision,
+        """Replace the draft of a document locked by `lock_document`, with its version, in one
+        statement; a stale `expected_revision` raises ConflictError and changes nothing."""
+        _check_revision(document, expected_revision)
+        return await self._write(
+            tx, _DRAFT_SAVE, document, "draft", data, draft_hash, updated_by, references
         )
-        if row is None:
-            await self._explain_missing_write(tx, id, expected_revision)
-        assert row is not None
-        document = DocumentRow.from_record(row)
-        await self._after_write(tx, document, "draft", data, updated_by, references)
-        return document
 
     async def lock_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow:
         """Read a document of the current org with its row locked until the transaction ends."""
@@ -199,7 +211,7 @@ class DocumentStore:
             id,
         )
         if row is None:
-            await self._explain_missing_write(tx, id, None)
+            await self._explain_missing_write(tx, id)
         assert row is not None
         return DocumentRow.from_record(row)
 
@@ -213,28 +225,19 @@ class DocumentStore:
         published_by: str | None = None,
         expected_revision: int | None = None,
     ) -> DocumentRow:
-        """Copy the (locked, validated) draft to the published plane and record a publish version."""
-        if expected_revision is not None and expected_revision != document.revision:
-            raise ConflictError(
-                f"the document changed: expected revision {expected_revision},"
-                f" it is at {document.revision}",
-                current_revision=document.revision,
-            )
-        row = await tx.fetchrow(
-            f"UPDATE cms_documents SET status = 'published', published_data = draft_data,"
-            f" published_hash = $2, published_at = now(), updated_at = now(), updated_by = $3"
-            f" WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}",
-            document.id,
+        """Copy the draft of a document locked by `lock_document` (and validated) to the published
+        plane, with a publish version, in one statement."""
+        _check_revision(document, expected_revision)
+        return await self._write(
+            tx,
+            _PUBLISH,
+            document,
+            "publish",
+            document.draft_data or {},
             published_hash,
             published_by,
+            references,
         )
-        assert row is not None
-        published = DocumentRow.from_record(row)
-        assert published.published_data is not None
-        await self._after_write(
-            tx, published, "publish", published.published_data, published_by, references
-        )
-        return published
 
     async def unpublish_document(
         self, tx: Tx, *, id: uuid.UUID, updated_by: str | None = None
@@ -247,7 +250,7 @@ class DocumentStore:
             updated_by,
         )
         if row is None:
-            await self._explain_missing_write(tx, id, None)
+            await self._explain_missing_write(tx, id)
         assert row is not None
         await tx.execute(_CLEAR_PUBLISHED_REFS, id)
         return DocumentRow.from_record(row)
@@ -256,7 +259,7 @@ class DocumentStore:
         """Delete the document; its versions and reference rows go with it (foreign-key cascade)."""
         deleted = await tx.fetchval("DELETE FROM cms_documents WHERE id = $1 RETURNING id", id)
         if deleted is None:
-            await self._explain_missing_write(tx, id, None)
+            await self._explain_missing_write(tx, id)
 
     async def find_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow | None:
         """Any readable document (the current org or a descendant), whatever its status."""
@@ -302,28 +305,52 @@ class DocumentStore:
         user: str | None,
         references: References,
     ) -> None:
-        plane = "published" if event == "publish" else "draft"
         await tx.fetchval(
-            _AFTER_WRITE,
+            _FIRST_VERSION, *self._after_write_arguments(document, event, data, user, references)
+        )
+
+    async def _write(
+        self,
+        tx: Tx,
+        sql: str,
+        document: DocumentRow,
+        event: str,
+        data: dict[str, Any],
+        content_hash: str,
+        user: str | None,
+        references: References,
+    ) -> DocumentRow:
+        arguments = self._after_write_arguments(document, event, data, user, references)
+        row = await tx.fetchrow(sql, *arguments, content_hash)
+        assert row is not None  # the row is locked: it is there
+        return DocumentRow.from_record(row)
+
+    def _after_write_arguments(
+        self,
+        document: DocumentRow,
+        event: str,
+        data: dict[str, Any],
+        user: str | None,
+        references: References,
+    ) -> tuple[Any, ...]:
+        return (
             document.id,
             document.organization_id,
             event,
             data,
             user,
             self.version_retention,
-            plane,
+            "published" if event == "publish" else "draft",
             list(references.documents),
             [path for path, _ in references.assets],
             [asset for _, asset in references.assets],
             document.type,
         )
 
-    async def _explain_missing_write(
-        self, tx: Tx, id: uuid.UUID, expected_revision: int | None
-    ) -> None:
-        """A write found no row: say why (stale revision, another org's document, or absent)."""
+    async def _explain_missing_write(self, tx: Tx, id: uuid.UUID) -> None:
+        """A write found no row: say why (another org's document, or absent)."""
         row = await tx.fetchrow(
-            "SELECT revision, organization_id = (select cms_current_org()) AS own"
+            "SELECT organization_id = (select cms_current_org()) AS own"
             " FROM cms_documents WHERE id = $1",
             id,
         )
@@ -334,13 +361,16 @@ class DocumentStore:
                 f"document {id} belongs to another organization; writes are only permitted in"
                 " the current organization"
             )
-        if expected_revision is not None:
-            raise ConflictError(
-                f"the document changed: expected revision {expected_revision},"
-                f" it is at {row['revision']}",
-                current_revision=row["revision"],
-            )
         raise InvalidInputError(f"document {id} cannot be written")
+
+
+def _check_revision(document: DocumentRow, expected_revision: int | None) -> None:
+    if expected_revision is not None and expected_revision != document.revision:
+        raise ConflictError(
+            f"the document changed: expected revision {expected_revision},"
+            f" it is at {document.revision}",
+            current_revision=document.revision,
+        )
 
 
 def _version(row: asyncpg.Record) -> Version:

@@ -373,7 +373,7 @@ class Collection:
         document, draft_hash, references = self._prepare(ctx, merged, publish=publish)
         row = await self.api.adapter.update_draft(
             ctx.tx,
-            id=current.id,
+            document=current,
             data=document,
             draft_hash=draft_hash,
             references=references,
@@ -472,7 +472,7 @@ class Collection:
         document, draft_hash, references = self._prepare(ctx, version.data, publish=False)
         row = await self.api.adapter.update_draft(
             ctx.tx,
-            id=current.id,
+            document=current,
             data=document,
             draft_hash=draft_hash,
             references=references,
