@@ -31,7 +31,7 @@ from bench import explain, inprocess, report, runner, servers, wrk
 from bench.dataset import SCENARIO_ORG, Dataset
 from bench.load import ACTOR, Loaded, drop_database, load, recreate_database
 from bench.machine import PostgresCpu, describe
-from bench.scenarios import BY_NAME, OPENING_STATEMENTS, SCENARIOS
+from bench.scenarios import BY_NAME, SCENARIOS, opening_statements
 from server.config import PROJECT_ROOT, Settings
 from server.embedded import start_embedded
 from server.postgres import PostgresAdapter
@@ -255,7 +255,7 @@ async def _count_and_explain(
                     revision_of=revision_of,
                 )
                 counts[scenario.name] = {
-                    "opening": OPENING_STATEMENTS,
+                    "opening": opening_statements(scenario.kind),
                     "per_request": measured.counts,
                 }
                 ours = await explain.explain_api(

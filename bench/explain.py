@@ -19,7 +19,7 @@ import orjson
 
 from bench import floor_sql
 from bench.inprocess import Measured, Statement
-from bench.scenarios import OPENING_STATEMENTS, Scenario, update_variables
+from bench.scenarios import OPENING_STATEMENTS, Scenario, opening_statements, update_variables
 from server.postgres import PostgresAdapter
 
 _INDEX = re.compile(r"(?:Index(?: Only)? Scan(?: Backward)? using|Bitmap Index Scan on) (\w+)")
@@ -63,7 +63,7 @@ async def explain_api(
 ) -> list[Explained]:
     """EXPLAIN the statements of the scenario's first request (W1: its first pair)."""
     if scenario.kind != "write":
-        statements = measured.statements[0][OPENING_STATEMENTS:]
+        statements = measured.statements[0][opening_statements(scenario.kind) :]
         async with adapter.with_org_context(organization_id, read_only=True) as tx:
             return [await _explain(tx.conn, sql, args) for sql, args in statements]
     post_id, revision = measured.saves[0]

@@ -15,11 +15,16 @@ Kind = Literal["fixed", "by_id", "write"]
 
 _POST_FIELDS = "id title slug views rating tags publishedDate"
 
-# The statements every authenticated request runs before its own work, "the opening": BEGIN, the
-# credential check and the organization scope, in one round trip. Must match `OPENING` in
-# tests/test_statement_counts.py, which asserts the same counts in CI. (Writes, through the
-# resolvers, then read the caller back: one statement of their own.)
+# A read request is one statement in all: `cms_read` checks the credential, scopes the organization
+# and runs the compiled read. A write first runs "the opening": BEGIN, the credential check (which
+# also confirms the caller's facts the process kept) and the organization scope, in one round trip.
+# Must match `READ` and `OPENING` in tests/test_statement_counts.py, which asserts the same counts.
 OPENING_STATEMENTS = 1
+
+
+def opening_statements(kind: str) -> int:
+    """The statements of a request of this kind that open it, before the scenario's own."""
+    return OPENING_STATEMENTS if kind == "write" else 0
 
 
 @dataclass(frozen=True)

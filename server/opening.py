@@ -9,13 +9,22 @@ inlined: the bearer secret reaches the database as its SHA-256, computed in Pyth
 `cms_open_request` (migration 0004) checks the credential with `cms_authenticate`, sets the org scope
 as `server.tenancy.enter_org` does, and keeps the facts about the caller in `app.principal`, which any
 later statement of the transaction can select (`PRINCIPAL_SQL`).
+
+A process keeps the facts each credential had on its last request (`KnownCallers`). The next opening
+for that credential sends their digest (`cms_open_known_request`, migration 0006), and the database
+checks them as it opens: when they still hold, nothing needs reading back; when they changed, the
+opening fails with `FactsChanged` and the request opens again without them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
+from collections import OrderedDict
 from typing import Any
+
+import asyncpg
 
 from server.auth import Credential
 from server.credentials import LAST_USED_RESOLUTION_SECONDS
@@ -47,13 +56,17 @@ def opening_arguments(credential: Credential, tenancy: Tenancy) -> tuple[Any, ..
     )
 
 
-def opening_sql(credential: Credential, tenancy: Tenancy, *, read_only: bool) -> str:
+def opening_sql(
+    credential: Credential, tenancy: Tenancy, *, read_only: bool, known_facts: str | None = None
+) -> str:
     """The statement that follows `BEGIN` in a request's first round trip.
 
     Args:
         credential: the request's credential, parsed and hashed (`server.auth.parse_credential`).
         tenancy: the deployment's isolation settings.
         read_only: make the transaction read-only once the credential is checked (queries).
+        known_facts: the caller's facts as the last request found them: the opening checks they
+            still hold (and raises `FactsChanged` if not).
 
     Raises:
         ValueError: a value is not of the form that may be inlined (a programming error).
@@ -76,7 +89,48 @@ def opening_sql(credential: Credential, tenancy: Tenancy, *, read_only: bool) ->
         _word(role) if role is not None else "NULL",
         _boolean(read_only),
     )
-    return f"SELECT cms_open_request({', '.join(arguments)})"
+    if known_facts is None:
+        return f"SELECT cms_open_request({', '.join(arguments)})"
+    digest = hashlib.sha256(known_facts.encode()).hexdigest()
+    return f"SELECT cms_open_known_request({', '.join(arguments)}, '{digest}')"
+
+
+class FactsChanged(Exception):  # noqa: N818 (a signal: open again, without the known facts)
+    """The caller's facts are not the ones the server kept (`cms_open_known_request`)."""
+
+
+FACTS_CHANGED = "CM007"
+
+
+def facts_changed(exc: asyncpg.PostgresError) -> bool:
+    return exc.sqlstate == FACTS_CHANGED
+
+
+class KnownCallers:
+    """The facts (`app.principal`'s text) each credential had on its last request, most recent
+    last. Only ever a hint: the database checks them at every opening."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._facts: OrderedDict[Credential, str] = OrderedDict()
+
+    def get(self, credential: Credential) -> str | None:
+        facts = self._facts.get(credential)
+        if facts is not None:
+            self._facts.move_to_end(credential)
+        return facts
+
+    def remember(self, credential: Credential, facts: str) -> None:
+        self._facts[credential] = facts
+        self._facts.move_to_end(credential)
+        if len(self._facts) > self.size:
+            self._facts.popitem(last=False)
+
+    def forget(self, credential: Credential) -> None:
+        self._facts.pop(credential, None)
+
+
+known_callers = KnownCallers()
 
 
 def _word(value: str) -> str:

@@ -72,13 +72,56 @@ async def test_open_checks_and_scopes_in_one_round_trip(
 
 
 async def test_unit_opens_then_reads_the_principal(gql: GraphQLClient) -> None:
-    context = request_context(gql, gql.key, read_only=False)
+    key = await gql.key_for(gql.org, role="editor")
+    context = request_context(gql, key, read_only=False)
     unit = await context.unit()
     assert unit.tx.statements == 2
     assert unit.organization_id == gql.org
     assert unit.user_id.startswith("apikey:")  # type: ignore[union-attr]
     assert await unit.tx.fetchval("SELECT current_setting('transaction_read_only')") == "off"
     await context.finish(commit=False)
+
+
+async def test_a_known_caller_opens_in_one_statement_while_its_facts_hold(
+    gql: GraphQLClient, round_trips: list[str]
+) -> None:
+    key = await gql.key_for(gql.org, role="editor")
+    first = await (context := request_context(gql, key, read_only=False)).unit()
+    assert first.capabilities == BUILT_IN_ROLES["editor"]
+    await context.finish(commit=True)
+
+    round_trips.clear()
+    again = await (context := request_context(gql, key, read_only=False)).unit()
+    assert again.tx.statements == 1
+    assert round_trips[0].startswith("BEGIN; SELECT cms_open_known_request(")
+    assert again.capabilities == first.capabilities
+    await context.finish(commit=True)
+
+    # The key's role changes: the opening refuses the kept facts, and the request opens again.
+    async with gql.services.adapter.instance_transaction() as tx:
+        await tx.execute(
+            "UPDATE api_keys SET role = 'viewer' WHERE key_hash = $1", secret_digest(key)
+        )
+    round_trips.clear()
+    changed = await (context := request_context(gql, key, read_only=False)).unit()
+    assert changed.capabilities == BUILT_IN_ROLES["viewer"]
+    assert [sql.split("(")[0] for sql in round_trips[:3]] == [
+        "BEGIN; SELECT cms_open_known_request",
+        "ROLLBACK",
+        "BEGIN; SELECT cms_open_request",
+    ]
+    await context.finish(commit=True)
+    known = await (context := request_context(gql, key, read_only=False)).unit()
+    assert (known.tx.statements, known.capabilities) == (1, BUILT_IN_ROLES["viewer"])
+    await context.finish(commit=True)
+
+    # Kept facts never stand in for the credential check.
+    async with gql.services.adapter.instance_transaction() as tx:
+        await tx.execute(
+            "UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1", secret_digest(key)
+        )
+    with pytest.raises(UnauthenticatedError):
+        await request_context(gql, key, read_only=False).unit()
 
 
 async def test_a_refused_opening_is_rolled_back_at_once(

@@ -1,4 +1,4 @@
-"""A compiled read in one statement: the opening and the read together, in one round trip.
+"""Fewer round trips: a compiled read in one statement; an opening that knows the caller.
 
 `cms_read(...)` is what the compiled read path (`server/query/`) sends for a content query instead of
 `BEGIN; SELECT cms_open_request(...)`, the statement and `COMMIT`: one statement, so one implicit
@@ -17,6 +17,11 @@ It returns the caller's facts (what `app.principal` holds) and the read's one ro
 The read's text is built by the server's planner, never taken from a client. A statement timeout
 set inside a statement does not apply to it, so the server bounds the call from its side (a
 cancel request when it runs too long).
+
+`cms_open_known_request(..., facts_digest)` is `cms_open_request` for a caller the server has met
+before: it also checks that the caller's facts are still the ones the server keeps (by their
+SHA-256), and raises `CM007` when they changed (a role, a capability, a membership), so the server
+need not read them back in a statement of its own.
 
 Revision ID: 0006
 Revises: 0005
@@ -66,12 +71,37 @@ END
 $$
 """
 
+OPEN_KNOWN_REQUEST = """
+CREATE FUNCTION cms_open_known_request(
+  credential_kind text, credential_digest text, requested_org uuid,
+  key_resolution_secs integer, admin_roles text[],
+  hierarchy boolean, statement_timeout_ms integer, request_role text, read_only boolean,
+  facts_digest text
+) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM cms_open_request(
+    credential_kind, credential_digest, requested_org, key_resolution_secs, admin_roles,
+    hierarchy, statement_timeout_ms, request_role, read_only);
+  IF encode(sha256(convert_to(current_setting('app.principal'), 'UTF8')), 'hex')
+     IS DISTINCT FROM facts_digest THEN
+    RAISE EXCEPTION USING ERRCODE = 'CM007', MESSAGE = 'the caller''s facts changed';
+  END IF;
+END
+$$
+"""
+
 
 def upgrade() -> None:
     op.execute(READ)
+    op.execute(OPEN_KNOWN_REQUEST)
 
 
 def downgrade() -> None:
+    op.execute(
+        "DROP FUNCTION cms_open_known_request(text, text, uuid, integer, text[], boolean, integer,"
+        " text, boolean, text)"
+    )
     op.execute(
         "DROP FUNCTION cms_read(text, text, uuid, integer, text[], boolean, integer, text,"
         " text, text, text[])"

@@ -15,15 +15,22 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 from strawberry.dataloader import DataLoader
 
-from server.auth import Principal, parse_credential, principal_from_text, refusals
+from server.auth import Credential, Principal, parse_credential, principal_from_text, refusals
 from server.db import Tx
 from server.errors import UnauthenticatedError
 from server.graphql import types as static
 from server.local_api import Context, LocalAPI
 from server.mail import Mailer
-from server.opening import PRINCIPAL_SQL, opening_sql
+from server.opening import (
+    PRINCIPAL_SQL,
+    FactsChanged,
+    facts_changed,
+    known_callers,
+    opening_sql,
+)
 
 if TYPE_CHECKING:
     from server.graphql.typegen import GeneratedTypes
@@ -44,6 +51,7 @@ class RequestContext:
     _tx: Tx | None = None
     _unit: Context | None = None
     _principal: Principal | None = None
+    _credential: Credential | None = None
     _transaction: AbstractAsyncContextManager[Tx] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _after_commit: list[Callable[[], object]] = field(default_factory=list)
@@ -98,18 +106,25 @@ class RequestContext:
     async def unit(self) -> Context:
         """The request's unit of work: one transaction, opened on first use.
 
-        Two statements: the opening (`open()`), then the caller's facts read back from it. Every
-        later statement of the request runs in the same transaction.
+        One statement when the process has met the caller before and its facts still hold (the
+        opening checks them); else two: the opening (`open()`), then the caller's facts read back
+        from it. Every later statement of the request runs in the same transaction.
         """
         async with self._lock:
             if self._unit is not None:
                 return self._unit
             tx = await self._open()
+            if self._unit is not None:
+                return self._unit
             try:
-                return self.accept_principal(await tx.fetchval(f"SELECT {PRINCIPAL_SQL}"))
+                facts = await tx.fetchval(f"SELECT {PRINCIPAL_SQL}")
+                unit = self.accept_principal(facts)
             except BaseException:
                 await self.finish(commit=False)
                 raise
+            assert self._credential is not None
+            known_callers.remember(self._credential, facts)
+            return unit
 
     async def _open(self) -> Tx:
         if self._tx is not None:
@@ -119,13 +134,33 @@ class RequestContext:
                 "authentication required: send 'Authorization: Bearer <API key or session token>'"
             )
         credential = parse_credential(self.authorization, self.organization_header)
+        self._credential = credential
+        known = known_callers.get(credential)
+        try:
+            tx = await self._begin(credential, known)
+        except FactsChanged:
+            known_callers.forget(credential)
+            known = None
+            tx = await self._begin(credential, None)
+        if known is not None:
+            self.accept_principal(known)
+        return tx
+
+    async def _begin(self, credential: Credential, known: str | None) -> Tx:
         adapter = self.api.adapter
         transaction = adapter.database.transaction(
-            opening=opening_sql(credential, adapter.tenancy, read_only=self.read_only)
+            opening=opening_sql(
+                credential, adapter.tenancy, read_only=self.read_only, known_facts=known
+            )
         )
         # A refused credential rolls the transaction back and returns the connection on its own.
-        with refusals():
-            tx = await transaction.__aenter__()
+        try:
+            with refusals():
+                tx = await transaction.__aenter__()
+        except asyncpg.PostgresError as exc:
+            if facts_changed(exc):
+                raise FactsChanged from None
+            raise
         self._transaction, self._tx = transaction, tx
         return tx
 

@@ -43,7 +43,7 @@ from server.graphql.playground import playground_response
 from server.graphql.schema import MAX_TOKENS, BuiltSchema, build_schema
 from server.local_api import LocalAPI
 from server.mail import Mailer
-from server.opening import opening_arguments
+from server.opening import known_callers, opening_arguments
 from server.query import round_trip, run
 
 log = logging.getLogger(__name__)
@@ -439,6 +439,7 @@ class GraphQLEndpoint:
                 statement,
                 cancel_after=timeout,
             )
+            known_callers.remember(credential, facts)
             if not run.allowed(principal_from_text(facts), statement):
                 return None
         except (CMSError, round_trip.ReadNotPrepared, TimeoutError):
