@@ -11,9 +11,13 @@ import re
 from typing import Any
 
 import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.content_hash import (
     HASH_LENGTH,
+    _as_json_numbers,
     canonical_json,
     content_hash,
     has_unpublished_changes,
@@ -186,3 +190,29 @@ def test_has_unpublished_changes() -> None:
     assert has_unpublished_changes({"title": "Hello", "tags": ["b", "a"]}, stored_hash)
     assert has_unpublished_changes({"title": "Hello!", "tags": ["a", "b"]}, stored_hash)
     assert has_unpublished_changes(published, None), "never published: the draft is unpublished"
+
+
+_JSON_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _JSON_TEXT,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(_JSON_TEXT, children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_JSON)
+def test_the_fast_serialiser_writes_what_rfc8785_writes(data: object) -> None:
+    assert canonical_json(data) == rfc8785.dumps(_as_json_numbers(data))
+
+
+def test_keys_beyond_the_basic_plane_sort_by_utf16_code_units() -> None:
+    # By code point "\U0001f600" sorts after "\uff61"; by UTF-16 code unit (0xD83D) before it.
+    data = {"\uff61": 1, "\U0001f600": 2, "a": 3}
+    assert canonical_json(data) == '{"a":3,"\U0001f600":2,"\uff61":1}'.encode()
