@@ -29,7 +29,7 @@ import asyncpg
 
 from bench import explain, inprocess, report, runner, servers, wrk
 from bench.dataset import SCENARIO_ORG, Dataset
-from bench.load import ACTOR, Loaded, drop_database, load, recreate_database
+from bench.load import ACTOR, Loaded, drop_database, keep_one_tenant, load, recreate_database
 from bench.machine import PostgresCpu, describe
 from bench.scenarios import BY_NAME, SCENARIOS, opening_statements
 from server.config import PROJECT_ROOT, Settings
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     loaded = asyncio.run(_prepare(admin_url, name, dataset, reuse=args.reuse, log=log))
     log(f"dataset: {args.posts} posts in {loaded.seconds:.1f}s ({name})")
     rls_off_url = asyncio.run(recreate_database(admin_url, f"{name}_rls_off", template=name))
+    asyncio.run(keep_one_tenant(rls_off_url, loaded.organization_id))
     read_ids, write_ids = asyncio.run(_post_ids(loaded))
     results: dict[str, Any] = {
         "meta": {
@@ -116,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     with _servers(folder, 1, loaded.url, rls_off_url, org) as (api, floor, api_rls_off):
         results["same_rows"] = runner.same_rows(api, floor, loaded.api_key, read_ids)
         log(f"  same JSON from the API and the floor: {results['same_rows']}")
+        results["same_rows_rls_off"] = runner.same_rows(
+            api, api_rls_off, loaded.api_key, read_ids, floor=False
+        )
+        log(f"  same JSON from the API with RLS on and off: {results['same_rows_rls_off']}")
         targets = [
             runner.Target("api", api, loaded.url),
             runner.Target("floor", floor, loaded.url),

@@ -82,6 +82,24 @@ async def recreate_database(admin_url: str, name: str, *, template: str | None =
     return with_database(admin_url, name)
 
 
+async def keep_one_tenant(url: str, organization_id: uuid.UUID) -> None:
+    """Delete every document `organization_id` cannot read (its versions and references go with
+    them): the single-tenant database the API with Row-Level Security off is measured on, so that
+    it reads exactly the rows the API with it on may read, and answers the same."""
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            await conn.execute("select set_config('app.override_access', 'true', true)")
+            await conn.execute(
+                "DELETE FROM cms_documents WHERE organization_id <> ALL(cms_org_tree($1, true))",
+                organization_id,
+            )
+        for table in ("cms_documents", "cms_document_versions", "cms_document_references"):
+            await conn.execute(f"VACUUM (ANALYZE) {table}")
+    finally:
+        await conn.close()
+
+
 async def drop_database(admin_url: str, name: str) -> None:
     conn = await asyncpg.connect(admin_url)
     try:

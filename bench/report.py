@@ -211,6 +211,9 @@ def section(results: dict[str, Any], *, baseline: dict[str, Any] | None = None) 
         f"wrk itself used at most {wrk_cpu:.0%} of one core in any run. Same rows: the API and"
         " the floor returned identical JSON for "
         + ", ".join(name for name, same in results.get("same_rows", {}).items() if same)
+        + "; the API with Row-Level Security on and off (on a copy holding only the documents"
+        " the scenarios' organization may read) for "
+        + ", ".join(name for name, same in results.get("same_rows_rls_off", {}).items() if same)
         + ". Raw numbers, plans and the full profile: `bench/results/"
         + f"{posts}/` (results.json, explain.txt, profile-q2.txt / .html).",
     ]

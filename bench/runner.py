@@ -142,8 +142,11 @@ def _wrk(target: Target, scenario: Scenario, settings: Settings, seconds: float)
     )
 
 
-def same_rows(api: Server, floor: Server, api_key: str, read_ids: list[str]) -> dict[str, bool]:
-    """Whether the API and the floor return the same JSON for each read scenario."""
+def same_rows(
+    api: Server, other: Server, api_key: str, read_ids: list[str], *, floor: bool = True
+) -> dict[str, bool]:
+    """Whether the API and `other` (the floor, or with `floor=False` another API server) return the
+    same JSON for each read scenario."""
     headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
     checks: dict[str, bool] = {}
     with httpx.Client(timeout=30) as client:
@@ -155,7 +158,10 @@ def same_rows(api: Server, floor: Server, api_key: str, read_ids: list[str]) -> 
             for values in variables:
                 body = scenario.body(values)
                 ours = client.post(f"{api.base_url}/graphql", content=body, headers=headers)
-                theirs = client.post(f"{floor.base_url}{scenario.floor_path}", content=body)
+                if floor:
+                    theirs = client.post(f"{other.base_url}{scenario.floor_path}", content=body)
+                else:
+                    theirs = client.post(f"{other.base_url}/graphql", content=body, headers=headers)
                 same = same and ours.status_code == 200 and ours.json() == theirs.json()
             checks[scenario.name] = same
     return checks
