@@ -18,6 +18,10 @@ The read's text is built by the server's planner, never taken from a client. A s
 set inside a statement does not apply to it, so the server bounds the call from its side (a
 cancel request when it runs too long).
 
+`cms_authenticate` bumps an API key's `last_used_at` as before (at most once a minute, skipping a
+row another transaction holds), but decides whether it is due from the row it has already read,
+so the statement that writes runs only then: the common case reads the key once and writes nothing.
+
 `cms_open_known_request(..., facts_digest)` is `cms_open_request` for a caller the server has met
 before: it also checks that the caller's facts are still the ones the server keeps (by their
 SHA-256), and raises `CM007` when they changed (a role, a capability, a membership), so the server
@@ -30,7 +34,9 @@ Create Date: 2026-12-02 12:00:00.000000
 
 from __future__ import annotations
 
+import runpy
 from collections.abc import Sequence
+from pathlib import Path
 
 from alembic import op
 
@@ -91,8 +97,39 @@ END
 $$
 """
 
+# Migration 0004's `cms_authenticate`, its key branch rewritten: read, then bump only when due.
+_FORMER: dict[str, str] = runpy.run_path(
+    str(Path(__file__).with_name("20261202_0004_request_opening.py"))
+)  # type: ignore[assignment]
+FORMER_AUTHENTICATE = _FORMER["AUTHENTICATE"]
+_KEY_LOOKUP_AFTER = """    SELECT k.id, k.organization_id, k.published_only, k.instance_admin,
+           coalesce(k.capabilities, r.capabilities, '[]') AS capabilities,
+           k.last_used_at IS NULL
+             OR k.last_used_at < now() - make_interval(secs => key_resolution_secs) AS due
+    INTO api_key
+    FROM api_keys k LEFT JOIN cms_organization_roles r
+      ON r.organization_id = k.organization_id AND r.name = k.role
+    WHERE k.key_hash = credential_digest AND k.revoked_at IS NULL
+      AND (k.expires_at IS NULL OR k.expires_at > now());
+    IF NOT FOUND THEN
+      RAISE EXCEPTION USING ERRCODE = 'CM001', MESSAGE = 'invalid, revoked or expired API key';
+    END IF;
+    IF api_key.due THEN
+      UPDATE api_keys a SET last_used_at = now()
+      FROM (SELECT id FROM api_keys WHERE id = api_key.id FOR UPDATE SKIP LOCKED) free
+      WHERE a.id = free.id;
+    END IF;
+"""
+# The key branch's lookup: from its first statement to its organization check.
+_START = FORMER_AUTHENTICATE.index("    WITH k AS (")
+_END = FORMER_AUTHENTICATE.index("    IF requested_org IS NOT NULL AND requested_org <> api_key")
+AUTHENTICATE = (
+    FORMER_AUTHENTICATE[:_START] + _KEY_LOOKUP_AFTER + FORMER_AUTHENTICATE[_END:]
+).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+
 
 def upgrade() -> None:
+    op.execute(AUTHENTICATE)
     op.execute(READ)
     op.execute(OPEN_KNOWN_REQUEST)
 
@@ -102,6 +139,7 @@ def downgrade() -> None:
         "DROP FUNCTION cms_open_known_request(text, text, uuid, integer, text[], boolean, integer,"
         " text, boolean, text)"
     )
+    op.execute(FORMER_AUTHENTICATE.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
     op.execute(
         "DROP FUNCTION cms_read(text, text, uuid, integer, text[], boolean, integer, text,"
         " text, text, text[])"
