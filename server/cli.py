@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from server import cli_admin, migrate
-from server.config import DEMO_URL_VARIABLE, PROJECT_ROOT, ConfigError, Settings
+from server.config import DEMO_URL_VARIABLE, PROJECT_ROOT, ConfigError, Settings, serve_address
 from server.embedded import start_embedded
 from server.errors import CMSError
 
@@ -56,8 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="command")
 
     serve = commands.add_parser("serve", help="run the API server")
-    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    # Defaults from HOST and PORT, read in `_serve`, so a bad value is one line naming it.
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(command=_serve)
 
@@ -89,6 +90,9 @@ def resolve_settings() -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    host, port = serve_address(os.environ)
+    args.host = host if args.host is None else args.host
+    args.port = port if args.port is None else args.port
     embedded = Settings.from_env().embedded
     resolve_settings()
     # The demo (server/demo.py) belongs to the zero-config quick start alone: with a database
