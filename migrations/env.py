@@ -19,9 +19,7 @@ config = context.config
 def _url() -> str:
     url = config.attributes.get("url") or Settings.from_env().database_url
     if not url:
-        raise SystemExit(
-            "DATABASE_URL: is required to run migrations (or use `python -m server db`)"
-        )
+        raise SystemExit("DATABASE_URL: is required to run migrations (or use `content-api db`)")
     return sqlalchemy_url(url)
 
 

@@ -1,4 +1,4 @@
-"""The command line: `python -m server <command>`.
+"""The command line: `content-api <command>` (`.venv/bin/content-api`; `python -m server` alike).
 
     serve [--host H] [--port P] [--workers N]   the API (unconfigured: embedded PostgreSQL and a demo)
     db migrate                                  apply pending migrations
@@ -7,7 +7,7 @@
     db status                                   current and head revision, and any drift
     db start                                    docker compose up -d (PostgreSQL + Mailpit)
     org create / apikey create|revoke / user create   bootstrap (see `server.cli_admin`)
-    schema print [-o FILE]                      the GraphQL SDL, for client code generators
+    schema print [-o FILE] [--database]         the GraphQL SDL, for client code generators
 
 A bad setting or an unreachable database ends the command with one line naming the problem.
 """
@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from server import cli_admin, migrate
-from server.config import DEMO_URL_VARIABLE, PROJECT_ROOT, ConfigError, Settings
+from server.config import DEMO_URL_VARIABLE, PROJECT_ROOT, ConfigError, Settings, serve_address
 from server.embedded import start_embedded
 from server.errors import CMSError
 
@@ -52,12 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="content-api", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(required=True, metavar="command")
 
     serve = commands.add_parser("serve", help="run the API server")
-    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    # Defaults from HOST and PORT, read in `_serve`, so a bad value is one line naming it.
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(command=_serve)
 
@@ -89,6 +90,9 @@ def resolve_settings() -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    host, port = serve_address(os.environ)
+    args.host = host if args.host is None else args.host
+    args.port = port if args.port is None else args.port
     embedded = Settings.from_env().embedded
     resolve_settings()
     # The demo (server/demo.py) belongs to the zero-config quick start alone: with a database
@@ -154,15 +158,36 @@ def _db_status(args: argparse.Namespace) -> int:
     print(f"current revision: {current or '(none)'}")
     print(f"head revision:    {head}")
     if current != head:
-        print("pending migrations: run `python -m server db migrate`")
+        print("pending migrations: run `content-api db migrate`")
     for change in drift:
         print("drift:", change)
     return 0 if current == head and not drift else 1
 
 
 def _db_start(args: argparse.Namespace) -> int:
-    docker = shutil.which("docker")
-    if docker is None:
-        raise ConfigError("docker", "the docker command is not installed; `db start` needs Docker")
-    command = [docker, "compose", "up", "-d", "postgres", "mailpit"]
+    command = [*_compose(), "up", "-d", "postgres", "mailpit"]
     return subprocess.call(command, cwd=PROJECT_ROOT)  # noqa: S603 (a fixed command)
+
+
+def _compose() -> list[str]:
+    """The Docker Compose v2 command: the `docker compose` plugin, else a standalone binary.
+
+    Without the plugin, `docker compose up -d` fails with `unknown shorthand flag: 'd'`, which
+    does not say what is missing; this says it.
+    """
+    docker = shutil.which("docker")
+    if docker is not None:
+        probe = [docker, "compose", "version"]
+        found = subprocess.run(probe, capture_output=True, timeout=30, check=False)  # noqa: S603
+        if found.returncode == 0:
+            return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    if standalone is not None:
+        return [standalone]
+    if docker is None:
+        raise ConfigError("docker", "not installed; `db start` needs Docker with Compose v2")
+    raise ConfigError(
+        "docker compose",
+        "the Compose plugin is not installed; install Docker Compose v2 (the package"
+        " docker-compose-plugin from Docker's apt repository, or Docker Desktop)",
+    )

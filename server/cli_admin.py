@@ -5,9 +5,12 @@
                   [--published-only] [--expires-in-days N]
     apikey revoke --org SLUG --id ID
     user create --email E --name N [--password P] [--org SLUG --role ROLE] [--instance-role ROLE]
+    schema print [-o FILE] [--database]
 
 Each command migrates the database first and runs in one transaction. The value a script wants (an
 id, or an API key's secret) is printed alone on the last line of stdout, so `tail -n 1` takes it.
+`schema print` alone reads `SCHEMA_DIR` and needs no database (a frontend's CI generates its types
+from it); with `--database` it prints what the server serves, run-time registrations included.
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from server.config import Settings
 from server.db import Tx
 from server.errors import InvalidInputError, NotFoundError
 from server.organizations import Organization
 from server.postgres import PostgresAdapter
 from server.profiles import INSTANCE_ROLES
+from server.schema_parser import load_schema_dir
+from server.schema_types import Registry
 
 PASSWORD_ENV = "CMS_PASSWORD"  # noqa: S105 (the name of an environment variable)
 # Recorded as `created_by` for what the command line creates.
@@ -90,8 +96,10 @@ def register(commands: Any, *, database_url: Callable[[], str]) -> None:
     )
     create.add_argument("--org", metavar="SLUG", help="make the user a member (with --role)")
     create.add_argument("--role", help="the member's role in --org")
+    # No default: an instance role reaches beyond any one organization, so it is given only when
+    # asked for (a user without one is only what their memberships make them).
     create.add_argument(
-        "--instance-role", default="editor", help=f"one of {', '.join(INSTANCE_ROLES)}"
+        "--instance-role", help=f"one of {', '.join(INSTANCE_ROLES)} (default: none)"
     )
     command(create, _user_create)
 
@@ -100,7 +108,12 @@ def register(commands: Any, *, database_url: Callable[[], str]) -> None:
     )
     printer = schema.add_parser("print", help="write the current SDL (for client code generators)")
     printer.add_argument("--output", "-o", help="a file to write instead of standard output")
-    command(printer, _schema_print)
+    printer.add_argument(
+        "--database",
+        action="store_true",
+        help="the types the database holds (SCHEMA_DIR synced in first), not SCHEMA_DIR alone",
+    )
+    printer.set_defaults(command=partial(_schema_print, database_url))
 
 
 def _run(database_url: Callable[[], str], handler: Handler, args: argparse.Namespace) -> int:
@@ -195,24 +208,38 @@ async def _user_create(adapter: PostgresAdapter, args: argparse.Namespace) -> No
     async with adapter.system_context() as tx:
         org = await _organization(adapter, tx, args.org) if args.org else None
         user = await adapter.create_user(tx, email=args.email, name=args.name, password=password)
-        profile = await adapter.create_user_profile(tx, user_id=user.id, role=args.instance_role)
+        if args.instance_role is not None:
+            await adapter.create_user_profile(tx, user_id=user.id, role=args.instance_role)
         if org is not None:
             await adapter.add_member(tx, organization_id=org.id, user_id=user.id, role=args.role)
-    membership = f", {args.role} of {org.slug}" if org else ""
-    print(f"created user {user.email} (instance role {profile.role}{membership})")
+    traits = [f"instance role {args.instance_role}"] if args.instance_role else []
+    if org is not None:
+        traits.append(f"{args.role} of {org.slug}")
+    print(f"created user {user.email} ({', '.join(traits) or 'no organization, no instance role'})")
     print(user.id)
 
 
-async def _schema_print(adapter: PostgresAdapter, args: argparse.Namespace) -> None:
-    from server.config import Settings
+def _schema_print(database_url: Callable[[], str], args: argparse.Namespace) -> int:
+    if args.database:
+        return _run(database_url, _schema_print_stored, args)
+    _write_sdl(load_schema_dir(Settings.from_env().schema_dir), args.output)
+    return 0
+
+
+async def _schema_print_stored(adapter: PostgresAdapter, args: argparse.Namespace) -> None:
     from server.content_model import ContentModel
-    from server.graphql.schema import build_schema
 
     model = ContentModel(adapter, adapter.instance_transaction)
-    await model.sync_dir(Settings.from_env().schema_dir)
-    sdl = build_schema(model.registry).schema.as_str() + "\n"
-    if args.output:
-        await asyncio.to_thread(Path(args.output).write_text, sdl, encoding="utf-8")
+    registry = await model.sync_dir(Settings.from_env().schema_dir)
+    await asyncio.to_thread(_write_sdl, registry, args.output)
+
+
+def _write_sdl(registry: Registry, output: str | None) -> None:
+    from server.graphql.schema import build_schema
+
+    sdl = build_schema(registry).schema.as_str() + "\n"
+    if output:
+        Path(output).write_text(sdl, encoding="utf-8")
     else:
         sys.stdout.write(sdl)
 

@@ -157,6 +157,12 @@ def _int(
     return value
 
 
+def serve_address(env: Mapping[str, str]) -> tuple[str, int]:
+    """`serve`'s defaults for `--host` and `--port`: `HOST` and `PORT`, else 127.0.0.1:8000."""
+    host = env.get("HOST", "").strip() or "127.0.0.1"
+    return host, _port("PORT", env.get("PORT", "").strip() or "8000")
+
+
 def _port(name: str, raw: str) -> int:
     try:
         value = int(raw)

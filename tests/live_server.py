@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -44,6 +45,26 @@ def require_tool(available: bool, what: str, how: str) -> None:
     if os.environ.get("CI", "").lower() not in ("", "0", "false"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_node_packages(directory: Path, package: str) -> str:
+    """The `node` binary, once `directory` (a folder under tests/) has `package` installed."""
+    node = shutil.which("node")
+    require_tool(node is not None, "node", "install Node.js 18+ with npm")
+    folder = directory.relative_to(PROJECT_ROOT)
+    require_tool(
+        (directory / "node_modules" / package).is_dir(),
+        f"{folder}/node_modules",
+        f"run `npm ci --prefix {folder}` (scripts/install does when node is present)",
+    )
+    assert node is not None
+    return node
+
+
+async def owner_key(env: Mapping[str, str], slug: str) -> str:
+    """A new organization `slug` and an owner API key for it, made with the CLI; the secret."""
+    await cli(env, "org", "create", "--name", slug.title(), "--slug", slug)
+    return await cli(env, "apikey", "create", "--org", slug, "--role", "owner")
 
 
 def free_port() -> int:

@@ -205,3 +205,35 @@ async def test_bad_input_is_one_error_line(
         assert await tx.fetchval("SELECT count(*) FROM cms_user_profiles") == 0
         assert await tx.fetchval("SELECT count(*) FROM api_keys") == 0
         assert await tx.fetchval("SELECT count(*) FROM cms_organizations") == 1
+
+
+async def test_a_user_gets_no_instance_role_unless_asked(
+    db_url: str, adapter: PostgresAdapter
+) -> None:
+    assert (await cli(db_url, "org", "create", "--name", "Acme", "--slug", "acme")).code == 0
+    member = await cli(
+        db_url, *shlex.split(f"{NEW_USER} --org acme --role viewer"), password="long-enough"
+    )
+    assert member.code == 0, member
+    assert "(viewer of acme)" in member.stdout[0]
+    async with adapter.instance_transaction() as tx:
+        assert await adapter.find_user_profile(tx, user_id=member.last) is None
+        _, token = await adapter.sign_in(tx, email="a@example.com", password="long-enough")
+        signed_in = await authenticate(
+            tx, authorization=f"Bearer {token}", organization_header=None
+        )
+    # Only what the membership gives: a viewer, not an instance-wide role.
+    assert signed_in.capabilities == BUILT_IN_ROLES["viewer"]
+    assert not signed_in.instance_admin
+
+    editor = await cli(
+        db_url,
+        *shlex.split("user create --email b@example.com --name B --instance-role editor"),
+        password="long-enough",
+    )
+    assert editor.code == 0, editor
+    assert "(instance role editor)" in editor.stdout[0]
+    async with adapter.instance_transaction() as tx:
+        profile = await adapter.find_user_profile(tx, user_id=editor.last)
+    assert profile is not None
+    assert profile.role == "editor"

@@ -1,26 +1,77 @@
-"""`schema print` writes the SDL that the server serves."""
+"""`schema print` writes the SDL that the server serves: from `SCHEMA_DIR` alone with no database (a
+frontend's CI generates its types that way), or from the database with `--database`."""
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
-def test_schema_print_writes_the_sdl(db_url: str, tmp_path: Path) -> None:
-    out = tmp_path / "schema.graphql"
-    env = {**os.environ, "DATABASE_URL": db_url}
-    result = subprocess.run(
-        [sys.executable, "-m", "server", "schema", "print", "-o", str(out)],
+from server.config import PROJECT_ROOT
+from server.postgres import PostgresAdapter
+from server.schema_parser import parse_schema_type
+from tests.live_server import server_env
+
+NOTE = {"type": "document", "name": "note", "fields": [{"name": "text", "type": "string"}]}
+
+
+def schema_print(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", "schema", "print", *args],
         env=env,
+        cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+@pytest.mark.parametrize(
+    "database",
+    [
+        pytest.param({}, id="none configured"),
+        pytest.param({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, id="unreachable"),
+    ],
+)
+def test_schema_print_reads_the_schema_dir_without_a_database(
+    tmp_path: Path, database: dict[str, str]
+) -> None:
+    schema_dir = tmp_path / "schema"
+    schema_dir.mkdir()
+    (schema_dir / "note.json").write_text(json.dumps(NOTE))
+    data_dir = tmp_path / "data"
+    env = server_env(data_dir, SCHEMA_DIR=str(schema_dir), **database)
+    result = schema_print(env)
     assert result.returncode == 0, result.stderr
-    sdl = out.read_text()
+    assert "type Note implements Document {" in result.stdout
+    assert "allNotePage(where: NoteWhereInput" in result.stdout
+    assert "type Post " not in result.stdout
+    # No embedded PostgreSQL was started for it.
+    assert not data_dir.exists()
+
+
+async def test_schema_print_database_adds_types_registered_at_run_time(
+    db_url: str, adapter: PostgresAdapter, tmp_path: Path
+) -> None:
+    env = server_env(tmp_path, DATABASE_URL=db_url)
+    from_dir = tmp_path / "from-dir.graphql"
+    assert schema_print(env, "-o", str(from_dir)).returncode == 0
+    served = tmp_path / "served.graphql"
+    first = schema_print(env, "--database", "-o", str(served))
+    assert first.returncode == 0, first.stderr
+    # With nothing registered at run time, both are the same schema.
+    assert served.read_text() == from_dir.read_text()
+    sdl = from_dir.read_text()
     assert "type Post implements Document {" in sdl
-    assert "allPostPage(where: PostWhereInput" in sdl
     assert "input AuthorReferenceFilter {" in sdl
+
+    async with adapter.instance_transaction() as tx:
+        await adapter.register_schema_type(tx, schema_type=parse_schema_type(NOTE))
+    again = schema_print(env, "--database")
+    assert again.returncode == 0, again.stderr
+    assert "type Note implements Document {" in again.stdout
+    assert "type Note " not in schema_print(env).stdout

@@ -542,6 +542,9 @@ COMMON = [
     '{ documents(type: "post", depth: 2, limit: 4) { totalDocs docs } }',
     "{ allAuthor(depth: 5) { name mentor { name mentor { name mentor { name mentor { name"
     " mentor { name id _resolved } } } } } } }",
+    # A stub has no `id` (client caches would take it for the document) and its target in `_ref`.
+    "{ allAuthor(depth: 0) { id _id _ref __typename mentor { id _id _ref __typename _resolved"
+    " status type name } } }",
 ]
 
 

@@ -88,15 +88,27 @@ def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("env", "variable"),
+    ("command", "env", "variable"),
     [
-        ({"PG_HOST": "h", "PG_USER": "u", "PG_DATABASE": "d", "PG_PORT": "x"}, "PG_PORT"),
-        ({"DATABASE_URL": "postgresql://u@h/d", "ENABLE_RLS": "perhaps"}, "ENABLE_RLS"),
+        (
+            "db status",
+            {"PG_HOST": "h", "PG_USER": "u", "PG_DATABASE": "d", "PG_PORT": "x"},
+            "PG_PORT",
+        ),
+        (
+            "db status",
+            {"DATABASE_URL": "postgresql://u@h/d", "ENABLE_RLS": "perhaps"},
+            "ENABLE_RLS",
+        ),
+        ("serve", {"PORT": "eighty"}, "PORT"),
+        ("serve", {"PORT": "0"}, "PORT"),
     ],
 )
-def test_cli_prints_one_line_and_no_traceback(env: dict[str, str], variable: str) -> None:
+def test_cli_prints_one_line_and_no_traceback(
+    command: str, env: dict[str, str], variable: str
+) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "server", "db", "status"],
+        [sys.executable, "-m", "server", *command.split()],
         env={"PATH": "/usr/bin:/bin", **env},
         capture_output=True,
         text=True,

@@ -15,7 +15,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from server.app import Services, create_app
-from server.config import Settings
+from server.config import PROJECT_ROOT, Settings
 from server.demo import DEMO_SLUG, KEY_FILE, prepare_demo
 from server.postgres import PostgresAdapter
 from tests.live_server import live_server, server_env
@@ -84,6 +84,26 @@ async def test_an_empty_instance_gets_the_demo_and_a_dev_key(services: Services)
     assert key is not None
     assert org is not None
     assert (key.organization_id, key.role, key.instance_admin) == (org.id, "owner", True)
+
+
+def readme_query() -> str:
+    """The README's example query (the first operation of its first `graphql` block)."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```graphql\n", 1)[1].split("```", 1)[0]
+    return block.split("\nmutation", 1)[0]
+
+
+async def test_the_readme_example_query_finds_demo_posts(services: Services) -> None:
+    demo = await prepare_demo(services, DEMO_URL)
+    assert demo is not None
+    body = await graphql(services, demo.key, readme_query())
+    data = body["data"]
+    assert isinstance(data, dict)
+    page = data["allPostPage"]
+    assert page["totalDocs"] >= 1
+    post = page["docs"][0]
+    assert post["author"]["name"] == "Grace Hopper"
+    assert post["author"]["mentor"] == {"name": "Ada Lovelace", "_resolved": True}
 
 
 async def test_a_restart_reuses_the_key_and_seeds_nothing_again(services: Services) -> None:

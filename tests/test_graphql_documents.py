@@ -158,14 +158,18 @@ async def test_depth_and_cycles_resolve_to_stubs(gql: GraphQLClient) -> None:
         {"id": cy, "m": {"mentor": {"_type": "reference", "_ref": cy}}},
     )
 
-    query = """query($id: ID!, $depth: Int) { author(id: $id, depth: $depth) {
-        name mentor { id name _resolved mentor { id name _resolved mentor { id _resolved } } } } }"""
+    query = """query($id: ID!, $depth: Int) { author(id: $id, depth: $depth) { name mentor {
+        id _ref name _resolved mentor { id _ref name _resolved mentor { id _resolved } } } } }"""
     deep = await gql.data(query, {"id": ada, "depth": 5})
     assert deep["author"]["mentor"]["name"] == "Bob"
     assert deep["author"]["mentor"]["_resolved"] is True
     # Bob's mentor is Ada again: a cycle, left as a stub.
+    # A stub's `id` is null, so that client caches never take it for the document; `_ref` holds
+    # the target's id.
+    assert deep["author"]["mentor"]["_ref"] == deep["author"]["mentor"]["id"] == bob
     assert deep["author"]["mentor"]["mentor"] == {
-        "id": ada,
+        "id": None,
+        "_ref": ada,
         "name": None,
         "_resolved": False,
         "mentor": None,
@@ -173,11 +177,13 @@ async def test_depth_and_cycles_resolve_to_stubs(gql: GraphQLClient) -> None:
 
     shallow = await gql.data(query, {"id": ada, "depth": 0})
     assert shallow["author"]["mentor"]["_resolved"] is False
-    assert shallow["author"]["mentor"]["id"] == bob
+    assert shallow["author"]["mentor"]["id"] is None
+    assert shallow["author"]["mentor"]["_ref"] == bob
 
     self_ref = await gql.data(query, {"id": cy, "depth": 5})
     assert self_ref["author"]["mentor"] == {
-        "id": cy,
+        "id": None,
+        "_ref": cy,
         "name": None,
         "_resolved": False,
         "mentor": None,
@@ -188,9 +194,15 @@ async def test_published_reads_never_show_drafts_through_references(gql: GraphQL
     hidden = await author(gql, "Draft author", publish=False)
     doc = await post(gql, "Public", author=hidden)
     result = await gql.data(
-        "query($id: ID!) { post(id: $id, depth: 3) { author { id name _resolved } } }", {"id": doc}
+        "query($id: ID!) { post(id: $id, depth: 3) { author { id _ref name _resolved } } }",
+        {"id": doc},
     )
-    assert result["post"]["author"] == {"id": hidden, "name": None, "_resolved": False}
+    assert result["post"]["author"] == {
+        "id": None,
+        "_ref": hidden,
+        "name": None,
+        "_resolved": False,
+    }
     draft = await gql.data(
         'query($id: ID!) { post(id: $id, perspective: "draft") { author { name _resolved } } }',
         {"id": doc},

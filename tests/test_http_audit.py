@@ -6,7 +6,6 @@ fresh database, with an API key made by the CLI; every audit must pass, warnings
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,24 +16,16 @@ import pytest
 
 from server.config import PROJECT_ROOT
 from tests.conftest import GraphQLClient
-from tests.live_server import cli, live_server, require_tool, run, server_env
+from tests.live_server import live_server, owner_key, require_node_packages, run, server_env
 
 AUDIT_DIR = PROJECT_ROOT / "tests" / "http_audit"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
 async def test_graphql_http_audit_passes_without_warnings(db_url: str, tmp_path: Path) -> None:
-    node = shutil.which("node")
-    require_tool(node is not None, "node", "install Node.js 18+ to run the graphql-http audit")
-    require_tool(
-        (AUDIT_DIR / "node_modules" / "graphql-http").is_dir(),
-        "tests/http_audit/node_modules",
-        "run `npm ci --prefix tests/http_audit` (scripts/install does when node is present)",
-    )
-    assert node is not None
+    node = require_node_packages(AUDIT_DIR, "graphql-http")
     env = server_env(tmp_path, DATABASE_URL=db_url)
-    await cli(env, "org", "create", "--name", "Audit", "--slug", "audit")
-    key = await cli(env, "apikey", "create", "--org", "audit", "--role", "owner")
+    key = await owner_key(env, "audit")
     serve = (sys.executable, "-m", "server", "serve")
     async with live_server(env, serve) as server:
         code, report = await run(

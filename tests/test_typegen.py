@@ -25,12 +25,14 @@ def block(sdl: str, header: str) -> str:
 def test_document_types_implement_the_interface_with_nullable_content(sdl: str) -> None:
     post = block(sdl, "type Post implements Document")
     for line in (
-        "id: ID!",
+        "id: ID",
         "status: String!",
         "revision: Int!",
         "hasUnpublishedChanges: Boolean!",
         "_resolved: Boolean!",
         "_raw: JSON",
+        "_id: ID",
+        "_ref: ID!",
         "title: String",
         "views: Int",
         "rating: Float",

@@ -520,15 +520,21 @@ def document_instance(out: GeneratedTypes, doc: dict[str, Any]) -> Any:
         hasUnpublishedChanges=bool(meta.get("hasUnpublishedChanges")),
         _resolved=True,
         _raw=doc,
+        _id=doc["id"],
+        _ref=doc["id"],
         **values,
     )
 
 
 def stub_instance(out: GeneratedTypes, type_name: str, reference: dict[str, Any]) -> Any:
-    """A reference that was not followed: id and type, `_resolved: false`, no content."""
+    """A reference that was not followed: `_ref` and type, `_resolved: false`, no content.
+
+    Its `id` is null, so that client caches never take it for the document (`types.Document`).
+    """
     shape = out.shapes[type_name]
     return shape.cls(
-        id=reference["_ref"],
+        id=None,
+        _ref=reference["_ref"],
         type=type_name,
         status="unresolved",
         revision=0,

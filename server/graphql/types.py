@@ -17,7 +17,12 @@ from server.graphql.scalars import JSON
 
 @strawberry.interface(description="Fields every document has, whatever its type.")
 class Document:
-    id: strawberry.ID
+    # A stub's `id` is null: normalized client caches (Apollo's InMemoryCache, urql's graphcache)
+    # key objects by `__typename` and `id` (or `_id`), so a stub with its target's id would be
+    # merged into the full document. Its target's id is in `_ref`.
+    id: strawberry.ID | None = strawberry.field(
+        description="the document's id; null on a reference stub (see `_ref`)"
+    )
     type: str
     status: str = strawberry.field(
         description='"draft" or "published"; "unresolved" on a reference stub'
@@ -35,6 +40,14 @@ class Document:
     )
     _raw: JSON | None = strawberry.field(
         default=None, name="_raw", description="the document as the local API returns it"
+    )
+    _id: strawberry.ID | None = strawberry.field(
+        default=None, name="_id", description="the same as `id`: null on a reference stub"
+    )
+    _ref: strawberry.ID = strawberry.field(
+        default="",
+        name="_ref",
+        description="the document's id, on a reference stub too (the id of its target)",
     )
 
 

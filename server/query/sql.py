@@ -11,9 +11,9 @@ side, so one round trip answers the whole operation. The rules are those of the 
 - A reference at remaining depth > 0 is a correlated subquery on `cms_documents` by the guarded id
   and the perspective (its type checked in the select list), excluding the ids already on its path
   from the root (they are columns in scope: no recursion). No row (absent, hidden by RLS or the
-  perspective, on a cycle, of another type, or depth exhausted) gives the stub: `id`, the first
-  target's type, `_resolved: false`, nulls. References are followed only where the selection
-  reads them.
+  perspective, on a cycle, of another type, or depth exhausted) gives the stub: `_ref`, the first
+  target's type, `_resolved: false`, nulls (`id` too: client caches must not take it for the
+  document). References are followed only where the selection reads them.
 - JSON fields and `_raw` use `cms_inline` / `cms_render` (migration 0005), which apply the same
   rules to JSON of any shape.
 
@@ -66,6 +66,8 @@ _DOCUMENT_FIELDS = (
     "hasUnpublishedChanges",
     "_resolved",
     "_raw",
+    "_id",
+    "_ref",
 )
 
 
@@ -275,6 +277,8 @@ class SelectionCompiler:
             ),
             "_resolved": "true",
             "_raw": render(a, scope),
+            "_id": f"{a}.id",
+            "_ref": f"{a}.id",
         }
         return self.fields(
             graphql_name(type_name),
@@ -286,11 +290,14 @@ class SelectionCompiler:
         )
 
     def stub(self, type_name: str, fields: Fields, value: str) -> str:
-        """A reference that is not followed: its id, the first target's type, no content."""
+        """A reference that is not followed: `_ref`, the first target's type, no content.
+
+        Its `id` and `_id` are null, so that client caches never take it for the document.
+        """
         fixed = dict.fromkeys(_DOCUMENT_FIELDS, "NULL")
         fixed.update(
             {
-                "id": f"{value}->'_ref'",
+                "_ref": f"{value}->'_ref'",
                 "type": literal(type_name),
                 "status": "'unresolved'",
                 "revision": "0",
