@@ -115,6 +115,13 @@ def render(row: DocumentRow, data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _declared(schema_type: SchemaType, data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` without the keys the type does not declare (after a schema change, or stored before
+    system keys were refused at the top level)."""
+    declared = {field.name for field in schema_type.fields}
+    return {key: value for key, value in data.items() if key in declared}
+
+
 def parse_id(value: object, path: str = "id") -> uuid.UUID:
     if isinstance(value, uuid.UUID):
         return value
@@ -359,12 +366,7 @@ class Collection:
         if not isinstance(data, Mapping):
             raise InvalidInputError("data must be an object", path="data")
         current = await self._locked(ctx, id)
-        declared = {field.name for field in schema_type.fields}
-        merged = {
-            key: value
-            for key, value in (current.draft_data or {}).items()
-            if key in declared or key.startswith("_")
-        }
+        merged = _declared(schema_type, current.draft_data or {})
         for key, value in data.items():
             if value is None:
                 merged.pop(key, None)

@@ -1,8 +1,10 @@
 """Document data checked against its type: structure on every save, content rules on publish.
 
 Structural checks run on drafts too, because a draft with a wrong shape would break every reader:
-unknown keys (keys starting with `_`, such as `_key` and `_type`, are always allowed), and the shape of
-each value. Content rules (required, min/max, integer, regex, allowed values, date / datetime / url /
+unknown keys (below the top level, keys starting with `_`, such as `_key` and `_type`, are always
+allowed; at the top level they are refused, since the engine gives them meaning there), `_type`,
+`_key` and `_ref` that are not strings (anywhere, rich text included), and the shape of each value.
+Content rules (required, min/max, integer, regex, allowed values, date / datetime / url /
 slug formats) only block publishing, since drafts are work in progress.
 
 Stored shapes:
@@ -14,8 +16,8 @@ Stored shapes:
     array       [item, ...]; object-like items carry `_type` when the array has several item types
 
 Every problem is reported with a path (`seo.title`, `categories[1]`, `body[2].caption`) and a rule:
-`type`, `unknown`, `key` (duplicate `_key`), `required`, `min`, `max`, `integer`, `regex`, `list`,
-`date`, `datetime`, `url`, `slug`.
+`type`, `unknown`, `reserved` (a system key at the top level), `key` (duplicate `_key`), `required`,
+`min`, `max`, `integer`, `regex`, `list`, `date`, `datetime`, `url`, `slug`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ _DATETIME = re.compile(
 _SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _IMAGE_KEYS = frozenset({"asset", "alt", "caption", "hotspot", "crop"})
 _FILE_KEYS = frozenset({"asset", "alt", "caption"})
+# The system keys the engine reads wherever they appear in data (`server/references.py`).
+_SYSTEM_STRINGS = frozenset({"_type", "_key", "_ref"})
 
 
 def validate_document(registry: Registry, type_name: str, data: object, *, publish: bool) -> None:
@@ -76,7 +80,11 @@ def document_problems(
     schema_type = _document_type(registry, type_name)
     checker = _Checker(registry, publish=publish)
     if isinstance(data, dict):
+        for key in data:
+            if isinstance(key, str) and key.startswith("_"):
+                checker.add(key, "reserved", f"'{key}' is a system key, not document content")
         checker.fields(schema_type.fields, data, "")
+        checker.system_keys(data, "", {p["path"] for p in checker.problems})
     else:
         checker.add("", "type", "the document data must be an object")
     return checker.problems
@@ -273,6 +281,21 @@ class _Checker:
                 self.add(_join(path, "_type"), "type", "is required on rich-text blocks")
         else:
             self.value(match, value, path)
+
+    def system_keys(self, value: Any, path: str, reported: set[str]) -> None:
+        """`_type`, `_key` and `_ref` are strings wherever they appear, rich text included (the
+        paths in `reported` already have a problem)."""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                at = _join(path, key)
+                if key in _SYSTEM_STRINGS and not isinstance(item, str):
+                    if at not in reported:
+                        self.add(at, "type", "must be a string")
+                else:
+                    self.system_keys(item, at, reported)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self.system_keys(item, f"{path}[{i}]", reported)
 
     def no_other_keys(self, value: dict[str, Any], allowed: frozenset[str], path: str) -> None:
         for key in value:

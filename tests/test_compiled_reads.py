@@ -267,6 +267,10 @@ async def corpus(gql: GraphQLClient) -> Corpus:
             "publishedDate": "2025-13-01T10:00:00Z",
             "views": 2.5,
             "author": "not an object",
+            # System keys stored before they were checked: never a reference, never a crash.
+            "_ref": posts[0],
+            "body": [{"_type": "block", "children": [{"_type": [], "_ref": posts[1]}]}],
+            "seo": {"_type": {"a": 1}, "title": "S"},
         },
     )
 
@@ -306,7 +310,15 @@ async def corpus(gql: GraphQLClient) -> Corpus:
         gql,
         page,
         "published_data",
-        {"sections": [{"_type": "hero", "heading": 5}, {"_type": "unknown"}, "x", {"_key": "k"}]},
+        {
+            "sections": [
+                {"_type": "hero", "heading": 5},
+                {"_type": "unknown"},
+                "x",
+                {"_key": "k"},
+                {"_type": ["hero"], "heading": "List"},
+            ]
+        },
     )
     for n, (target, items) in enumerate(
         [
