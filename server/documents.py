@@ -31,7 +31,9 @@ DOCUMENT_COLUMNS = (
 )
 
 # After the locking statement: write the version, prune old draft versions beyond the retention, and
-# bring the plane's reference index up to date. One round trip; the CTEs touch disjoint rows.
+# bring the plane's reference index up to date. One round trip; the CTEs touch disjoint rows. It also
+# finds the references whose target the writer can read but whose type the field does not take; the
+# caller then raises, and the transaction (the request's unit of work) is rolled back.
 _AFTER_WRITE = """
 WITH version AS (
     INSERT INTO cms_document_versions
@@ -63,8 +65,15 @@ WITH version AS (
     SELECT $1, $7, n.path, a.id, $2, $11
       FROM unnest($9::text[], $10::uuid[]) AS n(path, asset) JOIN cms_assets a ON a.id = n.asset
     ON CONFLICT (document_id, plane, field_path) DO UPDATE SET asset_id = EXCLUDED.asset_id
+), wrong AS (
+    SELECT n.path, d.type, n.allowed, n.at
+      FROM unnest($12::text[], $13::uuid[], $14::text[]) WITH ORDINALITY AS n(path, ref, allowed, at)
+      JOIN cms_documents d ON d.id = n.ref
+     WHERE d.type <> ALL(string_to_array(n.allowed, ','))
 )
-SELECT version_number FROM version
+SELECT (SELECT version_number FROM version) AS version_number,
+       (SELECT json_agg(json_build_object('path', path, 'type', type, 'allowed', allowed)
+                        ORDER BY at) FROM wrong) AS wrong
 """
 
 # Unpublishing empties the published plane of the reference index.
@@ -115,6 +124,8 @@ class References:
 
     documents: tuple[uuid.UUID, ...] = ()
     assets: tuple[tuple[str, uuid.UUID], ...] = ()
+    # Each document reference as (path, id, the types its field takes): checked when written.
+    targets: tuple[tuple[str, uuid.UUID, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -303,7 +314,7 @@ class DocumentStore:
         references: References,
     ) -> None:
         plane = "published" if event == "publish" else "draft"
-        await tx.fetchval(
+        row = await tx.fetchrow(
             _AFTER_WRITE,
             document.id,
             document.organization_id,
@@ -316,7 +327,13 @@ class DocumentStore:
             [path for path, _ in references.assets],
             [asset for _, asset in references.assets],
             document.type,
+            [path for path, _, _ in references.targets],
+            [ref for _, ref, _ in references.targets],
+            [",".join(to) for _, _, to in references.targets],
         )
+        assert row is not None
+        if row["wrong"]:
+            _refuse_targets(document.type, row["wrong"])
 
     async def _explain_missing_write(
         self, tx: Tx, id: uuid.UUID, expected_revision: int | None
@@ -341,6 +358,21 @@ class DocumentStore:
                 current_revision=row["revision"],
             )
         raise InvalidInputError(f"document {id} cannot be written")
+
+
+def _refuse_targets(type_name: str, wrong: list[dict[str, str]]) -> None:
+    problems = [
+        {
+            "path": w["path"],
+            "rule": "reference",
+            "message": f"refers to a {w['type']} document; it takes {' or '.join(w['allowed'].split(','))}",
+        }
+        for w in wrong
+    ]
+    summary = "; ".join(f"{p['path']}: {p['message']}" for p in problems)
+    raise InvalidInputError(
+        f"invalid {type_name} document: {summary}", path=problems[0]["path"], errors=problems
+    )
 
 
 def _version(row: asyncpg.Record) -> Version:

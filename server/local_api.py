@@ -37,7 +37,7 @@ from server.queries import (
 )
 from server.references import resolve_references
 from server.schema_types import Registry, SchemaType
-from server.validation import asset_ids, reference_ids, validate_document
+from server.validation import asset_ids, reference_targets, validate_document
 
 if TYPE_CHECKING:
     from server.assets_api import AssetsAPI
@@ -304,13 +304,15 @@ class Collection:
         return document, content_hash(document), self._references(ctx, document)
 
     def _references(self, ctx: Context, data: Mapping[str, Any]) -> References:
-        documents = dict.fromkeys(
-            uuid.UUID(ref) for _, ref in reference_ids(ctx.registry, self.type_name, data)
+        targets = tuple(
+            (path, uuid.UUID(ref), to)
+            for path, ref, to in reference_targets(ctx.registry, self.type_name, data)
         )
         assets = tuple(
             (path, uuid.UUID(ref)) for path, ref in asset_ids(ctx.registry, self.type_name, data)
         )
-        return References(documents=tuple(documents), assets=assets)
+        documents = tuple(dict.fromkeys(ref for _, ref, _ in targets))
+        return References(documents=documents, assets=assets, targets=targets)
 
     async def create(
         self,

@@ -96,12 +96,25 @@ def reference_ids(registry: Registry, type_name: str, data: object) -> list[tupl
     Only values the schema declares as references count; values of the wrong shape are skipped, and
     so is the content of rich-text blocks.
     """
-    return [(path, ref) for kind, path, ref in _links(registry, type_name, data) if kind == "ref"]
+    return [(path, ref) for path, ref, _ in reference_targets(registry, type_name, data)]
+
+
+def reference_targets(
+    registry: Registry, type_name: str, data: object
+) -> list[tuple[str, str, tuple[str, ...]]]:
+    """`reference_ids` with the document types each reference may point at (its field's `to`)."""
+    return [
+        (path, ref, to)
+        for kind, path, ref, to in _links(registry, type_name, data)
+        if kind == "ref"
+    ]
 
 
 def asset_ids(registry: Registry, type_name: str, data: object) -> list[tuple[str, str]]:
     """The image and file assets in `data`, as (path of the image or file value, asset id)."""
-    return [(path, ref) for kind, path, ref in _links(registry, type_name, data) if kind == "asset"]
+    return [
+        (path, ref) for kind, path, ref, _ in _links(registry, type_name, data) if kind == "asset"
+    ]
 
 
 class _Checker:
@@ -315,7 +328,10 @@ def _match_item(items: tuple[Field, ...], value: dict[str, Any]) -> Field | None
     return next((item for item in items if item.is_block), None)
 
 
-def _links(registry: Registry, type_name: str, data: object) -> Iterator[tuple[str, str, str]]:
+Link = tuple[str, str, str, tuple[str, ...]]  # kind ("ref" or "asset"), path, id, allowed types
+
+
+def _links(registry: Registry, type_name: str, data: object) -> Iterator[Link]:
     schema_type = _document_type(registry, type_name)
     if isinstance(data, dict):
         yield from _walk_fields(registry, schema_type.fields, data, "")
@@ -323,25 +339,29 @@ def _links(registry: Registry, type_name: str, data: object) -> Iterator[tuple[s
 
 def _walk_fields(
     registry: Registry, fields: tuple[Field, ...], data: dict[str, Any], path: str
-) -> Iterator[tuple[str, str, str]]:
+) -> Iterator[Link]:
     for f in fields:
         value = data.get(f.name)
         if value is not None:
-            yield from _walk(registry, f, value, _join(path, f.name))
+            yield from _walk(registry, f, value, _join(path, f.name), f.to)
 
 
-def _walk(registry: Registry, f: Field, value: Any, path: str) -> Iterator[tuple[str, str, str]]:
+def _walk(
+    registry: Registry, f: Field, value: Any, path: str, to: tuple[str, ...]
+) -> Iterator[Link]:
     if f.is_reference and isinstance(value, dict) and _is_uuid(value.get("_ref")):
-        yield "ref", path, value["_ref"]
+        yield "ref", path, value["_ref"], to
     elif f.is_asset and isinstance(value, dict):
         asset = value.get("asset")
         if isinstance(asset, dict) and _is_uuid(asset.get("_ref")):
-            yield "asset", path, asset["_ref"]
+            yield "asset", path, asset["_ref"], ()
     elif f.is_array and isinstance(value, list) and not f.is_scalar_array:
+        # The reference items of an array share one `_type`, so any of their targets will do.
+        targets = tuple(dict.fromkeys(t for item in f.of if item.is_reference for t in item.to))
         for i, item in enumerate(value):
             match = _match_item(f.of, item) if isinstance(item, dict) else None
             if match is not None and not match.is_block:
-                yield from _walk(registry, match, item, f"{path}[{i}]")
+                yield from _walk(registry, match, item, f"{path}[{i}]", targets)
     elif f.is_object and isinstance(value, dict):
         yield from _walk_fields(registry, registry.resolve(f), value, path)
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import GraphQLClient
-from tests.test_graphql_documents import post
+from tests.test_graphql_documents import author, post
 
 UPDATE_POST = """
 mutation($id: ID!, $data: JSON!) { updatePost(id: $id, data: $data) { id title revision } }"""
@@ -67,3 +67,68 @@ async def test_a_system_key_at_the_top_level_is_refused(gql: GraphQLClient, key:
     assert read["post"]["id"] == doc
     assert read["post"]["title"] == "D"
     assert key not in read["post"]["_raw"] or key == "_meta"
+
+
+# Reference targets
+
+CREATE_CATEGORY = 'mutation { createCategory(data: {title: "Cat"}, publish: true) { id } }'
+
+
+async def test_a_reference_to_a_document_of_another_type_is_refused(gql: GraphQLClient) -> None:
+    category = (await gql.data(CREATE_CATEGORY))["createCategory"]["id"]
+    ada = await author(gql, "Ada")
+    created = await gql(
+        'mutation($a: ID, $c: [ID!]) { createPost(data: {title: "x", author: $a,'
+        " categories: $c}) { id } }",
+        {"a": category, "c": [category]},
+    )
+    extensions = refusal(created)
+    assert extensions["code"] == "BAD_USER_INPUT"
+    assert extensions["field"] == "author"
+    assert [(e["path"], e["rule"]) for e in extensions["errors"]] == [("author", "reference")]
+    assert "category" in extensions["errors"][0]["message"]
+
+    doc = await post(gql, "P", author=ada, categories=[category])
+    for data, field in [
+        ({"author": {"_type": "reference", "_ref": category}}, "author"),
+        ({"categories": [{"_type": "reference", "_ref": ada, "_key": "k"}]}, "categories[0]"),
+        (
+            {
+                "related": [
+                    {"_type": "reference", "_ref": doc, "_key": "a"},
+                    {"_type": "reference", "_ref": ada, "_key": "b"},
+                ]
+            },
+            "related[1]",
+        ),
+    ]:
+        extensions = refusal(await gql(UPDATE_POST, {"id": doc, "data": data}))
+        assert (extensions["code"], extensions["field"]) == ("BAD_USER_INPUT", field)
+    read = await gql.data(
+        'query($id: ID!) { post(id: $id, perspective: "draft") { revision author { name }'
+        " categories { title } } }",
+        {"id": doc},
+    )
+    assert read["post"] == {
+        "revision": 1,
+        "author": {"name": "Ada"},
+        "categories": [{"title": "Cat"}],
+    }
+
+
+async def test_a_reference_to_an_unreadable_or_missing_document_is_kept(
+    gql: GraphQLClient,
+) -> None:
+    other = await gql.org_named("other")
+    other_key = await gql.key_for(other)
+    hidden = (await gql.data(CREATE_CATEGORY, key=other_key))["createCategory"]["id"]
+    missing = "4b1f1f3c-0000-4000-8000-000000000000"
+    doc = await post(gql, "P", author=hidden, categories=[missing])
+    read = await gql.data(
+        "query($id: ID!) { post(id: $id) { author { id _resolved } categories { id _resolved } } }",
+        {"id": doc},
+    )
+    assert read["post"] == {
+        "author": {"id": hidden, "_resolved": False},
+        "categories": [{"id": missing, "_resolved": False}],
+    }
