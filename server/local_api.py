@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from server.capabilities import DOCUMENT_WRITES
 from server.content_hash import content_hash
 from server.content_model import ContentModel
 from server.db import Tx
@@ -62,6 +63,8 @@ class Context:
     def require(self, capability: str) -> None:
         if self.capabilities is not None and capability not in self.capabilities:
             raise ForbiddenError(f"not allowed: this requires the '{capability}' capability")
+        if self.published_only and capability in DOCUMENT_WRITES:
+            raise ForbiddenError("not allowed: this key may read published content only")
 
     def perspective(self, requested: object) -> Perspective:
         perspective = check_perspective(requested)

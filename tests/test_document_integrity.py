@@ -132,3 +132,90 @@ async def test_a_reference_to_an_unreadable_or_missing_document_is_kept(
         "author": {"id": hidden, "_resolved": False},
         "categories": [{"id": missing, "_resolved": False}],
     }
+
+
+# Version history
+
+VERSIONS = """query($id: ID!) { documentVersions(id: $id) { totalVersions
+  versions { versionNumber eventType restoredFrom data } } }"""
+RESTORE = """mutation($id: ID!, $n: Int!) {
+  restoreDocumentVersion(id: $id, versionNumber: $n) { ... on Post { title revision } } }"""
+
+
+# Published-only keys and what an id gives away
+
+ID_OPERATIONS = [
+    "query($id: ID!) { documentVersions(id: $id) { totalVersions } }",
+    RESTORE.replace("$n: Int!", "$n: Int! = 1"),
+    "mutation($id: ID!) { updatePost(id: $id, data: {}) { id title } }",
+    "mutation($id: ID!) { publishPost(id: $id) { id title } }",
+    "mutation($id: ID!) { unpublishPost(id: $id) { id } }",
+    "mutation($id: ID!) { deletePost(id: $id) { success } }",
+]
+
+
+def answer(result: dict[str, Any], ids: dict[str, str]) -> str:
+    """The response with the ids replaced by their roles: what a caller learns from it."""
+    text = str(result)
+    for role, value in ids.items():
+        text = text.replace(value, role)
+    return text
+
+
+@pytest.mark.parametrize("operation", ID_OPERATIONS)
+async def test_what_a_caller_cannot_read_answers_as_an_absent_id(
+    gql: GraphQLClient, operation: str
+) -> None:
+    ids = {
+        "draft": await post(gql, "Draft", publish=False),
+        "published": await post(gql, "Published"),
+        "absent": "4b1f1f3c-0000-4000-8000-000000000000",
+    }
+    other = await gql.org_named("other")
+    other_key = await gql.key_for(other)
+    ids["other"] = (
+        await gql.data(
+            'mutation { createPost(data: {title: "Theirs", slug: "t"}, publish: true) { id } }',
+            key=other_key,
+        )
+    )["createPost"]["id"]
+    callers = {
+        "published-only owner": await gql.key_for(gql.org, published_only=True),
+        "published-only viewer": await gql.key_for(gql.org, role="viewer", published_only=True),
+        "owner": gql.key,
+    }
+    for caller, key in callers.items():
+        absent = answer(await gql(operation, {"id": ids["absent"]}, key=key), {"X": ids["absent"]})
+        hidden = ["other"] if caller == "owner" else ["draft", "published", "other"]
+        for role in hidden:
+            result = await gql(operation, {"id": ids[role]}, key=key)
+            assert answer(result, {"X": ids[role]}) == absent, (caller, role)
+    # Nothing was written by the callers that may not write.
+    read = await gql.data(
+        'query($id: ID!) { post(id: $id, perspective: "draft") { revision status } }',
+        {"id": ids["draft"]},
+    )
+    assert read["post"] is None or read["post"]["revision"] == 1
+
+
+async def test_a_published_only_key_cannot_write_documents(gql: GraphQLClient) -> None:
+    doc = await post(gql, "Draft only", publish=False)
+    public = await gql.key_for(gql.org, published_only=True)
+    result = await gql(UPDATE_POST, {"id": doc, "data": {}}, key=public)
+    assert refusal(result)["code"] == "FORBIDDEN"
+    assert "Draft only" not in str(result)
+    me = await gql.data("{ me { capabilities publishedOnly } }", key=public)
+    assert me["me"]["publishedOnly"] is True
+    assert not [
+        c for c in me["me"]["capabilities"] if c.startswith("document.") and c != "document.read"
+    ]
+    create_key = (
+        'mutation($c: [String!]) { createApiKey(name: "site", capabilities: $c,'
+        " publishedOnly: true) { secret } }"
+    )
+    refused = await gql(create_key, {"c": ["document.read", "document.update"]})
+    assert (refusal(refused)["code"], refusal(refused)["field"]) == (
+        "BAD_USER_INPUT",
+        "capabilities",
+    )
+    assert (await gql.data(create_key, {"c": ["document.read", "asset.upload"]}))["createApiKey"]
