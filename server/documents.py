@@ -37,8 +37,8 @@ DOCUMENT_COLUMNS = (
 _AFTER_WRITE = """
 WITH version AS (
     INSERT INTO cms_document_versions
-        (document_id, organization_id, version_number, event_type, data, created_by)
-    SELECT $1, $2, coalesce(max(version_number), 0) + 1, $3::version_event, $4, $5
+        (document_id, organization_id, version_number, event_type, data, created_by, restored_from)
+    SELECT $1, $2, coalesce(max(version_number), 0) + 1, $3::version_event, $4, $5, $15
       FROM cms_document_versions WHERE document_id = $1
     RETURNING version_number
 ), pruned AS (
@@ -132,10 +132,21 @@ class References:
 class Version:
     document_id: uuid.UUID
     version_number: int
-    event_type: str
+    event_type: str  # draft, publish or restore
     data: dict[str, Any]
     created_by: str | None
     created_at: datetime
+    restored_from: int | None = None  # the version a restore made the draft again
+
+
+def check_revision(document: DocumentRow, expected_revision: int | None) -> None:
+    """Raise `ConflictError` unless the (locked) document is at `expected_revision` (None: any)."""
+    if expected_revision is not None and expected_revision != document.revision:
+        raise ConflictError(
+            f"the document changed: expected revision {expected_revision},"
+            f" it is at {document.revision}",
+            current_revision=document.revision,
+        )
 
 
 class DocumentStore:
@@ -182,8 +193,12 @@ class DocumentStore:
         references: References,
         updated_by: str | None = None,
         expected_revision: int | None = None,
+        restored_from: int | None = None,
     ) -> DocumentRow:
-        """Replace the draft; a stale `expected_revision` raises ConflictError and changes nothing."""
+        """Replace the draft; a stale `expected_revision` raises ConflictError and changes nothing.
+
+        The version is a `restore` naming `restored_from` when given, else a `draft`.
+        """
         row = await tx.fetchrow(
             f"UPDATE cms_documents SET draft_data = $2, draft_hash = $3, updated_by = $4,"
             f" updated_at = now(), revision = revision + 1"
@@ -199,7 +214,10 @@ class DocumentStore:
             await self._explain_missing_write(tx, id, expected_revision)
         assert row is not None
         document = DocumentRow.from_record(row)
-        await self._after_write(tx, document, "draft", data, updated_by, references)
+        event = "draft" if restored_from is None else "restore"
+        await self._after_write(
+            tx, document, event, data, updated_by, references, restored_from=restored_from
+        )
         return document
 
     async def lock_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow:
@@ -225,12 +243,7 @@ class DocumentStore:
         expected_revision: int | None = None,
     ) -> DocumentRow:
         """Copy the (locked, validated) draft to the published plane and record a publish version."""
-        if expected_revision is not None and expected_revision != document.revision:
-            raise ConflictError(
-                f"the document changed: expected revision {expected_revision},"
-                f" it is at {document.revision}",
-                current_revision=document.revision,
-            )
+        check_revision(document, expected_revision)
         row = await tx.fetchrow(
             f"UPDATE cms_documents SET status = 'published', published_data = draft_data,"
             f" published_hash = $2, published_at = now(), updated_at = now(), updated_by = $3"
@@ -280,7 +293,7 @@ class DocumentStore:
         """Versions newest first, and how many there are in all."""
         rows = await tx.fetch(
             "SELECT document_id, version_number, event_type::text AS event_type, data, created_by,"
-            " created_at, count(*) OVER () AS total FROM cms_document_versions"
+            " created_at, restored_from, count(*) OVER () AS total FROM cms_document_versions"
             " WHERE document_id = $1 ORDER BY version_number DESC LIMIT $2 OFFSET $3",
             document_id,
             limit,
@@ -298,7 +311,8 @@ class DocumentStore:
     ) -> Version | None:
         row = await tx.fetchrow(
             "SELECT document_id, version_number, event_type::text AS event_type, data, created_by,"
-            " created_at FROM cms_document_versions WHERE document_id = $1 AND version_number = $2",
+            " created_at, restored_from FROM cms_document_versions"
+            " WHERE document_id = $1 AND version_number = $2",
             document_id,
             version_number,
         )
@@ -312,6 +326,8 @@ class DocumentStore:
         data: dict[str, Any],
         user: str | None,
         references: References,
+        *,
+        restored_from: int | None = None,
     ) -> None:
         plane = "published" if event == "publish" else "draft"
         row = await tx.fetchrow(
@@ -330,6 +346,7 @@ class DocumentStore:
             [path for path, _, _ in references.targets],
             [ref for _, ref, _ in references.targets],
             [",".join(to) for _, _, to in references.targets],
+            restored_from,
         )
         assert row is not None
         if row["wrong"]:
@@ -383,4 +400,5 @@ def _version(row: asyncpg.Record) -> Version:
         data=row["data"],
         created_by=row["created_by"],
         created_at=row["created_at"],
+        restored_from=row["restored_from"],
     )

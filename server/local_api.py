@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from server.capabilities import DOCUMENT_WRITES
 from server.content_hash import content_hash
 from server.content_model import ContentModel
 from server.db import Tx
-from server.documents import DocumentRow, References, Version
+from server.documents import DocumentRow, References, Version, check_revision
 from server.errors import ForbiddenError, InvalidInputError, NotFoundError
 from server.queries import (
     Perspective,
@@ -123,6 +125,13 @@ def _declared(schema_type: SchemaType, data: Mapping[str, Any]) -> dict[str, Any
     system keys were refused at the top level)."""
     declared = {field.name for field in schema_type.fields}
     return {key: value for key, value in data.items() if key in declared}
+
+
+def _same_json(data: Mapping[str, Any], stored: Mapping[str, Any] | None) -> bool:
+    # Exactly the same JSON (keys in any order), so 1 and 1.0 differ as they do in jsonb.
+    return stored is not None and orjson.dumps(data, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+        stored, option=orjson.OPT_SORT_KEYS
+    )
 
 
 def parse_id(value: object, path: str = "id") -> uuid.UUID:
@@ -377,8 +386,30 @@ class Collection:
                 merged.pop(key, None)
             else:
                 merged[key] = value
-        document, draft_hash, references = self._prepare(ctx, merged, publish=publish)
-        row = await self.api.adapter.update_draft(
+        row = await self._save(
+            ctx, current, merged, publish=publish, expected_revision=expected_revision
+        )
+        if publish:
+            return await self._publish(ctx, row, None, depth)
+        return await self._render(ctx, row, "draft", depth)
+
+    async def _save(
+        self,
+        ctx: Context,
+        current: DocumentRow,
+        data: dict[str, Any],
+        *,
+        publish: bool = False,
+        expected_revision: int | None = None,
+        restored_from: int | None = None,
+    ) -> DocumentRow:
+        """Write `data` as the draft of the locked `current`, unless it is the draft already: a save
+        that changes nothing makes no revision and no version."""
+        document, draft_hash, references = self._prepare(ctx, data, publish=publish)
+        if _same_json(document, current.draft_data):
+            check_revision(current, expected_revision)
+            return current
+        return await self.api.adapter.update_draft(
             ctx.tx,
             id=current.id,
             data=document,
@@ -386,10 +417,8 @@ class Collection:
             references=references,
             updated_by=ctx.user_id,
             expected_revision=expected_revision,
+            restored_from=restored_from,
         )
-        if publish:
-            return await self._publish(ctx, row, None, depth)
-        return await self._render(ctx, row, "draft", depth)
 
     async def publish(
         self,
@@ -472,19 +501,15 @@ class Collection:
     async def restore_version(
         self, ctx: Context, id: str | uuid.UUID, version_number: int, *, depth: int = 0
     ) -> dict[str, Any]:
-        """Make an old version the draft again (a new draft save; the published data is untouched)."""
+        """Make an old version the draft again: a `restore` version naming `version_number` (none
+        when the draft is that data already); the published data is untouched. Keys the type no
+        longer declares are left out, as a draft save leaves them out."""
         ctx.require("document.update")
+        schema_type = self._type(ctx)
         version = await self.version(ctx, id, version_number)
         current = await self._locked(ctx, id)
-        document, draft_hash, references = self._prepare(ctx, version.data, publish=False)
-        row = await self.api.adapter.update_draft(
-            ctx.tx,
-            id=current.id,
-            data=document,
-            draft_hash=draft_hash,
-            references=references,
-            updated_by=ctx.user_id,
-        )
+        data = _declared(schema_type, version.data)
+        row = await self._save(ctx, current, data, restored_from=version.version_number)
         return await self._render(ctx, row, "draft", depth)
 
     # Helpers

@@ -134,12 +134,50 @@ async def test_a_reference_to_an_unreadable_or_missing_document_is_kept(
     }
 
 
-# Version history
+# Versions, restores and no-op saves
 
 VERSIONS = """query($id: ID!) { documentVersions(id: $id) { totalVersions
   versions { versionNumber eventType restoredFrom data } } }"""
 RESTORE = """mutation($id: ID!, $n: Int!) {
   restoreDocumentVersion(id: $id, versionNumber: $n) { ... on Post { title revision } } }"""
+
+
+async def events(gql: GraphQLClient, doc: str) -> list[tuple[int, str, int | None]]:
+    versions = (await gql.data(VERSIONS, {"id": doc}))["documentVersions"]["versions"]
+    return [(v["versionNumber"], v["eventType"], v["restoredFrom"]) for v in versions]
+
+
+async def test_a_restore_is_recorded_as_a_restore_of_its_version(gql: GraphQLClient) -> None:
+    doc = await post(gql, "v1", publish=False)
+    await gql.data(UPDATE_POST, {"id": doc, "data": {"title": "v2"}})
+    restored = await gql.data(RESTORE, {"id": doc, "n": 1})
+    assert restored["restoreDocumentVersion"] == {"title": "v1", "revision": 3}
+    assert await events(gql, doc) == [(3, "restore", 1), (2, "draft", None), (1, "draft", None)]
+    # The draft is version 1's data already: nothing to record.
+    again = await gql.data(RESTORE, {"id": doc, "n": 3})
+    assert again["restoreDocumentVersion"] == {"title": "v1", "revision": 3}
+    assert len(await events(gql, doc)) == 3
+
+
+async def test_a_save_that_changes_nothing_writes_nothing(gql: GraphQLClient) -> None:
+    doc = await post(gql, "Same", publish=False, views=3)
+    for data in [{}, {"title": "Same"}, {"views": 3, "excerpt": None}]:
+        answer = await gql.data(UPDATE_POST, {"id": doc, "data": data})
+        assert answer["updatePost"] == {"id": doc, "title": "Same", "revision": 1}
+    assert await events(gql, doc) == [(1, "draft", None)]
+    stale = await gql(
+        "mutation($id: ID!) { updatePost(id: $id, data: {}, expectedRevision: 7) { id } }",
+        {"id": doc},
+    )
+    assert refusal(stale)["code"] == "CONFLICT"
+    published = await gql.data(
+        "mutation($id: ID!) { updatePost(id: $id, data: {}, publish: true) { status revision } }",
+        {"id": doc},
+    )
+    assert published["updatePost"] == {"status": "published", "revision": 1}
+    assert await events(gql, doc) == [(2, "publish", None), (1, "draft", None)]
+    changed = await gql.data(UPDATE_POST, {"id": doc, "data": {"views": 3.5}})
+    assert changed["updatePost"]["revision"] == 2
 
 
 # Published-only keys and what an id gives away

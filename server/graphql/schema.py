@@ -150,6 +150,7 @@ class _Fixed:
                     data=v.data,
                     createdAt=v.created_at,
                     createdBy=v.created_by,
+                    restoredFrom=v.restored_from,
                 )
                 for v in page.versions
             ],
