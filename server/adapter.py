@@ -302,8 +302,10 @@ class DocumentAdapter(Protocol):
         references: References,
         updated_by: str | None = None,
         expected_revision: int | None = None,
+        restored_from: int | None = None,
     ) -> DocumentRow:
-        """Replace the draft of a locked document (compare-and-swap on `expected_revision`)."""
+        """Replace the draft of a locked document (compare-and-swap on `expected_revision`); a
+        `restore` version naming `restored_from` when given."""
         ...
 
     async def lock_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow:

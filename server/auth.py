@@ -3,8 +3,9 @@
 Two kinds of bearer token exist (see `server.credentials`):
 
 - API keys (`cms_<prefix>_<secret>`) are bound to one organization and carry a role or an explicit
-  capability list; `published_only` keys are for public frontends; `instance_admin` keys may also
-  manage schema types.
+  capability list; `published_only` keys are for public frontends (they read published content
+  only, so document writes, whose answers show the draft, never take effect for them);
+  `instance_admin` keys may also manage schema types.
 - Sign-in session tokens (`cms_session_<secret>`) act for a user in the organization named by
   `X-Organization-Id`, else in the user's active organization, else in the only one they belong to.
 
@@ -28,7 +29,12 @@ from typing import Any
 import asyncpg
 import orjson
 
-from server.capabilities import ALL_CAPABILITIES, INSTANCE_CAPABILITIES, has_capability
+from server.capabilities import (
+    ALL_CAPABILITIES,
+    DOCUMENT_WRITES,
+    INSTANCE_CAPABILITIES,
+    has_capability,
+)
 from server.credentials import (
     API_KEY_PREFIX,
     LAST_USED_RESOLUTION_SECONDS,
@@ -195,6 +201,9 @@ def principal_from_facts(facts: Mapping[str, Any]) -> Principal:
         capabilities = granted - INSTANCE_CAPABILITIES
         if instance_admin:
             capabilities |= INSTANCE_CAPABILITIES
+        if facts["published_only"]:
+            # Its role may have gained document writes since the key was made.
+            capabilities -= DOCUMENT_WRITES
         return Principal(
             organization_id=organization_id,
             user_id=f"{API_KEY_USER_PREFIX}{key_id}",

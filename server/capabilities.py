@@ -37,6 +37,9 @@ ORGANIZATION_CAPABILITIES = ALL_CAPABILITIES - INSTANCE_CAPABILITIES
 
 _ORDER = {capability: index for index, capability in enumerate(CAPABILITIES)}
 _DOCUMENT = frozenset(c for c in CAPABILITIES if c.startswith("document."))
+# A published-only key reads published content and nothing else of the documents: every document
+# write answers with the draft, so these never take effect for it (`auth.principal_from_facts`).
+DOCUMENT_WRITES = _DOCUMENT - {"document.read"}
 _ASSET = frozenset(c for c in CAPABILITIES if c.startswith("asset."))
 
 BUILT_IN_ROLES: Mapping[str, frozenset[str]] = MappingProxyType(

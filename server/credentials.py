@@ -18,7 +18,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from server.capabilities import INSTANCE_CAPABILITIES, normalize_capabilities, ordered
+from server.capabilities import (
+    DOCUMENT_WRITES,
+    INSTANCE_CAPABILITIES,
+    normalize_capabilities,
+    ordered,
+)
 from server.db import Tx
 from server.errors import InvalidInputError, NotFoundError
 from server.members import raise_unknown_role
@@ -106,10 +111,18 @@ def _api_key(row: asyncpg.Record) -> ApiKey:
     )
 
 
-def _key_capabilities(capabilities: Iterable[str], *, instance_admin: bool) -> list[str]:
+def _key_capabilities(
+    capabilities: Iterable[str], *, instance_admin: bool, published_only: bool
+) -> list[str]:
     normalized = normalize_capabilities(capabilities)
     if not normalized:
         raise InvalidInputError("give at least one capability", path="capabilities")
+    if published_only and normalized & DOCUMENT_WRITES:
+        raise InvalidInputError(
+            "a published-only key reads published content only; it cannot hold "
+            + ", ".join(ordered(normalized & DOCUMENT_WRITES)),
+            path="capabilities",
+        )
     if normalized & INSTANCE_CAPABILITIES and not instance_admin:
         raise InvalidInputError(
             "schema.manage belongs to instance-admin keys; create the key with instance_admin",
@@ -144,7 +157,8 @@ class ApiKeyStore:
             name: a label for people (1-200 characters).
             role: one of the organization's roles; the key follows later changes of that role.
             capabilities: an explicit list instead of a role (normalised: writes imply reads).
-            published_only: restrict the key to the published perspective (public frontends).
+            published_only: restrict the key to the published perspective (public frontends):
+                an explicit list may not hold document writes, and a role's never take effect.
             instance_admin: the key may also manage schema types (`schema.manage`).
             expires_at: when the key stops working; None for never.
             created_by: who created it, for the record.
@@ -163,7 +177,9 @@ class ApiKeyStore:
         if (role is None) == (capabilities is None):
             raise InvalidInputError("give either a role or a list of capabilities", path="role")
         own = (
-            _key_capabilities(capabilities, instance_admin=instance_admin)
+            _key_capabilities(
+                capabilities, instance_admin=instance_admin, published_only=published_only
+            )
             if capabilities is not None
             else None
         )

@@ -33,13 +33,15 @@ DOCUMENT_COLUMNS = (
 )
 
 # What follows every write of a document: write the version, prune old draft versions beyond the
-# retention, and bring the plane's reference index up to date. The CTEs touch disjoint rows. The
+# retention, and bring the plane's reference index up to date; the CTEs touch disjoint rows. The
 # version number is `max + 1` of a snapshot taken after the document's row was locked (see above).
+# `wrong` finds the references whose target the writer can read but whose type the field does not
+# take; the caller then raises, and the transaction (the request's unit of work) is rolled back.
 _AFTER_WRITE = """
 version AS (
     INSERT INTO cms_document_versions
-        (document_id, organization_id, version_number, event_type, data, created_by)
-    SELECT $1, $2, coalesce(max(version_number), 0) + 1, $3::version_event, $4, $5
+        (document_id, organization_id, version_number, event_type, data, created_by, restored_from)
+    SELECT $1, $2, coalesce(max(version_number), 0) + 1, $3::version_event, $4, $5, $15
       FROM cms_document_versions WHERE document_id = $1
     RETURNING version_number
 ), pruned AS (
@@ -66,29 +68,36 @@ version AS (
     SELECT $1, $7, n.path, a.id, $2, $11
       FROM unnest($9::text[], $10::uuid[]) AS n(path, asset) JOIN cms_assets a ON a.id = n.asset
     ON CONFLICT (document_id, plane, field_path) DO UPDATE SET asset_id = EXCLUDED.asset_id
+), wrong AS (
+    SELECT n.path, d.type, n.allowed, n.at
+      FROM unnest($12::text[], $13::uuid[], $14::text[]) WITH ORDINALITY AS n(path, ref, allowed, at)
+      JOIN cms_documents d ON d.id = n.ref
+     WHERE d.type <> ALL(string_to_array(n.allowed, ','))
 )"""
+_WRONG_TARGETS = """(SELECT json_agg(json_build_object('path', path, 'type', type, 'allowed', allowed)
+                         ORDER BY at) FROM wrong) AS wrong"""
 
 # A new document's first version, after its INSERT.
-_FIRST_VERSION = f"WITH {_AFTER_WRITE} SELECT version_number FROM version"
+_FIRST_VERSION = f"WITH {_AFTER_WRITE} SELECT {_WRONG_TARGETS}"
 
 # A write to a locked document and all that follows it, in one statement: the row's UPDATE
-# ($12: the new hash) and `_AFTER_WRITE`. The draft save keeps `data` ($4) as the draft; the
+# ($16: the new hash) and `_AFTER_WRITE`. The draft save keeps `data` ($4) as the draft; the
 # publish copies the draft, which is `data`, to the published plane.
 _DRAFT_SAVE = f"""
 WITH document AS (
-    UPDATE cms_documents SET draft_data = $4, draft_hash = $12, updated_by = $5,
+    UPDATE cms_documents SET draft_data = $4, draft_hash = $16, updated_by = $5,
            updated_at = now(), revision = revision + 1
      WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
 ), {_AFTER_WRITE}
-SELECT {DOCUMENT_COLUMNS} FROM document
+SELECT {DOCUMENT_COLUMNS}, {_WRONG_TARGETS} FROM document
 """
 _PUBLISH = f"""
 WITH document AS (
     UPDATE cms_documents SET status = 'published', published_data = draft_data,
-           published_hash = $12, published_at = now(), updated_at = now(), updated_by = $5
+           published_hash = $16, published_at = now(), updated_at = now(), updated_by = $5
      WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
 ), {_AFTER_WRITE}
-SELECT {DOCUMENT_COLUMNS} FROM document
+SELECT {DOCUMENT_COLUMNS}, {_WRONG_TARGETS} FROM document
 """
 
 # Unpublishing empties the published plane of the reference index.
@@ -139,16 +148,29 @@ class References:
 
     documents: tuple[uuid.UUID, ...] = ()
     assets: tuple[tuple[str, uuid.UUID], ...] = ()
+    # Each document reference as (path, id, the types its field takes): checked when written.
+    targets: tuple[tuple[str, uuid.UUID, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
 class Version:
     document_id: uuid.UUID
     version_number: int
-    event_type: str
+    event_type: str  # draft, publish or restore
     data: dict[str, Any]
     created_by: str | None
     created_at: datetime
+    restored_from: int | None = None  # the version a restore made the draft again
+
+
+def check_revision(document: DocumentRow, expected_revision: int | None) -> None:
+    """Raise `ConflictError` unless the (locked) document is at `expected_revision` (None: any)."""
+    if expected_revision is not None and expected_revision != document.revision:
+        raise ConflictError(
+            f"the document changed: expected revision {expected_revision},"
+            f" it is at {document.revision}",
+            current_revision=document.revision,
+        )
 
 
 class DocumentStore:
@@ -195,13 +217,19 @@ class DocumentStore:
         references: References,
         updated_by: str | None = None,
         expected_revision: int | None = None,
+        restored_from: int | None = None,
     ) -> DocumentRow:
         """Replace the draft of a document locked by `lock_document`, with its version, in one
-        statement; a stale `expected_revision` raises ConflictError and changes nothing."""
-        _check_revision(document, expected_revision)
-        return await self._write(
-            tx, _DRAFT_SAVE, document, "draft", data, draft_hash, updated_by, references
+        statement; a stale `expected_revision` raises ConflictError and changes nothing.
+
+        The version is a `restore` naming `restored_from` when given, else a `draft`.
+        """
+        check_revision(document, expected_revision)
+        event = "draft" if restored_from is None else "restore"
+        arguments = self._after_write_arguments(
+            document, event, data, updated_by, references, restored_from
         )
+        return await self._write(tx, _DRAFT_SAVE, document.type, *arguments, draft_hash)
 
     async def lock_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow:
         """Read a document of the current org with its row locked until the transaction ends."""
@@ -227,17 +255,11 @@ class DocumentStore:
     ) -> DocumentRow:
         """Copy the draft of a document locked by `lock_document` (and validated) to the published
         plane, with a publish version, in one statement."""
-        _check_revision(document, expected_revision)
-        return await self._write(
-            tx,
-            _PUBLISH,
-            document,
-            "publish",
-            document.draft_data or {},
-            published_hash,
-            published_by,
-            references,
+        check_revision(document, expected_revision)
+        arguments = self._after_write_arguments(
+            document, "publish", document.draft_data or {}, published_by, references, None
         )
+        return await self._write(tx, _PUBLISH, document.type, *arguments, published_hash)
 
     async def unpublish_document(
         self, tx: Tx, *, id: uuid.UUID, updated_by: str | None = None
@@ -272,7 +294,7 @@ class DocumentStore:
         """Versions newest first, and how many there are in all."""
         rows = await tx.fetch(
             "SELECT document_id, version_number, event_type::text AS event_type, data, created_by,"
-            " created_at, count(*) OVER () AS total FROM cms_document_versions"
+            " created_at, restored_from, count(*) OVER () AS total FROM cms_document_versions"
             " WHERE document_id = $1 ORDER BY version_number DESC LIMIT $2 OFFSET $3",
             document_id,
             limit,
@@ -290,7 +312,8 @@ class DocumentStore:
     ) -> Version | None:
         row = await tx.fetchrow(
             "SELECT document_id, version_number, event_type::text AS event_type, data, created_by,"
-            " created_at FROM cms_document_versions WHERE document_id = $1 AND version_number = $2",
+            " created_at, restored_from FROM cms_document_versions"
+            " WHERE document_id = $1 AND version_number = $2",
             document_id,
             version_number,
         )
@@ -305,24 +328,16 @@ class DocumentStore:
         user: str | None,
         references: References,
     ) -> None:
-        await tx.fetchval(
-            _FIRST_VERSION, *self._after_write_arguments(document, event, data, user, references)
-        )
+        arguments = self._after_write_arguments(document, event, data, user, references, None)
+        wrong = await tx.fetchval(_FIRST_VERSION, *arguments)
+        if wrong:
+            _refuse_targets(document.type, wrong)
 
-    async def _write(
-        self,
-        tx: Tx,
-        sql: str,
-        document: DocumentRow,
-        event: str,
-        data: dict[str, Any],
-        content_hash: str,
-        user: str | None,
-        references: References,
-    ) -> DocumentRow:
-        arguments = self._after_write_arguments(document, event, data, user, references)
-        row = await tx.fetchrow(sql, *arguments, content_hash)
+    async def _write(self, tx: Tx, sql: str, type_name: str, *arguments: Any) -> DocumentRow:
+        row = await tx.fetchrow(sql, *arguments)
         assert row is not None  # the row is locked: it is there
+        if row["wrong"]:
+            _refuse_targets(type_name, row["wrong"])
         return DocumentRow.from_record(row)
 
     def _after_write_arguments(
@@ -332,7 +347,9 @@ class DocumentStore:
         data: dict[str, Any],
         user: str | None,
         references: References,
+        restored_from: int | None,
     ) -> tuple[Any, ...]:
+        """`_AFTER_WRITE`'s $1 to $15."""
         return (
             document.id,
             document.organization_id,
@@ -345,6 +362,10 @@ class DocumentStore:
             [path for path, _ in references.assets],
             [asset for _, asset in references.assets],
             document.type,
+            [path for path, _, _ in references.targets],
+            [ref for _, ref, _ in references.targets],
+            [",".join(to) for _, _, to in references.targets],
+            restored_from,
         )
 
     async def _explain_missing_write(self, tx: Tx, id: uuid.UUID) -> None:
@@ -364,13 +385,19 @@ class DocumentStore:
         raise InvalidInputError(f"document {id} cannot be written")
 
 
-def _check_revision(document: DocumentRow, expected_revision: int | None) -> None:
-    if expected_revision is not None and expected_revision != document.revision:
-        raise ConflictError(
-            f"the document changed: expected revision {expected_revision},"
-            f" it is at {document.revision}",
-            current_revision=document.revision,
-        )
+def _refuse_targets(type_name: str, wrong: list[dict[str, str]]) -> None:
+    problems = [
+        {
+            "path": w["path"],
+            "rule": "reference",
+            "message": f"refers to a {w['type']} document; it takes {' or '.join(w['allowed'].split(','))}",
+        }
+        for w in wrong
+    ]
+    summary = "; ".join(f"{p['path']}: {p['message']}" for p in problems)
+    raise InvalidInputError(
+        f"invalid {type_name} document: {summary}", path=problems[0]["path"], errors=problems
+    )
 
 
 def _version(row: asyncpg.Record) -> Version:
@@ -381,4 +408,5 @@ def _version(row: asyncpg.Record) -> Version:
         data=row["data"],
         created_by=row["created_by"],
         created_at=row["created_at"],
+        restored_from=row["restored_from"],
     )

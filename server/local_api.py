@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
+from server.capabilities import DOCUMENT_WRITES
 from server.content_hash import content_hash
 from server.content_model import ContentModel
 from server.db import Tx
-from server.documents import DocumentRow, References, Version
+from server.documents import DocumentRow, References, Version, check_revision
 from server.errors import ForbiddenError, InvalidInputError, NotFoundError
 from server.queries import (
     Perspective,
@@ -37,7 +40,7 @@ from server.queries import (
 )
 from server.references import resolve_references
 from server.schema_types import Registry, SchemaType
-from server.validation import asset_ids, reference_ids, validate_document
+from server.validation import asset_ids, reference_targets, validate_document
 
 if TYPE_CHECKING:
     from server.assets_api import AssetsAPI
@@ -62,6 +65,8 @@ class Context:
     def require(self, capability: str) -> None:
         if self.capabilities is not None and capability not in self.capabilities:
             raise ForbiddenError(f"not allowed: this requires the '{capability}' capability")
+        if self.published_only and capability in DOCUMENT_WRITES:
+            raise ForbiddenError("not allowed: this key may read published content only")
 
     def perspective(self, requested: object) -> Perspective:
         perspective = check_perspective(requested)
@@ -113,6 +118,20 @@ def render(row: DocumentRow, data: Mapping[str, Any]) -> dict[str, Any]:
             "hasUnpublishedChanges": row.has_unpublished_changes,
         },
     }
+
+
+def _declared(schema_type: SchemaType, data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` without the keys the type does not declare (after a schema change, or stored before
+    system keys were refused at the top level)."""
+    declared = {field.name for field in schema_type.fields}
+    return {key: value for key, value in data.items() if key in declared}
+
+
+def _same_json(data: Mapping[str, Any], stored: Mapping[str, Any] | None) -> bool:
+    # Exactly the same JSON (keys in any order), so 1 and 1.0 differ as they do in jsonb.
+    return stored is not None and orjson.dumps(data, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+        stored, option=orjson.OPT_SORT_KEYS
+    )
 
 
 def parse_id(value: object, path: str = "id") -> uuid.UUID:
@@ -297,13 +316,15 @@ class Collection:
         return document, content_hash(document), self._references(ctx, document)
 
     def _references(self, ctx: Context, data: Mapping[str, Any]) -> References:
-        documents = dict.fromkeys(
-            uuid.UUID(ref) for _, ref in reference_ids(ctx.registry, self.type_name, data)
+        targets = tuple(
+            (path, uuid.UUID(ref), to)
+            for path, ref, to in reference_targets(ctx.registry, self.type_name, data)
         )
         assets = tuple(
             (path, uuid.UUID(ref)) for path, ref in asset_ids(ctx.registry, self.type_name, data)
         )
-        return References(documents=tuple(documents), assets=assets)
+        documents = tuple(dict.fromkeys(ref for _, ref, _ in targets))
+        return References(documents=documents, assets=assets, targets=targets)
 
     async def create(
         self,
@@ -359,19 +380,36 @@ class Collection:
         if not isinstance(data, Mapping):
             raise InvalidInputError("data must be an object", path="data")
         current = await self._locked(ctx, id)
-        declared = {field.name for field in schema_type.fields}
-        merged = {
-            key: value
-            for key, value in (current.draft_data or {}).items()
-            if key in declared or key.startswith("_")
-        }
+        merged = _declared(schema_type, current.draft_data or {})
         for key, value in data.items():
             if value is None:
                 merged.pop(key, None)
             else:
                 merged[key] = value
-        document, draft_hash, references = self._prepare(ctx, merged, publish=publish)
-        row = await self.api.adapter.update_draft(
+        row = await self._save(
+            ctx, current, merged, publish=publish, expected_revision=expected_revision
+        )
+        if publish:
+            return await self._publish(ctx, row, None, depth)
+        return await self._render(ctx, row, "draft", depth)
+
+    async def _save(
+        self,
+        ctx: Context,
+        current: DocumentRow,
+        data: dict[str, Any],
+        *,
+        publish: bool = False,
+        expected_revision: int | None = None,
+        restored_from: int | None = None,
+    ) -> DocumentRow:
+        """Write `data` as the draft of the locked `current`, unless it is the draft already: a save
+        that changes nothing makes no revision and no version."""
+        document, draft_hash, references = self._prepare(ctx, data, publish=publish)
+        if _same_json(document, current.draft_data):
+            check_revision(current, expected_revision)
+            return current
+        return await self.api.adapter.update_draft(
             ctx.tx,
             document=current,
             data=document,
@@ -379,10 +417,8 @@ class Collection:
             references=references,
             updated_by=ctx.user_id,
             expected_revision=expected_revision,
+            restored_from=restored_from,
         )
-        if publish:
-            return await self._publish(ctx, row, None, depth)
-        return await self._render(ctx, row, "draft", depth)
 
     async def publish(
         self,
@@ -465,19 +501,15 @@ class Collection:
     async def restore_version(
         self, ctx: Context, id: str | uuid.UUID, version_number: int, *, depth: int = 0
     ) -> dict[str, Any]:
-        """Make an old version the draft again (a new draft save; the published data is untouched)."""
+        """Make an old version the draft again: a `restore` version naming `version_number` (none
+        when the draft is that data already); the published data is untouched. Keys the type no
+        longer declares are left out, as a draft save leaves them out."""
         ctx.require("document.update")
+        schema_type = self._type(ctx)
         version = await self.version(ctx, id, version_number)
         current = await self._locked(ctx, id)
-        document, draft_hash, references = self._prepare(ctx, version.data, publish=False)
-        row = await self.api.adapter.update_draft(
-            ctx.tx,
-            document=current,
-            data=document,
-            draft_hash=draft_hash,
-            references=references,
-            updated_by=ctx.user_id,
-        )
+        data = _declared(schema_type, version.data)
+        row = await self._save(ctx, current, data, restored_from=version.version_number)
         return await self._render(ctx, row, "draft", depth)
 
     # Helpers

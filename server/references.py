@@ -52,13 +52,19 @@ def iter_reference_ids(value: Any) -> Iterator[str]:
         if isinstance(ref, str) and value.get("_type", "reference") == "reference":
             yield ref
             return
-        skip_asset = value.get("_type") in _ASSET_TYPES
+        skip_asset = _holds_asset(value)
         for key, item in value.items():
             if not (skip_asset and key == "asset"):
                 yield from iter_reference_ids(item)
     elif isinstance(value, list):
         for item in value:
             yield from iter_reference_ids(item)
+
+
+def _holds_asset(value: dict[str, Any]) -> bool:
+    """An image or file object, whose `asset` points at an asset (any `_type` may be stored)."""
+    kind = value.get("_type")
+    return isinstance(kind, str) and kind in _ASSET_TYPES
 
 
 def data_of(row: DocumentRow, perspective: Perspective) -> dict[str, Any]:
@@ -128,7 +134,7 @@ async def resolve_references(
                 if remaining <= 0 or target is None or ref in path:
                     return value
                 return InlinedDocument(document(target, remaining - 1, path | {ref}), value)
-            skip_asset = value.get("_type") in _ASSET_TYPES
+            skip_asset = _holds_asset(value)
             return {
                 key: item if (skip_asset and key == "asset") else inline(item, remaining, path)
                 for key, item in value.items()
@@ -138,6 +144,10 @@ async def resolve_references(
         return value
 
     def document(row: DocumentRow, remaining: int, path: frozenset[str]) -> dict[str, Any]:
-        return render(row, inline(data_of(row, perspective), remaining, path))
+        # Key by key: the data itself is never a reference, whatever keys it holds.
+        data = {
+            key: inline(item, remaining, path) for key, item in data_of(row, perspective).items()
+        }
+        return render(row, data)
 
     return [document(row, depth, frozenset({str(row.id)})) for row in roots]

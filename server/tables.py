@@ -48,7 +48,7 @@ RLS_TABLES = (
 )
 
 document_status = Enum("draft", "published", "unpublished", name="document_status")
-version_event = Enum("draft", "publish", name="version_event")
+version_event = Enum("draft", "publish", "restore", name="version_event")
 schema_type_kind = Enum("document", "object", name="schema_type")
 
 
@@ -234,6 +234,8 @@ document_versions = Table(
     Column("data", JSONB, nullable=False),
     Column("created_by", Text),
     _timestamp("created_at"),
+    # A restore version names the version it made the draft again.
+    Column("restored_from", Integer),
     UniqueConstraint("document_id", "version_number"),
 )
 

@@ -1,8 +1,10 @@
 """Document data checked against its type: structure on every save, content rules on publish.
 
 Structural checks run on drafts too, because a draft with a wrong shape would break every reader:
-unknown keys (keys starting with `_`, such as `_key` and `_type`, are always allowed), and the shape of
-each value. Content rules (required, min/max, integer, regex, allowed values, date / datetime / url /
+unknown keys (below the top level, keys starting with `_`, such as `_key` and `_type`, are always
+allowed; at the top level they are refused, since the engine gives them meaning there), `_type`,
+`_key` and `_ref` that are not strings (anywhere, rich text included), and the shape of each value.
+Content rules (required, min/max, integer, regex, allowed values, date / datetime / url /
 slug formats) only block publishing, since drafts are work in progress.
 
 Stored shapes:
@@ -14,8 +16,8 @@ Stored shapes:
     array       [item, ...]; object-like items carry `_type` when the array has several item types
 
 Every problem is reported with a path (`seo.title`, `categories[1]`, `body[2].caption`) and a rule:
-`type`, `unknown`, `key` (duplicate `_key`), `required`, `min`, `max`, `integer`, `regex`, `list`,
-`date`, `datetime`, `url`, `slug`.
+`type`, `unknown`, `reserved` (a system key at the top level), `key` (duplicate `_key`), `required`,
+`min`, `max`, `integer`, `regex`, `list`, `date`, `datetime`, `url`, `slug`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ _DATETIME = re.compile(
 _SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _IMAGE_KEYS = frozenset({"asset", "alt", "caption", "hotspot", "crop"})
 _FILE_KEYS = frozenset({"asset", "alt", "caption"})
+# The system keys the engine reads wherever they appear in data (`server/references.py`).
+_SYSTEM_STRINGS = frozenset({"_type", "_key", "_ref"})
 
 
 def validate_document(registry: Registry, type_name: str, data: object, *, publish: bool) -> None:
@@ -76,7 +80,11 @@ def document_problems(
     schema_type = _document_type(registry, type_name)
     checker = _Checker(registry, publish=publish)
     if isinstance(data, dict):
+        for key in data:
+            if isinstance(key, str) and key.startswith("_"):
+                checker.add(key, "reserved", f"'{key}' is a system key, not document content")
         checker.fields(schema_type.fields, data, "")
+        checker.system_keys(data, "", {p["path"] for p in checker.problems})
     else:
         checker.add("", "type", "the document data must be an object")
     return checker.problems
@@ -88,12 +96,25 @@ def reference_ids(registry: Registry, type_name: str, data: object) -> list[tupl
     Only values the schema declares as references count; values of the wrong shape are skipped, and
     so is the content of rich-text blocks.
     """
-    return [(path, ref) for kind, path, ref in _links(registry, type_name, data) if kind == "ref"]
+    return [(path, ref) for path, ref, _ in reference_targets(registry, type_name, data)]
+
+
+def reference_targets(
+    registry: Registry, type_name: str, data: object
+) -> list[tuple[str, str, tuple[str, ...]]]:
+    """`reference_ids` with the document types each reference may point at (its field's `to`)."""
+    return [
+        (path, ref, to)
+        for kind, path, ref, to in _links(registry, type_name, data)
+        if kind == "ref"
+    ]
 
 
 def asset_ids(registry: Registry, type_name: str, data: object) -> list[tuple[str, str]]:
     """The image and file assets in `data`, as (path of the image or file value, asset id)."""
-    return [(path, ref) for kind, path, ref in _links(registry, type_name, data) if kind == "asset"]
+    return [
+        (path, ref) for kind, path, ref, _ in _links(registry, type_name, data) if kind == "asset"
+    ]
 
 
 class _Checker:
@@ -274,6 +295,21 @@ class _Checker:
         else:
             self.value(match, value, path)
 
+    def system_keys(self, value: Any, path: str, reported: set[str]) -> None:
+        """`_type`, `_key` and `_ref` are strings wherever they appear, rich text included (the
+        paths in `reported` already have a problem)."""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                at = _join(path, key)
+                if key in _SYSTEM_STRINGS and not isinstance(item, str):
+                    if at not in reported:
+                        self.add(at, "type", "must be a string")
+                else:
+                    self.system_keys(item, at, reported)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self.system_keys(item, f"{path}[{i}]", reported)
+
     def no_other_keys(self, value: dict[str, Any], allowed: frozenset[str], path: str) -> None:
         for key in value:
             if key not in allowed and not key.startswith("_"):
@@ -292,7 +328,10 @@ def _match_item(items: tuple[Field, ...], value: dict[str, Any]) -> Field | None
     return next((item for item in items if item.is_block), None)
 
 
-def _links(registry: Registry, type_name: str, data: object) -> Iterator[tuple[str, str, str]]:
+Link = tuple[str, str, str, tuple[str, ...]]  # kind ("ref" or "asset"), path, id, allowed types
+
+
+def _links(registry: Registry, type_name: str, data: object) -> Iterator[Link]:
     schema_type = _document_type(registry, type_name)
     if isinstance(data, dict):
         yield from _walk_fields(registry, schema_type.fields, data, "")
@@ -300,25 +339,29 @@ def _links(registry: Registry, type_name: str, data: object) -> Iterator[tuple[s
 
 def _walk_fields(
     registry: Registry, fields: tuple[Field, ...], data: dict[str, Any], path: str
-) -> Iterator[tuple[str, str, str]]:
+) -> Iterator[Link]:
     for f in fields:
         value = data.get(f.name)
         if value is not None:
-            yield from _walk(registry, f, value, _join(path, f.name))
+            yield from _walk(registry, f, value, _join(path, f.name), f.to)
 
 
-def _walk(registry: Registry, f: Field, value: Any, path: str) -> Iterator[tuple[str, str, str]]:
+def _walk(
+    registry: Registry, f: Field, value: Any, path: str, to: tuple[str, ...]
+) -> Iterator[Link]:
     if f.is_reference and isinstance(value, dict) and _is_uuid(value.get("_ref")):
-        yield "ref", path, value["_ref"]
+        yield "ref", path, value["_ref"], to
     elif f.is_asset and isinstance(value, dict):
         asset = value.get("asset")
         if isinstance(asset, dict) and _is_uuid(asset.get("_ref")):
-            yield "asset", path, asset["_ref"]
+            yield "asset", path, asset["_ref"], ()
     elif f.is_array and isinstance(value, list) and not f.is_scalar_array:
+        # The reference items of an array share one `_type`, so any of their targets will do.
+        targets = tuple(dict.fromkeys(t for item in f.of if item.is_reference for t in item.to))
         for i, item in enumerate(value):
             match = _match_item(f.of, item) if isinstance(item, dict) else None
             if match is not None and not match.is_block:
-                yield from _walk(registry, match, item, f"{path}[{i}]")
+                yield from _walk(registry, match, item, f"{path}[{i}]", targets)
     elif f.is_object and isinstance(value, dict):
         yield from _walk_fields(registry, registry.resolve(f), value, path)
 

@@ -95,6 +95,13 @@ async def _raw(gql: GraphQLClient, document_id: str, column: str, data: dict[str
         )
 
 
+async def _stored(gql: GraphQLClient, document_id: str, data: dict[str, Any]) -> None:
+    """Store references to targets of a type their field does not take: refused on save, but left
+    behind in stored data when a field's `to` changes."""
+    for column in ("draft_data", "published_data"):
+        await _raw(gql, document_id, column, data)
+
+
 @pytest.fixture
 async def corpus(gql: GraphQLClient) -> Corpus:
     await gql.services.model.register(MENU)
@@ -151,10 +158,8 @@ async def corpus(gql: GraphQLClient) -> Corpus:
     c0 = add("category", await _create(gql, acme, "category", {"title": "Root"}))
     c1 = add("category", await _create(gql, acme, "category", {"title": "C1", "parent": ref(c0)}))
     c2 = add("category", await _create(gql, acme, "category", {"title": "C2", "parent": ref(c1)}))
-    add(
-        "category",
-        await _create(gql, acme, "category", {"title": "Odd", "parent": ref(authors[0])}),
-    )
+    odd = add("category", await _create(gql, acme, "category", {"title": "Odd"}))
+    await _stored(gql, odd, {"parent": ref(authors[0])})
     add("category", await _create(gql, acme, "category", {"title": "Lost", "parent": ref(missing)}))
 
     child_author = add(
@@ -200,12 +205,7 @@ async def corpus(gql: GraphQLClient) -> Corpus:
         {
             "title": "Zero",
             "author": ref(authors[1]),
-            "categories": [
-                ref(c2, "k1"),
-                ref(authors[3], "k2"),
-                ref(missing, "k3"),
-                ref(child_category, "k4"),
-            ],
+            "categories": [ref(c2, "k1"), ref(missing, "k3"), ref(child_category, "k4")],
             "related": [ref(posts[1], "r1"), ref(posts[0], "r2"), ref(other_post, "r3")],
         },
         {
@@ -228,6 +228,8 @@ async def corpus(gql: GraphQLClient) -> Corpus:
             if n in (3, 5):
                 await collection.update(ctx, posts[n], {"title": f"{spec['title']} (draft)"})
         add("post", posts[n])
+    zero_categories = [ref(c2, "k1"), ref(authors[3], "k2"), ref(missing, "k3")]
+    await _stored(gql, posts[0], {"categories": [*zero_categories, ref(child_category, "k4")]})
     await _raw(
         gql,
         posts[4],
@@ -267,6 +269,10 @@ async def corpus(gql: GraphQLClient) -> Corpus:
             "publishedDate": "2025-13-01T10:00:00Z",
             "views": 2.5,
             "author": "not an object",
+            # System keys stored before they were checked: never a reference, never a crash.
+            "_ref": posts[0],
+            "body": [{"_type": "block", "children": [{"_type": [], "_ref": posts[1]}]}],
+            "seo": {"_type": {"a": 1}, "title": "S"},
         },
     )
 
@@ -306,16 +312,24 @@ async def corpus(gql: GraphQLClient) -> Corpus:
         gql,
         page,
         "published_data",
-        {"sections": [{"_type": "hero", "heading": 5}, {"_type": "unknown"}, "x", {"_key": "k"}]},
+        {
+            "sections": [
+                {"_type": "hero", "heading": 5},
+                {"_type": "unknown"},
+                "x",
+                {"_key": "k"},
+                {"_type": ["hero"], "heading": "List"},
+            ]
+        },
     )
     for n, (target, items) in enumerate(
         [
-            (ref(page), [ref(authors[0], "a"), ref(c0, "b"), ref(posts[0], "c")]),
+            (ref(page), [ref(authors[0], "a"), ref(c0, "b")]),
             (ref(posts[3]), [ref(authors[6], "a"), ref(child_author, "b")]),
             (ref(posts[2]), []),
         ]
     ):
-        add(
+        menu = add(
             "menu",
             await _create(
                 gql,
@@ -332,6 +346,8 @@ async def corpus(gql: GraphQLClient) -> Corpus:
                 },
             ),
         )
+        if n == 0:
+            await _stored(gql, menu, {"items": [*items, ref(posts[0], "c")]})
     return c
 
 

@@ -203,8 +203,9 @@ async def test_version_history_lists_gets_and_restores(cms: CMS, org: uuid.UUID)
     assert live is not None
     assert live["title"] == "v2"  # restoring changes the draft only
     assert await _versions(cms, doc["id"]) == [
-        (n, e) for n, e in enumerate(["draft", "draft", "publish", "draft", "draft"], start=1)
+        (n, e) for n, e in enumerate(["draft", "draft", "publish", "draft", "restore"], start=1)
     ]
+    assert restored["_meta"]["revision"] == 4
 
 
 async def test_retention_bounds_draft_versions_and_keeps_publishes(

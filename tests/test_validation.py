@@ -35,7 +35,6 @@ def image(asset_id: str, **extra: Any) -> dict[str, Any]:
 
 
 POST: dict[str, Any] = {
-    "_type": "post",
     "title": "Hello, world",
     "slug": "hello-world",
     "excerpt": "A first post.",
@@ -153,6 +152,24 @@ SHAPE_ERRORS: list[tuple[str, str, object, str, str]] = [
     ("not an object", "post", ["title"], "", "type"),
     ("unknown field", "post", {"titel": "x"}, "titel", "unknown"),
     ("document column as data", "post", {"status": "published"}, "status", "unknown"),
+    ("system key at the top", "post", {"_ref": POST_ID}, "_ref", "reserved"),
+    ("type at the top", "post", {"_type": "post"}, "_type", "reserved"),
+    ("any _ key at the top", "post", {"_rev": 3}, "_rev", "reserved"),
+    (
+        "list as _type in rich text",
+        "post",
+        {"body": [{"_type": "block", "children": [{"_type": []}]}]},
+        "body[0].children[0]._type",
+        "type",
+    ),
+    ("object as _type in an object", "post", {"seo": {"_type": {}}}, "seo._type", "type"),
+    (
+        "number as _key in rich text",
+        "post",
+        {"body": [{"_type": "block", "markDefs": [{"_key": 1}]}]},
+        "body[0].markDefs[0]._key",
+        "type",
+    ),
     ("string not a string", "post", {"title": 5}, "title", "type"),
     ("text not a string", "post", {"excerpt": ["x"]}, "excerpt", "type"),
     ("date not a string", "post", {"eventDate": 20240615}, "eventDate", "type"),
@@ -538,9 +555,6 @@ def test_rules_block_publishing_only(
             "page",
             with_changes(PAGE, seo={"_type": "seoMeta", "_key": "x"}),
             id="system keys in objects",
-        ),
-        pytest.param(
-            "post", with_changes(POST, _createdBy="x", _rev=3), id="system keys at the top"
         ),
     ],
 )

@@ -28,7 +28,7 @@ from server.graphql.extensions import CachedValidation, ErrorCodes, UnitOfWork
 from server.graphql.resolvers import document_fields, require
 from server.graphql.scalars import JSON
 from server.graphql.typegen import GeneratedTypes, generate
-from server.local_api import parse_id
+from server.local_api import Collection, Context, parse_id
 from server.query.plan import Planner
 from server.schema_types import Registry
 
@@ -138,10 +138,8 @@ class _Fixed:
     ) -> static.DocumentVersionPage:
         context = _ctx(info)
         unit = await context.unit()
-        row = await context.api.adapter.find_document(unit.tx, id=parse_id(id))
-        if row is None:
-            raise NotFoundError(f"document {id} not found")
-        page = await context.api.collection(row.type, unit.registry).versions(
+        collection = await _collection_of(context, unit, id, "document.read")
+        page = await collection.versions(
             unit, id, limit=20 if limit is None else limit, offset=offset or 0
         )
         return static.DocumentVersionPage(
@@ -152,6 +150,7 @@ class _Fixed:
                     data=v.data,
                     createdAt=v.created_at,
                     createdBy=v.created_by,
+                    restoredFrom=v.restored_from,
                 )
                 for v in page.versions
             ],
@@ -187,12 +186,8 @@ class _FixedMutations:
     ) -> static.Document:
         context = _ctx(info)
         unit = await context.unit()
-        row = await context.api.adapter.find_document(unit.tx, id=parse_id(id))
-        if row is None:
-            raise NotFoundError(f"document {id} not found")
-        doc = await context.api.collection(row.type, unit.registry).restore_version(
-            unit, id, versionNumber, depth=2
-        )
+        collection = await _collection_of(context, unit, id, "document.update")
+        doc = await collection.restore_version(unit, id, versionNumber, depth=2)
         instance: static.Document = _instance(context, doc)
         return instance
 
@@ -219,6 +214,23 @@ class _FixedMutations:
         await require(context, "schema.manage")
         await context.api.model.delete(name, check=_check_buildable)
         return static.DeleteResult(success=True)
+
+
+async def _collection_of(
+    context: RequestContext, unit: Context, id: str, capability: str
+) -> Collection:
+    """The collection of the document `id`, for an operation on its version history.
+
+    What the caller may do is checked before the document is looked up, so a document it cannot
+    read answers exactly as one that does not exist.
+    """
+    unit.require(capability)
+    unit.require("document.read")
+    unit.perspective("draft")  # version history is draft data
+    row = await context.api.adapter.find_document(unit.tx, id=parse_id(id))
+    if row is None:
+        raise NotFoundError(f"document {id} not found")
+    return context.api.collection(row.type, unit.registry)
 
 
 def _instance(context: RequestContext, doc: dict[str, Any]) -> Any:

@@ -662,7 +662,7 @@ def _by_item_type(converters: dict[str, Callable[[Any], Any]]) -> Callable[[Any]
     def convert(value: Any) -> Any:
         if not isinstance(value, dict):
             return None
-        chosen = converters.get(value.get("_type", ""))
+        chosen = converters.get(_text(value.get("_type")) or "")
         return chosen(value) if chosen is not None else None
 
     return convert

@@ -163,10 +163,13 @@ class DocumentPage:
 @strawberry.type
 class DocumentVersion:
     versionNumber: int
-    eventType: str
+    eventType: str  # draft, publish or restore
     data: JSON
     createdAt: datetime
     createdBy: str | None = None
+    restoredFrom: int | None = strawberry.field(
+        default=None, description="For a restore: the version it made the draft again"
+    )
 
 
 @strawberry.type
