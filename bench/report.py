@@ -42,9 +42,14 @@ def _end(posts: int) -> str:
 
 def update_readme(path: Path, posts: int, section: str) -> None:
     """Replace this size's section of the README (or append it), leaving the rest as it is."""
+    replace_section(path, _begin(posts), _end(posts), section)
+
+
+def replace_section(path: Path, begin: str, end: str, section: str) -> None:
+    """Replace the text between the markers `begin` and `end` (or append it with them)."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{_begin(posts)}\n{section.strip()}\n{_end(posts)}"
-    pattern = re.compile(re.escape(_begin(posts)) + r".*?" + re.escape(_end(posts)), re.DOTALL)
+    block = f"{begin}\n{section.strip()}\n{end}"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
     if pattern.search(text):
         text = pattern.sub(lambda _: block, text)
     else:

@@ -197,10 +197,13 @@ class SchemaType:
 class Registry(Mapping[str, SchemaType]):
     """An immutable set of types by name. Changes return a new registry; `check()` validates links."""
 
-    __slots__ = ("_types",)
+    __slots__ = ("__weakref__", "_types", "memo")
 
     def __init__(self, types: Iterable[SchemaType] = ()) -> None:
         self._types: dict[str, SchemaType] = {}
+        # What other modules derive from this registry, kept with it (it never changes) so that it
+        # goes when the registry does: no process-wide cache keeps a replaced registry alive.
+        self.memo: dict[object, Any] = {}
         for schema_type in types:
             if schema_type.name in self._types:
                 raise InvalidInputError(

@@ -149,3 +149,27 @@ def test_multi_target_references_become_unions() -> None:
     sdl = build_schema(_registry(a, b, link)).schema.as_str()
     assert "union LinkTargetTarget = A | B" in sdl
     assert "  target: IDFilter\n" in block(sdl, "input LinkWhereInput")
+
+
+def test_a_union_may_name_types_generated_after_it() -> None:
+    # The object type comes first and the document names itself: the union's members are made later.
+    link = {
+        "type": "object",
+        "name": "link",
+        "title": "Link",
+        "fields": [{"name": "to", "type": "reference", "to": [{"type": "note"}, {"type": "b"}]}],
+    }
+    note = {
+        "type": "document",
+        "name": "note",
+        "title": "Note",
+        "fields": [
+            {"name": "seeAlso", "type": "reference", "to": [{"type": "note"}, {"type": "b"}]},
+            {"name": "link", "type": "link"},
+        ],
+    }
+    b = {"type": "document", "name": "b", "title": "B", "fields": [{"name": "y", "type": "string"}]}
+    sdl = build_schema(_registry(link, note, b)).schema.as_str()
+    assert "union LinkToTarget = Note | B" in sdl
+    assert "union NoteSeeAlsoTarget = Note | B" in sdl
+    assert "  seeAlso: NoteSeeAlsoTarget\n" in block(sdl, "type Note implements Document")

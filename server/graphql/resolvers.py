@@ -14,6 +14,7 @@ from graphql import (
     InlineFragmentNode,
     SelectionSetNode,
 )
+from strawberry.types.base import StrawberryList, StrawberryOptional
 from strawberry.types.field import StrawberryField
 
 from server.errors import ForbiddenError, NotFoundError
@@ -36,8 +37,8 @@ DEFAULT_LIMIT = 50
 def _field(
     name: str, resolver: Callable[..., Any], annotations: dict[str, Any], description: str
 ) -> StrawberryField:
-    # Resolvers are made per schema type, so their argument and return types are set here; string
-    # annotations resolve in the generated module. The name must be unique within its root type.
+    # Resolvers are made per schema type, so their argument and return types are set here, as the
+    # generated classes themselves. The name must be unique within its root type.
     resolver.__annotations__ = annotations
     resolver.__name__ = resolver.__qualname__ = name
     field: StrawberryField = strawberry.field(name=name, resolver=resolver, description=description)
@@ -141,7 +142,7 @@ def document_fields(
     type_name = schema_type.name
     cls_name = graphql_name(type_name)
     single = to_camel_case(type_name)
-    module = out.module.__name__
+    document = out.documents[type_name]
     fields_of = schema_type.fields
 
     def convert(doc: dict[str, Any] | None) -> Any:
@@ -276,10 +277,7 @@ def document_fields(
         await context.api.collection(type_name, unit.registry).delete(unit, id)
         return static.DeleteResult(success=True, id=id)
 
-    for fn in (get_one, get_all, get_page, create, update, publish, unpublish, delete):
-        fn.__module__ = module
-
-    where = f"Optional[{cls_name}WhereInput]"
+    where = StrawberryOptional(out.where_inputs[type_name])
     list_args = {
         "info": strawberry.Info,
         "where": where,
@@ -298,20 +296,20 @@ def document_fields(
                 "id": strawberry.ID,
                 "perspective": str | None,
                 "depth": int | None,
-                "return": f"Optional[{cls_name}]",
+                "return": StrawberryOptional(document),
             },
             f"One {schema_type.title} by id (null when absent or not readable)",
         ),
         _field(
             f"all{cls_name}",
             get_all,
-            {**list_args, "return": f"list[{cls_name}]"},
+            {**list_args, "return": StrawberryList(document)},
             f"{schema_type.title} documents: filtered, sorted, one page",
         ),
         _field(
             f"all{cls_name}Page",
             get_page,
-            {**list_args, "return": f"{cls_name}Page"},
+            {**list_args, "return": out.pages[type_name]},
             f"{schema_type.title} documents with the page's totals",
         ),
     ]
@@ -321,9 +319,9 @@ def document_fields(
             create,
             {
                 "info": strawberry.Info,
-                "data": f"{cls_name}DataInput",
+                "data": out.data_inputs[type_name],
                 "publish": bool | None,
-                "return": cls_name,
+                "return": document,
             },
             f"Create a {schema_type.title} draft (and publish it with publish: true)",
         ),
@@ -336,7 +334,7 @@ def document_fields(
                 "data": JSON,
                 "publish": bool | None,
                 "expectedRevision": int | None,
-                "return": cls_name,
+                "return": document,
             },
             "Merge top-level keys into the draft (null removes one); the autosave path",
         ),
@@ -347,14 +345,14 @@ def document_fields(
                 "info": strawberry.Info,
                 "id": strawberry.ID,
                 "expectedRevision": int | None,
-                "return": cls_name,
+                "return": document,
             },
             "Publish the current draft",
         ),
         _field(
             f"unpublish{cls_name}",
             unpublish,
-            {"info": strawberry.Info, "id": strawberry.ID, "return": cls_name},
+            {"info": strawberry.Info, "id": strawberry.ID, "return": document},
             "Withdraw the published version; the draft stays",
         ),
         _field(

@@ -9,6 +9,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.directive import StrawberryDirective
 from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -62,8 +63,27 @@ class LRU:
 
 class CMSSchema(strawberry.Schema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._types_by_name: dict[str, Any] = {}
+        self._directives_by_name: dict[str, StrawberryDirective[Any] | None] = {}
         super().__init__(*args, **kwargs)
         self.validation_cache = LRU(VALIDATION_CACHE_SIZE)
+
+    # Strawberry memoises these two with `functools.lru_cache` on the method: one cache for the
+    # whole process, keyed by the schema, which would keep every replaced schema alive. These keep
+    # them on the schema instead (names come from the schema, so they stay few).
+
+    def get_type_by_name(self, name: str) -> Any:  # type: ignore[override]
+        if name not in self._types_by_name:
+            self._types_by_name[name] = _uncached(strawberry.Schema.get_type_by_name)(self, name)
+        return self._types_by_name[name]
+
+    def get_directive_by_name(  # type: ignore[override]
+        self, graphql_name: str
+    ) -> StrawberryDirective[Any] | None:
+        if graphql_name not in self._directives_by_name:
+            found = _uncached(strawberry.Schema.get_directive_by_name)(self, graphql_name)
+            self._directives_by_name[graphql_name] = found
+        return self._directives_by_name[graphql_name]
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -293,6 +313,11 @@ _EXTENSIONS: list[Any] = [
     UnitOfWork,
     ErrorCodes,
 ]
+
+
+def _uncached(method: Any) -> Any:
+    """The function under a `functools.lru_cache`."""
+    return method.__wrapped__
 
 
 def _fields_of(cls: type) -> list[Any]:

@@ -5,24 +5,27 @@ For each document type `post`: the object type `Post` (implementing `Document`),
 (`PostSeo`); unions for arrays of several object types (`PageSectionsItem`) and for references to several
 types (`PostLinkTarget`).
 
-Types refer to each other in cycles (an author's mentor is an author), so their annotations are strings
-resolved in a module made for each generated schema; Strawberry resolves them when the schema is built.
-Every content field is nullable: drafts may be incomplete.
+Types refer to each other in cycles (an author's mentor is an author), so they are made in two passes:
+every class first, then each field's Strawberry type (`StrawberryOptional`, `StrawberryList`, the class
+or union it names). No annotation is a string or a `typing` form, so nothing is evaluated and nothing
+lands in a process-wide cache (`typing.Optional[X]` memoises `X`): once a schema is replaced, its types
+are garbage. Every content field is nullable: drafts may be incomplete.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
-import sys
 import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from datetime import date, datetime
-from typing import Annotated, Any, Optional, Union
+from typing import Any
 
 import strawberry
+from strawberry.annotation import StrawberryAnnotation
 from strawberry.scalars import JSON
+from strawberry.types.base import StrawberryList, StrawberryOptional
+from strawberry.types.union import StrawberryUnion
 
 from server.graphql import types as static
 from server.names import to_pascal_case
@@ -30,37 +33,72 @@ from server.query import kinds
 from server.query.kinds import Kind
 from server.schema_types import Field, Registry, SchemaType
 
-_module_counter = itertools.count(1)
 
-_SCALARS: dict[str, str] = {
-    "string": "str",
-    "text": "str",
-    "slug": "str",
-    "url": "str",
-    "boolean": "bool",
-    "date": "date",
-    "datetime": "datetime",
+@dataclass(frozen=True)
+class Named:
+    """A generated class or union, looked up by its GraphQL name once every class exists."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Nullable:
+    """`X` or null (`StrawberryOptional`); without it a field is non-null."""
+
+    of: object
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """A list of `X` (`StrawberryList`)."""
+
+    of: object
+
+
+# A field's GraphQL type before the second pass: a Python or static type (`str`, `static.Image`),
+# `Named`, or `Nullable` / `ListOf` of one.
+Annotation = object
+
+_SCALARS: dict[str, Annotation] = {
+    "string": str,
+    "text": str,
+    "slug": str,
+    "url": str,
+    "boolean": bool,
+    "date": date,
+    "datetime": datetime,
 }
-_FILTERS: dict[str, str] = {
-    "string": "StringFilter",
-    "text": "StringFilter",
-    "slug": "StringFilter",
-    "url": "StringFilter",
-    "number": "NumberFilter",
-    "boolean": "BooleanFilter",
-    "date": "DateFilter",
-    "datetime": "DateTimeFilter",
+_FILTERS: dict[str, Annotation] = {
+    "string": static.StringFilter,
+    "text": static.StringFilter,
+    "slug": static.StringFilter,
+    "url": static.StringFilter,
+    "number": static.NumberFilter,
+    "boolean": static.BooleanFilter,
+    "date": static.DateFilter,
+    "datetime": static.DateTimeFilter,
 }
 # The document's own columns, filterable in every WhereInput.
-COLUMN_FILTERS: dict[str, str] = {
-    "id": "IDFilter",
-    "status": "StringFilter",
-    "createdAt": "DateTimeFilter",
-    "updatedAt": "DateTimeFilter",
-    "publishedAt": "DateTimeFilter",
-    "createdBy": "StringFilter",
-    "updatedBy": "StringFilter",
+COLUMN_FILTERS: dict[str, Annotation] = {
+    "id": static.IDFilter,
+    "status": static.StringFilter,
+    "createdAt": static.DateTimeFilter,
+    "updatedAt": static.DateTimeFilter,
+    "publishedAt": static.DateTimeFilter,
+    "createdBy": static.StringFilter,
+    "updatedBy": static.StringFilter,
 }
+# GraphQL names the generated types must leave alone: the fixed types and the scalars.
+_RESERVED = frozenset(
+    {
+        *(
+            name
+            for name, value in vars(static).items()
+            if hasattr(value, "__strawberry_definition__")
+        ),
+        *("ID", "String", "Int", "Float", "Boolean", "JSON", "Date", "DateTime"),
+    }
+)
 
 
 @dataclass
@@ -75,7 +113,6 @@ class ObjectShape:
 @dataclass
 class GeneratedTypes:
     registry: Registry
-    module: types.ModuleType
     documents: dict[str, type] = field(default_factory=dict)  # schema type name -> class
     where_inputs: dict[str, type] = field(default_factory=dict)
     data_inputs: dict[str, type] = field(default_factory=dict)
@@ -83,10 +120,6 @@ class GeneratedTypes:
     shapes: dict[str, ObjectShape] = field(default_factory=dict)  # schema type name -> shape
     # Generated class name -> content field name -> its kind: what the compiled read path reads.
     class_fields: dict[str, dict[str, Kind]] = field(default_factory=dict)
-
-    @property
-    def namespace(self) -> dict[str, Any]:
-        return self.module.__dict__
 
 
 def graphql_name(schema_type_name: str) -> str:
@@ -106,7 +139,7 @@ def field_name_of(attr: str) -> str | None:
     return attr[len(ATTRIBUTE_PREFIX) :] if attr.startswith(ATTRIBUTE_PREFIX) else None
 
 
-def _graphql_names(annotations: dict[str, str]) -> dict[str, str]:
+def _graphql_names(annotations: dict[str, Annotation]) -> dict[str, str]:
     return {attr: name for attr in annotations if (name := field_name_of(attr)) is not None}
 
 
@@ -114,27 +147,15 @@ class TypeGenerator:
     """Builds the generated types of one registry. Use `generate(registry)`."""
 
     def __init__(self, registry: Registry) -> None:
-        module = types.ModuleType(f"server.graphql._generated_{next(_module_counter)}")
-        module.__dict__.update(
-            {
-                "Optional": Optional,
-                "Union": Union,
-                "Annotated": Annotated,
-                "strawberry": strawberry,
-                "JSON": JSON,
-                "date": date,
-                "datetime": datetime,
-                "list": list,
-            }
-        )
-        for name in dir(static):
-            value = getattr(static, name)
-            if isinstance(value, type):
-                module.__dict__[name] = value
-        sys.modules[module.__name__] = module
-        self.out = GeneratedTypes(registry=registry, module=module)
+        self.out = GeneratedTypes(registry=registry)
         self.registry = registry
-        self._taken: set[str] = set(module.__dict__)
+        self._taken: set[str] = set(_RESERVED)
+        # Generated GraphQL name -> class (the first pass) or union (the second).
+        self._types: dict[str, Any] = {}
+        # Union name -> its members; made in the second pass, when every member exists.
+        self._unions: dict[str, tuple[Annotation, ...]] = {}
+        # Each class with its fields' annotations, given their Strawberry types in the second pass.
+        self._classes: list[tuple[type, dict[str, Annotation]]] = []
 
     # Names
 
@@ -144,26 +165,29 @@ class TypeGenerator:
         self._taken.add(name)
         return name
 
-    def _define(self, name: str, value: Any) -> None:
-        self.out.namespace[name] = value
+    def _union(self, name: str, members: tuple[Annotation, ...]) -> Named:
+        self._unions[name] = members
+        return Named(name)
 
     def _make_class(
         self,
         name: str,
-        annotations: dict[str, str],
+        annotations: dict[str, Annotation],
         *,
         bases: tuple[type, ...] = (),
         is_input: bool = False,
         description: str | None = None,
         renamed: dict[str, str] | None = None,
+        required: bool = False,
     ) -> type:
+        # Every field is typed `object` until the second pass gives it its GraphQL type.
         body: dict[str, Any] = {
-            "__annotations__": dict(annotations),
-            "__module__": self.out.module.__name__,
+            "__annotations__": dict.fromkeys(annotations, object),
+            "__module__": __name__,
         }
         renamed = renamed or {}
+        default = MISSING if required else strawberry.UNSET if is_input else None
         for attr in annotations:
-            default = strawberry.UNSET if is_input else None
             body[attr] = strawberry.field(default=default, name=renamed.get(attr, attr))
         cls = types.new_class(name, bases, {}, lambda ns: ns.update(body))
         decorated: type = (
@@ -171,8 +195,30 @@ class TypeGenerator:
             if is_input
             else strawberry.type(cls, name=name, description=description)
         )
-        self._define(name, decorated)
+        self._types[name] = decorated
+        self._classes.append((decorated, annotations))
         return decorated
+
+    def _resolve(self, annotation: Annotation) -> Any:
+        if isinstance(annotation, Nullable):
+            return StrawberryOptional(self._resolve(annotation.of))
+        if isinstance(annotation, ListOf):
+            return StrawberryList(self._resolve(annotation.of))
+        if isinstance(annotation, Named):
+            return self._types[annotation.name]
+        return annotation
+
+    def _complete(self) -> None:
+        """The second pass: unions of the classes, then every field's type."""
+        for name, members in self._unions.items():
+            self._types[name] = StrawberryUnion(
+                name=name,
+                type_annotations=tuple(StrawberryAnnotation(self._resolve(m)) for m in members),
+            )
+        for cls, typed in self._classes:
+            for f in cls.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+                if f.python_name in typed:
+                    f.type = self._resolve(typed[f.python_name])
 
     # Output types
 
@@ -191,6 +237,7 @@ class TypeGenerator:
             self._where_input(schema_type)
             self._data_input(schema_type)
             self._page(schema_type)
+        self._complete()
         return self.out
 
     def _document_type(self, schema_type: SchemaType) -> None:
@@ -213,8 +260,8 @@ class TypeGenerator:
         shape = ObjectShape(cls=type)
         annotations = self._content_fields(name, fields, shape)
         # Array items carry their `_key` and `_type`; expose them like Sanity does.
-        annotations["meta_key"] = "Optional[str]"
-        annotations["meta_type"] = "Optional[str]"
+        annotations["meta_key"] = Nullable(str)
+        annotations["meta_type"] = Nullable(str)
         shape.fields.append(("_key", "meta_key", _text))
         shape.fields.append(("_type", "meta_type", _text))
         renamed = {**_graphql_names(annotations), "meta_key": "_key", "meta_type": "_type"}
@@ -225,28 +272,28 @@ class TypeGenerator:
 
     def _content_fields(
         self, owner: str, fields: tuple[Field, ...], shape: ObjectShape
-    ) -> dict[str, str]:
-        annotations: dict[str, str] = {}
+    ) -> dict[str, Annotation]:
+        annotations: dict[str, Annotation] = {}
         recorded = self.out.class_fields.setdefault(owner, {})
         for f in fields:
             annotation, convert, kind = self._output(owner, f)
-            annotations[attribute(f.name)] = f"Optional[{annotation}]"
+            annotations[attribute(f.name)] = Nullable(annotation)
             shape.fields.append((f.name, attribute(f.name), convert))
             recorded[f.name] = kind
         return annotations
 
-    def _output(self, owner: str, f: Field) -> tuple[str, Callable[[Any], Any], Kind]:
+    def _output(self, owner: str, f: Field) -> tuple[Annotation, Callable[[Any], Any], Kind]:
         """The annotation of a field's GraphQL type, the converter of its stored value, its kind."""
         if f.type in _SCALARS:
             return _SCALARS[f.type], _SCALAR_CONVERTERS[f.type], _SCALAR_KINDS[f.type]
         if f.type == "number":
             if f.integer:
-                return "int", _integer, kinds.Scalar("int")
-            return "float", _number, kinds.Scalar("float")
+                return int, _integer, kinds.Scalar("int")
+            return float, _number, kinds.Scalar("float")
         if f.type == "image":
-            return "Image", _image, kinds.Asset("image")
+            return static.Image, _image, kinds.Asset("image")
         if f.type == "file":
-            return "FileAsset", _file, kinds.Asset("file")
+            return static.FileAsset, _file, kinds.Asset("file")
         if f.is_reference:
             return self._reference(owner, f)
         if f.is_array:
@@ -254,69 +301,57 @@ class TypeGenerator:
         if f.is_inline_object:
             name = self._claim(f"{owner}{to_pascal_case(f.name)}")
             self._object_type(name, f.fields, f.description)
-            return name, self._object_converter(name), kinds.Object(name)
+            return Named(name), self._object_converter(name), kinds.Object(name)
         if f.is_named_object:
             name = graphql_name(f.type)
-            return name, self._object_converter(name), kinds.Object(name)
-        return "JSON", _identity, kinds.Json()
+            return Named(name), self._object_converter(name), kinds.Object(name)
+        return JSON, _identity, kinds.Json()
 
-    def _reference(self, owner: str, f: Field) -> tuple[str, Callable[[Any], Any], Kind]:
-        targets = [graphql_name(t) for t in f.to]
+    def _reference(self, owner: str, f: Field) -> tuple[Annotation, Callable[[Any], Any], Kind]:
+        targets = tuple(Named(graphql_name(t)) for t in f.to)
         if len(targets) == 1:
             annotation = targets[0]
         else:
-            annotation = self._claim(f"{owner}{to_pascal_case(f.name)}Target")
-            members = ", ".join(targets)
-            self._define(
-                annotation,
-                eval(  # noqa: S307 (names from the validated content model only)
-                    f"Annotated[Union[{members}], strawberry.union({annotation!r})]",
-                    self.out.namespace,
-                ),
-            )
+            name = self._claim(f"{owner}{to_pascal_case(f.name)}Target")
+            annotation = self._union(name, targets)
         return annotation, self._reference_converter(f.to), kinds.Reference(f.to)
 
-    def _array(self, owner: str, f: Field) -> tuple[str, Callable[[Any], Any], Kind]:
+    def _array(self, owner: str, f: Field) -> tuple[Annotation, Callable[[Any], Any], Kind]:
         if f.is_rich_text:
-            return "JSON", _identity, kinds.Json()
+            return JSON, _identity, kinds.Json()
         items = f.of
         if all(item.is_scalar for item in items):
             annotations = {self._output(owner, item)[0] for item in items}
             if len(annotations) == 1:
                 annotation, convert, kind = self._output(owner, items[0])
-                return f"list[Optional[{annotation}]]", _list_of(convert), kinds.ListOf(kind)
-            return "JSON", _identity, kinds.Json()
+                return ListOf(Nullable(annotation)), _list_of(convert), kinds.ListOf(kind)
+            return JSON, _identity, kinds.Json()
         if all(item.is_reference for item in items):
             targets = tuple(dict.fromkeys(t for item in items for t in item.to))
             merged = Field(name=f.name, type="reference", to=targets)
             annotation, convert, kind = self._reference(owner, merged)
-            return f"list[Optional[{annotation}]]", _list_of(convert), kinds.ListOf(kind)
-        members: list[tuple[str, str, Callable[[Any], Any], Kind]] = []
+            return ListOf(Nullable(annotation)), _list_of(convert), kinds.ListOf(kind)
+        members: list[tuple[str, Annotation, Callable[[Any], Any], Kind]] = []
         for item in items:
             if item.is_scalar or item.is_reference:
                 # scalars and objects mixed: keep it as JSON
-                return "JSON", _identity, kinds.Json()
+                return JSON, _identity, kinds.Json()
             if item.is_inline_object:
                 name = self._claim(f"{owner}{to_pascal_case(f.name)}{to_pascal_case(item.name)}")
                 self._object_type(name, item.fields, item.description)
-                members.append((item.name, name, self._object_converter(name), kinds.Object(name)))
+                converter = self._object_converter(name)
+                members.append((item.name, Named(name), converter, kinds.Object(name)))
             else:
                 annotation, convert, kind = self._output(owner, item)
                 members.append((item.name, annotation, convert, kind))
         if len(members) == 1:
             _, annotation, convert, kind = members[0]
-            return f"list[Optional[{annotation}]]", _list_of(convert), kinds.ListOf(kind)
-        union = self._claim(f"{owner}{to_pascal_case(f.name)}Item")
-        names = ", ".join(annotation for _, annotation, _, _ in members)
-        self._define(
-            union,
-            eval(  # noqa: S307 (names from the validated content model only)
-                f"Annotated[Union[{names}], strawberry.union({union!r})]", self.out.namespace
-            ),
-        )
+            return ListOf(Nullable(annotation)), _list_of(convert), kinds.ListOf(kind)
+        name = self._claim(f"{owner}{to_pascal_case(f.name)}Item")
+        union = self._union(name, tuple(annotation for _, annotation, _, _ in members))
         by_type = {item_type: convert for item_type, _, convert, _ in members}
         by_kind = kinds.ByItemType(tuple((item_type, kind) for item_type, _, _, kind in members))
-        return f"list[Optional[{union}]]", _list_of(_by_item_type(by_type)), kinds.ListOf(by_kind)
+        return ListOf(Nullable(union)), _list_of(_by_item_type(by_type)), kinds.ListOf(by_kind)
 
     # Converters that need the generated classes (looked up when called: cycles)
 
@@ -355,11 +390,13 @@ class TypeGenerator:
 
     def _where_input(self, schema_type: SchemaType) -> None:
         name = self._claim(f"{graphql_name(schema_type.name)}WhereInput")
-        annotations = {column: f"Optional[{kind}]" for column, kind in COLUMN_FILTERS.items()}
+        annotations: dict[str, Annotation] = {
+            column: Nullable(kind) for column, kind in COLUMN_FILTERS.items()
+        }
         annotations.update(self._where_fields(name, schema_type.fields))
-        annotations["AND"] = f"Optional[list[{name}]]"
-        annotations["OR"] = f"Optional[list[{name}]]"
-        annotations["NOT"] = f"Optional[{name}]"
+        annotations["AND"] = Nullable(ListOf(Named(name)))
+        annotations["OR"] = Nullable(ListOf(Named(name)))
+        annotations["NOT"] = Nullable(Named(name))
         self.out.where_inputs[schema_type.name] = self._make_class(
             name,
             annotations,
@@ -368,15 +405,15 @@ class TypeGenerator:
             renamed=_graphql_names(annotations),
         )
 
-    def _where_fields(self, owner: str, fields: tuple[Field, ...]) -> dict[str, str]:
-        annotations: dict[str, str] = {}
+    def _where_fields(self, owner: str, fields: tuple[Field, ...]) -> dict[str, Annotation]:
+        annotations: dict[str, Annotation] = {}
         for f in fields:
             kind = self._where_kind(owner, f)
             if kind is not None:
-                annotations[attribute(f.name)] = f"Optional[{kind}]"
+                annotations[attribute(f.name)] = Nullable(kind)
         return annotations
 
-    def _where_kind(self, owner: str, f: Field) -> str | None:
+    def _where_kind(self, owner: str, f: Field) -> Annotation | None:
         if f.type in _FILTERS:
             return _FILTERS[f.type]
         if f.is_reference:
@@ -399,24 +436,24 @@ class TypeGenerator:
                 self._make_class(
                     name, annotations, is_input=True, renamed=_graphql_names(annotations)
                 )
-            return name
+            return Named(name)
         return None
 
-    def _reference_filter(self, targets: tuple[str, ...]) -> str:
+    def _reference_filter(self, targets: tuple[str, ...]) -> Annotation:
         unique = tuple(dict.fromkeys(targets))
         if len(unique) != 1:
-            return "IDFilter"
+            return static.IDFilter
         target = graphql_name(unique[0])
         name = f"{target}ReferenceFilter"
         if name not in self._taken:
             self._claim(name)
-            annotations = {
-                "equals": "Optional[strawberry.ID]",
-                "not_equals": "Optional[strawberry.ID]",
-                "in_": "Optional[list[strawberry.ID]]",
-                "not_in": "Optional[list[strawberry.ID]]",
-                "exists": "Optional[bool]",
-                "where": f"Optional[{target}WhereInput]",
+            annotations: dict[str, Annotation] = {
+                "equals": Nullable(strawberry.ID),
+                "not_equals": Nullable(strawberry.ID),
+                "in_": Nullable(ListOf(strawberry.ID)),
+                "not_in": Nullable(ListOf(strawberry.ID)),
+                "exists": Nullable(bool),
+                "where": Nullable(Named(f"{target}WhereInput")),
             }
             self._make_class(
                 name,
@@ -425,13 +462,13 @@ class TypeGenerator:
                 renamed={"in_": "in"},
                 description=f"A reference to {target}: by id, or by the referenced document's fields",
             )
-        return name
+        return Named(name)
 
     def _data_input(self, schema_type: SchemaType) -> None:
         name = self._claim(f"{graphql_name(schema_type.name)}DataInput")
         annotations = self._data_fields(name, schema_type.fields)
         if not annotations:
-            annotations = {"_unused": "Optional[bool]"}
+            annotations = {"_unused": Nullable(bool)}
         self.out.data_inputs[schema_type.name] = self._make_class(
             name,
             annotations,
@@ -440,27 +477,27 @@ class TypeGenerator:
             description=f"A new {schema_type.title}: references as ids, lists of references as lists",
         )
 
-    def _data_fields(self, owner: str, fields: tuple[Field, ...]) -> dict[str, str]:
-        return {attribute(f.name): f"Optional[{self._data_kind(owner, f)}]" for f in fields}
+    def _data_fields(self, owner: str, fields: tuple[Field, ...]) -> dict[str, Annotation]:
+        return {attribute(f.name): Nullable(self._data_kind(owner, f)) for f in fields}
 
-    def _data_kind(self, owner: str, f: Field) -> str:
+    def _data_kind(self, owner: str, f: Field) -> Annotation:
         if f.type in _SCALARS:
             return _SCALARS[f.type]
         if f.type == "number":
-            return "int" if f.integer else "float"
+            return int if f.integer else float
         if f.type == "image":
-            return "ImageInput"
+            return static.ImageInput
         if f.type == "file":
-            return "FileInput"
+            return static.FileInput
         if f.is_reference:
-            return "strawberry.ID"
+            return strawberry.ID
         if f.is_array and not f.is_rich_text:
             if all(item.is_reference for item in f.of):
-                return "list[strawberry.ID]"
+                return ListOf(strawberry.ID)
             if all(item.is_scalar for item in f.of):
                 kinds = {self._data_kind(owner, item) for item in f.of}
-                return f"list[{kinds.pop()}]" if len(kinds) == 1 else "JSON"
-            return "list[JSON]"
+                return ListOf(kinds.pop()) if len(kinds) == 1 else JSON
+            return ListOf(JSON)
         if f.is_object:
             name = f"{owner.removesuffix('DataInput')}{to_pascal_case(f.name)}Input"
             if name not in self._taken:
@@ -469,29 +506,23 @@ class TypeGenerator:
                 self._make_class(
                     name, annotations, is_input=True, renamed=_graphql_names(annotations)
                 )
-            return name
-        return "JSON"
+            return Named(name)
+        return JSON
 
     def _page(self, schema_type: SchemaType) -> None:
         document = graphql_name(schema_type.name)
         name = self._claim(f"{document}Page")
-        annotations = {
-            "docs": f"list[{document}]",
-            "totalDocs": "int",
-            "limit": "int",
-            "offset": "int",
-            "page": "int",
-            "totalPages": "int",
-            "hasNextPage": "bool",
-            "hasPrevPage": "bool",
+        annotations: dict[str, Annotation] = {
+            "docs": ListOf(Named(document)),
+            "totalDocs": int,
+            "limit": int,
+            "offset": int,
+            "page": int,
+            "totalPages": int,
+            "hasNextPage": bool,
+            "hasPrevPage": bool,
         }
-        body: dict[str, Any] = {
-            "__annotations__": annotations,
-            "__module__": self.out.module.__name__,
-        }
-        cls = types.new_class(name, (), {}, lambda ns: ns.update(body))
-        self.out.pages[schema_type.name] = strawberry.type(cls, name=name)
-        self._define(name, self.out.pages[schema_type.name])
+        self.out.pages[schema_type.name] = self._make_class(name, annotations, required=True)
 
 
 def generate(registry: Registry) -> GeneratedTypes:

@@ -24,7 +24,6 @@ docs/where-language.md.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import re
@@ -283,30 +282,28 @@ class _PathError(Exception):
     """A path the schema does not have; the compiler adds where it was written."""
 
 
-class _RegistryKey:
-    """Hashes a registry by identity (registries are immutable), for the path cache."""
-
-    __slots__ = ("registry",)
-
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-
-    def __hash__(self) -> int:
-        return id(self.registry)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _RegistryKey) and other.registry is self.registry
+# Resolved `where` paths are kept with their registry (`Registry.memo`), up to this many: a
+# frontend's few paths are resolved once, and unusual ones cannot grow the memo without bound.
+PATHS_PER_REGISTRY = 4096
 
 
-@functools.lru_cache(maxsize=4096)
-def _resolve(key: _RegistryKey, type_name: str, path: str) -> _Node:
+def _resolve(registry: Registry, type_name: str, path: str) -> _Node:
+    paths: dict[tuple[str, str], _Node] = registry.memo.setdefault(_resolve, {})
+    node = paths.get((type_name, path))
+    if node is None:
+        node = _resolve_uncached(registry, type_name, path)
+        if len(paths) < PATHS_PER_REGISTRY:
+            paths[type_name, path] = node
+    return node
+
+
+def _resolve_uncached(registry: Registry, type_name: str, path: str) -> _Node:
     column = _COLUMNS.get(path.removeprefix("_meta."))
     if column is not None:
         return column
     segments = path.split(".")
     if "" in segments:
         raise _PathError("empty path segment")
-    registry = key.registry
     return _resolve_in(registry, registry[type_name].fields, type_name, segments, (), 0)
 
 
@@ -450,7 +447,7 @@ class _Compiler:
         schema_type = registry.get(type_name)
         if schema_type is None or not schema_type.is_document:
             raise InvalidInputError(f"unknown document type {_show(type_name)}", path="type")
-        self.key = _RegistryKey(registry)
+        self.registry = registry
         self.type_name = type_name
         self.params = params
         self.perspective = perspective
@@ -516,7 +513,7 @@ class _Compiler:
 
     def _node_for(self, path: str, loc: str, *, label: str | None = None) -> _Node:
         try:
-            return _resolve(self.key, self.type_name, path)
+            return _resolve(self.registry, self.type_name, path)
         except _PathError as exc:
             raise InvalidInputError(f"{label or loc}: {exc}", path=loc) from None
 
