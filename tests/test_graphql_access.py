@@ -236,6 +236,35 @@ async def test_organization_with_parent_and_children(gql: GraphQLClient) -> None
     assert [c["slug"] for c in child["children"]] == ["acme-eu-north"]
 
 
+async def test_siblings_and_their_subtrees_stay_hidden(gql: GraphQLClient) -> None:
+    """A child sees its line of ancestors, never the rest of their subtrees."""
+    blog = await gql.org_named("acme-blog", parent=gql.org)
+    shop = await gql.org_named("acme-shop", parent=gql.org)
+    await gql.org_named("acme-shop-eu", parent=shop)
+    drafts = await gql.org_named("acme-blog-drafts", parent=blog)
+    await gql.org_named("acme-blog-drafts-old", parent=drafts)
+    up = """{ organization { slug parent { slug children { slug children { slug } } } }
+              me { organization { parent { children { slug } } } } }"""
+    seen = await gql.data(up, key=await gql.key_for(blog))
+    assert seen["organization"]["parent"] == {
+        "slug": "acme",
+        "children": [{"slug": "acme-blog", "children": [{"slug": "acme-blog-drafts"}]}],
+    }
+    assert seen["me"]["organization"]["parent"] == {"children": [{"slug": "acme-blog"}]}
+    two_up = "{ organization { parent { parent { slug children { slug children { slug } } } } } }"
+    seen = await gql.data(two_up, key=await gql.key_for(drafts))
+    assert seen["organization"]["parent"]["parent"] == {
+        "slug": "acme",
+        "children": [{"slug": "acme-blog", "children": [{"slug": "acme-blog-drafts"}]}],
+    }
+    # The root still sees its whole subtree.
+    root = await gql.data("{ organization { children { slug children { slug } } } }")
+    assert root["organization"]["children"] == [
+        {"slug": "acme-blog", "children": [{"slug": "acme-blog-drafts"}]},
+        {"slug": "acme-shop", "children": [{"slug": "acme-shop-eu"}]},
+    ]
+
+
 async def test_children_take_one_statement_per_level(gql: GraphQLClient) -> None:
     for n in range(4):
         child = await gql.org_named(f"child-{n}", parent=gql.org)
