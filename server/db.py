@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 
 # Messages for the constraints a client can run into; the names follow `tables.metadata`'s convention.
 CONSTRAINT_MESSAGES = {
-    "uq_cms_organizations_slug": "an organization with this slug already exists",
+    "uq_cms_organizations_parent_organization_id_slug": (
+        "an organization with this slug already exists"
+    ),
     "uq_cms_organization_members_organization_id_user_id": "the user is already a member",
     "uq_cms_organization_roles_organization_id_name": "a role with this name already exists",
     "uq_cms_schema_types_name": "a schema type with this name already exists",
