@@ -88,6 +88,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         max_multipart_bytes=settings.max_upload_bytes + settings.request_max_bytes,
         mailer=running.mailer,
         compiled_reads=settings.compiled_reads,
+        introspection=settings.introspection,
     )
 
     @asynccontextmanager

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from server.graphql.introspection import INTROSPECTION_ACCESS, IntrospectionAccess
 from server.mail import check_address, parse_smtp_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +102,8 @@ class Settings:
     # Content queries as one SQL statement each (`server/query/`); false serves every operation
     # through the resolvers, which remain the reference the compiled path is tested against.
     compiled_reads: bool = True
+    # Who may send `__schema` / `__type` (server/graphql/introspection.py).
+    introspection: IntrospectionAccess = "everyone"
 
     @property
     def embedded(self) -> bool:
@@ -138,6 +141,7 @@ class Settings:
                 env, "MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, minimum=1, maximum=2**31 - 1
             ),
             compiled_reads=_bool(env, "COMPILED_READS", True),
+            introspection=_introspection(env, "INTROSPECTION"),
         )
 
 
@@ -249,6 +253,16 @@ def _mail_from(env: Mapping[str, str], name: str) -> str:
         return check_address(raw)
     except ValueError as exc:
         raise ConfigError(name, str(exc)) from None
+
+
+def _introspection(env: Mapping[str, str], name: str) -> IntrospectionAccess:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return "everyone"
+    for access in INTROSPECTION_ACCESS:
+        if raw == access:
+            return access
+    raise ConfigError(name, f"must be one of {', '.join(INTROSPECTION_ACCESS)} (got {raw!r})")
 
 
 def _demo_url(env: Mapping[str, str], name: str) -> str | None:

@@ -38,6 +38,7 @@ from server.config import DEFAULT_REQUEST_MAX_BYTES
 from server.errors import CMSError
 from server.graphql.context import RequestContext
 from server.graphql.extensions import format_error
+from server.graphql.introspection import IntrospectionAccess, introspects
 from server.graphql.playground import playground_response
 from server.graphql.schema import MAX_TOKENS, BuiltSchema, build_schema
 from server.local_api import LocalAPI
@@ -269,9 +270,11 @@ class GraphQLEndpoint:
         max_multipart_bytes: int | None = None,
         mailer: Mailer | None = None,
         compiled_reads: bool = True,
+        introspection: IntrospectionAccess = "everyone",
     ) -> None:
         self.api = api
         self.compiled_reads = compiled_reads
+        self.introspection: IntrospectionAccess = introspection
         # Requests the compiled path answered (the rest ran through the resolvers).
         self.compiled_served = 0
         self.compiled_failures = 0
@@ -290,7 +293,7 @@ class GraphQLEndpoint:
         built = self._built
         if built is None or built.registry is not registry:
             log.info("building the GraphQL schema for %d schema types", len(registry))
-            built = build_schema(registry)
+            built = build_schema(registry, introspection=self.introspection)
             self._built = built
         return built
 
@@ -375,6 +378,14 @@ class GraphQLEndpoint:
                 extensions={"code": "GRAPHQL_VALIDATION_FAILED"},
             )
             return _result_response(ExecutionResult(data=None, errors=[error]), media)
+        if self.introspection == "authenticated" and _introspects(params.query):
+            try:
+                # Opens the unit of work the operation then runs in (and commits or rolls back).
+                await context.principal()
+            except CMSError as exc:
+                await context.finish(commit=False)
+                error = GraphQLError(exc.message, extensions={"code": exc.code})
+                return _result_response(ExecutionResult(data=None, errors=[error]), media)
         try:
             result = await built.schema.execute(
                 params.query,
@@ -393,6 +404,10 @@ class GraphQLEndpoint:
                 exc.as_http_error_reason(), extensions={"code": "GRAPHQL_VALIDATION_FAILED"}
             )
             result = ExecutionResult(data=None, errors=[error])
+        finally:
+            # A unit opened before execution and never reached by it (the document did not
+            # validate) is rolled back here; after `UnitOfWork` has finished it, this does nothing.
+            await context.finish(commit=False)
         return _result_response(result, media)
 
     def _context(self, request: Request, built: BuiltSchema) -> RequestContext:
@@ -470,6 +485,15 @@ def _operation_count(query: str) -> int:
     except GraphQLError:
         return 0
     return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+
+
+@functools.lru_cache(maxsize=512)
+def _introspects(query: str) -> bool:
+    """Whether the document selects `__schema` or `__type` (False when it does not parse)."""
+    try:
+        return introspects(parse(query, max_tokens=MAX_TOKENS))
+    except GraphQLError:
+        return False
 
 
 def _multipart_params(form: FormData) -> Params:
