@@ -80,7 +80,11 @@ class Settings:
     database_url: str | None = None
     pool_size: int = 10
     idle_timeout: float = 20.0
+    # Seconds a request waits for a pooled connection before SERVICE_UNAVAILABLE.
+    acquire_timeout: float = 5.0
     statement_timeout_ms: int = 10_000
+    # A request's wait for a row or table lock, before TIMEOUT.
+    lock_timeout_ms: int = 5_000
     enable_rls: bool = True
     enable_hierarchy: bool = True
     schema_dir: Path = PROJECT_ROOT / "schema"
@@ -121,7 +125,9 @@ class Settings:
             database_url=pg_connection_url(env),
             pool_size=_int(env, "DB_POOL_SIZE", 10, minimum=1, maximum=1000),
             idle_timeout=_float(env, "DB_IDLE_TIMEOUT", 20.0),
+            acquire_timeout=_float(env, "DB_ACQUIRE_TIMEOUT", 5.0),
             statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", 10_000, minimum=0),
+            lock_timeout_ms=_int(env, "LOCK_TIMEOUT_MS", 5_000, minimum=0),
             enable_rls=_bool(env, "ENABLE_RLS", True),
             enable_hierarchy=_bool(env, "ENABLE_HIERARCHY", True),
             schema_dir=_directory(env, "SCHEMA_DIR", PROJECT_ROOT / "schema"),

@@ -55,7 +55,10 @@ def opening_sql(credential: Credential, tenancy: Tenancy, *, read_only: bool) ->
         _word(request_role(tenancy)) if request_role(tenancy) != "none" else "NULL",
         _boolean(read_only),
     )
-    return f"SELECT cms_open_request({', '.join(arguments)})"
+    # Lock waits end at the lock timeout (TIMEOUT) instead of holding the connection until the
+    # statement timeout; SET takes no parameters, and the value is a checked integer.
+    lock_timeout = f"SET LOCAL lock_timeout = {int(tenancy.lock_timeout_ms)}"
+    return f"SELECT cms_open_request({', '.join(arguments)}); {lock_timeout}"
 
 
 def _word(value: str) -> str:

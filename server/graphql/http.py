@@ -35,7 +35,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from server.config import DEFAULT_REQUEST_MAX_BYTES
-from server.errors import CMSError
+from server.errors import CMSError, UnavailableError
 from server.graphql.context import RequestContext
 from server.graphql.extensions import format_error
 from server.graphql.introspection import IntrospectionAccess, introspects
@@ -48,6 +48,8 @@ from server.query import run
 log = logging.getLogger(__name__)
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+# Seconds a client is asked to wait before sending again a request the database could not serve.
+RETRY_AFTER_SECONDS = 2
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
 
@@ -247,7 +249,16 @@ def _result_response(result: ExecutionResult, media: str) -> Response:
             e.extensions and e.extensions["code"] == "INTERNAL_SERVER_ERROR" for e in errors
         )
         status = 500 if internal else 400
+    if any(e.extensions and e.extensions["code"] == UnavailableError.code for e in errors):
+        # The database could not serve the operation (and nothing of it was committed): the
+        # client may send it again shortly, whatever media type it asked for.
+        return _unavailable(body, media)
     return _json_response(body, status=status, media=media)
+
+
+def _unavailable(body: dict[str, Any], media: str) -> Response:
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return _json_response(body, status=503, media=media, headers=headers)
 
 
 def _is_loopback(request: Request) -> bool:
@@ -446,6 +457,10 @@ class GraphQLEndpoint:
             unit = context.accept_principal(principal)
             if not run.allowed(unit, statement):
                 raise run.Fallback("capability")
+        except UnavailableError as exc:
+            # No database to fall back on either: the resolver path would only wait again.
+            await context.finish(commit=False)
+            return _unavailable(_error_body(exc.code, exc.message), media)
         except (CMSError, run.Fallback):
             await context.finish(commit=False)
             return None
