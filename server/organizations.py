@@ -131,18 +131,21 @@ class OrganizationStore:
     async def find_organization_by_slug(self, tx: Tx, *, slug: str) -> Organization | None:
         """The organization a slug names, or None.
 
-        Slugs are unique among siblings only. A plain slug names the one organization that has it;
-        a path (`acme/blog`) walks down from a root, one slug per level.
+        Slugs are unique among siblings only. A plain slug names the root that has it, or else
+        the one organization that has it (so a tenant's child named like a root never hides the
+        root); a path (`acme/blog`) walks down from a root, one slug per level.
 
         Raises:
-            InvalidInputError: a plain slug that several organizations share.
+            InvalidInputError: a plain slug that no root and several other organizations have.
         """
         if "/" in slug:
             return await self._find_by_path(tx, slug.split("/"))
         rows = await tx.fetch(
-            f"SELECT {_COLUMNS} FROM cms_organizations WHERE slug = $1 LIMIT 2", slug
+            f"SELECT {_COLUMNS} FROM cms_organizations WHERE slug = $1"
+            " ORDER BY parent_organization_id IS NOT NULL LIMIT 2",
+            slug,
         )
-        if len(rows) > 1:
+        if len(rows) > 1 and rows[0]["parent_organization_id"] is not None:
             raise InvalidInputError(
                 f"several organizations have the slug {slug!r}: name one by its path from the"
                 " root (root/child)",

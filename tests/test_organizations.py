@@ -79,6 +79,10 @@ async def test_slugs_are_unique_among_siblings_only(adapter: PostgresAdapter) ->
         assert await adapter.find_organization_by_slug(tx, slug="blog/acme") is None
         with pytest.raises(InvalidInputError, match="several organizations"):
             await adapter.find_organization_by_slug(tx, slug="blog")
+    # A root keeps its plain slug, whatever its namesakes further down.
+    await make_org(adapter, "acme", parent=globex.id)
+    async with adapter.system_context() as tx:
+        assert await adapter.find_organization_by_slug(tx, slug="acme") == acme
 
 
 @pytest.mark.parametrize(
