@@ -50,6 +50,8 @@ class Services:
                 enable_rls=settings.enable_rls,
                 enable_hierarchy=settings.enable_hierarchy,
                 statement_timeout_ms=settings.statement_timeout_ms,
+                lock_timeout_ms=settings.lock_timeout_ms,
+                acquire_timeout=settings.acquire_timeout,
                 version_retention=settings.version_retention,
             )
         model = ContentModel(adapter, adapter.instance_transaction)
@@ -88,6 +90,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         max_multipart_bytes=settings.max_upload_bytes + settings.request_max_bytes,
         mailer=running.mailer,
         compiled_reads=settings.compiled_reads,
+        introspection=settings.introspection,
     )
 
     @asynccontextmanager
@@ -112,9 +115,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
                 await running.stop()
 
     async def healthz(request: Request) -> JSONResponse:
-        if await running.adapter.is_healthy():
-            return JSONResponse({"status": "ok"})
-        return JSONResponse({"status": "unavailable"}, status_code=503)
+        # Its own connection, outside the pool: a busy pool is "degraded", not down.
+        health = await running.adapter.database.health()
+        if health == "down":
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": health})
 
     app = Starlette(
         routes=[

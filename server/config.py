@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from server.graphql.introspection import INTROSPECTION_ACCESS, IntrospectionAccess
 from server.mail import check_address, parse_smtp_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +80,11 @@ class Settings:
     database_url: str | None = None
     pool_size: int = 10
     idle_timeout: float = 20.0
+    # Seconds a request waits for a pooled connection before SERVICE_UNAVAILABLE.
+    acquire_timeout: float = 5.0
     statement_timeout_ms: int = 10_000
+    # A request's wait for a row or table lock, before TIMEOUT.
+    lock_timeout_ms: int = 5_000
     enable_rls: bool = True
     enable_hierarchy: bool = True
     schema_dir: Path = PROJECT_ROOT / "schema"
@@ -101,6 +106,8 @@ class Settings:
     # Content queries as one SQL statement each (`server/query/`); false serves every operation
     # through the resolvers, which remain the reference the compiled path is tested against.
     compiled_reads: bool = True
+    # Who may send `__schema` / `__type` (server/graphql/introspection.py).
+    introspection: IntrospectionAccess = "everyone"
 
     @property
     def embedded(self) -> bool:
@@ -118,7 +125,9 @@ class Settings:
             database_url=pg_connection_url(env),
             pool_size=_int(env, "DB_POOL_SIZE", 10, minimum=1, maximum=1000),
             idle_timeout=_float(env, "DB_IDLE_TIMEOUT", 20.0),
+            acquire_timeout=_float(env, "DB_ACQUIRE_TIMEOUT", 5.0),
             statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", 10_000, minimum=0),
+            lock_timeout_ms=_int(env, "LOCK_TIMEOUT_MS", 5_000, minimum=0),
             enable_rls=_bool(env, "ENABLE_RLS", True),
             enable_hierarchy=_bool(env, "ENABLE_HIERARCHY", True),
             schema_dir=_directory(env, "SCHEMA_DIR", PROJECT_ROOT / "schema"),
@@ -138,6 +147,7 @@ class Settings:
                 env, "MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, minimum=1, maximum=2**31 - 1
             ),
             compiled_reads=_bool(env, "COMPILED_READS", True),
+            introspection=_introspection(env, "INTROSPECTION"),
         )
 
 
@@ -255,6 +265,16 @@ def _mail_from(env: Mapping[str, str], name: str) -> str:
         return check_address(raw)
     except ValueError as exc:
         raise ConfigError(name, str(exc)) from None
+
+
+def _introspection(env: Mapping[str, str], name: str) -> IntrospectionAccess:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return "everyone"
+    for access in INTROSPECTION_ACCESS:
+        if raw == access:
+            return access
+    raise ConfigError(name, f"must be one of {', '.join(INTROSPECTION_ACCESS)} (got {raw!r})")
 
 
 def _demo_url(env: Mapping[str, str], name: str) -> str | None:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import asyncpg
 import orjson
@@ -22,7 +22,7 @@ from server.errors import (
     ForbiddenError,
     InvalidInputError,
     NotFoundError,
-    QueryTooComplexError,
+    TimedOutError,
     UnavailableError,
 )
 
@@ -33,9 +33,16 @@ if TYPE_CHECKING:
 
     Connection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 
+Health = Literal["ok", "degraded", "down"]
+
+# The health check's own limit, for connecting and for its one statement.
+HEALTH_TIMEOUT_SECONDS = 2.0
+
 # Messages for the constraints a client can run into; the names follow `tables.metadata`'s convention.
 CONSTRAINT_MESSAGES = {
-    "uq_cms_organizations_slug": "an organization with this slug already exists",
+    "uq_cms_organizations_parent_organization_id_slug": (
+        "an organization with this slug already exists"
+    ),
     "uq_cms_organization_members_organization_id_user_id": "the user is already a member",
     "uq_cms_organization_roles_organization_id_name": "a role with this name already exists",
     "uq_cms_schema_types_name": "a schema type with this name already exists",
@@ -94,42 +101,54 @@ class Tx:
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         self._count()
         async with self._lock:
-            with translate_errors():
+            with translate_errors(self.conn):
                 return await self.conn.fetch(sql, *args)
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         self._count()
         async with self._lock:
-            with translate_errors():
+            with translate_errors(self.conn):
                 return await self.conn.fetchrow(sql, *args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         self._count()
         async with self._lock:
-            with translate_errors():
+            with translate_errors(self.conn):
                 return await self.conn.fetchval(sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> str:
         self._count()
         async with self._lock:
-            with translate_errors():
+            with translate_errors(self.conn):
                 return await self.conn.execute(sql, *args)
 
     async def executemany(self, sql: str, args: list[tuple[Any, ...]]) -> None:
         self._count()
         async with self._lock:
-            with translate_errors():
+            with translate_errors(self.conn):
                 await self.conn.executemany(sql, args)
 
 
 class Database:
-    """The asyncpg pool of one server process."""
+    """The asyncpg pool of one server process, and the health check's own connection."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, idle_timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        idle_timeout: float = 20.0,
+        acquire_timeout: float = 5.0,
+    ) -> None:
         self.url = url
         self.pool_size = pool_size
         self.idle_timeout = idle_timeout
+        # How long a transaction waits for a pooled connection before SERVICE_UNAVAILABLE (0: as
+        # long as it takes).
+        self.acquire_timeout = acquire_timeout
         self._pool: asyncpg.Pool[Any] | None = None
+        self._health: asyncpg.Connection[Any] | None = None
+        self._health_lock = asyncio.Lock()
         # Total statements run through this database's transactions, for tests and benchmarks.
         self.statements = 0
 
@@ -152,6 +171,7 @@ class Database:
             raise UnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
 
     async def disconnect(self) -> None:
+        await self._close_health()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -163,13 +183,38 @@ class Database:
         return self._pool
 
     async def is_healthy(self) -> bool:
+        return await self.health() != "down"
+
+    async def health(self) -> Health:
+        """`down` when PostgreSQL does not answer, `degraded` when it does but every pooled
+        connection is taken (a new transaction would wait for one), else `ok`.
+
+        The check runs on a connection of its own, outside the pool, so a saturated pool does not
+        make a reachable database look down.
+        """
         if self._pool is None:
-            return False
+            return "down"
         try:
-            async with self._pool.acquire(timeout=2) as conn:
-                return bool(await conn.fetchval("select 1", timeout=2) == 1)
+            async with self._health_lock:
+                if self._health is None or self._health.is_closed():
+                    self._health = await asyncpg.connect(
+                        self.url,
+                        timeout=HEALTH_TIMEOUT_SECONDS,
+                        server_settings={"application_name": "content-api health"},
+                    )
+                await self._health.fetchval("select 1", timeout=HEALTH_TIMEOUT_SECONDS)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            return False
+            await self._close_health()
+            return "down"
+        pool = self._pool
+        saturated = pool.get_idle_size() == 0 and pool.get_size() >= self.pool_size
+        return "degraded" if saturated else "ok"
+
+    async def _close_health(self) -> None:
+        connection, self._health = self._health, None
+        if connection is not None:
+            # Not a polite close: it may be the connection that just timed out.
+            connection.terminate()
 
     def ran(self, sql: str, args: Sequence[Any]) -> None:
         """Count a statement that is its own unit of work, run outside a `Tx` (`cms_read`)."""
@@ -180,13 +225,10 @@ class Database:
         """A pooled connection outside any transaction: each statement is its own transaction.
 
         For `cms_read` (server/query/run.py), which opens the request inside its one statement.
-        Count each statement run on it (`ran`); driver errors are not translated here.
+        Count each statement run on it (`ran`); driver errors are not translated here. Waiting
+        longer than `acquire_timeout` for it is SERVICE_UNAVAILABLE.
         """
-        try:
-            conn_cm = self.pool.acquire()
-            conn = await conn_cm.__aenter__()
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            raise UnavailableError(f"cannot reach PostgreSQL: {exc}") from exc
+        conn_cm, conn = await self._acquire()
         try:
             yield conn  # type: ignore[misc]
         finally:
@@ -201,36 +243,85 @@ class Database:
         Used for instance-level work (migrations, RLS set-up, credential lookups). Tenant data is reached
         only through `server.tenancy`, which adds the org context and the request role.
 
+        A pooled connection may have died since its last use (a restarted or failed-over server,
+        `pg_terminate_backend`): when it fails at the first statement, the transaction begins once
+        more on a fresh connection, as nothing has happened yet. A connection lost after that, or
+        twice, is SERVICE_UNAVAILABLE, and so is waiting longer than `acquire_timeout` for one.
+
         Args:
             read_only: a READ ONLY transaction.
             opening: SQL to run in the same round trip as `BEGIN` (the simple query protocol, so it
                 takes no parameters: every value in it must be a checked literal). It counts as one
-                statement; when it fails, the transaction is rolled back and the error raised as is.
+                statement; when it fails, the transaction is rolled back and the error raised as
+                `translate_errors` maps it.
         """
-        async with self.session() as conn:
-            tx = Tx(conn, self)
-            commit: Callable[[], Awaitable[object]]
-            rollback: Callable[[], Awaitable[object]]
-            if opening is None:
-                with translate_errors():
-                    tr = conn.transaction(readonly=read_only)
-                    await tr.start()
-                commit, rollback = tr.commit, tr.rollback
-            else:
-                commit, rollback = _statement(conn, "COMMIT"), _statement(conn, "ROLLBACK")
-                try:
-                    await tx.execute(f"BEGIN{' READ ONLY' if read_only else ''}; {opening}")
-                except BaseException:
-                    await rollback()
-                    raise
+        conn_cm, tx, commit, rollback = await self._begin(read_only=read_only, opening=opening)
+        try:
             try:
                 yield tx
             except BaseException:
-                await rollback()
+                try:
+                    await rollback()
+                except Exception as exc:
+                    # A dead connection has nothing to roll back: the error to tell is the first.
+                    if not connection_lost(tx.conn, exc):
+                        raise
                 raise
             else:
-                with translate_errors():
+                with translate_errors(tx.conn):
                     await commit()
+        finally:
+            await conn_cm.__aexit__(None, None, None)
+
+    async def _begin(self, *, read_only: bool, opening: str | None) -> tuple[Any, Tx, End, End]:
+        """Acquire a connection and begin the transaction on it (retried once, see above)."""
+        for attempt in (1, 2):
+            conn_cm, conn = await self._acquire()
+            tx = Tx(conn, self)
+            try:
+                if opening is None:
+                    tr = conn.transaction(readonly=read_only)
+                    await tr.start()
+                    return conn_cm, tx, tr.commit, tr.rollback
+                tx._count()
+                await conn.execute(f"BEGIN{' READ ONLY' if read_only else ''}; {opening}")
+                return conn_cm, tx, _statement(conn, "COMMIT"), _statement(conn, "ROLLBACK")
+            except Exception as exc:
+                lost = connection_lost(conn, exc)
+                if not lost and opening is not None:
+                    await _statement(conn, "ROLLBACK")()
+                await conn_cm.__aexit__(None, None, None)
+                if not lost:
+                    with translate_errors():
+                        raise
+                if attempt == 2:
+                    raise UnavailableError(
+                        "lost the connection to PostgreSQL twice; try again"
+                    ) from exc
+                log.warning(
+                    "a pooled connection was dead (%s); beginning again on a fresh one", exc
+                )
+                # Its siblings likely died with it (a restart): replace them as they come back.
+                await self.pool.expire_connections()
+            except BaseException:
+                await conn_cm.__aexit__(None, None, None)
+                raise
+        raise AssertionError("unreachable")
+
+    async def _acquire(self) -> tuple[Any, Connection]:
+        conn_cm = self.pool.acquire(timeout=self.acquire_timeout or None)
+        try:
+            conn = await conn_cm.__aenter__()
+        except TimeoutError as exc:
+            raise UnavailableError(
+                f"no database connection became free within {self.acquire_timeout:g} s; try again"
+            ) from exc
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise UnavailableError(f"cannot reach PostgreSQL: {exc}") from exc
+        return conn_cm, conn
+
+
+End: TypeAlias = Callable[[], Awaitable[object]]
 
 
 def _statement(conn: Connection, sql: str) -> Callable[[], Awaitable[object]]:
@@ -240,9 +331,30 @@ def _statement(conn: Connection, sql: str) -> Callable[[], Awaitable[object]]:
     return run
 
 
+def connection_lost(conn: Connection, exc: BaseException) -> bool:
+    """Whether `exc` means the connection is gone (the server ended it, or the socket broke).
+
+    Besides the errors that say so, asyncpg may fail with whatever the protocol was doing when
+    the server's goodbye arrived (`InternalClientError: cannot switch to state ...`); the
+    connection is closed by then.
+    """
+    if isinstance(exc, OSError | asyncpg.PostgresConnectionError | asyncpg.AdminShutdownError):
+        return True
+    if isinstance(exc, asyncpg.CrashShutdownError | asyncpg.CannotConnectNowError):
+        return True
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        # The pool takes back a pooled connection that closes under it.
+        return True
+
+
 @contextmanager
-def translate_errors() -> Iterator[None]:
-    """Map asyncpg errors to the domain hierarchy; anything unexpected stays an error to log."""
+def translate_errors(conn: Connection | None = None) -> Iterator[None]:
+    """Map asyncpg errors to the domain hierarchy; anything unexpected stays an error to log.
+
+    With `conn`, any error that leaves it closed is a lost connection (SERVICE_UNAVAILABLE).
+    """
     try:
         yield
     except CMSError:
@@ -259,7 +371,14 @@ def translate_errors() -> Iterator[None]:
     except asyncpg.CheckViolationError as exc:
         raise InvalidInputError(_constraint_message(exc, "a value is not allowed")) from exc
     except asyncpg.QueryCanceledError as exc:
-        raise QueryTooComplexError("the query took too long and was cancelled") from exc
+        raise TimedOutError(
+            "the statement ran longer than the statement timeout and was cancelled"
+        ) from exc
+    except asyncpg.LockNotAvailableError as exc:
+        raise TimedOutError(
+            "waited longer than the lock timeout for data another transaction is changing; try"
+            " again"
+        ) from exc
     except asyncpg.SerializationError as exc:
         raise ConflictError("a concurrent change conflicted; try again") from exc
     except asyncpg.DeadlockDetectedError as exc:
@@ -267,8 +386,18 @@ def translate_errors() -> Iterator[None]:
     except asyncpg.DataError as exc:
         # Invalid text for a type (a malformed uuid or timestamp), out-of-range numbers, and so on.
         raise InvalidInputError(f"invalid value: {exc.args[0] if exc.args else exc}") from exc
-    except (OSError, asyncpg.ConnectionDoesNotExistError, asyncpg.CannotConnectNowError) as exc:
+    except (
+        OSError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.AdminShutdownError,
+        asyncpg.CrashShutdownError,
+        asyncpg.CannotConnectNowError,
+    ) as exc:
         raise UnavailableError(f"lost the connection to PostgreSQL: {exc}") from exc
+    except Exception as exc:
+        if conn is not None and connection_lost(conn, exc):
+            raise UnavailableError(f"lost the connection to PostgreSQL: {exc}") from exc
+        raise
 
 
 def _constraint_message(exc: asyncpg.PostgresError, default: str) -> str:

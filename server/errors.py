@@ -7,7 +7,9 @@ CMSError                      INTERNAL_SERVER_ERROR (never shown to clients as-i
 ├── ForbiddenError            FORBIDDEN           the caller may not do this (capability or RLS)
 ├── UnauthenticatedError      UNAUTHENTICATED     no valid credentials
 ├── QueryTooComplexError      QUERY_TOO_COMPLEX   depth, alias or size limits
-└── UnavailableError          SERVICE_UNAVAILABLE the database cannot be reached
+├── TimedOutError             TIMEOUT             a statement or lock wait ran out of time
+└── UnavailableError          SERVICE_UNAVAILABLE the database cannot be reached, a connection was
+                                                  lost, or none became free in time
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class UnauthenticatedError(CMSError):
 
 class QueryTooComplexError(CMSError):
     code = "QUERY_TOO_COMPLEX"
+
+
+class TimedOutError(CMSError):
+    code = "TIMEOUT"
 
 
 class UnavailableError(CMSError):

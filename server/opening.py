@@ -89,10 +89,13 @@ def opening_sql(
         _word(role) if role is not None else "NULL",
         _boolean(read_only),
     )
+    # Lock waits end at the lock timeout (TIMEOUT) instead of holding the connection until the
+    # statement timeout; SET takes no parameters, and the value is a checked integer.
+    lock_timeout = f"SET LOCAL lock_timeout = {int(tenancy.lock_timeout_ms)}"
     if known_facts is None:
-        return f"SELECT cms_open_request({', '.join(arguments)})"
+        return f"SELECT cms_open_request({', '.join(arguments)}); {lock_timeout}"
     digest = hashlib.sha256(known_facts.encode()).hexdigest()
-    return f"SELECT cms_open_known_request({', '.join(arguments)}, '{digest}')"
+    return f"SELECT cms_open_known_request({', '.join(arguments)}, '{digest}'); {lock_timeout}"
 
 
 class FactsChanged(Exception):  # noqa: N818 (a signal: open again, without the known facts)

@@ -101,7 +101,7 @@ class OrganizationStore:
 
         Raises:
             InvalidInputError: a bad name or slug.
-            ConflictError: the slug is taken.
+            ConflictError: a sibling (or, for a root, another root) has the slug.
             NotFoundError: the parent does not exist.
         """
         row = await tx.fetchrow(
@@ -129,9 +129,43 @@ class OrganizationStore:
         return organization_from_row(row) if row else None
 
     async def find_organization_by_slug(self, tx: Tx, *, slug: str) -> Organization | None:
-        """The organization with this slug, or None."""
-        row = await tx.fetchrow(f"SELECT {_COLUMNS} FROM cms_organizations WHERE slug = $1", slug)
-        return organization_from_row(row) if row else None
+        """The organization a slug names, or None.
+
+        Slugs are unique among siblings only. A plain slug names the root that has it, or else
+        the one organization that has it (so a tenant's child named like a root never hides the
+        root); a path (`acme/blog`) walks down from a root, one slug per level.
+
+        Raises:
+            InvalidInputError: a plain slug that no root and several other organizations have.
+        """
+        if "/" in slug:
+            return await self._find_by_path(tx, slug.split("/"))
+        rows = await tx.fetch(
+            f"SELECT {_COLUMNS} FROM cms_organizations WHERE slug = $1"
+            " ORDER BY parent_organization_id IS NOT NULL LIMIT 2",
+            slug,
+        )
+        if len(rows) > 1 and rows[0]["parent_organization_id"] is not None:
+            raise InvalidInputError(
+                f"several organizations have the slug {slug!r}: name one by its path from the"
+                " root (root/child)",
+                path="slug",
+            )
+        return organization_from_row(rows[0]) if rows else None
+
+    async def _find_by_path(self, tx: Tx, slugs: list[str]) -> Organization | None:
+        found: Organization | None = None
+        for slug in slugs:
+            row = await tx.fetchrow(
+                f"SELECT {_COLUMNS} FROM cms_organizations"
+                " WHERE slug = $1 AND parent_organization_id IS NOT DISTINCT FROM $2",
+                slug,
+                found.id if found is not None else None,
+            )
+            if row is None:
+                return None
+            found = organization_from_row(row)
+        return found
 
     async def find_all_organizations(self, tx: Tx) -> list[Organization]:
         """Every organization, by name."""
@@ -153,7 +187,7 @@ class OrganizationStore:
         Raises:
             NotFoundError: no such organization, or no such parent.
             InvalidInputError: a bad name or slug, or a parent that would make a cycle.
-            ConflictError: the slug is taken.
+            ConflictError: a sibling (or, for a root, another root) has the slug.
         """
         changes: dict[str, Any] = {}
         if name is not UNSET:

@@ -56,14 +56,19 @@ class PostgresAdapter(
         enable_rls: bool = True,
         enable_hierarchy: bool = True,
         statement_timeout_ms: int = 0,
+        lock_timeout_ms: int = 0,
+        acquire_timeout: float = 5.0,
         version_retention: int = 50,
         run_migrations: bool = True,
     ) -> None:
-        self.database = Database(url, pool_size=pool_size, idle_timeout=idle_timeout)
+        self.database = Database(
+            url, pool_size=pool_size, idle_timeout=idle_timeout, acquire_timeout=acquire_timeout
+        )
         self.tenancy = Tenancy(
             enable_rls=enable_rls,
             enable_hierarchy=enable_hierarchy,
             statement_timeout_ms=statement_timeout_ms,
+            lock_timeout_ms=lock_timeout_ms,
         )
         self.run_migrations = run_migrations
         self.version_retention = version_retention
@@ -92,6 +97,7 @@ class PostgresAdapter(
             enable_hierarchy=self.tenancy.enable_hierarchy,
             request_role=role,
             statement_timeout_ms=self.tenancy.statement_timeout_ms,
+            lock_timeout_ms=self.tenancy.lock_timeout_ms,
         )
 
     @asynccontextmanager

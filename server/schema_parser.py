@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from server.errors import InvalidInputError
 from server.names import is_field_name, is_type_name, to_camel_case, to_pascal_case
+from server.patterns import PatternError, compile_pattern
 from server.schema_types import (
     BLOCK,
     BUILTIN_TYPES,
@@ -352,8 +353,8 @@ def _regex(d: dict[str, Any], path: str) -> str | None:
     pattern = _optional_str(d, "regex", path)
     if pattern is not None:
         try:
-            re.compile(pattern)
-        except re.error as exc:
+            compile_pattern(pattern)
+        except PatternError as exc:
             _fail(f"{path}.regex", f"invalid regular expression: {exc}")
     return pattern
 

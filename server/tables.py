@@ -76,7 +76,7 @@ organizations = Table(
     metadata,
     _id(),
     Column("name", String(200), nullable=False),
-    Column("slug", String(100), nullable=False, unique=True),
+    Column("slug", String(100), nullable=False),
     Column(
         "parent_organization_id",
         UUID(as_uuid=True),
@@ -87,6 +87,9 @@ organizations = Table(
     _timestamp("created_at"),
     _timestamp("updated_at"),
     CheckConstraint("parent_organization_id <> id", name="not_own_parent"),
+    # Slugs are unique among siblings (roots among roots), so a clash never tells a tenant about
+    # organizations outside its own (migration 0006).
+    UniqueConstraint("parent_organization_id", "slug", postgresql_nulls_not_distinct=True),
     Index("idx_organizations_parent", "parent_organization_id"),
 )
 

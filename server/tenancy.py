@@ -29,6 +29,7 @@ class Tenancy:
     # The role request transactions run as; None keeps the connecting role.
     request_role: str | None = None
     statement_timeout_ms: int = 0
+    lock_timeout_ms: int = 0
 
 
 def parse_org_id(org_id: str | uuid.UUID) -> uuid.UUID:
@@ -78,6 +79,7 @@ async def enter_org(
         " set_config('app.hierarchy', $2, true),"
         " set_config('app.readable_orgs', cms_org_tree($5, $6)::text, true),"
         " set_config('statement_timeout', $3, true),"
+        " set_config('lock_timeout', $7, true),"
         # As in `cms_open_request`: JIT costs more than these statements (tens of ms, uncached).
         " set_config('jit', 'off', true),"
         " set_config('role', $4, true)"
@@ -89,6 +91,7 @@ async def enter_org(
         request_role(tenancy),
         org,
         tenancy.enable_hierarchy,
+        str(tenancy.lock_timeout_ms),
     )
     return org
 

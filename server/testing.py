@@ -189,9 +189,10 @@ async def running_api(
     adapter: PostgresAdapter | None = None,
     org_slug: str = "acme",
     schema_dir: Path | None = None,
+    **settings_changes: Any,
 ) -> AsyncIterator[GraphQLClient]:
     """The API on a migrated database (`url`, or a connected `adapter`), with an owner key of a new
-    organization `org_slug`."""
+    organization `org_slug`; `settings_changes` replace fields of its `Settings`."""
     from server.app import Services, create_app
     from server.config import Settings
 
@@ -200,9 +201,11 @@ async def running_api(
         raise ValueError("running_api needs a database url or a connected adapter")
     settings = Settings(database_url=database_url)
     if schema_dir is not None:
+        settings_changes["schema_dir"] = schema_dir
+    if settings_changes:
         from dataclasses import replace
 
-        settings = replace(settings, schema_dir=schema_dir)
+        settings = replace(settings, **settings_changes)
     services = Services.create(settings, adapter)
     await services.start(connect=adapter is None)
     app = create_app(settings, services=services)

@@ -3,9 +3,10 @@
 Structural checks run on drafts too, because a draft with a wrong shape would break every reader:
 unknown keys (below the top level, keys starting with `_`, such as `_key` and `_type`, are always
 allowed; at the top level they are refused, since the engine gives them meaning there), `_type`,
-`_key` and `_ref` that are not strings (anywhere, rich text included), and the shape of each value.
-Content rules (required, min/max, integer, regex, allowed values, date / datetime / url /
-slug formats) only block publishing, since drafts are work in progress.
+`_key` and `_ref` that are not strings (anywhere, rich text included), the shape of each value, and
+no string longer than `MAX_STRING_LENGTH`. Content rules (required, min/max, integer, regex, allowed
+values, date / datetime / url / slug formats) only block publishing, since drafts are work in
+progress. `regex` patterns run on RE2 (`server.patterns`), in time linear in the string.
 
 Stored shapes:
 
@@ -22,7 +23,6 @@ Every problem is reported with a path (`seo.title`, `categories[1]`, `body[2].ca
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Iterator
@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from server.errors import InvalidInputError
+from server.patterns import fullmatch
 from server.schema_types import STRING_TYPES, Field, Registry, SchemaType
 
 Problem = dict[str, str]
@@ -41,6 +42,8 @@ _DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2})"
 )
 _SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+# The longest string any field holds (about 15,000 words of prose), whatever its own `max`.
+MAX_STRING_LENGTH = 100_000
 _IMAGE_KEYS = frozenset({"asset", "alt", "caption", "hotspot", "crop"})
 _FILE_KEYS = frozenset({"asset", "alt", "caption"})
 # The system keys the engine reads wherever they appear in data (`server/references.py`).
@@ -165,13 +168,18 @@ class _Checker:
         if not isinstance(value, str):
             self.add(path, "type", "expected a string")
             return
+        if len(value) > MAX_STRING_LENGTH:
+            # A structural limit (checked on every save): it bounds what any string costs to
+            # store, index, hash and check against the content rules.
+            self.add(path, "max", f"must be at most {MAX_STRING_LENGTH} characters long")
+            return
         if not self.publish or value == "":
             return
         if f.min is not None and len(value) < f.min:
             self.add(path, "min", f"must be at least {f.min} characters long")
         if f.max is not None and len(value) > f.max:
             self.add(path, "max", f"must be at most {f.max} characters long")
-        if f.regex is not None and _compiled(f.regex).fullmatch(value) is None:
+        if f.regex is not None and not fullmatch(f.regex, value):
             self.add(path, "regex", f"does not match the pattern {f.regex}")
         if f.allowed is not None and value not in f.allowed:
             self.add(path, "list", f"must be one of {_listing(f.allowed)}")
@@ -424,8 +432,3 @@ def _kind(item: Field) -> str:
 
 def _listing(values: tuple[Any, ...]) -> str:
     return ", ".join(repr(v) for v in values)
-
-
-@functools.lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)

@@ -61,6 +61,13 @@ def test_defaults() -> None:
     settings = Settings.from_env({"DATABASE_URL": "postgresql://u@h/d"})
     assert (settings.pool_size, settings.idle_timeout) == (10, 20.0)
     assert (settings.enable_rls, settings.enable_hierarchy) == (True, True)
+    assert settings.introspection == "everyone"
+    assert (settings.acquire_timeout, settings.lock_timeout_ms) == (5.0, 5000)
+
+
+@pytest.mark.parametrize("access", ["everyone", "authenticated", "nobody", "Nobody"])
+def test_introspection_access(access: str) -> None:
+    assert Settings.from_env({"INTROSPECTION": access}).introspection == access.lower()
 
 
 @pytest.mark.parametrize(
@@ -78,6 +85,9 @@ def test_defaults() -> None:
         ({"ENABLE_HIERARCHY": "2"}, "ENABLE_HIERARCHY"),
         ({"SCHEMA_DIR": "/nonexistent/schema"}, "SCHEMA_DIR"),
         ({"MAX_PAGE_SIZE": "0"}, "MAX_PAGE_SIZE"),
+        ({"INTROSPECTION": "admins"}, "INTROSPECTION"),
+        ({"DB_ACQUIRE_TIMEOUT": "soon"}, "DB_ACQUIRE_TIMEOUT"),
+        ({"LOCK_TIMEOUT_MS": "-1"}, "LOCK_TIMEOUT_MS"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:

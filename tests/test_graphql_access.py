@@ -236,6 +236,35 @@ async def test_organization_with_parent_and_children(gql: GraphQLClient) -> None
     assert [c["slug"] for c in child["children"]] == ["acme-eu-north"]
 
 
+async def test_siblings_and_their_subtrees_stay_hidden(gql: GraphQLClient) -> None:
+    """A child sees its line of ancestors, never the rest of their subtrees."""
+    blog = await gql.org_named("acme-blog", parent=gql.org)
+    shop = await gql.org_named("acme-shop", parent=gql.org)
+    await gql.org_named("acme-shop-eu", parent=shop)
+    drafts = await gql.org_named("acme-blog-drafts", parent=blog)
+    await gql.org_named("acme-blog-drafts-old", parent=drafts)
+    up = """{ organization { slug parent { slug children { slug children { slug } } } }
+              me { organization { parent { children { slug } } } } }"""
+    seen = await gql.data(up, key=await gql.key_for(blog))
+    assert seen["organization"]["parent"] == {
+        "slug": "acme",
+        "children": [{"slug": "acme-blog", "children": [{"slug": "acme-blog-drafts"}]}],
+    }
+    assert seen["me"]["organization"]["parent"] == {"children": [{"slug": "acme-blog"}]}
+    two_up = "{ organization { parent { parent { slug children { slug children { slug } } } } } }"
+    seen = await gql.data(two_up, key=await gql.key_for(drafts))
+    assert seen["organization"]["parent"]["parent"] == {
+        "slug": "acme",
+        "children": [{"slug": "acme-blog", "children": [{"slug": "acme-blog-drafts"}]}],
+    }
+    # The root still sees its whole subtree.
+    root = await gql.data("{ organization { children { slug children { slug } } } }")
+    assert root["organization"]["children"] == [
+        {"slug": "acme-blog", "children": [{"slug": "acme-blog-drafts"}]},
+        {"slug": "acme-shop", "children": [{"slug": "acme-shop-eu"}]},
+    ]
+
+
 async def test_children_take_one_statement_per_level(gql: GraphQLClient) -> None:
     for n in range(4):
         child = await gql.org_named(f"child-{n}", parent=gql.org)
@@ -248,6 +277,7 @@ async def test_children_take_one_statement_per_level(gql: GraphQLClient) -> None
         await gql.data(query)
         return int(database.statements - before)
 
+    await statements("{ organization { slug } }")  # the process now knows the caller
     alone = await statements("{ organization { slug } }")
     nested = await statements("{ organization { children { slug children { slug } } } }")
     assert nested - alone == 2
@@ -282,7 +312,18 @@ async def test_create_organization_errors(gql: GraphQLClient) -> None:
     denied = await gql(CREATE_ORG, {"name": "X", "slug": "x"}, key=editor)
     assert code(denied) == "FORBIDDEN"
     assert code(await gql(CREATE_ORG, {"name": "X", "slug": "Not A Slug"})) == "BAD_USER_INPUT"
-    assert code(await gql(CREATE_ORG, {"name": "X", "slug": "acme"})) == "CONFLICT"
+    await gql.data(CREATE_ORG, {"name": "X", "slug": "x"})
+    assert code(await gql(CREATE_ORG, {"name": "X", "slug": "x"})) == "CONFLICT"
+
+
+async def test_creating_an_organization_reveals_no_other_tenants_slugs(gql: GraphQLClient) -> None:
+    """Slugs are unique among siblings: another tenant's slug is free to take in one's own org."""
+    await gql.org_named("acme-blog", parent=gql.org)
+    globex = await gql.org_named("globex")
+    created = await gql.data(
+        CREATE_ORG, {"name": "Blog", "slug": "acme-blog"}, key=await gql.key_for(globex)
+    )
+    assert created["createOrganization"]["parent"] == {"slug": "globex"}
 
 
 async def test_a_signed_in_user_owns_the_organization_they_create(gql: GraphQLClient) -> None:

@@ -59,9 +59,30 @@ async def test_create_organization_under_a_missing_parent_is_not_found(
 
 
 async def test_duplicate_slug_is_a_conflict(adapter: PostgresAdapter) -> None:
-    await make_org(adapter, "acme")
+    acme = await make_org(adapter, "acme")
     with pytest.raises(ConflictError, match="slug already exists"):
         await make_org(adapter, "acme")
+    await make_org(adapter, "blog", parent=acme.id)
+    with pytest.raises(ConflictError, match="slug already exists"):
+        await make_org(adapter, "blog", parent=acme.id)
+
+
+async def test_slugs_are_unique_among_siblings_only(adapter: PostgresAdapter) -> None:
+    acme = await make_org(adapter, "acme")
+    globex = await make_org(adapter, "globex")
+    acme_blog = await make_org(adapter, "blog", parent=acme.id)
+    globex_blog = await make_org(adapter, "blog", parent=globex.id)
+    async with adapter.system_context() as tx:
+        assert await adapter.find_organization_by_slug(tx, slug="acme/blog") == acme_blog
+        assert await adapter.find_organization_by_slug(tx, slug="globex/blog") == globex_blog
+        assert await adapter.find_organization_by_slug(tx, slug="globex/shop") is None
+        assert await adapter.find_organization_by_slug(tx, slug="blog/acme") is None
+        with pytest.raises(InvalidInputError, match="several organizations"):
+            await adapter.find_organization_by_slug(tx, slug="blog")
+    # A root keeps its plain slug, whatever its namesakes further down.
+    await make_org(adapter, "acme", parent=globex.id)
+    async with adapter.system_context() as tx:
+        assert await adapter.find_organization_by_slug(tx, slug="acme") == acme
 
 
 @pytest.mark.parametrize(

@@ -349,6 +349,18 @@ PARSE_ERRORS: list[tuple[str, object, str | None, str]] = [
         "invalid regular expression",
     ),
     (
+        "regex with a backreference",
+        doc({"name": "a", "type": "string", "regex": r"(a)\1"}),
+        "fields[0].regex",
+        "RE2 syntax: no backreferences or lookaround",
+    ),
+    (
+        "regex with lookahead",
+        doc({"name": "a", "type": "string", "regex": "(?=a)a"}),
+        "fields[0].regex",
+        "RE2 syntax: no backreferences or lookaround",
+    ),
+    (
         "options not an object",
         doc({"name": "a", "type": "string", "options": []}),
         "fields[0].options",

@@ -12,7 +12,13 @@ import pytest
 from server.errors import InvalidInputError
 from server.schema_parser import load_schema_dir, parse_schema_type
 from server.schema_types import Registry
-from server.validation import asset_ids, document_problems, reference_ids, validate_document
+from server.validation import (
+    MAX_STRING_LENGTH,
+    asset_ids,
+    document_problems,
+    reference_ids,
+    validate_document,
+)
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
 REGISTRY = load_schema_dir(SCHEMA_DIR)
@@ -690,3 +696,42 @@ def test_reference_and_asset_ids(
 def test_rich_text_content_is_not_walked() -> None:
     data = {"body": [{"_type": "block", "markDefs": [ref(POST_ID)], "children": []}]}
     assert reference_ids(REGISTRY, "post", data) == []
+
+
+# --- cost: content rules run in time linear in the input -------------------------------------------
+
+
+def test_regex_rule_is_not_backtracking() -> None:
+    """Nested quantifiers: a backtracking engine needs about 2**60 steps before it gives up."""
+    field = {"name": "code", "type": "string", "regex": "(a+)+b"}
+    registry = Registry(
+        [parse_schema_type({"type": "document", "name": "thing", "fields": [field]})]
+    )
+    problems = document_problems(registry, "thing", {"code": "a" * 60}, publish=True)
+    assert [(p["path"], p["rule"]) for p in problems] == [("code", "regex")]
+
+
+def test_example_email_rule_on_a_crafted_address() -> None:
+    """The example model's email pattern on the input that held a backtracking engine for 12 s."""
+    crafted = "a@" + "a." * 32_000 + "@"
+    problems = document_problems(
+        REGISTRY, "author", with_changes(AUTHOR, email=crafted), publish=True
+    )
+    assert [(p["path"], p["rule"]) for p in problems] == [("email", "regex")]
+
+
+@pytest.mark.parametrize("publish", [False, True])
+def test_strings_have_a_length_ceiling(publish: bool) -> None:
+    long = "x" * (MAX_STRING_LENGTH + 1)
+    problems = document_problems(
+        REGISTRY, "author", with_changes(AUTHOR, bio=long), publish=publish
+    )
+    assert problems == [
+        {
+            "path": "bio",
+            "rule": "max",
+            "message": f"must be at most {MAX_STRING_LENGTH} characters long",
+        }
+    ]
+    at_limit = with_changes(AUTHOR, bio="x" * MAX_STRING_LENGTH)
+    assert document_problems(REGISTRY, "author", at_limit, publish=publish) == []

@@ -5,7 +5,7 @@
 transaction, which ends with it. In that transaction it
 
 1. runs `cms_open_request` (migration 0004): the credential check, then the org scope, the request
-   role and read-only, all transaction-local, so nothing outlives the statement;
+   role, read-only and the lock timeout, all transaction-local, so nothing outlives the statement;
 2. prepares the read (`PREPARE`, session-level) when it is given its text: the server sends the
    text only the first time a connection runs that read, and names it after a digest of the text;
 3. executes the prepared read (`EXECUTE`) through dynamic SQL. It is planned and checked only now,
@@ -49,7 +49,7 @@ READ = """
 CREATE FUNCTION cms_read(
   credential_kind text, credential_digest text, requested_org uuid,
   key_resolution_secs integer, admin_roles text[],
-  hierarchy boolean, statement_timeout_ms integer, request_role text,
+  hierarchy boolean, statement_timeout_ms integer, request_role text, lock_timeout_ms integer,
   statement_name text, statement_sql text, arguments text[],
   OUT principal text, OUT results text[]
 )
@@ -58,6 +58,7 @@ BEGIN
   PERFORM cms_open_request(
     credential_kind, credential_digest, requested_org, key_resolution_secs, admin_roles,
     hierarchy, statement_timeout_ms, request_role, true);
+  PERFORM set_config('lock_timeout', lock_timeout_ms::text, true);
   principal := current_setting('app.principal');
   -- A read the server believes unprepared may exist after all: an earlier call that prepared it
   -- failed afterwards (PREPARE is not undone with the transaction).
@@ -142,5 +143,5 @@ def downgrade() -> None:
     op.execute(FORMER_AUTHENTICATE.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
     op.execute(
         "DROP FUNCTION cms_read(text, text, uuid, integer, text[], boolean, integer, text,"
-        " text, text, text[])"
+        " integer, text, text, text[])"
     )

@@ -77,16 +77,26 @@ class OrganizationInfo:
             return None
         return await self.tree.by_id.load(self.parent_id)
 
-    @strawberry.field(description="The direct children, by name")
+    @strawberry.field(
+        description="The direct children, by name; of an ancestor, only the one on the way down"
+        " to the current organization"
+    )
     async def children(self) -> list[OrganizationInfo]:
         return await self.tree.children.load(self.organization_id)
 
 
 class OrganizationTree:
-    """Loads organizations for one request: one statement per level of the tree, not one per node."""
+    """Loads organizations for one request: one statement per level of the tree, not one per node.
 
-    def __init__(self, tx: Tx) -> None:
+    What the caller sees of the tree is its own organization, everything below it, and the line of
+    its ancestors up to the root (their names, slugs, ids and creation times). An ancestor's
+    `children` lists only the next organization on that line: siblings and their subtrees are
+    other tenants' business.
+    """
+
+    def __init__(self, tx: Tx, organization_id: uuid.UUID) -> None:
         self.tx = tx
+        self.organization_id = organization_id
         self.by_id: DataLoader[uuid.UUID, OrganizationInfo | None] = DataLoader(
             load_fn=self._load_by_id
         )
@@ -112,7 +122,8 @@ class OrganizationTree:
         return found
 
     async def _load_by_id(self, ids: list[uuid.UUID]) -> list[OrganizationInfo | None]:
-        # The organization tables have no Row-Level Security: a child may see its parent's name.
+        # The organization tables have no Row-Level Security. Only the caller's own organization,
+        # and the parents of organizations it sees, are ever asked for: its ancestors and subtree.
         rows = await self.tx.fetch(
             f"SELECT {_ORGANIZATION_COLUMNS} FROM cms_organizations WHERE id = ANY($1::uuid[])",
             ids,
@@ -121,10 +132,22 @@ class OrganizationTree:
         return [found.get(organization_id) for organization_id in ids]
 
     async def _load_children(self, ids: list[uuid.UUID]) -> list[list[OrganizationInfo]]:
+        # `line` is the caller's organization and its ancestors. Below a strict ancestor only the
+        # child on the line shows; below the caller's organization (or its descendants), all do.
         rows = await self.tx.fetch(
-            f"SELECT {_ORGANIZATION_COLUMNS} FROM cms_organizations"
-            " WHERE parent_organization_id = ANY($1::uuid[]) ORDER BY name, id",
+            f"""WITH RECURSIVE line AS (
+                  SELECT id, parent_organization_id FROM cms_organizations WHERE id = $2
+                  UNION
+                  SELECT o.id, o.parent_organization_id
+                  FROM cms_organizations o JOIN line ON o.id = line.parent_organization_id
+                )
+                SELECT {_ORGANIZATION_COLUMNS} FROM cms_organizations
+                WHERE parent_organization_id = ANY($1::uuid[])
+                  AND (id IN (SELECT id FROM line)
+                       OR parent_organization_id NOT IN (SELECT id FROM line WHERE id <> $2))
+                ORDER BY name, id""",
             ids,
+            self.organization_id,
         )
         children: dict[uuid.UUID, list[OrganizationInfo]] = {key: [] for key in ids}
         for row in rows:
@@ -335,14 +358,16 @@ class AccessQueries:
             instanceAdmin=principal.instance_admin,
             kind="apiKey" if principal.key_id is not None else "user",
             organization_id=principal.organization_id,
-            tree=OrganizationTree(unit.tx),
+            tree=OrganizationTree(unit.tx, principal.organization_id),
         )
 
-    @strawberry.field(description="The current organization, with its parent and children")
+    @strawberry.field(
+        description="The current organization: up the tree its ancestors, down it its subtree"
+    )
     async def organization(self, info: strawberry.Info) -> OrganizationInfo:
         context = _ctx(info)
         unit = await context.unit()
-        return await OrganizationTree(unit.tx).get(unit.organization_id)
+        return await OrganizationTree(unit.tx, unit.organization_id).get(unit.organization_id)
 
     @strawberry.field(description="The current organization's members, oldest first")
     async def members(self, info: strawberry.Info) -> list[MemberInfo]:
@@ -402,7 +427,7 @@ class AccessMutations:
             await adapter.add_member(
                 unit.tx, organization_id=created.id, user_id=principal.user_id, role=OWNER_ROLE
             )
-        return OrganizationTree(unit.tx).info(created)
+        return OrganizationTree(unit.tx, unit.organization_id).info(created)
 
     @strawberry.mutation(
         description="Invite an email address with a role (needs member.invite); the token is"

@@ -12,16 +12,18 @@ from strawberry.types.graphql import OperationType
 
 from server.errors import CMSError
 from server.graphql.context import RequestContext
+from server.graphql.limits import ALIASES_MESSAGE, DEPTH_MESSAGE, INTROSPECTION_MESSAGE
 
 log = logging.getLogger("server.graphql")
 
 INTERNAL_MESSAGE = "Internal server error"
 
-# Messages of graphql-core and Strawberry's limit rules, which carry no code of their own.
+# Messages of the limit rules (Strawberry's token limit, `limits.py`), which carry no code.
 _TOO_COMPLEX = (
-    "exceeds maximum operation depth",
-    "aliases found. Allowed",
     "Document contains more than",
+    DEPTH_MESSAGE,
+    ALIASES_MESSAGE,
+    INTROSPECTION_MESSAGE,
 )
 
 

@@ -36,9 +36,10 @@ from strawberry.types.graphql import OperationType
 
 from server.auth import parse_credential, principal_from_text
 from server.config import DEFAULT_REQUEST_MAX_BYTES
-from server.errors import CMSError
+from server.errors import CMSError, UnavailableError
 from server.graphql.context import RequestContext
 from server.graphql.extensions import format_error
+from server.graphql.introspection import IntrospectionAccess, introspects
 from server.graphql.playground import playground_response
 from server.graphql.schema import MAX_TOKENS, BuiltSchema, build_schema
 from server.local_api import LocalAPI
@@ -49,6 +50,8 @@ from server.query import round_trip, run
 log = logging.getLogger(__name__)
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+# Seconds a client is asked to wait before sending again a request the database could not serve.
+RETRY_AFTER_SECONDS = 2
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
 
@@ -248,7 +251,16 @@ def _result_response(result: ExecutionResult, media: str) -> Response:
             e.extensions and e.extensions["code"] == "INTERNAL_SERVER_ERROR" for e in errors
         )
         status = 500 if internal else 400
+    if any(e.extensions and e.extensions["code"] == UnavailableError.code for e in errors):
+        # The database could not serve the operation (and nothing of it was committed): the
+        # client may send it again shortly, whatever media type it asked for.
+        return _unavailable(body, media)
     return _json_response(body, status=status, media=media)
+
+
+def _unavailable(body: dict[str, Any], media: str) -> Response:
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return _json_response(body, status=503, media=media, headers=headers)
 
 
 def _is_loopback(request: Request) -> bool:
@@ -271,9 +283,11 @@ class GraphQLEndpoint:
         max_multipart_bytes: int | None = None,
         mailer: Mailer | None = None,
         compiled_reads: bool = True,
+        introspection: IntrospectionAccess = "everyone",
     ) -> None:
         self.api = api
         self.compiled_reads = compiled_reads
+        self.introspection: IntrospectionAccess = introspection
         # Requests the compiled path answered (the rest ran through the resolvers).
         self.compiled_served = 0
         self.compiled_failures = 0
@@ -292,7 +306,7 @@ class GraphQLEndpoint:
         built = self._built
         if built is None or built.registry is not registry:
             log.info("building the GraphQL schema for %d schema types", len(registry))
-            built = build_schema(registry)
+            built = build_schema(registry, introspection=self.introspection)
             self._built = built
         return built
 
@@ -377,6 +391,14 @@ class GraphQLEndpoint:
                 extensions={"code": "GRAPHQL_VALIDATION_FAILED"},
             )
             return _result_response(ExecutionResult(data=None, errors=[error]), media)
+        if self.introspection == "authenticated" and _introspects(params.query):
+            try:
+                # Opens the unit of work the operation then runs in (and commits or rolls back).
+                await context.principal()
+            except CMSError as exc:
+                await context.finish(commit=False)
+                error = GraphQLError(exc.message, extensions={"code": exc.code})
+                return _result_response(ExecutionResult(data=None, errors=[error]), media)
         try:
             result = await built.schema.execute(
                 params.query,
@@ -395,6 +417,10 @@ class GraphQLEndpoint:
                 exc.as_http_error_reason(), extensions={"code": "GRAPHQL_VALIDATION_FAILED"}
             )
             result = ExecutionResult(data=None, errors=[error])
+        finally:
+            # A unit opened before execution and never reached by it (the document did not
+            # validate) is rolled back here; after `UnitOfWork` has finished it, this does nothing.
+            await context.finish(commit=False)
         return _result_response(result, media)
 
     def _context(self, request: Request, built: BuiltSchema) -> RequestContext:
@@ -438,10 +464,14 @@ class GraphQLEndpoint:
                 opening_arguments(credential, adapter.tenancy),
                 statement,
                 cancel_after=timeout,
+                lock_timeout_ms=adapter.tenancy.lock_timeout_ms,
             )
             known_callers.remember(credential, facts)
             if not run.allowed(principal_from_text(facts), statement):
                 return None
+        except UnavailableError as exc:
+            # No database to fall back on either: the resolver path would only wait again.
+            return _unavailable(_error_body(exc.code, exc.message), media)
         except (CMSError, round_trip.ReadNotPrepared, TimeoutError):
             return None
         except Exception:
@@ -475,6 +505,15 @@ def _operation_count(query: str) -> int:
     except GraphQLError:
         return 0
     return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+
+
+@functools.lru_cache(maxsize=512)
+def _introspects(query: str) -> bool:
+    """Whether the document selects `__schema` or `__type` (False when it does not parse)."""
+    try:
+        return introspects(parse(query, max_tokens=MAX_TOKENS))
+    except GraphQLError:
+        return False
 
 
 def _multipart_params(form: FormData) -> Params:

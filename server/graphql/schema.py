@@ -8,14 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.directive import StrawberryDirective
-from strawberry.extensions import (
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-)
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import create_type
 from strawberry.types import ExecutionContext
@@ -26,6 +21,8 @@ from server.graphql.access import AccessMutations, AccessQueries
 from server.graphql.assets import AssetMutations, AssetQueries
 from server.graphql.context import RequestContext
 from server.graphql.extensions import CachedValidation, ErrorCodes, UnitOfWork
+from server.graphql.introspection import IntrospectionAccess, access_rules
+from server.graphql.limits import operation_limits
 from server.graphql.resolvers import document_fields, require
 from server.graphql.scalars import JSON
 from server.graphql.typegen import GeneratedTypes, generate
@@ -270,7 +267,10 @@ def _check_buildable(registry: Registry) -> None:
         raise InvalidInputError(f"the content model cannot be served over GraphQL: {exc}") from exc
 
 
-def build_schema(registry: Registry) -> BuiltSchema:
+def build_schema(
+    registry: Registry, *, introspection: IntrospectionAccess = "everyone"
+) -> BuiltSchema:
+    """The GraphQL schema of `registry`; `introspection` says who may introspect it."""
     generated = generate(registry)
     query_fields = []
     mutation_fields = []
@@ -292,7 +292,7 @@ def build_schema(registry: Registry) -> BuiltSchema:
         mutation=mutation,
         types=extra_types,
         config=StrawberryConfig(auto_camel_case=False),
-        extensions=_EXTENSIONS,
+        extensions=_extensions(introspection),
     )
     planner = Planner(
         schema,
@@ -304,15 +304,19 @@ def build_schema(registry: Registry) -> BuiltSchema:
     return BuiltSchema(schema=schema, generated=generated, planner=planner)
 
 
-_EXTENSIONS: list[Any] = [
-    lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
-    lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-    lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-    lambda: ParserCache(maxsize=PARSER_CACHE_SIZE),
-    CachedValidation,
-    UnitOfWork,
-    ErrorCodes,
-]
+def _extensions(introspection: IntrospectionAccess) -> list[Any]:
+    rules: list[type[ASTValidationRule]] = [
+        operation_limits(max_depth=MAX_QUERY_DEPTH, max_aliases=MAX_ALIASES),
+        *access_rules(introspection),
+    ]
+    return [
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: AddValidationRules(rules),
+        lambda: ParserCache(maxsize=PARSER_CACHE_SIZE),
+        CachedValidation,
+        UnitOfWork,
+        ErrorCodes,
+    ]
 
 
 def _uncached(method: Any) -> Any:

@@ -30,9 +30,9 @@ from graphql import (
     visit,
 )
 from graphql.language.visitor import SKIP
-from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.schema.schema import validate_document
 
+from server.graphql.limits import operation_limits
 from server.graphql.typegen import graphql_name
 from server.names import to_camel_case
 
@@ -103,8 +103,7 @@ class Planner:
         self.max_tokens = max_tokens
         self._rules = (
             *specified_rules,
-            *QueryDepthLimiter(max_depth=max_depth).validation_rules,
-            *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+            operation_limits(max_depth=max_depth, max_aliases=max_aliases),
         )
         self._cache: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
 

@@ -14,6 +14,7 @@ input syntax of the type the binder gave it (`server/query/filters.py`).
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -21,15 +22,18 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from server.auth import refusals
-from server.db import translate_errors
+from server.db import connection_lost, translate_errors
 
 if TYPE_CHECKING:
-    from server.db import Database
+    from server.db import Database, PooledConnection
     from server.query.run import Statement
 
 READ_SQL = (
-    "SELECT principal, results FROM cms_read($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::text[])"
+    "SELECT principal, results"
+    " FROM cms_read($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text[])"
 )
+
+log = logging.getLogger(__name__)
 
 # Reads kept prepared per connection; past it, the session forgets them all and starts again.
 PREPARED_PER_CONNECTION = 256
@@ -50,8 +54,12 @@ async def fetch(
     statement: Statement,
     *,
     cancel_after: float | None,
+    lock_timeout_ms: int = 0,
 ) -> tuple[str, list[str | None]]:
     """Open the request and run `statement` in one statement: the caller's facts and the texts.
+
+    A pooled connection that died since its last use fails at this first statement, before
+    anything happened: the call runs once more on a fresh connection.
 
     Args:
         database: the pool.
@@ -59,31 +67,54 @@ async def fetch(
         statement: a bound statement of `server.query.run`.
         cancel_after: seconds before the server cancels the statement (the request statement timeout,
             which a setting made inside a statement cannot impose on it); None for no limit.
+        lock_timeout_ms: how long the read may wait for a lock (0: as long as it takes).
 
     Raises:
-        CMSError: a refused credential, or a database error in the domain's terms.
+        CMSError: a refused credential, or a database error in the domain's terms
+            (`UnavailableError` when the connection was lost twice).
         ReadNotPrepared: the connection's session had lost the prepared read.
         TimeoutError: the statement ran longer than `cancel_after` and was cancelled.
     """
-    async with database.session() as conn:
-        prepared = conn.prepared_reads
-        name = statement.name
-        if name not in prepared and len(prepared) >= PREPARED_PER_CONNECTION:
-            # Only the reads: asyncpg keeps its own statements prepared on the session too.
-            await conn.execute("; ".join(f"DEALLOCATE {name}" for name in prepared))
-            prepared.clear()
-        text = None if name in prepared else statement.sql
-        arguments = [text_argument(value) for value in statement.args]
-        database.ran(statement.sql, statement.args)
-        try:
-            with refusals(), translate_errors():
-                row = await conn.fetchrow(
-                    READ_SQL, *opening, name, text, arguments, timeout=cancel_after
+    for attempt in (1, 2):
+        async with database.session() as conn:
+            try:
+                return await _fetch_on(
+                    conn, database, (*opening, lock_timeout_ms), statement, cancel_after
                 )
-        except asyncpg.InvalidSQLStatementNameError:
-            prepared.discard(name)
-            raise ReadNotPrepared(name) from None
-        prepared.add(name)
+            except Exception as exc:
+                if attempt == 2 or not connection_lost(conn, exc):
+                    raise
+                log.warning("a pooled connection was dead (%s); reading on a fresh one", exc)
+                # Its siblings likely died with it (a restart): replace them as they come back.
+                await database.pool.expire_connections()
+    raise AssertionError("unreachable")
+
+
+async def _fetch_on(
+    conn: PooledConnection,
+    database: Database,
+    opening: tuple[Any, ...],
+    statement: Statement,
+    cancel_after: float | None,
+) -> tuple[str, list[str | None]]:
+    prepared = conn.prepared_reads
+    name = statement.name
+    if name not in prepared and len(prepared) >= PREPARED_PER_CONNECTION:
+        # Only the reads: asyncpg keeps its own statements prepared on the session too.
+        await conn.execute("; ".join(f"DEALLOCATE {name}" for name in prepared))
+        prepared.clear()
+    text = None if name in prepared else statement.sql
+    arguments = [text_argument(value) for value in statement.args]
+    database.ran(statement.sql, statement.args)
+    try:
+        with refusals(), translate_errors(conn):
+            row = await conn.fetchrow(
+                READ_SQL, *opening, name, text, arguments, timeout=cancel_after
+            )
+    except asyncpg.InvalidSQLStatementNameError:
+        prepared.discard(name)
+        raise ReadNotPrepared(name) from None
+    prepared.add(name)
     assert row is not None
     return row["principal"], list(row["results"])
 
