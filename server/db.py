@@ -220,11 +220,18 @@ class Database:
         """Count a statement that is its own unit of work, run outside a `Tx` (`cms_read`)."""
         self.statements += 1
 
+    async def replace_dead_connections(self, exc: BaseException) -> None:
+        """A pooled connection was found dead before its first statement did anything: the caller
+        tries once more on a fresh one. Its siblings likely died with it (a restart), so they are
+        replaced as they come back to the pool."""
+        log.warning("a pooled connection was dead (%s); trying again on a fresh one", exc)
+        await self.pool.expire_connections()
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[PooledConnection]:
         """A pooled connection outside any transaction: each statement is its own transaction.
 
-        For `cms_read` (server/query/run.py), which opens the request inside its one statement.
+        For `cms_read` (server/query/round_trip.py), which opens the request inside its one statement.
         Count each statement run on it (`ran`); driver errors are not translated here. Waiting
         longer than `acquire_timeout` for it is SERVICE_UNAVAILABLE.
         """
@@ -298,11 +305,7 @@ class Database:
                     raise UnavailableError(
                         "lost the connection to PostgreSQL twice; try again"
                     ) from exc
-                log.warning(
-                    "a pooled connection was dead (%s); beginning again on a fresh one", exc
-                )
-                # Its siblings likely died with it (a restart): replace them as they come back.
-                await self.pool.expire_connections()
+                await self.replace_dead_connections(exc)
             except BaseException:
                 await conn_cm.__aexit__(None, None, None)
                 raise

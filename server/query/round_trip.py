@@ -14,7 +14,6 @@ input syntax of the type the binder gave it (`server/query/filters.py`).
 from __future__ import annotations
 
 import hashlib
-import logging
 import uuid
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,7 +32,6 @@ READ_SQL = (
     " FROM cms_read($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text[])"
 )
 
-log = logging.getLogger(__name__)
 
 # Reads kept prepared per connection; past it, the session forgets them all and starts again.
 PREPARED_PER_CONNECTION = 256
@@ -84,9 +82,7 @@ async def fetch(
             except Exception as exc:
                 if attempt == 2 or not connection_lost(conn, exc):
                     raise
-                log.warning("a pooled connection was dead (%s); reading on a fresh one", exc)
-                # Its siblings likely died with it (a restart): replace them as they come back.
-                await database.pool.expire_connections()
+                await database.replace_dead_connections(exc)
     raise AssertionError("unreachable")
 
 
