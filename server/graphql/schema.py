@@ -20,6 +20,7 @@ from server.graphql import types as static
 from server.graphql.access import AccessMutations, AccessQueries
 from server.graphql.assets import AssetMutations, AssetQueries
 from server.graphql.context import RequestContext
+from server.graphql.direct_writes import WritePlanner
 from server.graphql.extensions import CachedValidation, ErrorCodes, UnitOfWork
 from server.graphql.introspection import IntrospectionAccess, access_rules
 from server.graphql.limits import operation_limits
@@ -94,6 +95,7 @@ class BuiltSchema:
     schema: CMSSchema
     generated: GeneratedTypes
     planner: Planner
+    write_planner: WritePlanner
 
     @property
     def registry(self) -> Registry:
@@ -301,7 +303,16 @@ def build_schema(
         max_depth=MAX_QUERY_DEPTH,
         max_aliases=MAX_ALIASES,
     )
-    return BuiltSchema(schema=schema, generated=generated, planner=planner)
+    write_planner = WritePlanner(
+        schema._schema,
+        generated,
+        max_tokens=MAX_TOKENS,
+        max_depth=MAX_QUERY_DEPTH,
+        max_aliases=MAX_ALIASES,
+    )
+    return BuiltSchema(
+        schema=schema, generated=generated, planner=planner, write_planner=write_planner
+    )
 
 
 def _extensions(introspection: IntrospectionAccess) -> list[Any]:
