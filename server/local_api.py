@@ -40,7 +40,7 @@ from server.queries import (
 )
 from server.references import resolve_references
 from server.schema_types import Registry, SchemaType
-from server.validation import asset_ids, reference_targets, validate_document
+from server.validation import document_links, validate_document
 
 if TYPE_CHECKING:
     from server.assets_api import AssetsAPI
@@ -316,13 +316,9 @@ class Collection:
         return document, content_hash(document), self._references(ctx, document)
 
     def _references(self, ctx: Context, data: Mapping[str, Any]) -> References:
-        targets = tuple(
-            (path, uuid.UUID(ref), to)
-            for path, ref, to in reference_targets(ctx.registry, self.type_name, data)
-        )
-        assets = tuple(
-            (path, uuid.UUID(ref)) for path, ref in asset_ids(ctx.registry, self.type_name, data)
-        )
+        found_targets, found_assets = document_links(ctx.registry, self.type_name, data)
+        targets = tuple((path, uuid.UUID(ref), to) for path, ref, to in found_targets)
+        assets = tuple((path, uuid.UUID(ref)) for path, ref in found_assets)
         documents = tuple(dict.fromkeys(ref for _, ref, _ in targets))
         return References(documents=documents, assets=assets, targets=targets)
 
@@ -373,6 +369,21 @@ class Collection:
         Keys the type no longer declares are dropped from the draft, so a schema change never leaves
         a draft that cannot be saved. A stale `expected_revision` raises ConflictError.
         """
+        row = await self.update_row(
+            ctx, id, data, publish=publish, expected_revision=expected_revision
+        )
+        return await self._render(ctx, row, "published" if publish else "draft", depth)
+
+    async def update_row(
+        self,
+        ctx: Context,
+        id: str | uuid.UUID,
+        data: Mapping[str, Any],
+        *,
+        publish: bool = False,
+        expected_revision: int | None = None,
+    ) -> DocumentRow:
+        """`update` without rendering the document: the row as written."""
         ctx.require("document.update")
         if publish:
             ctx.require("document.publish")
@@ -390,8 +401,8 @@ class Collection:
             ctx, current, merged, publish=publish, expected_revision=expected_revision
         )
         if publish:
-            return await self._publish(ctx, row, None, depth)
-        return await self._render(ctx, row, "draft", depth)
+            return await self._publish_row(ctx, row, None)
+        return row
 
     async def _save(
         self,
@@ -429,9 +440,16 @@ class Collection:
         depth: int = 0,
     ) -> dict[str, Any]:
         """Publish the current draft; refused while it breaks a content rule."""
+        row = await self.publish_row(ctx, id, expected_revision=expected_revision)
+        return await self._render(ctx, row, "published", depth)
+
+    async def publish_row(
+        self, ctx: Context, id: str | uuid.UUID, *, expected_revision: int | None = None
+    ) -> DocumentRow:
+        """`publish` without rendering the document: the row as written."""
         ctx.require("document.publish")
         self._type(ctx)
-        return await self._publish(ctx, await self._locked(ctx, id), expected_revision, depth)
+        return await self._publish_row(ctx, await self._locked(ctx, id), expected_revision)
 
     async def _render(
         self, ctx: Context, row: DocumentRow, perspective: Perspective, depth: int
@@ -444,9 +462,15 @@ class Collection:
     async def _publish(
         self, ctx: Context, row: DocumentRow, expected_revision: int | None, depth: int
     ) -> dict[str, Any]:
+        published = await self._publish_row(ctx, row, expected_revision)
+        return await self._render(ctx, published, "published", depth)
+
+    async def _publish_row(
+        self, ctx: Context, row: DocumentRow, expected_revision: int | None
+    ) -> DocumentRow:
         draft = row.draft_data or {}
         validate_document(ctx.registry, self.type_name, draft, publish=True)
-        published = await self.api.adapter.publish_document(
+        return await self.api.adapter.publish_document(
             ctx.tx,
             document=row,
             published_hash=row.draft_hash or content_hash(draft),
@@ -454,17 +478,19 @@ class Collection:
             published_by=ctx.user_id,
             expected_revision=expected_revision,
         )
-        return await self._render(ctx, published, "published", depth)
 
     async def unpublish(
         self, ctx: Context, id: str | uuid.UUID, *, depth: int = 0
     ) -> dict[str, Any]:
+        return await self._render(ctx, await self.unpublish_row(ctx, id), "draft", depth)
+
+    async def unpublish_row(self, ctx: Context, id: str | uuid.UUID) -> DocumentRow:
+        """`unpublish` without rendering the document: the row as written."""
         ctx.require("document.unpublish")
         current = await self._locked(ctx, id)
-        row = await self.api.adapter.unpublish_document(
+        return await self.api.adapter.unpublish_document(
             ctx.tx, id=current.id, updated_by=ctx.user_id
         )
-        return await self._render(ctx, row, "draft", depth)
 
     async def delete(self, ctx: Context, id: str | uuid.UUID) -> None:
         """Delete the document and its version history."""

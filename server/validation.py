@@ -120,6 +120,21 @@ def asset_ids(registry: Registry, type_name: str, data: object) -> list[tuple[st
     ]
 
 
+def document_links(
+    registry: Registry, type_name: str, data: object
+) -> tuple[list[tuple[str, str, tuple[str, ...]]], list[tuple[str, str]]]:
+    """`reference_targets` and `asset_ids` together, from one walk over the data (a write needs
+    both)."""
+    targets: list[tuple[str, str, tuple[str, ...]]] = []
+    assets: list[tuple[str, str]] = []
+    for kind, path, ref, to in _links(registry, type_name, data):
+        if kind == "ref":
+            targets.append((path, ref, to))
+        else:
+            assets.append((path, ref))
+    return targets, assets
+
+
 class _Checker:
     def __init__(self, registry: Registry, *, publish: bool) -> None:
         self.registry = registry

@@ -6,7 +6,8 @@ it wrote. Through Strawberry each such request also pays for the execution machi
 hooks, argument conversion, the typed instance, field completion), which costs more CPU than the
 write itself. Here such an operation is planned once per (schema, document text, operation name)
 and then run directly: the variables coerced by graphql-core as execution would, the same local API
-call in the same unit of work (`RequestContext.unit`), the answer written from the row.
+call in the same unit of work (`RequestContext.unit`), the answer written from the row (the
+`*_row` methods of `Collection`, which skip rendering the document's data).
 
 What is served: a mutation of exactly one root field, `update<Type>`, `publish<Type>` or
 `unpublish<Type>` of a generated document type, with arguments as declared, selecting only the
@@ -42,8 +43,10 @@ from strawberry.schema.schema import validate_document
 
 from server.graphql.limits import operation_limits
 from server.graphql.typegen import graphql_name
+from server.local_api import render
 
 if TYPE_CHECKING:
+    from server.documents import DocumentRow
     from server.graphql.typegen import GeneratedTypes
 
 log = logging.getLogger(__name__)
@@ -102,8 +105,10 @@ class WriteCall:
     plan: WritePlan
     arguments: dict[str, Any]
 
-    def body(self, doc: dict[str, Any]) -> bytes:
-        """The response, as the resolver path writes it for the same document."""
+    def body(self, row: DocumentRow) -> bytes:
+        """The response, as the resolver path writes it for the same row."""
+        # The document as the local API renders it, without its data: none of it is selected.
+        doc = render(row, {})
         answer: dict[str, Any] = {}
         for key, name in self.plan.selection:
             answer[key] = self.plan.typename if name == "__typename" else DIRECT_FIELDS[name](doc)

@@ -515,7 +515,7 @@ class GraphQLEndpoint:
             unit = await context.unit()
             collection = self.api.collection(plan.type_name, unit.registry)
             if plan.kind == "update":
-                doc = await collection.update(
+                row = await collection.update_row(
                     unit,
                     arguments["id"],
                     arguments["data"],
@@ -523,12 +523,12 @@ class GraphQLEndpoint:
                     expected_revision=arguments.get("expectedRevision"),
                 )
             elif plan.kind == "publish":
-                doc = await collection.publish(
+                row = await collection.publish_row(
                     unit, arguments["id"], expected_revision=arguments.get("expectedRevision")
                 )
             else:
-                doc = await collection.unpublish(unit, arguments["id"])
-            body = call.body(doc)
+                row = await collection.unpublish_row(unit, arguments["id"])
+            body = call.body(row)
         except Exception as exc:
             await context.finish(commit=False)
             if not isinstance(exc, CMSError):
