@@ -207,10 +207,10 @@ class ScheduleStore:
         """Record a run: its new status and error, one more attempt, and when to retry (pending
         only). Runs in the schedule's organization, under Row-Level Security."""
         row = await tx.fetchrow(
-            f"UPDATE cms_document_schedules SET status = $2, error_code = $3, error_message = $4,"
+            f"UPDATE cms_document_schedules SET status = $2::text, error_code = $3, error_message = $4,"
             f" attempts = attempts + 1, updated_at = now(),"
             f" retry_at = coalesce($6, now()) + make_interval(secs => $5),"
-            f" completed_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END"
+            f" completed_at = CASE WHEN $2::text = 'pending' THEN NULL ELSE now() END"
             f" WHERE id = $1 RETURNING {SCHEDULE_COLUMNS}",
             id,
             status,
