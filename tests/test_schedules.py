@@ -457,3 +457,10 @@ async def test_the_run_is_under_row_level_security_as_the_scheduling_organizatio
     }
     for post in (parents_post, childs_post):
         assert (await draft(gql, post))["status"] == "draft"
+
+
+async def test_scheduler_enabled_false_starts_no_runner(gql: GraphQLClient) -> None:
+    settings = replace(gql.services.settings, scheduler_enabled=False)
+    app = create_app(settings, services=gql.services)
+    async with app.router.lifespan_context(app):
+        assert gql.services.scheduler._task is None
