@@ -45,6 +45,12 @@ SELECT {SCHEDULE_COLUMNS} FROM cms_document_schedules s
  FOR UPDATE OF s SKIP LOCKED
 """
 
+# A listing's filters: $1 a document, $2 a type, $3 a status; each NULL for any.
+_FILTER = (
+    "($1::uuid IS NULL OR document_id = $1) AND ($2::text IS NULL OR document_type = $2)"
+    " AND ($3::text IS NULL OR status = $3)"
+)
+
 
 @dataclass(frozen=True)
 class ScheduleRow:
@@ -116,10 +122,7 @@ class ScheduleStore:
         """Readable schedules, soonest first, and how many match in all."""
         rows = await tx.fetch(
             f"SELECT {SCHEDULE_COLUMNS}, count(*) OVER () AS total FROM cms_document_schedules"
-            f" WHERE ($1::uuid IS NULL OR document_id = $1)"
-            f" AND ($2::text IS NULL OR document_type = $2)"
-            f" AND ($3::text IS NULL OR status = $3)"
-            f" ORDER BY run_at, created_at, id LIMIT $4 OFFSET $5",
+            f" WHERE {_FILTER} ORDER BY run_at, created_at, id LIMIT $4 OFFSET $5",
             document_id,
             document_type,
             status,
@@ -129,10 +132,7 @@ class ScheduleStore:
         total: int = rows[0]["total"] if rows else 0
         if not rows and offset > 0:
             total = await tx.fetchval(
-                "SELECT count(*) FROM cms_document_schedules"
-                " WHERE ($1::uuid IS NULL OR document_id = $1)"
-                " AND ($2::text IS NULL OR document_type = $2)"
-                " AND ($3::text IS NULL OR status = $3)",
+                f"SELECT count(*) FROM cms_document_schedules WHERE {_FILTER}",
                 document_id,
                 document_type,
                 status,
