@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from server.db import Tx
-from server.errors import CMSError, TimedOutError, UnavailableError
+from server.errors import CMSError, ConflictError, TimedOutError, UnavailableError
 from server.local_api import Context
 from server.schedules import ScheduleRow
 from server.tenancy import enter_org
@@ -99,7 +99,19 @@ class Scheduler:
         collection = self.api.collection(schedule.document_type, ctx.registry)
         if schedule.action == "publish":
             # The same path as a manual publish, with the revision pinned when it was scheduled.
-            await collection.publish(ctx, schedule.document_id, expected_revision=schedule.revision)
+            try:
+                await collection.publish(
+                    ctx, schedule.document_id, expected_revision=schedule.revision
+                )
+            except ConflictError as exc:
+                if "current_revision" not in exc.details:
+                    raise
+                raise ConflictError(
+                    f"the draft changed after the publish was scheduled (revision"
+                    f" {schedule.revision}, now {exc.details['current_revision']}); nothing was"
+                    " published: publish it or schedule it again",
+                    **exc.details,
+                ) from exc
         else:
             await collection.unpublish(ctx, schedule.document_id)
 
