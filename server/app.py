@@ -22,6 +22,7 @@ from server.graphql.playground import STATIC_PATH, static_assets
 from server.local_api import LocalAPI
 from server.mail import Mailer
 from server.postgres import PostgresAdapter
+from server.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Services:
     adapter: PostgresAdapter
     model: ContentModel
     api: LocalAPI
+    scheduler: Scheduler
     mailer: Mailer | None = None
 
     @classmethod
@@ -61,6 +63,7 @@ class Services:
             adapter=adapter,
             model=model,
             api=api,
+            scheduler=Scheduler(api, poll_interval=settings.scheduler_poll_seconds),
             mailer=Mailer.from_settings(settings),
         )
 
@@ -108,9 +111,13 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
             graphql.current()
             gc.collect()
             gc.freeze()
+        if settings.scheduler_enabled:
+            # Every process runs due schedules; their claims skip each other's (server/scheduler.py).
+            running.scheduler.start()
         try:
             yield
         finally:
+            await running.scheduler.stop()
             if owned:
                 await running.stop()
 

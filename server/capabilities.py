@@ -20,6 +20,8 @@ CAPABILITIES: tuple[str, ...] = (
     "document.delete",
     "document.publish",
     "document.unpublish",
+    # Scheduling publishes and unpublishes, and cancelling them (`server/schedules.py`).
+    "document.schedule",
     "asset.read",
     "asset.upload",
     "asset.delete",

@@ -108,6 +108,10 @@ class Settings:
     compiled_reads: bool = True
     # Who may send `__schema` / `__type` (server/graphql/introspection.py).
     introspection: IntrospectionAccess = "everyone"
+    # Scheduled publishing (server/scheduler.py): whether this process runs due schedules, and
+    # how often it looks for them.
+    scheduler_enabled: bool = True
+    scheduler_poll_seconds: float = 10.0
 
     @property
     def embedded(self) -> bool:
@@ -148,6 +152,8 @@ class Settings:
             ),
             compiled_reads=_bool(env, "COMPILED_READS", True),
             introspection=_introspection(env, "INTROSPECTION"),
+            scheduler_enabled=_bool(env, "SCHEDULER_ENABLED", True),
+            scheduler_poll_seconds=_positive(env, "SCHEDULER_POLL_SECONDS", 10.0),
         )
 
 
@@ -193,6 +199,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(name, f"must be a number of seconds (got {raw!r})") from None
     if value < 0:
         raise ConfigError(name, f"must not be negative (got {raw})")
+    return value
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value <= 0:
+        raise ConfigError(name, f"must be a number of seconds above 0 (got {value:g})")
     return value
 
 

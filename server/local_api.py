@@ -45,6 +45,8 @@ from server.validation import document_links, validate_document
 if TYPE_CHECKING:
     from server.assets_api import AssetsAPI
     from server.postgres import PostgresAdapter
+    from server.schedules import ScheduleRow
+    from server.schedules_api import SchedulePage
 
 DEFAULT_LIMIT = 50
 
@@ -157,6 +159,9 @@ class LocalAPI:
         self.collections = Collections(self)
         # The asset service, attached by the app once storage is configured (`server.asset_files`).
         self.assets: AssetsAPI | None = None
+        from server.schedules_api import SchedulesAPI  # it builds on this module
+
+        self.schedules = SchedulesAPI(self)
 
     @asynccontextmanager
     async def context(
@@ -497,6 +502,43 @@ class Collection:
         ctx.require("document.delete")
         current = await self._locked(ctx, id)
         await self.api.adapter.delete_document(ctx.tx, id=current.id)
+
+    # Schedules (`server/schedules_api.py`)
+
+    async def schedule_publish(
+        self,
+        ctx: Context,
+        id: str | uuid.UUID,
+        at: datetime,
+        *,
+        expected_revision: int | None = None,
+    ) -> ScheduleRow:
+        """Publish the draft revision current now, at `at`; it fails if the draft changes."""
+        return await self.api.schedules.publish(
+            ctx, id, at, expected_revision=expected_revision, type_name=self.type_name
+        )
+
+    async def schedule_unpublish(
+        self, ctx: Context, id: str | uuid.UUID, at: datetime
+    ) -> ScheduleRow:
+        return await self.api.schedules.unpublish(ctx, id, at, type_name=self.type_name)
+
+    async def get_scheduled(
+        self,
+        ctx: Context,
+        id: str | uuid.UUID | None = None,
+        *,
+        status: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        offset: int = 0,
+    ) -> SchedulePage:
+        """This type's schedules (of one document with `id`), soonest first."""
+        return await self.api.schedules.find(
+            ctx, document_id=id, type_name=self.type_name, status=status, limit=limit, offset=offset
+        )
+
+    async def cancel_scheduled(self, ctx: Context, schedule_id: str | uuid.UUID) -> ScheduleRow:
+        return await self.api.schedules.cancel(ctx, schedule_id, type_name=self.type_name)
 
     # Versions
 

@@ -25,6 +25,7 @@ from server.organizations import OrganizationStore
 from server.profiles import ProfileStore
 from server.rls import initialize_rls
 from server.roles import RoleStore
+from server.schedules import ScheduleStore
 from server.schema_store import SchemaStore
 from server.sessions import SessionStore
 from server.tenancy import Tenancy
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 class PostgresAdapter(
     DocumentStore,
+    ScheduleStore,
     AssetStore,
     SchemaStore,
     OrganizationStore,

@@ -45,6 +45,7 @@ RLS_TABLES = (
     "cms_assets",
     "cms_document_references",
     "cms_asset_references",
+    "cms_document_schedules",
 )
 
 document_status = Enum("draft", "published", "unpublished", name="document_status")
@@ -293,6 +294,42 @@ document_references = Table(
     PrimaryKeyConstraint("referencer_id", "plane", "ref_id"),
     CheckConstraint("plane IN ('draft', 'published')", name="plane"),
     Index("idx_doc_refs_ref_id", "ref_id", "organization_id"),
+)
+
+# A publish or unpublish of a document at a time (`server/schedules.py`). No foreign key to the
+# document: a schedule outlives a deleted document, to record that it failed and why.
+document_schedules = Table(
+    "cms_document_schedules",
+    metadata,
+    _id(),
+    _org(),
+    Column("document_id", UUID(as_uuid=True), nullable=False),
+    Column("document_type", String(100), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("run_at", TIMESTAMP(timezone=True), nullable=False),
+    # A publish's draft revision, pinned when it was scheduled; NULL for an unpublish.
+    Column("revision", Integer),
+    Column("status", String(16), nullable=False, server_default=text("'pending'")),
+    # Failures the runner may retry (a lock wait, a lost connection) come back at `retry_at`.
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("retry_at", TIMESTAMP(timezone=True)),
+    Column("error_code", String(40)),
+    Column("error_message", Text),
+    Column("created_by", Text),
+    Column("cancelled_by", Text),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    Column("completed_at", TIMESTAMP(timezone=True)),
+    CheckConstraint("action IN ('publish', 'unpublish')", name="action"),
+    CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'cancelled')", name="status"),
+    # The runner's claim: pending schedules by when they are due.
+    Index(
+        "idx_document_schedules_due",
+        text("coalesce(retry_at, run_at)"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+    Index("idx_document_schedules_document", "document_id", "run_at"),
+    Index("idx_document_schedules_org", "organization_id", "run_at"),
 )
 
 # Which document uses which asset, at which field path and plane: the asset reference count.

@@ -19,6 +19,7 @@ DOCUMENT = {
     "document.delete",
     "document.publish",
     "document.unpublish",
+    "document.schedule",
 }
 ASSET = {"asset.read", "asset.upload", "asset.delete"}
 ORGANIZATION = (
@@ -37,7 +38,7 @@ ORGANIZATION = (
 
 def test_the_capability_strings() -> None:
     assert set(CAPABILITIES) == ORGANIZATION | {"schema.manage"}
-    assert len(CAPABILITIES) == len(ALL_CAPABILITIES) == 16
+    assert len(CAPABILITIES) == len(ALL_CAPABILITIES) == 17
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,12 @@ def test_defaults() -> None:
     assert (settings.enable_rls, settings.enable_hierarchy) == (True, True)
     assert settings.introspection == "everyone"
     assert (settings.acquire_timeout, settings.lock_timeout_ms) == (5.0, 5000)
+    assert (settings.scheduler_enabled, settings.scheduler_poll_seconds) == (True, 10.0)
+
+
+def test_scheduler_settings() -> None:
+    settings = Settings.from_env({"SCHEDULER_ENABLED": "false", "SCHEDULER_POLL_SECONDS": "0.5"})
+    assert (settings.scheduler_enabled, settings.scheduler_poll_seconds) == (False, 0.5)
 
 
 @pytest.mark.parametrize("access", ["everyone", "authenticated", "nobody", "Nobody"])
@@ -88,6 +94,9 @@ def test_introspection_access(access: str) -> None:
         ({"INTROSPECTION": "admins"}, "INTROSPECTION"),
         ({"DB_ACQUIRE_TIMEOUT": "soon"}, "DB_ACQUIRE_TIMEOUT"),
         ({"LOCK_TIMEOUT_MS": "-1"}, "LOCK_TIMEOUT_MS"),
+        ({"SCHEDULER_ENABLED": "sometimes"}, "SCHEDULER_ENABLED"),
+        ({"SCHEDULER_POLL_SECONDS": "0"}, "SCHEDULER_POLL_SECONDS"),
+        ({"SCHEDULER_POLL_SECONDS": "often"}, "SCHEDULER_POLL_SECONDS"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:

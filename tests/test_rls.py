@@ -69,6 +69,12 @@ async def build_world(adapter: PostgresAdapter) -> World:
                 documents[name],
                 org,
             )
+            await tx.execute(
+                "insert into cms_document_schedules (organization_id, document_id, document_type,"
+                " action, run_at, revision) values ($1, $2, 'post', 'publish', now(), 1)",
+                org,
+                documents[name],
+            )
         for name, org in orgs.items():
             # Each document references itself and uses its org's asset.
             await tx.execute(
