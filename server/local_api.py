@@ -23,12 +23,19 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from server.back_references import PLANES, find_back_references, planes_of
 from server.capabilities import DOCUMENT_WRITES
 from server.content_hash import content_hash
 from server.content_model import ContentModel
 from server.db import Tx
 from server.documents import DocumentRow, References, Version, check_revision
-from server.errors import ForbiddenError, InvalidInputError, NotFoundError
+from server.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    SingletonExistsError,
+)
 from server.queries import (
     Perspective,
     check_depth,
@@ -40,6 +47,7 @@ from server.queries import (
 )
 from server.references import resolve_references
 from server.schema_types import Registry, SchemaType
+from server.singletons import empty_row, singleton_id
 from server.validation import asset_ids, reference_targets, validate_document
 
 if TYPE_CHECKING:
@@ -47,6 +55,7 @@ if TYPE_CHECKING:
     from server.postgres import PostgresAdapter
 
 DEFAULT_LIMIT = 50
+DEFAULT_BACK_REFERENCES = 20
 
 
 @dataclass(frozen=True)
@@ -197,6 +206,55 @@ class LocalAPI:
             raise InvalidInputError(f"unknown document type '{name}'", path="type")
         return Collection(self, name)
 
+    async def get_back_references(
+        self,
+        ctx: Context,
+        id: str | uuid.UUID,
+        *,
+        perspective: str = "published",
+        limit: int = DEFAULT_BACK_REFERENCES,
+        offset: int = 0,
+        depth: int = 0,
+        every_plane: bool = False,
+    ) -> FindResult:
+        """The documents that reference document `id`, from the reference index: those the caller
+        may read, in `perspective` (their published data references it, or their draft does),
+        most recently updated first, one page, references inlined to `depth`.
+
+        `every_plane` counts a reference from either plane (what deleting the document breaks);
+        the documents are then shown in the draft perspective. A document the caller cannot read
+        answers NOT_FOUND, as if it did not exist.
+        """
+        ctx.require("document.read")
+        chosen = ctx.perspective("draft" if every_plane else perspective)
+        depth = check_depth(depth)
+        limit, offset = check_page(limit, offset, max_limit=self.max_page_size)
+        target = parse_id(id)
+        if await self.adapter.find_document(ctx.tx, id=target) is None:
+            raise NotFoundError(f"document {id} not found")
+        found = await find_back_references(
+            ctx.tx,
+            target,
+            types=[t.name for t in ctx.registry.document_types()],
+            perspective=chosen,
+            planes=PLANES if every_plane else planes_of(chosen),
+            limit=limit,
+            offset=offset,
+        )
+        docs = await resolve_references(
+            ctx.tx, found.rows, depth=depth, perspective=chosen, render=render
+        )
+        return FindResult(
+            docs=docs,
+            total_docs=found.total,
+            limit=limit,
+            offset=offset,
+            page=offset // limit + 1,
+            total_pages=-(-found.total // limit),
+            has_next_page=offset + len(docs) < found.total,
+            has_prev_page=offset > 0,
+        )
+
 
 class Collections:
     """`local_api.collections.post`: attribute access to the document types."""
@@ -226,7 +284,46 @@ class Collection:
             raise InvalidInputError(f"unknown document type '{self.type_name}'", path="type")
         return schema_type
 
+    def _singleton(self, ctx: Context) -> SchemaType:
+        schema_type = self._type(ctx)
+        if not schema_type.singleton:
+            raise InvalidInputError(f"'{self.type_name}' is not a singleton type", path="type")
+        return schema_type
+
+    def singleton_id(self, ctx: Context) -> uuid.UUID:
+        """The id of this singleton type's document in the context's organization."""
+        self._singleton(ctx)
+        return singleton_id(ctx.organization_id, self.type_name)
+
+    def _is_singleton_id(self, ctx: Context, schema_type: SchemaType, id: object) -> bool:
+        return schema_type.singleton and parse_id(id) == singleton_id(
+            ctx.organization_id, self.type_name
+        )
+
     # Reading
+
+    async def get(
+        self, ctx: Context, *, depth: int = 0, perspective: str = "published"
+    ) -> dict[str, Any]:
+        """The singleton in the perspective; never saved (or, in the published perspective, never
+        published), its empty document: the id it is saved under, no content, revision 0. Reading
+        never creates it."""
+        ctx.require("document.read")
+        self._singleton(ctx)
+        chosen = ctx.perspective(perspective)
+        depth = check_depth(depth)
+        row = await find_document_by_id(
+            ctx.tx,
+            self.type_name,
+            singleton_id(ctx.organization_id, self.type_name),
+            perspective=chosen,
+        )
+        if row is None:
+            row = empty_row(ctx.organization_id, self.type_name)
+        [doc] = await resolve_references(
+            ctx.tx, [row], depth=depth, perspective=chosen, render=render
+        )
+        return doc
 
     async def find(
         self,
@@ -343,17 +440,44 @@ class Collection:
         ctx.require("document.create")
         if publish:
             ctx.require("document.publish")
-        self._type(ctx)
+        schema_type = self._type(ctx)
+        chosen = parse_id(id) if id is not None else None
+        if schema_type.singleton:
+            chosen = singleton_id(ctx.organization_id, self.type_name)
+            if id is not None and parse_id(id) != chosen:
+                raise InvalidInputError(
+                    f"a {self.type_name} document's id is derived from its organization: {chosen}",
+                    path="id",
+                )
+            if await self.api.adapter.find_document(ctx.tx, id=chosen) is not None:
+                raise _singleton_exists(self.type_name)
+        return await self._insert(ctx, data, publish=publish, id=chosen, depth=depth)
+
+    async def _insert(
+        self,
+        ctx: Context,
+        data: Mapping[str, Any],
+        *,
+        publish: bool,
+        id: uuid.UUID | None,
+        depth: int,
+    ) -> dict[str, Any]:
         document, draft_hash, references = self._prepare(ctx, data, publish=publish)
-        row = await self.api.adapter.create_document(
-            ctx.tx,
-            type=self.type_name,
-            data=document,
-            draft_hash=draft_hash,
-            references=references,
-            created_by=ctx.user_id,
-            id=parse_id(id) if id is not None else None,
-        )
+        try:
+            row = await self.api.adapter.create_document(
+                ctx.tx,
+                type=self.type_name,
+                data=document,
+                draft_hash=draft_hash,
+                references=references,
+                created_by=ctx.user_id,
+                id=id,
+            )
+        except ConflictError as exc:
+            # Two first saves of a singleton at once: the later one finds the id taken.
+            if self._type(ctx).singleton:
+                raise _singleton_exists(self.type_name) from exc
+            raise
         if publish:
             return await self._publish(ctx, row, None, depth)
         return await self._render(ctx, row, "draft", depth)
@@ -379,7 +503,15 @@ class Collection:
         schema_type = self._type(ctx)
         if not isinstance(data, Mapping):
             raise InvalidInputError("data must be an object", path="data")
-        current = await self._locked(ctx, id)
+        try:
+            current = await self._locked(ctx, id)
+        except NotFoundError:
+            if not self._is_singleton_id(ctx, schema_type, id):
+                raise
+            # The singleton's first save creates it: it read as empty, at revision 0.
+            check_revision(empty_row(ctx.organization_id, self.type_name), expected_revision)
+            document = {key: value for key, value in data.items() if value is not None}
+            return await self._insert(ctx, document, publish=publish, id=parse_id(id), depth=depth)
         merged = _declared(schema_type, current.draft_data or {})
         for key, value in data.items():
             if value is None:
@@ -430,8 +562,16 @@ class Collection:
     ) -> dict[str, Any]:
         """Publish the current draft; refused while it breaks a content rule."""
         ctx.require("document.publish")
-        self._type(ctx)
-        return await self._publish(ctx, await self._locked(ctx, id), expected_revision, depth)
+        schema_type = self._type(ctx)
+        try:
+            current = await self._locked(ctx, id)
+        except NotFoundError:
+            if not self._is_singleton_id(ctx, schema_type, id):
+                raise
+            # A singleton never saved publishes its empty draft, if its rules allow one.
+            check_revision(empty_row(ctx.organization_id, self.type_name), expected_revision)
+            return await self._insert(ctx, {}, publish=True, id=parse_id(id), depth=depth)
+        return await self._publish(ctx, current, expected_revision, depth)
 
     async def _render(
         self, ctx: Context, row: DocumentRow, perspective: Perspective, depth: int
@@ -525,3 +665,9 @@ class Collection:
         if row is None or row.type != self.type_name:
             raise NotFoundError(f"{self.type_name} {id} not found")
         return row
+
+
+def _singleton_exists(type_name: str) -> SingletonExistsError:
+    return SingletonExistsError(
+        f"'{type_name}' is a singleton type and its document exists: update it instead"
+    )
