@@ -9,6 +9,7 @@ revision 0, no timestamps. Reading never creates it; the first write does.
 from __future__ import annotations
 
 import uuid
+
 from server.documents import DocumentRow
 
 NAMESPACE = uuid.UUID("6f4d2c3b-7a51-4e62-9b1d-5c1e0a5e7c11")

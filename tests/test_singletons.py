@@ -77,7 +77,7 @@ async def test_the_schema_serves_a_singleton_without_ids_or_lists(gql: GraphQLCl
     assert mutations["deleteSiteSettings"]["args"] == []
     # Other types keep their ids and lists.
     assert "allPost" in queries
-    assert [a["name"] for a in queries["post"]["args"]][0] == "id"
+    assert queries["post"]["args"][0]["name"] == "id"
 
 
 async def test_the_id_is_the_same_in_sql_and_python(gql: GraphQLClient) -> None:
@@ -96,7 +96,8 @@ async def test_a_singleton_never_saved_reads_as_its_empty_document(
     empty = await read(gql, perspective)
     assert empty["id"] == empty["_id"] == empty["_ref"] == expected_id
     assert (empty["status"], empty["revision"], empty["siteName"]) == ("draft", 0, None)
-    assert empty["createdAt"] is None and empty["updatedAt"] is None
+    assert empty["createdAt"] is None
+    assert empty["updatedAt"] is None
     assert empty["mainNav"] is None
     assert empty["_raw"]["_meta"]["organizationId"] == str(gql.org)
     # Reading created nothing.
