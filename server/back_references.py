@@ -11,21 +11,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from server.db import Tx
 from server.documents import DOCUMENT_COLUMNS, DocumentRow
-from server.queries import Perspective, perspective_condition
+from server.queries import Page, Perspective, perspective_condition
 
 PLANES = ("draft", "published")
 
 _COLUMNS = ", ".join(f"d.{column.strip()}" for column in DOCUMENT_COLUMNS.split(","))
-
-
-@dataclass(frozen=True)
-class BackReferences:
-    rows: list[DocumentRow]
-    total: int
 
 
 def planes_of(perspective: Perspective) -> tuple[str, ...]:
@@ -42,7 +35,7 @@ async def find_back_references(
     planes: Sequence[str],
     limit: int,
     offset: int,
-) -> BackReferences:
+) -> Page:
     """The documents of `types` whose data in one of `planes` references `target`, readable in
     `perspective`: most recently updated first, one page, and how many there are in all."""
     where = (
@@ -65,4 +58,7 @@ async def find_back_references(
         total = await tx.fetchval(f"SELECT count(*) {where}", *args)
     else:
         total = 0
-    return BackReferences(rows=[DocumentRow.from_record(r) for r in records], total=total)
+    rows = [DocumentRow.from_record(r) for r in records]
+    return Page(
+        rows=rows, limit=limit, offset=offset, total=total, has_next=offset + len(rows) < total
+    )

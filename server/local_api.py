@@ -37,6 +37,7 @@ from server.errors import (
     SingletonExistsError,
 )
 from server.queries import (
+    Page,
     Perspective,
     check_depth,
     check_page,
@@ -94,6 +95,19 @@ class FindResult:
     total_pages: int | None
     has_next_page: bool
     has_prev_page: bool
+
+    @classmethod
+    def of(cls, page: Page, docs: list[dict[str, Any]]) -> FindResult:
+        return cls(
+            docs=docs,
+            total_docs=page.total,
+            limit=page.limit,
+            offset=page.offset,
+            page=page.page,
+            total_pages=page.total_pages,
+            has_next_page=page.has_next,
+            has_prev_page=page.has_prev,
+        )
 
 
 @dataclass(frozen=True)
@@ -244,16 +258,7 @@ class LocalAPI:
         docs = await resolve_references(
             ctx.tx, found.rows, depth=depth, perspective=chosen, render=render
         )
-        return FindResult(
-            docs=docs,
-            total_docs=found.total,
-            limit=limit,
-            offset=offset,
-            page=offset // limit + 1,
-            total_pages=-(-found.total // limit),
-            has_next_page=offset + len(docs) < found.total,
-            has_prev_page=offset > 0,
-        )
+        return FindResult.of(found, docs)
 
 
 class Collections:
@@ -359,16 +364,7 @@ class Collection:
         docs = await resolve_references(
             ctx.tx, page.rows, depth=depth, perspective=chosen, render=render
         )
-        return FindResult(
-            docs=docs,
-            total_docs=page.total,
-            limit=limit,
-            offset=offset,
-            page=page.page,
-            total_pages=page.total_pages,
-            has_next_page=page.has_next,
-            has_prev_page=page.has_prev,
-        )
+        return FindResult.of(page, docs)
 
     async def find_by_id(
         self, ctx: Context, id: str | uuid.UUID, *, depth: int = 0, perspective: str = "published"
