@@ -499,13 +499,8 @@ class Collection:
         schema_type = self._type(ctx)
         if not isinstance(data, Mapping):
             raise InvalidInputError("data must be an object", path="data")
-        try:
-            current = await self._locked(ctx, id)
-        except NotFoundError:
-            if not self._is_singleton_id(ctx, schema_type, id):
-                raise
-            # The singleton's first save creates it: it read as empty, at revision 0.
-            check_revision(empty_row(ctx.organization_id, self.type_name), expected_revision)
+        current = await self._locked_or_unsaved(ctx, schema_type, id, expected_revision)
+        if current is None:  # the singleton's first save creates it
             document = {key: value for key, value in data.items() if value is not None}
             return await self._insert(ctx, document, publish=publish, id=parse_id(id), depth=depth)
         merged = _declared(schema_type, current.draft_data or {})
@@ -559,13 +554,8 @@ class Collection:
         """Publish the current draft; refused while it breaks a content rule."""
         ctx.require("document.publish")
         schema_type = self._type(ctx)
-        try:
-            current = await self._locked(ctx, id)
-        except NotFoundError:
-            if not self._is_singleton_id(ctx, schema_type, id):
-                raise
-            # A singleton never saved publishes its empty draft, if its rules allow one.
-            check_revision(empty_row(ctx.organization_id, self.type_name), expected_revision)
+        current = await self._locked_or_unsaved(ctx, schema_type, id, expected_revision)
+        if current is None:  # a singleton never saved publishes its empty draft, if its rules allow
             return await self._insert(ctx, {}, publish=True, id=parse_id(id), depth=depth)
         return await self._publish(ctx, current, expected_revision, depth)
 
@@ -655,6 +645,23 @@ class Collection:
         if row.type != self.type_name:
             raise NotFoundError(f"{self.type_name} {id} not found")
         return row
+
+    async def _locked_or_unsaved(
+        self,
+        ctx: Context,
+        schema_type: SchemaType,
+        id: str | uuid.UUID,
+        expected_revision: int | None,
+    ) -> DocumentRow | None:
+        """The locked document, or None for a singleton never saved (which reads as empty, at
+        revision 0: `expected_revision` is checked against that)."""
+        try:
+            return await self._locked(ctx, id)
+        except NotFoundError:
+            if not self._is_singleton_id(ctx, schema_type, id):
+                raise
+        check_revision(empty_row(ctx.organization_id, self.type_name), expected_revision)
+        return None
 
     async def _readable(self, ctx: Context, id: str | uuid.UUID) -> DocumentRow:
         row = await self.api.adapter.find_document(ctx.tx, id=parse_id(id))
