@@ -46,7 +46,7 @@ query Demo {
   }
   # The draft perspective shows unpublished work too.
   drafts: allPost(perspective: "draft", sort: ["title"]) { title status }
-  allSiteSettings { siteName footerText }
+  siteSettings { siteName footerText }
 }
 """
 

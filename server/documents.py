@@ -123,8 +123,9 @@ class DocumentRow:
     created_by: str | None
     updated_by: str | None
     published_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    # None only on a singleton never saved (`server.singletons.empty_row`).
+    created_at: datetime | None
+    updated_at: datetime | None
 
     @property
     def is_published(self) -> bool:

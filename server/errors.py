@@ -4,6 +4,7 @@ CMSError                      INTERNAL_SERVER_ERROR (never shown to clients as-i
 ├── InvalidInputError         BAD_USER_INPUT      malformed or unknown input; `path` names the field
 ├── NotFoundError             NOT_FOUND           absent, or not readable in the current org
 ├── ConflictError             CONFLICT            a stale revision or a uniqueness clash
+│   └── SingletonExistsError  SINGLETON_EXISTS    a second document of a singleton type
 ├── ForbiddenError            FORBIDDEN           the caller may not do this (capability or RLS)
 ├── UnauthenticatedError      UNAUTHENTICATED     no valid credentials
 ├── QueryTooComplexError      QUERY_TOO_COMPLEX   depth, alias or size limits
@@ -40,6 +41,10 @@ class NotFoundError(CMSError):
 
 class ConflictError(CMSError):
     code = "CONFLICT"
+
+
+class SingletonExistsError(ConflictError):
+    code = "SINGLETON_EXISTS"
 
 
 class ForbiddenError(CMSError):

@@ -23,13 +23,21 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from server.back_references import PLANES, find_back_references, planes_of
 from server.capabilities import DOCUMENT_WRITES
 from server.content_hash import content_hash
 from server.content_model import ContentModel
 from server.db import Tx
 from server.documents import DocumentRow, References, Version, check_revision
-from server.errors import ForbiddenError, InvalidInputError, NotFoundError
+from server.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    SingletonExistsError,
+)
 from server.queries import (
+    Page,
     Perspective,
     check_depth,
     check_page,
@@ -40,6 +48,7 @@ from server.queries import (
 )
 from server.references import resolve_references
 from server.schema_types import Registry, SchemaType
+from server.singletons import empty_row, singleton_id
 from server.validation import document_links, validate_document
 
 if TYPE_CHECKING:
@@ -49,6 +58,7 @@ if TYPE_CHECKING:
     from server.schedules_api import SchedulePage
 
 DEFAULT_LIMIT = 50
+DEFAULT_BACK_REFERENCES = 20
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,19 @@ class FindResult:
     total_pages: int | None
     has_next_page: bool
     has_prev_page: bool
+
+    @classmethod
+    def of(cls, page: Page, docs: list[dict[str, Any]]) -> FindResult:
+        return cls(
+            docs=docs,
+            total_docs=page.total,
+            limit=page.limit,
+            offset=page.offset,
+            page=page.page,
+            total_pages=page.total_pages,
+            has_next_page=page.has_next,
+            has_prev_page=page.has_prev,
+        )
 
 
 @dataclass(frozen=True)
@@ -202,6 +225,46 @@ class LocalAPI:
             raise InvalidInputError(f"unknown document type '{name}'", path="type")
         return Collection(self, name)
 
+    async def get_back_references(
+        self,
+        ctx: Context,
+        id: str | uuid.UUID,
+        *,
+        perspective: str = "published",
+        limit: int = DEFAULT_BACK_REFERENCES,
+        offset: int = 0,
+        depth: int = 0,
+        every_plane: bool = False,
+    ) -> FindResult:
+        """The documents that reference document `id`, from the reference index: those the caller
+        may read, in `perspective` (their published data references it, or their draft does),
+        most recently updated first, one page, references inlined to `depth`.
+
+        `every_plane` counts a reference from either plane (what deleting the document breaks);
+        the documents are then shown in the draft perspective. A document the caller cannot read
+        answers NOT_FOUND, as if it did not exist.
+        """
+        ctx.require("document.read")
+        chosen = ctx.perspective("draft" if every_plane else perspective)
+        depth = check_depth(depth)
+        limit, offset = check_page(limit, offset, max_limit=self.max_page_size)
+        target = parse_id(id)
+        if await self.adapter.find_document(ctx.tx, id=target) is None:
+            raise NotFoundError(f"document {id} not found")
+        found = await find_back_references(
+            ctx.tx,
+            target,
+            types=[t.name for t in ctx.registry.document_types()],
+            perspective=chosen,
+            planes=PLANES if every_plane else planes_of(chosen),
+            limit=limit,
+            offset=offset,
+        )
+        docs = await resolve_references(
+            ctx.tx, found.rows, depth=depth, perspective=chosen, render=render
+        )
+        return FindResult.of(found, docs)
+
 
 class Collections:
     """`local_api.collections.post`: attribute access to the document types."""
@@ -231,7 +294,46 @@ class Collection:
             raise InvalidInputError(f"unknown document type '{self.type_name}'", path="type")
         return schema_type
 
+    def _singleton(self, ctx: Context) -> SchemaType:
+        schema_type = self._type(ctx)
+        if not schema_type.singleton:
+            raise InvalidInputError(f"'{self.type_name}' is not a singleton type", path="type")
+        return schema_type
+
+    def singleton_id(self, ctx: Context) -> uuid.UUID:
+        """The id of this singleton type's document in the context's organization."""
+        self._singleton(ctx)
+        return singleton_id(ctx.organization_id, self.type_name)
+
+    def _is_singleton_id(self, ctx: Context, schema_type: SchemaType, id: object) -> bool:
+        return schema_type.singleton and parse_id(id) == singleton_id(
+            ctx.organization_id, self.type_name
+        )
+
     # Reading
+
+    async def get(
+        self, ctx: Context, *, depth: int = 0, perspective: str = "published"
+    ) -> dict[str, Any]:
+        """The singleton in the perspective; never saved (or, in the published perspective, never
+        published), its empty document: the id it is saved under, no content, revision 0. Reading
+        never creates it."""
+        ctx.require("document.read")
+        self._singleton(ctx)
+        chosen = ctx.perspective(perspective)
+        depth = check_depth(depth)
+        row = await find_document_by_id(
+            ctx.tx,
+            self.type_name,
+            singleton_id(ctx.organization_id, self.type_name),
+            perspective=chosen,
+        )
+        if row is None:
+            row = empty_row(ctx.organization_id, self.type_name)
+        [doc] = await resolve_references(
+            ctx.tx, [row], depth=depth, perspective=chosen, render=render
+        )
+        return doc
 
     async def find(
         self,
@@ -267,16 +369,7 @@ class Collection:
         docs = await resolve_references(
             ctx.tx, page.rows, depth=depth, perspective=chosen, render=render
         )
-        return FindResult(
-            docs=docs,
-            total_docs=page.total,
-            limit=limit,
-            offset=offset,
-            page=page.page,
-            total_pages=page.total_pages,
-            has_next_page=page.has_next,
-            has_prev_page=page.has_prev,
-        )
+        return FindResult.of(page, docs)
 
     async def find_by_id(
         self, ctx: Context, id: str | uuid.UUID, *, depth: int = 0, perspective: str = "published"
@@ -344,20 +437,48 @@ class Collection:
         ctx.require("document.create")
         if publish:
             ctx.require("document.publish")
-        self._type(ctx)
+        schema_type = self._type(ctx)
+        chosen = parse_id(id) if id is not None else None
+        if schema_type.singleton:
+            chosen = singleton_id(ctx.organization_id, self.type_name)
+            if id is not None and parse_id(id) != chosen:
+                raise InvalidInputError(
+                    f"a {self.type_name} document's id is derived from its organization: {chosen}",
+                    path="id",
+                )
+            if await self.api.adapter.find_document(ctx.tx, id=chosen) is not None:
+                raise _singleton_exists(self.type_name)
+        row = await self._insert(ctx, data, publish=publish, id=chosen)
+        return await self._render(ctx, row, "published" if publish else "draft", depth)
+
+    async def _insert(
+        self,
+        ctx: Context,
+        data: Mapping[str, Any],
+        *,
+        publish: bool,
+        id: uuid.UUID | None,
+    ) -> DocumentRow:
+        """A new document, published at once with `publish`: the row as written."""
         document, draft_hash, references = self._prepare(ctx, data, publish=publish)
-        row = await self.api.adapter.create_document(
-            ctx.tx,
-            type=self.type_name,
-            data=document,
-            draft_hash=draft_hash,
-            references=references,
-            created_by=ctx.user_id,
-            id=parse_id(id) if id is not None else None,
-        )
+        try:
+            row = await self.api.adapter.create_document(
+                ctx.tx,
+                type=self.type_name,
+                data=document,
+                draft_hash=draft_hash,
+                references=references,
+                created_by=ctx.user_id,
+                id=id,
+            )
+        except ConflictError as exc:
+            # Two first saves of a singleton at once: the later one finds the id taken.
+            if self._type(ctx).singleton:
+                raise _singleton_exists(self.type_name) from exc
+            raise
         if publish:
-            return await self._publish(ctx, row, None, depth)
-        return await self._render(ctx, row, "draft", depth)
+            return await self._publish_row(ctx, row, None)
+        return row
 
     async def update(
         self,
@@ -395,7 +516,10 @@ class Collection:
         schema_type = self._type(ctx)
         if not isinstance(data, Mapping):
             raise InvalidInputError("data must be an object", path="data")
-        current = await self._locked(ctx, id)
+        current = await self._locked_or_unsaved(ctx, schema_type, id, expected_revision)
+        if current is None:  # the singleton's first save creates it
+            document = {key: value for key, value in data.items() if value is not None}
+            return await self._insert(ctx, document, publish=publish, id=parse_id(id))
         merged = _declared(schema_type, current.draft_data or {})
         for key, value in data.items():
             if value is None:
@@ -453,8 +577,11 @@ class Collection:
     ) -> DocumentRow:
         """`publish` without rendering the document: the row as written."""
         ctx.require("document.publish")
-        self._type(ctx)
-        return await self._publish_row(ctx, await self._locked(ctx, id), expected_revision)
+        schema_type = self._type(ctx)
+        current = await self._locked_or_unsaved(ctx, schema_type, id, expected_revision)
+        if current is None:  # a singleton never saved publishes its empty draft, if its rules allow
+            return await self._insert(ctx, {}, publish=True, id=parse_id(id))
+        return await self._publish_row(ctx, current, expected_revision)
 
     async def _render(
         self, ctx: Context, row: DocumentRow, perspective: Perspective, depth: int
@@ -463,12 +590,6 @@ class Collection:
             ctx.tx, [row], depth=check_depth(depth), perspective=perspective, render=render
         )
         return doc
-
-    async def _publish(
-        self, ctx: Context, row: DocumentRow, expected_revision: int | None, depth: int
-    ) -> dict[str, Any]:
-        published = await self._publish_row(ctx, row, expected_revision)
-        return await self._render(ctx, published, "published", depth)
 
     async def _publish_row(
         self, ctx: Context, row: DocumentRow, expected_revision: int | None
@@ -588,8 +709,31 @@ class Collection:
             raise NotFoundError(f"{self.type_name} {id} not found")
         return row
 
+    async def _locked_or_unsaved(
+        self,
+        ctx: Context,
+        schema_type: SchemaType,
+        id: str | uuid.UUID,
+        expected_revision: int | None,
+    ) -> DocumentRow | None:
+        """The locked document, or None for a singleton never saved (which reads as empty, at
+        revision 0: `expected_revision` is checked against that)."""
+        try:
+            return await self._locked(ctx, id)
+        except NotFoundError:
+            if not self._is_singleton_id(ctx, schema_type, id):
+                raise
+        check_revision(empty_row(ctx.organization_id, self.type_name), expected_revision)
+        return None
+
     async def _readable(self, ctx: Context, id: str | uuid.UUID) -> DocumentRow:
         row = await self.api.adapter.find_document(ctx.tx, id=parse_id(id))
         if row is None or row.type != self.type_name:
             raise NotFoundError(f"{self.type_name} {id} not found")
         return row
+
+
+def _singleton_exists(type_name: str) -> SingletonExistsError:
+    return SingletonExistsError(
+        f"'{type_name}' is a singleton type and its document exists: update it instead"
+    )

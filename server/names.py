@@ -2,7 +2,7 @@
 
 Type names may contain hyphens (`site-settings`), which GraphQL identifiers may not, so the API derives
 its names with `to_pascal_case` (types: `SiteSettings`) and `to_camel_case` (query fields:
-`siteSettings`, `allSiteSettings`).
+`siteSettings`, `allPost`).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ RESERVED_FIELD_NAMES = frozenset(
     {
         *("id", "type", "status", "revision", "organizationId", "draftData", "publishedData"),
         *("createdAt", "updatedAt", "publishedAt", "createdBy", "updatedBy"),
-        *("publishedHash", "hasUnpublishedChanges", "_resolved", "_raw"),
+        *("publishedHash", "hasUnpublishedChanges", "_resolved", "_raw", "referencedBy"),
     }
 )
 

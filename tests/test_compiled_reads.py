@@ -322,6 +322,19 @@ async def corpus(gql: GraphQLClient) -> Corpus:
             ]
         },
     )
+    # The singleton: published with a newer draft in acme, a draft only in the child (pointing at
+    # acme's page, which the child cannot read), never saved in the other organizations.
+    settings = gql.services.api.collections.siteSettings
+    nav = [ref(page, "n1"), ref(missing, "n2"), ref(child_author, "n3")]
+    async with gql.services.api.system_context(acme) as ctx:
+        await settings.create(
+            ctx,
+            {"siteName": "Acme", "mainNav": nav[:2], "logo": image, "footerText": "F"},
+            publish=True,
+        )
+        await settings.update(ctx, settings.singleton_id(ctx), {"siteName": "Acme (draft)"})
+    async with gql.services.api.system_context(child) as ctx:
+        await settings.create(ctx, {"siteName": "Child", "mainNav": [ref(page, "n1")]})
     for n, (target, items) in enumerate(
         [
             (ref(page), [ref(authors[0], "a"), ref(c0, "b")]),
@@ -394,7 +407,8 @@ def _selection(d: Draw, schema: GraphQLSchema, type_: Any, level: int) -> str:
 
 
 def _object(d: Draw, schema: GraphQLSchema, named: GraphQLObjectType, level: int) -> str:
-    names = sorted(named.fields)
+    # `referencedBy` is served by the resolvers only (`tests/test_back_references.py`).
+    names = sorted(name for name in named.fields if name != "referencedBy")
     chosen = d.draw(st.lists(st.sampled_from(names), min_size=1, max_size=6, unique=True))
     parts = []
     for name in chosen:
@@ -459,7 +473,7 @@ def _value(value: Any) -> str:
 def _query(d: Draw, schema: GraphQLSchema, corpus: Corpus) -> str:
     type_name = d.draw(st.sampled_from(sorted(corpus.ids)))
     cls = type_name[0].upper() + type_name[1:]
-    kind = d.draw(st.sampled_from(["one", "all", "page", "documents"]))
+    kind = d.draw(st.sampled_from(["one", "all", "page", "documents", "singleton"]))
     args: list[str] = []
 
     def arg(name: str, graphql_type: str, value: Any, literal: str | None = None) -> None:
@@ -472,7 +486,9 @@ def _query(d: Draw, schema: GraphQLSchema, corpus: Corpus) -> str:
 
     arg("perspective", "String", d.draw(st.sampled_from([None, "published", "draft"])))
     arg("depth", "Int", d.draw(st.one_of(st.none(), st.integers(0, 5))))
-    if kind == "one":
+    if kind == "singleton":
+        field_name, result_type = "siteSettings", schema.get_type("SiteSettings")
+    elif kind == "one":
         arg("id", "ID!", d.draw(st.sampled_from(corpus.ids[type_name])))
         field_name = type_name
         result_type = schema.get_type(cls)
@@ -561,6 +577,11 @@ COMMON = [
     # A stub has no `id` (client caches would take it for the document) and its target in `_ref`.
     "{ allAuthor(depth: 0) { id _id _ref __typename mentor { id _id _ref __typename _resolved"
     " status type name } } }",
+    # The singleton: published, a newer draft, a draft only, or never saved (by organization).
+    "{ p: siteSettings { id revision status createdAt hasUnpublishedChanges siteName footerText"
+    " logo { assetId url } mainNav { id _ref _resolved title } _raw }"
+    ' d: siteSettings(perspective: "draft", depth: 2) { id _id _ref revision siteName'
+    " publishedHash mainNav { title sections { __typename } } socialLinks { url } _raw } }",
 ]
 
 
@@ -652,12 +673,16 @@ RESOLVER_PATH = [
     # Errors are always answered by the resolvers (here: depth out of range, unknown field).
     "{ allAuthor(depth: 9) { name } }",
     "{ allAuthor { nope } }",
+    # Back-references are answered by the resolvers, wherever they are selected.
+    "{ allAuthor(limit: 1) { name referencedBy { totalDocs } } }",
+    "{ siteSettings { mainNav { ... on Page { referencedBy { docs { id } } } } } }",
 ]
 COMPILED_PATH = [
     "{ allAuthor(limit: 1) { name } }",
     "query Q($id: ID!) { author(id: $id) { ...F } } fragment F on Author { name }",
     '{ allPostPage(limit: 1) { totalDocs } documents(type: "author", limit: 1) { docs } }',
     "{ a: allCategory(limit: 1) { __typename } b: allMenu(limit: 1) { title } }",
+    '{ siteSettings { siteName } d: siteSettings(perspective: "draft", depth: 0) { id } }',
 ]
 
 

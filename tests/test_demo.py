@@ -74,9 +74,10 @@ async def test_an_empty_instance_gets_the_demo_and_a_dev_key(services: Services)
         "title": "Engineering"
     }
     assert {"title": "Draft: what comes next", "status": "draft"} in data["drafts"]
-    assert data["allSiteSettings"] == [
-        {"siteName": "Demo site", "footerText": "Made with the content API."}
-    ]
+    assert data["siteSettings"] == {
+        "siteName": "Demo site",
+        "footerText": "Made with the content API.",
+    }
     # An owner of `demo` and an instance admin.
     async with services.adapter.instance_transaction() as tx:
         key = await services.adapter.find_api_key_by_secret(tx, secret=demo.key)

@@ -334,3 +334,19 @@ async def test_operation_name_chooses_among_several(gql: GraphQLClient) -> None:
         "/graphql", json=body, headers={"Authorization": f"Bearer {gql.key}"}
     )
     assert response.json() == {"data": {"allAuthor": []}}
+
+
+async def test_sort_takes_a_string_where_a_list_is_declared(gql: GraphQLClient) -> None:
+    """`sort` is `[String!]`; one string, literal or in a `[String!]` variable, is a list of one
+    (`docs/clients.md`). A `$sort: String` declaration is refused."""
+    await post(gql, "B post")
+    await post(gql, "A post")
+    literal = await gql.data('{ allPost(sort: "title") { title } }')
+    variable = await gql.data(
+        "query($s: [String!]) { allPost(sort: $s) { title } }", {"s": "-title"}
+    )
+    assert [p["title"] for p in literal["allPost"]] == ["A post", "B post"]
+    assert [p["title"] for p in variable["allPost"]] == ["B post", "A post"]
+    refused = await gql("query($s: String) { allPost(sort: $s) { title } }", {"s": "title"})
+    assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", refused
+    assert "used in position expecting type" in refused["errors"][0]["message"]

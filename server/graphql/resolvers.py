@@ -18,12 +18,13 @@ from strawberry.types.base import StrawberryList, StrawberryOptional
 from strawberry.types.field import StrawberryField
 
 from server.errors import ForbiddenError, NotFoundError
+from server.graphql import back_references
 from server.graphql import types as static
 from server.graphql.context import RequestContext
 from server.graphql.inputs import data_json, where_json
 from server.graphql.scalars import JSON
 from server.graphql.typegen import GeneratedTypes, document_instance, graphql_name
-from server.local_api import FindResult
+from server.local_api import Collection, Context, FindResult
 from server.names import to_camel_case
 from server.query import kinds
 from server.query.kinds import Kind
@@ -118,6 +119,14 @@ def _kind_depth(
     return 0
 
 
+def selected_names(
+    selection_sets: Sequence[SelectionSetNode | None],
+    fragments: dict[str, FragmentDefinitionNode],
+) -> set[str]:
+    """The names of the fields selected directly in `selection_sets` (through fragments too)."""
+    return {node.name.value for node in _fields(selection_sets, fragments, set())}
+
+
 def _fields(
     selection_sets: Sequence[SelectionSetNode | None],
     fragments: dict[str, FragmentDefinitionNode],
@@ -145,8 +154,12 @@ def document_fields(
     document = out.documents[type_name]
     fields_of = schema_type.fields
 
-    def convert(doc: dict[str, Any] | None) -> Any:
-        return document_instance(out, doc) if doc is not None else None
+    def convert(doc: dict[str, Any] | None, perspective: str) -> Any:
+        return document_instance(out, doc, perspective) if doc is not None else None
+
+    def written(publish: bool | None) -> str:
+        """The perspective a write answers in."""
+        return "published" if publish else "draft"
 
     def answer_depth(info: strawberry.Info) -> int:
         """The depth a write's answer needs: only as deep as its selection reads references."""
@@ -172,7 +185,21 @@ def document_fields(
             depth=DEFAULT_DEPTH if depth is None else depth,
             perspective=perspective or DEFAULT_PERSPECTIVE,
         )
-        return convert(doc)
+        return convert(doc, perspective or DEFAULT_PERSPECTIVE)
+
+    async def get_singleton(
+        info: strawberry.Info,
+        perspective: str | None = DEFAULT_PERSPECTIVE,
+        depth: int | None = DEFAULT_DEPTH,
+    ) -> Any:
+        context = _context(info)
+        unit = await context.unit()
+        doc = await context.api.collection(type_name, unit.registry).get(
+            unit,
+            depth=DEFAULT_DEPTH if depth is None else depth,
+            perspective=perspective or DEFAULT_PERSPECTIVE,
+        )
+        return convert(doc, perspective or DEFAULT_PERSPECTIVE)
 
     async def find(
         info: strawberry.Info,
@@ -197,7 +224,8 @@ def document_fields(
             perspective=perspective or DEFAULT_PERSPECTIVE,
             with_total=with_total,
         )
-        return result, [convert(doc) for doc in result.docs]
+        chosen = perspective or DEFAULT_PERSPECTIVE
+        return result, [convert(doc, chosen) for doc in result.docs]
 
     async def get_all(
         info: strawberry.Info,
@@ -232,7 +260,14 @@ def document_fields(
         doc = await context.api.collection(type_name, unit.registry).create(
             unit, document, publish=bool(publish), depth=answer_depth(info)
         )
-        return convert(doc)
+        return convert(doc, written(publish))
+
+    async def the_singleton(info: strawberry.Info) -> tuple[Context, Collection, str]:
+        """The unit, the collection and the singleton's id, for a write without an id."""
+        context = _context(info)
+        unit = await context.unit()
+        collection = context.api.collection(type_name, unit.registry)
+        return unit, collection, str(collection.singleton_id(unit))
 
     async def update(
         info: strawberry.Info,
@@ -251,7 +286,24 @@ def document_fields(
             expected_revision=expectedRevision,
             depth=answer_depth(info),
         )
-        return convert(doc)
+        return convert(doc, written(publish))
+
+    async def update_singleton(
+        info: strawberry.Info,
+        data: JSON,
+        publish: bool | None = False,
+        expectedRevision: int | None = None,
+    ) -> Any:
+        unit, collection, id = await the_singleton(info)
+        doc = await collection.update(
+            unit,
+            id,
+            data,
+            publish=bool(publish),
+            expected_revision=expectedRevision,
+            depth=answer_depth(info),
+        )
+        return convert(doc, written(publish))
 
     async def publish(
         info: strawberry.Info,
@@ -263,19 +315,34 @@ def document_fields(
         doc = await context.api.collection(type_name, unit.registry).publish(
             unit, id, expected_revision=expectedRevision, depth=answer_depth(info)
         )
-        return convert(doc)
+        return convert(doc, "published")
+
+    async def publish_singleton(info: strawberry.Info, expectedRevision: int | None = None) -> Any:
+        unit, collection, id = await the_singleton(info)
+        doc = await collection.publish(
+            unit, id, expected_revision=expectedRevision, depth=answer_depth(info)
+        )
+        return convert(doc, "published")
 
     async def unpublish(info: strawberry.Info, id: strawberry.ID) -> Any:
         context = _context(info)
         unit = await context.unit()
         collection = context.api.collection(type_name, unit.registry)
-        return convert(await collection.unpublish(unit, id, depth=answer_depth(info)))
+        return convert(await collection.unpublish(unit, id, depth=answer_depth(info)), "draft")
+
+    async def unpublish_singleton(info: strawberry.Info) -> Any:
+        unit, collection, id = await the_singleton(info)
+        return convert(await collection.unpublish(unit, id, depth=answer_depth(info)), "draft")
 
     async def delete(info: strawberry.Info, id: strawberry.ID) -> static.DeleteResult:
         context = _context(info)
         unit = await context.unit()
-        await context.api.collection(type_name, unit.registry).delete(unit, id)
-        return static.DeleteResult(success=True, id=id)
+        collection = context.api.collection(type_name, unit.registry)
+        return await delete_answer(info, unit, collection, id)
+
+    async def delete_singleton(info: strawberry.Info) -> static.DeleteResult:
+        unit, collection, id = await the_singleton(info)
+        return await delete_answer(info, unit, collection, strawberry.ID(id))
 
     where = StrawberryOptional(out.where_inputs[type_name])
     list_args = {
@@ -287,6 +354,18 @@ def document_fields(
         "sort": list[str] | None,
         "depth": int | None,
     }
+    if schema_type.singleton:
+        return _singleton_fields(
+            schema_type,
+            document,
+            out.data_inputs[type_name],
+            get_singleton,
+            create,
+            update_singleton,
+            publish_singleton,
+            unpublish_singleton,
+            delete_singleton,
+        )
     queries = [
         _field(
             single,
@@ -363,6 +442,87 @@ def document_fields(
         ),
     ]
     return queries, mutations
+
+
+def _singleton_fields(
+    schema_type: SchemaType,
+    document: type,
+    data_input: type,
+    get: Callable[..., Any],
+    create: Callable[..., Any],
+    update: Callable[..., Any],
+    publish: Callable[..., Any],
+    unpublish: Callable[..., Any],
+    delete: Callable[..., Any],
+) -> tuple[list[StrawberryField], list[StrawberryField]]:
+    """A singleton type's fields: its one document, without ids, and no lists."""
+    cls_name = graphql_name(schema_type.name)
+    title = schema_type.title
+    info = {"info": strawberry.Info}
+    queries = [
+        _field(
+            to_camel_case(schema_type.name),
+            get,
+            {**info, "perspective": str | None, "depth": int | None, "return": document},
+            f"The {title} of the organization (empty until it is first saved)",
+        )
+    ]
+    mutations = [
+        _field(
+            f"create{cls_name}",
+            create,
+            {**info, "data": data_input, "publish": bool | None, "return": document},
+            f"Save the {title} for the first time (SINGLETON_EXISTS once it exists)",
+        ),
+        _field(
+            f"update{cls_name}",
+            update,
+            {
+                **info,
+                "data": JSON,
+                "publish": bool | None,
+                "expectedRevision": int | None,
+                "return": document,
+            },
+            f"Merge top-level keys into the {title} draft (null removes one); the first save"
+            " creates it",
+        ),
+        _field(
+            f"publish{cls_name}",
+            publish,
+            {**info, "expectedRevision": int | None, "return": document},
+            f"Publish the {title} draft",
+        ),
+        _field(
+            f"unpublish{cls_name}",
+            unpublish,
+            {**info, "return": document},
+            f"Withdraw the published {title}; the draft stays",
+        ),
+        _field(
+            f"delete{cls_name}",
+            delete,
+            {**info, "return": static.DeleteResult},
+            f"Delete the {title} and its version history: it reads as empty again",
+        ),
+    ]
+    return queries, mutations
+
+
+async def delete_answer(
+    info: strawberry.Info, unit: Context, collection: Collection, id: strawberry.ID
+) -> static.DeleteResult:
+    """Delete the document; when the selection asks, say first which documents referenced it."""
+    unit.require("document.delete")
+    referenced_by = None
+    raw = info._raw_info
+    if "referencedBy" in selected_names([n.selection_set for n in raw.field_nodes], raw.fragments):
+        found = await _context(info).api.get_back_references(
+            unit, id, every_plane=True, limit=DEFAULT_LIMIT
+        )
+        referenced_by = back_references.page(_context(info), found, "draft")
+    await collection.delete(unit, id)
+    return static.DeleteResult(success=True, id=id, referencedBy=referenced_by)
 
 
 async def require(context: RequestContext, capability: str) -> None:

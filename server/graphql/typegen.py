@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import types
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import MISSING, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -532,14 +533,29 @@ def generate(registry: Registry) -> GeneratedTypes:
 # Instances from the local API's JSON
 
 
-def document_instance(out: GeneratedTypes, doc: dict[str, Any]) -> Any:
+# The perspective of the document being converted, for the documents inlined in it: references
+# are read in their root's perspective (`read_perspective`, `referencedBy`'s default).
+_READ_IN: ContextVar[str] = ContextVar("read_perspective", default="published")
+
+
+def document_instance(
+    out: GeneratedTypes, doc: dict[str, Any], perspective: str | None = None
+) -> Any:
+    """The generated type's instance of a document read in `perspective` (by default, that of
+    the document it is inlined in)."""
     meta = doc.get("_meta") or {}
     type_name = meta.get("type")
     shape = out.shapes.get(type_name) if isinstance(type_name, str) else None
     if shape is None:
         return None
-    values = {attr: convert(doc.get(key)) for key, attr, convert in shape.fields}
+    read_in = perspective or _READ_IN.get()
+    token = _READ_IN.set(read_in)
+    try:
+        values = {attr: convert(doc.get(key)) for key, attr, convert in shape.fields}
+    finally:
+        _READ_IN.reset(token)
     return shape.cls(
+        read_perspective=read_in,
         id=doc["id"],
         type=type_name,
         status=meta.get("status", "draft"),

@@ -49,6 +49,47 @@ class Document:
         name="_ref",
         description="the document's id, on a reference stub too (the id of its target)",
     )
+    # The perspective the document was read in: `referencedBy`'s default.
+    read_perspective: strawberry.Private[str] = "published"
+
+    @strawberry.field(
+        description="The documents that reference this one (those you may read), most recently"
+        " updated first: in the perspective given, else the one this document was read in"
+        " (published documents whose published data references it, or drafts whose draft does)."
+        " Empty on a reference stub."
+    )
+    async def referencedBy(
+        self,
+        info: strawberry.Info,
+        perspective: str | None = None,
+        limit: int | None = 20,
+        offset: int | None = 0,
+        depth: int | None = 0,
+    ) -> BackReferencePage:
+        from server.graphql.back_references import referenced_by
+
+        return await referenced_by(
+            info,
+            None if self.id is None else str(self.id),
+            perspective=perspective or self.read_perspective,
+            limit=20 if limit is None else limit,
+            offset=offset or 0,
+            depth=depth or 0,
+        )
+
+
+@strawberry.type(description="Documents that reference a document: one page, with its totals.")
+class BackReferencePage:
+    docs: list[Document] = strawberry.field(
+        description="each as its own type: select fields with `... on <Type>`"
+    )
+    totalDocs: int
+    limit: int
+    offset: int
+    page: int
+    totalPages: int
+    hasNextPage: bool
+    hasPrevPage: bool
 
 
 @strawberry.type(description="An uploaded image or file.")
@@ -146,6 +187,12 @@ class FileInput:
 class DeleteResult:
     success: bool
     id: strawberry.ID | None = None
+    referencedBy: BackReferencePage | None = strawberry.field(
+        default=None,
+        description="On a document's delete: the documents (those you may read) whose draft or"
+        " published data referenced it, in the draft perspective, first page; those references"
+        " now read as stubs. Null for other deletes.",
+    )
 
 
 @strawberry.type(description="A page of documents as the local API returns them (JSON).")

@@ -2,9 +2,10 @@
 
 A plan is made once per (schema, document text, operation name) and kept in a small LRU cache on
 the schema. The compiled path serves queries whose every root field is a document read:
-`<type>(id)`, `all<Type>`, `all<Type>Page` of a generated document type, and `documents`. Anything
-else (mutations, access and asset operations, introspection, a document that does not parse or
-validate) has no plan and runs through Strawberry, which also answers every error.
+`<type>(id)`, `all<Type>`, `all<Type>Page` of a generated document type, a singleton's `<type>`,
+and `documents`. Anything else (mutations, access and asset operations, introspection, a document
+that does not parse or validate, and a selection of `referencedBy`) has no plan and runs through
+Strawberry, which also answers every error.
 """
 
 from __future__ import annotations
@@ -19,10 +20,15 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    TypeInfo,
+    TypeInfoVisitor,
     VariableNode,
     Visitor,
     parse,
@@ -41,8 +47,10 @@ if TYPE_CHECKING:
 
     from server.graphql.typegen import GeneratedTypes
 
-RootKind = Literal["one", "all", "page", "documents"]
+RootKind = Literal["one", "all", "page", "documents", "singleton"]
 PLAN_CACHE_SIZE = 512
+# A document's back-references (`server/graphql/back_references.py`): served by the resolvers only.
+BACK_REFERENCES = "referencedBy"
 STATEMENTS_PER_PLAN = 64
 
 
@@ -79,6 +87,9 @@ def root_fields(generated: GeneratedTypes) -> dict[str, RootField]:
     fields = {"documents": RootField("documents", None)}
     for schema_type in generated.registry.document_types():
         cls = graphql_name(schema_type.name)
+        if schema_type.singleton:
+            fields[to_camel_case(schema_type.name)] = RootField("singleton", schema_type.name)
+            continue
         fields[to_camel_case(schema_type.name)] = RootField("one", schema_type.name)
         fields[f"all{cls}"] = RootField("all", schema_type.name)
         fields[f"all{cls}Page"] = RootField("page", schema_type.name)
@@ -139,6 +150,8 @@ class Planner:
         names = _root_field_names(operation.selection_set, fragments, set())
         if not names or any(name not in self.roots for name in names):
             return None
+        if _reads_back_references(self.schema._schema, document):
+            return None
         return Plan(
             document=document,
             operation=operation,
@@ -165,6 +178,26 @@ class Planner:
                     as_id[argument.value.name.value] += 1
         anywhere = Counter(node.name.value for node in _variables(document))
         return frozenset(name for name, count in as_id.items() if anywhere[name] == count)
+
+
+def _reads_back_references(schema: GraphQLSchema, document: DocumentNode) -> bool:
+    """Whether the document selects `referencedBy` of a document: the resolvers answer those."""
+    type_info = TypeInfo(schema)
+    found = False
+
+    class Finder(Visitor):
+        def enter_field(self, node: FieldNode, *_: object) -> None:
+            nonlocal found
+            parent = type_info.get_parent_type()
+            if node.name.value == BACK_REFERENCES and isinstance(
+                parent, GraphQLObjectType | GraphQLInterfaceType
+            ):
+                found |= parent.name == "Document" or any(
+                    i.name == "Document" for i in parent.interfaces
+                )
+
+    visit(document, TypeInfoVisitor(type_info, Finder()))
+    return found
 
 
 def _root_field_names(

@@ -38,6 +38,7 @@ from server.query.sql import (
     page_columns,
     perspective_condition,
     render,
+    singleton_row,
 )
 
 if TYPE_CHECKING:
@@ -207,6 +208,10 @@ class _Binder:
         statement.reads_drafts |= not published
         depth_arg = args.get("depth")
         depth = check_depth(DEFAULT_DEPTH if depth_arg is None else depth_arg)
+        if root.kind == "singleton":
+            obj, assets = self.selection(key, type_name, nodes, depth, published, page_row=True)
+            statement.reads_assets |= assets
+            return f"SELECT {obj} FROM ({singleton_row(type_name, published)}) d0"
         if root.kind == "one":
             document_id = parse_id(args.get("id"))
             arguments = nodes[0].arguments or ()

@@ -137,6 +137,21 @@ def page_columns(published: bool) -> str:
     )
 
 
+def singleton_row(type_name: str, published: bool) -> str:
+    """The singleton of `type_name` as one page row: its document in the perspective, else the
+    empty singleton (`server.singletons.empty_row`) at the id its first save takes."""
+    singleton = f"cms_singleton_id((select cms_current_org()), {literal(type_name)})"
+    column = data_column(published)
+    return (
+        f"SELECT * FROM (SELECT {page_columns(published)}, 0 AS cms_n FROM cms_documents d"
+        f" WHERE d.id = {singleton} AND d.type = {literal(type_name)}"
+        f" AND {perspective_condition('d', published)}"
+        f" UNION ALL SELECT {singleton}, (select cms_current_org()), {literal(type_name)},"
+        " 'draft'::document_status, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL,"
+        f" '{{}}'::jsonb AS {column}, false, 1) d ORDER BY cms_n LIMIT 1"
+    )
+
+
 def iso(column: str) -> str:
     return f"cms_iso_timestamp({column})"
 
