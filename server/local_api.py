@@ -38,6 +38,7 @@ from server.queries import (
     find_document_by_id,
     find_documents,
 )
+from server.reference_paths import reference_paths
 from server.references import resolve_references
 from server.schema_types import Registry, SchemaType
 from server.validation import asset_ids, reference_targets, validate_document
@@ -260,7 +261,12 @@ class Collection:
             with_total=with_total,
         )
         docs = await resolve_references(
-            ctx.tx, page.rows, depth=depth, perspective=chosen, render=render
+            ctx.tx,
+            page.rows,
+            depth=depth,
+            perspective=chosen,
+            render=render,
+            paths=reference_paths(ctx.registry),
         )
         return FindResult(
             docs=docs,
@@ -284,7 +290,12 @@ class Collection:
         if row is None:
             return None
         [doc] = await resolve_references(
-            ctx.tx, [row], depth=depth, perspective=chosen, render=render
+            ctx.tx,
+            [row],
+            depth=depth,
+            perspective=chosen,
+            render=render,
+            paths=reference_paths(ctx.registry),
         )
         return doc
 
@@ -437,7 +448,12 @@ class Collection:
         self, ctx: Context, row: DocumentRow, perspective: Perspective, depth: int
     ) -> dict[str, Any]:
         [doc] = await resolve_references(
-            ctx.tx, [row], depth=check_depth(depth), perspective=perspective, render=render
+            ctx.tx,
+            [row],
+            depth=check_depth(depth),
+            perspective=perspective,
+            render=render,
+            paths=reference_paths(ctx.registry),
         )
         return doc
 
