@@ -46,6 +46,7 @@ from server.queries import (
     find_document_by_id,
     find_documents,
 )
+from server.reference_paths import reference_paths
 from server.references import resolve_references
 from server.schema_types import Registry, SchemaType
 from server.singletons import empty_row, singleton_id
@@ -261,7 +262,12 @@ class LocalAPI:
             offset=offset,
         )
         docs = await resolve_references(
-            ctx.tx, found.rows, depth=depth, perspective=chosen, render=render
+            ctx.tx,
+            found.rows,
+            depth=depth,
+            perspective=chosen,
+            render=render,
+            paths=reference_paths(ctx.registry),
         )
         return FindResult.of(found, docs)
 
@@ -331,7 +337,12 @@ class Collection:
         if row is None:
             row = empty_row(ctx.organization_id, self.type_name)
         [doc] = await resolve_references(
-            ctx.tx, [row], depth=depth, perspective=chosen, render=render
+            ctx.tx,
+            [row],
+            depth=depth,
+            perspective=chosen,
+            render=render,
+            paths=reference_paths(ctx.registry),
         )
         return doc
 
@@ -367,7 +378,12 @@ class Collection:
             with_total=with_total,
         )
         docs = await resolve_references(
-            ctx.tx, page.rows, depth=depth, perspective=chosen, render=render
+            ctx.tx,
+            page.rows,
+            depth=depth,
+            perspective=chosen,
+            render=render,
+            paths=reference_paths(ctx.registry),
         )
         return FindResult.of(page, docs)
 
@@ -382,7 +398,12 @@ class Collection:
         if row is None:
             return None
         [doc] = await resolve_references(
-            ctx.tx, [row], depth=depth, perspective=chosen, render=render
+            ctx.tx,
+            [row],
+            depth=depth,
+            perspective=chosen,
+            render=render,
+            paths=reference_paths(ctx.registry),
         )
         return doc
 
@@ -587,7 +608,12 @@ class Collection:
         self, ctx: Context, row: DocumentRow, perspective: Perspective, depth: int
     ) -> dict[str, Any]:
         [doc] = await resolve_references(
-            ctx.tx, [row], depth=check_depth(depth), perspective=perspective, render=render
+            ctx.tx,
+            [row],
+            depth=check_depth(depth),
+            perspective=perspective,
+            render=render,
+            paths=reference_paths(ctx.registry),
         )
         return doc
 

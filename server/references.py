@@ -7,7 +7,9 @@ reference stays as it is (a stub with `_ref`) when:
 - the remaining depth is zero;
 - its target already appears on the path from the root (A -> B -> A, self-references, longer loops);
 - the target cannot be read: another tenant's, missing, or unpublished under the published perspective.
-  Row-Level Security and the perspective condition decide this in the fetch itself.
+  Row-Level Security and the perspective condition decide this in the fetch itself;
+- the target's type is not one the reference's field takes (`to`, by the schema registered now:
+  `server/reference_paths.py`), whatever stored it there.
 
 Fetching is breadth-first: every id needed at one depth level is loaded by one statement
 (`id = ANY($1)`), so a whole result set costs at most `depth` extra statements however many documents
@@ -24,6 +26,7 @@ from typing import Any
 from server.db import Tx
 from server.documents import DOCUMENT_COLUMNS, DocumentRow
 from server.query.filters import Perspective, perspective_condition
+from server.reference_paths import Node, Paths, fields_of, item_of, takes
 
 MAX_DEPTH = 5
 _ASSET_TYPES = frozenset({"image", "file"})
@@ -99,6 +102,7 @@ async def resolve_references(
     depth: int,
     perspective: Perspective,
     render: Render,
+    paths: Paths,
 ) -> list[dict[str, Any]]:
     """Render `roots` with their references inlined to `depth`.
 
@@ -108,6 +112,7 @@ async def resolve_references(
         depth: 0 to 5.
         perspective: "published" or "draft"; it holds at every level.
         render: turns a row and its (resolved) data into the output document.
+        paths: `reference_paths` of the registry: the types each declared reference may lead to.
 
     Returns:
         One output document per root, in order.
@@ -126,27 +131,32 @@ async def resolve_references(
         # Only documents new at this level can lead further down.
         frontier = list(fetched.values())
 
-    def inline(value: Any, remaining: int, path: frozenset[str]) -> Any:
+    def inline(value: Any, remaining: int, path: frozenset[str], node: Node | None) -> Any:
         if isinstance(value, dict):
             ref = value.get("_ref")
             if isinstance(ref, str) and value.get("_type", "reference") == "reference":
                 target = known.get(ref)
-                if remaining <= 0 or target is None or ref in path:
+                if remaining <= 0 or target is None or ref in path or not takes(node, target.type):
                     return value
                 return InlinedDocument(document(target, remaining - 1, path | {ref}), value)
             skip_asset = _holds_asset(value)
+            fields = fields_of(paths, node) or {}
             return {
-                key: item if (skip_asset and key == "asset") else inline(item, remaining, path)
+                key: item
+                if (skip_asset and key == "asset")
+                else inline(item, remaining, path, fields.get(key))
                 for key, item in value.items()
             }
         if isinstance(value, list):
-            return [inline(item, remaining, path) for item in value]
+            return [inline(item, remaining, path, item_of(node, item)) for item in value]
         return value
 
     def document(row: DocumentRow, remaining: int, path: frozenset[str]) -> dict[str, Any]:
         # Key by key: the data itself is never a reference, whatever keys it holds.
+        fields = paths.get(row.type, {})
         data = {
-            key: inline(item, remaining, path) for key, item in data_of(row, perspective).items()
+            key: inline(item, remaining, path, fields.get(key))
+            for key, item in data_of(row, perspective).items()
         }
         return render(row, data)
 

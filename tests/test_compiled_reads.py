@@ -3,10 +3,12 @@
 `server/query/` answers content queries with one SQL statement; the resolvers (Strawberry over the
 local API) remain runnable with `COMPILED_READS=false` and are the reference. Hypothesis generates
 queries over a corpus built to be awkward: reference cycles of every length, targets that are
-missing, of the wrong type, draft-only, in another tenant, in a parent or a child organization;
-values of the wrong shape for their field (as after a schema change); dates and datetimes in odd
-forms. Each query runs through both paths as one of three organizations of a tree, and the JSON
-must be equal: the same keys in the same order, the same values (numbers compared as decimals).
+missing, of the wrong type (stored before saves checked it, or left by a schema change that
+narrowed a field's `to`, in typed and JSON fields alike), draft-only, in another tenant, in a
+parent or a child organization; values of the wrong shape for their field (as after a schema
+change); dates and datetimes in odd forms. Each query runs through both paths as one of three
+organizations of a tree, and the JSON must be equal: the same keys in the same order, the same
+values (numbers compared as decimals).
 """
 
 from __future__ import annotations
@@ -32,8 +34,28 @@ from tests.conftest import GraphQLClient
 
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
 
+# An object type whose fields hold references, one of them in a JSON field (a mixed array).
+TEASER = {
+    "type": "object",
+    "name": "teaser",
+    "title": "Teaser",
+    "fields": [
+        {"name": "label", "type": "string"},
+        {"name": "target", "type": "reference", "to": [{"type": "post"}]},
+        {
+            "name": "extra",
+            "type": "array",
+            "of": [
+                {"type": "reference", "to": [{"type": "author"}]},
+                {"type": "object", "name": "aside", "fields": [{"name": "text", "type": "string"}]},
+            ],
+        },
+    ],
+}
+
 # A test type with what the example model lacks: references to several types (unions), a date,
-# an integer, a float and a mixed array.
+# an integer, a float, mixed arrays, rich text with a custom object, and references in JSON fields
+# and named objects.
 MENU = {
     "type": "document",
     "name": "menu",
@@ -50,8 +72,51 @@ MENU = {
         {"name": "count", "type": "number", "integer": True},
         {"name": "weight", "type": "number"},
         {"name": "mixed", "type": "array", "of": [{"type": "string"}, {"type": "number"}]},
+        {
+            "name": "links",
+            "type": "array",
+            "of": [
+                {"type": "reference", "to": [{"type": "author"}, {"type": "post"}]},
+                {
+                    "type": "object",
+                    "name": "note",
+                    "fields": [
+                        {"name": "about", "type": "reference", "to": [{"type": "category"}]},
+                        {"name": "teaser", "type": "teaser"},
+                    ],
+                },
+            ],
+        },
+        {
+            "name": "notes",
+            "type": "array",
+            "of": [
+                {"type": "block"},
+                {
+                    "type": "object",
+                    "name": "callout",
+                    "fields": [{"name": "see", "type": "reference", "to": [{"type": "post"}]}],
+                },
+            ],
+        },
+        {"name": "teaser", "type": "teaser"},
+        {"name": "teasers", "type": "array", "of": [{"type": "teaser"}]},
     ],
 }
+
+ALL_TYPES = ("author", "category", "page", "post")
+
+
+def widened(definition: Any) -> Any:
+    """`definition` with every reference taking every type: what `to` was before it narrowed."""
+    if isinstance(definition, dict):
+        return {
+            key: [{"type": t} for t in ALL_TYPES] if key == "to" else widened(value)
+            for key, value in definition.items()
+        }
+    if isinstance(definition, list):
+        return [widened(item) for item in definition]
+    return definition
 
 
 def ref(target: uuid.UUID | str, key: str | None = None) -> dict[str, str]:
@@ -104,7 +169,9 @@ async def _stored(gql: GraphQLClient, document_id: str, data: dict[str, Any]) ->
 
 @pytest.fixture
 async def corpus(gql: GraphQLClient) -> Corpus:
-    await gql.services.model.register(MENU)
+    # Menus are saved while every reference takes every type; the fixture then narrows `to`.
+    await gql.services.model.register(widened(TEASER))
+    await gql.services.model.register(widened(MENU))
     acme = gql.org
     child = await gql.org_named("child", acme)
     grandchild = await gql.org_named("grandchild", child)
@@ -335,14 +402,56 @@ async def corpus(gql: GraphQLClient) -> Corpus:
         await settings.update(ctx, settings.singleton_id(ctx), {"siteName": "Acme (draft)"})
     async with gql.services.api.system_context(child) as ctx:
         await settings.create(ctx, {"siteName": "Child", "mainNav": [ref(page, "n1")]})
+    block = {
+        "_type": "block",
+        "_key": "b",
+        "children": [{"_type": "span", "_key": "s", "text": "see", "marks": ["m"]}],
+        # A reference the schema does not declare: it may lead to any type.
+        "markDefs": [{"_type": "link", "_key": "m", "doc": ref(c0)}],
+    }
+    extras: list[dict[str, Any]] = [
+        {
+            "links": [
+                ref(authors[1], "a"),
+                ref(c0, "b"),
+                {
+                    "_type": "note",
+                    "_key": "n",
+                    "about": ref(authors[0]),
+                    "teaser": {"target": ref(c1), "extra": [ref(c0, "x"), ref(authors[2], "y")]},
+                },
+                {"_type": "note", "_key": "m", "about": ref(c2)},
+            ],
+            "notes": [
+                block,
+                {"_type": "callout", "_key": "c", "see": ref(authors[0])},
+                {"_type": "callout", "_key": "d", "see": ref(posts[1])},
+            ],
+            "teaser": {
+                "label": "T",
+                "target": ref(posts[0]),
+                "extra": [ref(posts[1], "p"), {"_type": "aside", "_key": "s", "text": "x"}],
+            },
+            "teasers": [
+                {"_key": "t1", "target": ref(authors[3])},
+                {"_key": "t2", "target": ref(posts[2]), "extra": [ref(authors[4], "a")]},
+            ],
+        },
+        {
+            "links": [ref(posts[0], "a"), {"_type": "note", "_key": "n", "about": ref(c1)}],
+            "notes": [{"_type": "callout", "_key": "c", "see": ref(posts[0])}],
+            "teaser": {"target": ref(page)},
+        },
+        {},
+    ]
     for n, (target, items) in enumerate(
         [
-            (ref(page), [ref(authors[0], "a"), ref(c0, "b")]),
+            (ref(page), [ref(authors[0], "a"), ref(c0, "b"), ref(posts[0], "c")]),
             (ref(posts[3]), [ref(authors[6], "a"), ref(child_author, "b")]),
             (ref(posts[2]), []),
         ]
     ):
-        menu = add(
+        add(
             "menu",
             await _create(
                 gql,
@@ -356,11 +465,12 @@ async def corpus(gql: GraphQLClient) -> Corpus:
                     "count": n,
                     "weight": 1.25 * n,
                     "mixed": ["a", 1, "b"],
+                    **extras[n],
                 },
             ),
         )
-        if n == 0:
-            await _stored(gql, menu, {"items": [*items, ref(posts[0], "c")]})
+    await gql.services.model.register(TEASER)
+    await gql.services.model.register(MENU)
     return c
 
 
@@ -572,6 +682,11 @@ COMMON = [
     " ... on PageSectionsTextBlock { text } } } ... on Post { title author { name } } }"
     " items { __typename ... on Author { name } ... on Category { title } } } }",
     '{ documents(type: "post", depth: 2, limit: 4) { totalDocs docs } }',
+    # References in JSON fields and named objects, some to a type their field no longer takes.
+    "{ allMenu(depth: 3) { title links notes teaser { label extra target { title _resolved _ref } }"
+    " teasers { extra target { title _resolved _ref } } _raw } }",
+    '{ documents(type: "menu", depth: 3, perspective: "draft") { docs } }',
+    '{ documents(type: "category", depth: 2) { docs } }',
     "{ allAuthor(depth: 5) { name mentor { name mentor { name mentor { name mentor { name"
     " mentor { name id _resolved } } } } } } }",
     # A stub has no `id` (client caches would take it for the document) and its target in `_ref`.

@@ -32,6 +32,7 @@ from server.graphql import types as static
 from server.names import to_pascal_case
 from server.query import kinds
 from server.query.kinds import Kind
+from server.reference_paths import field_json
 from server.schema_types import Field, Registry, SchemaType
 
 
@@ -306,7 +307,7 @@ class TypeGenerator:
         if f.is_named_object:
             name = graphql_name(f.type)
             return Named(name), self._object_converter(name), kinds.Object(name)
-        return JSON, _identity, kinds.Json()
+        return JSON, _identity, kinds.Json(field_json(self.registry, f))
 
     def _reference(self, owner: str, f: Field) -> tuple[Annotation, Callable[[Any], Any], Kind]:
         targets = tuple(Named(graphql_name(t)) for t in f.to)
@@ -319,14 +320,14 @@ class TypeGenerator:
 
     def _array(self, owner: str, f: Field) -> tuple[Annotation, Callable[[Any], Any], Kind]:
         if f.is_rich_text:
-            return JSON, _identity, kinds.Json()
+            return JSON, _identity, kinds.Json(field_json(self.registry, f))
         items = f.of
         if all(item.is_scalar for item in items):
             annotations = {self._output(owner, item)[0] for item in items}
             if len(annotations) == 1:
                 annotation, convert, kind = self._output(owner, items[0])
                 return ListOf(Nullable(annotation)), _list_of(convert), kinds.ListOf(kind)
-            return JSON, _identity, kinds.Json()
+            return JSON, _identity, kinds.Json(field_json(self.registry, f))
         if all(item.is_reference for item in items):
             targets = tuple(dict.fromkeys(t for item in items for t in item.to))
             merged = Field(name=f.name, type="reference", to=targets)
@@ -336,7 +337,7 @@ class TypeGenerator:
         for item in items:
             if item.is_scalar or item.is_reference:
                 # scalars and objects mixed: keep it as JSON
-                return JSON, _identity, kinds.Json()
+                return JSON, _identity, kinds.Json(field_json(self.registry, f))
             if item.is_inline_object:
                 name = self._claim(f"{owner}{to_pascal_case(f.name)}{to_pascal_case(item.name)}")
                 self._object_type(name, item.fields, item.description)

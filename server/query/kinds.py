@@ -19,7 +19,13 @@ class Scalar:
 
 @dataclass(frozen=True, slots=True)
 class Json:
-    """Kept as JSON (rich text, mixed arrays): shown as stored, with references inlined."""
+    """Kept as JSON (rich text, mixed arrays): shown as stored, with references inlined.
+
+    `references` is the field's node of the reference map as JSON text (`server/reference_paths.py`:
+    the types its references may lead to), or None when the schema declares none below it.
+    """
+
+    references: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

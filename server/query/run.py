@@ -36,10 +36,12 @@ from server.query.sql import (
     SelectionCompiler,
     literal,
     page_columns,
+    paths_source,
     perspective_condition,
     render,
     singleton_row,
 )
+from server.reference_paths import paths_json
 
 if TYPE_CHECKING:
     from graphql import FieldNode
@@ -155,7 +157,9 @@ class _Binder:
             statement.keys.append(key)
         if statement.reads_assets:
             statement.capabilities.add("asset.read")
-        statement.sql = "SELECT ARRAY[" + ", ".join(columns) + "]"
+        statement.sql = (
+            f"SELECT ARRAY[{', '.join(columns)}] FROM {paths_source(paths_json(self.registry))}"
+        )
         statement.name = read_name(statement.sql)
         statement.args = self.params.values
         return statement

@@ -14,8 +14,10 @@ side, so one round trip answers the whole operation. The rules are those of the 
   perspective, on a cycle, of another type, or depth exhausted) gives the stub: `_ref`, the first
   target's type, `_resolved: false`, nulls (`id` too: client caches must not take it for the
   document). References are followed only where the selection reads them.
-- JSON fields and `_raw` use `cms_inline` / `cms_render` (migration 0005), which apply the same
-  rules to JSON of any shape.
+- JSON fields and `_raw` use `cms_inline` / `cms_render` (migration 0009), which apply the same
+  rules to JSON of any shape. Which types a reference there may lead to comes from the content
+  model's reference map (`server/reference_paths.py`), written once into the statement as the
+  literal `cms_paths.paths` (`paths_source`), and, for a JSON field, its own node.
 
 Only names from the content model and the GraphQL document (validated) are written into the
 text; every value from the request is a bind parameter.
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
     from server.graphql.typegen import GeneratedTypes
     from server.query.plan import Plan
 
+# The content model's reference map in the statement: `paths_source` puts it in the FROM list.
+PATHS = "cms_paths.paths"
 UUID_PATTERN = "'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'"
 # json_build_object takes at most 100 arguments.
 MAX_OBJECT_KEYS = 50
@@ -152,6 +156,11 @@ def singleton_row(type_name: str, published: bool) -> str:
     )
 
 
+def paths_source(paths: str) -> str:
+    """The FROM item that names the reference map (JSON text) `PATHS` for the whole statement."""
+    return f"(SELECT {literal(paths)}::jsonb AS paths) cms_paths"
+
+
 def iso(column: str) -> str:
     return f"cms_iso_timestamp({column})"
 
@@ -163,7 +172,7 @@ def render(alias: str, scope: Scope) -> str:
         f" {scope.is_published}, {alias}.organization_id, {alias}.created_at,"
         f" {alias}.updated_at, {alias}.published_at, {alias}.published_hash, {alias}.draft_hash,"
         f" {alias}.revision, {alias}.created_by, {alias}.updated_by, {scope.remaining},"
-        f" {scope.path_array()}, {'true' if scope.published else 'false'})"
+        f" {scope.path_array()}, {'true' if scope.published else 'false'}, {PATHS})"
     )
 
 
@@ -330,7 +339,7 @@ class SelectionCompiler:
         if isinstance(kind, kinds.Scalar):
             return scalar(kind.name, v)
         if isinstance(kind, kinds.Json):
-            return self.json(v, scope)
+            return self.json(v, scope, kind.references)
         if isinstance(kind, kinds.Asset):
             return self.asset_value(kind.name, v, nodes, scope)
         if isinstance(kind, kinds.Object):
@@ -360,9 +369,14 @@ class SelectionCompiler:
             f" {' '.join(branches)} END END"
         )
 
-    def json(self, v: str, scope: Scope) -> str:
+    def json(self, v: str, scope: Scope, references: str | None = None) -> str:
+        """The stored JSON `v` with its references inlined; `references`: its reference node."""
         published = "true" if scope.published else "false"
-        return f"cms_inline({v}, {scope.remaining}, {scope.path_array()}, {published})"
+        node = "NULL::jsonb" if references is None else f"{literal(references)}::jsonb"
+        return (
+            f"cms_inline({v}, {scope.remaining}, {scope.path_array()}, {published}, {PATHS},"
+            f" {node})"
+        )
 
     def object_value(self, cls: str, v: str, fields: Fields, scope: Scope) -> str:
         fixed = {name: scalar("text", f"{v}->{literal(name)}") for name in ("_key", "_type")}
