@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route
 from server.asset_files import mount_assets
 from server.config import Settings
 from server.content_model import ContentModel
+from server.delivery import Delivery
 from server.demo import prepare_demo
 from server.graphql.http import GraphQLEndpoint
 from server.graphql.playground import STATIC_PATH, static_assets
@@ -34,6 +35,7 @@ class Services:
     adapter: PostgresAdapter
     model: ContentModel
     api: LocalAPI
+    delivery: Delivery
     mailer: Mailer | None = None
 
     @classmethod
@@ -61,6 +63,7 @@ class Services:
             adapter=adapter,
             model=model,
             api=api,
+            delivery=Delivery.create(settings, adapter.database),
             mailer=Mailer.from_settings(settings),
         )
 
@@ -70,8 +73,10 @@ class Services:
             await self.adapter.connect()
         await self.model.sync_dir(self.settings.schema_dir)
         await self.model.listen(self.adapter.database.url)
+        await self.delivery.start()
 
     async def stop(self) -> None:
+        await self.delivery.stop()
         await self.model.close()
         if self.mailer is not None:
             await self.mailer.aclose()
@@ -91,6 +96,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         mailer=running.mailer,
         compiled_reads=settings.compiled_reads,
         introspection=settings.introspection,
+        delivery=running.delivery,
     )
 
     @asynccontextmanager
