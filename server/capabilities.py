@@ -29,6 +29,7 @@ CAPABILITIES: tuple[str, ...] = (
     "apiKey.manage",
     "role.manage",
     "org.settings",
+    "webhook.manage",
     "schema.manage",
 )
 ALL_CAPABILITIES = frozenset(CAPABILITIES)

@@ -31,13 +31,14 @@ ORGANIZATION = (
         "apiKey.manage",
         "role.manage",
         "org.settings",
+        "webhook.manage",
     }
 )
 
 
 def test_the_capability_strings() -> None:
     assert set(CAPABILITIES) == ORGANIZATION | {"schema.manage"}
-    assert len(CAPABILITIES) == len(ALL_CAPABILITIES) == 16
+    assert len(CAPABILITIES) == len(ALL_CAPABILITIES) == 17
 
 
 @pytest.mark.parametrize(
