@@ -79,9 +79,9 @@ RETURNING d.id, d.event_id, d.payload, d.attempts, w.url, w.secret
 """
 _RECORD = """
 UPDATE cms_webhook_deliveries
-   SET state = $2, last_status = $3, last_error = $4, lease_until = NULL,
-       delivered_at = CASE WHEN $2 = 'delivered' THEN now() END,
-       next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => $5)
+   SET state = $2::text, last_status = $3, last_error = $4, lease_until = NULL,
+       delivered_at = CASE WHEN $2::text = 'delivered' THEN now() END,
+       next_attempt_at = CASE WHEN $2::text = 'pending' THEN now() + make_interval(secs => $5)
                               ELSE next_attempt_at END
  WHERE id = $1
 """
