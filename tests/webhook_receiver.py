@@ -56,8 +56,8 @@ class Receiver:
             await asyncio.sleep(self.delays.pop(0))
         await Response(status_code=status)(scope, receive, send)
 
-    async def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
-        async with asyncio.timeout(timeout):
+    async def wait_for(self, count: int, seconds: float = 30) -> list[Received]:
+        async with asyncio.timeout(seconds):
             while len(self.received) < count:
                 self.arrived.clear()
                 await self.arrived.wait()
@@ -72,7 +72,7 @@ async def webhook_receiver() -> AsyncIterator[Receiver]:
         uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag, not an event)
         await asyncio.sleep(0.01)
     receiver.url = f"http://127.0.0.1:{port}/hook"
     try:
