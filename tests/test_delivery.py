@@ -10,14 +10,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from server.config import ConfigError, Settings
+from server.errors import InvalidInputError
+from server.outbound import OutboundPolicy
 from server.testing import GraphQLClient, running_api
+from tests.live_server import cli, run
 from tests.webhook_receiver import Receiver, webhook_receiver
 
 POST_BY_ID = "query($id: ID!) { post(id: $id) { title author { name } } }"
@@ -418,3 +425,70 @@ async def test_test_webhook(api: GraphQLClient, receiver: Receiver) -> None:
     )
     assert result["testWebhook"] == {"delivered": True, "statusCode": 204, "error": None}
     assert receiver.received[0].verify(secret)["type"] == "webhook.test"
+
+
+# --- settings and the command line -------------------------------------------------------------
+
+
+def test_delivery_settings() -> None:
+    settings = Settings.from_env(
+        {
+            "PERSISTED_QUERIES": "trusted",
+            "PURGE_URLS": "http://varnish:6081/, https://cache.example.com/purge",
+            "WEBHOOK_ALLOWED_HOSTS": "*, hooks.internal, *.corp.example, 10.0.0.0/8",
+            "CACHE_MAX_AGE": "30",
+        }
+    )
+    assert settings.persisted_queries == "trusted"
+    assert settings.purge_urls == ("http://varnish:6081/", "https://cache.example.com/purge")
+    assert settings.webhook_allowed_hosts == ("*", "hooks.internal", "*.corp.example", "10.0.0.0/8")
+    assert settings.cache_max_age == 30
+    assert Settings.from_env({}).webhook_allowed_hosts == ("*",)
+    for variable, value in (
+        ("PERSISTED_QUERIES", "sometimes"),
+        ("PURGE_URLS", "varnish:6081"),
+        ("WEBHOOK_ALLOWED_HOSTS", "http://x/"),
+        ("WEBHOOK_MAX_ATTEMPTS", "0"),
+    ):
+        with pytest.raises(ConfigError, match=variable):
+            Settings.from_env({variable: value})
+
+
+async def test_allowed_hosts_by_name_and_network() -> None:
+    named = OutboundPolicy(("hooks.internal.test", "10.0.0.0/8"))
+    await named.check("http://10.1.2.3/hook")
+    with pytest.raises(InvalidInputError, match="not allowed"):
+        await named.check("http://8.8.8.8/")  # public, but `*` is not listed
+    with pytest.raises(InvalidInputError, match="does not resolve"):
+        await named.check("https://hooks.internal.test/")
+
+
+async def test_register_persisted_queries_from_the_command_line(
+    db_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "queries"
+    folder.mkdir()
+    (folder / "posts.graphql").write_text(ALL_POSTS)
+    manifest = tmp_path / "manifest.json"
+    other = "query Me { me { kind } }"
+    manifest.write_text(
+        json.dumps(
+            {
+                "format": "apollo-persisted-query-manifest",
+                "version": 1,
+                "operations": [{"id": _sha(other), "name": "Me", "type": "query", "body": other}],
+            }
+        )
+    )
+    env = {**os.environ, "DATABASE_URL": db_url}
+    assert await cli(env, "persisted-queries", "register", str(folder)) == _sha(ALL_POSTS)
+    assert await cli(env, "persisted-queries", "register", str(manifest)) == _sha(other)
+    manifest.write_text(json.dumps({"0" * 64: other}))
+    code, out = await run(
+        env, sys.executable, "-m", "server", "persisted-queries", "register", str(manifest)
+    )
+    assert code == 1
+    assert "is not the SHA-256" in out
+    async with running_api(db_url, persisted_queries="trusted") as api:
+        assert await api.data(ALL_POSTS) == {"allPost": []}
+        assert (await api.data(other))["me"]["kind"] == "apiKey"
