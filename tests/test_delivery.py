@@ -23,6 +23,7 @@ import pytest
 from server.config import ConfigError, Settings
 from server.errors import InvalidInputError
 from server.outbound import OutboundPolicy
+from server.outbox_worker import OutboxWorker
 from server.testing import GraphQLClient, running_api
 from tests.live_server import cli, run
 from tests.webhook_receiver import Receiver, webhook_receiver
@@ -492,3 +493,28 @@ async def test_register_persisted_queries_from_the_command_line(
     async with running_api(db_url, persisted_queries="trusted") as api:
         assert await api.data(ALL_POSTS) == {"allPost": []}
         assert (await api.data(other))["me"]["kind"] == "apiKey"
+
+
+async def test_two_workers_send_each_delivery_once(api: GraphQLClient, receiver: Receiver) -> None:
+    mine = api.services.delivery.worker
+    other = OutboxWorker(
+        api.services.adapter.database,
+        purger=mine.purger,
+        sender=mine.sender,
+        retry=mine.retry,
+        timeout=1.0,
+    )
+    _, secret = await _webhook(api, receiver.url, ["document.published"])
+    for index in range(6):
+        await api.data(
+            "mutation($t: String!) { createPost(data: {title: $t, slug: $t}, publish: true) { id } }",
+            {"t": f"post-{index}"},
+        )
+    for _ in range(5):
+        await asyncio.gather(mine.run_once(), other.run_once(), mine.run_once(), other.run_once())
+    received = await receiver.wait_for(6)
+    await asyncio.sleep(0.2)
+    assert len(receiver.received) == 6
+    ids = {r.headers["webhook-id"] for r in received}
+    assert len(ids) == 6
+    assert {r.verify(secret)["type"] for r in received} == {"document.published"}
