@@ -27,7 +27,7 @@ from typing import Any
 
 import asyncpg
 
-from bench import explain, inprocess, report, runner, servers, wrk
+from bench import cached, explain, inprocess, report, runner, servers, wrk
 from bench.dataset import SCENARIO_ORG, Dataset
 from bench.load import ACTOR, Loaded, drop_database, keep_one_tenant, load, recreate_database
 from bench.machine import PostgresCpu, describe
@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             runner.Target("api_rls_off", api_rls_off, rls_off_url),
         ]
         records += runner.measure(targets, settings, pg_cpu)
+        log("published Q2 over GET: the API direct and through Varnish (hits)")
+        records += cached.measure(api, loaded, settings, pg_cpu, log)
 
     log("profile of Q2 (pyinstrument, one worker)")
     results["profile"] = _profile(folder, loaded, settings)

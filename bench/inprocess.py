@@ -72,7 +72,8 @@ class Measured:
 async def app_client(url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
     adapter = PostgresAdapter(url, pool_size=4)
     adapter.database = RecordingDatabase(url, pool_size=4)
-    settings = Settings(database_url=url)
+    # No outbox worker: its statements would be counted with the requests'.
+    settings = Settings(database_url=url, delivery_worker=False)
     services = Services.create(settings, adapter)
     await services.start()
     transport = httpx.ASGITransport(app=create_app(settings, services=services))

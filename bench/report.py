@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bench import cached
 from bench.scenarios import OPENING_STATEMENTS, SCENARIOS
 
 # The targets: one worker unless said; "the floor" is bench/floor.py measured in the same run.
@@ -222,6 +223,7 @@ def section(results: dict[str, Any], *, baseline: dict[str, Any] | None = None) 
         + ". Raw numbers, plans and the full profile: `bench/results/"
         + f"{posts}/` (results.json, explain.txt, profile-q2.txt / .html).",
     ]
+    lines += cached.report_lines(results)
     return "\n".join(lines)
 
 

@@ -23,7 +23,11 @@ function init(args)
     wrk.headers["Authorization"] = spec.authorization
   end
   math.randomseed(index * 7919)
-  if spec.kind == "fixed" then
+  if spec.kind == "get" then
+    -- A GET with the query in the URL (bench/cached.py): cacheable.
+    wrk.headers["Content-Type"] = nil
+    fixed = wrk.format("GET", spec.path)
+  elseif spec.kind == "fixed" then
     fixed = wrk.format(nil, spec.path, nil, spec.body)
   elseif spec.kind == "write" then
     -- This thread's posts (every threads-th one) and the revision each is at.
@@ -38,7 +42,7 @@ function init(args)
 end
 
 function request()
-  if spec.kind == "fixed" then
+  if spec.kind == "fixed" or spec.kind == "get" then
     return fixed
   elseif spec.kind == "by_id" then
     local id = spec.ids[math.random(#spec.ids)]

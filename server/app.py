@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route
 from server.asset_files import mount_assets
 from server.config import Settings
 from server.content_model import ContentModel
+from server.delivery import Delivery
 from server.demo import prepare_demo
 from server.graphql.http import GraphQLEndpoint
 from server.graphql.playground import STATIC_PATH, static_assets
@@ -36,6 +37,7 @@ class Services:
     model: ContentModel
     api: LocalAPI
     scheduler: Scheduler
+    delivery: Delivery
     mailer: Mailer | None = None
 
     @classmethod
@@ -64,6 +66,7 @@ class Services:
             model=model,
             api=api,
             scheduler=Scheduler(api, poll_interval=settings.scheduler_poll_seconds),
+            delivery=Delivery.create(settings, adapter.database),
             mailer=Mailer.from_settings(settings),
         )
 
@@ -73,8 +76,10 @@ class Services:
             await self.adapter.connect()
         await self.model.sync_dir(self.settings.schema_dir)
         await self.model.listen(self.adapter.database.url)
+        await self.delivery.start()
 
     async def stop(self) -> None:
+        await self.delivery.stop()
         await self.model.close()
         if self.mailer is not None:
             await self.mailer.aclose()
@@ -94,6 +99,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         mailer=running.mailer,
         compiled_reads=settings.compiled_reads,
         introspection=settings.introspection,
+        delivery=running.delivery,
     )
 
     @asynccontextmanager

@@ -31,6 +31,7 @@ CAPABILITIES: tuple[str, ...] = (
     "apiKey.manage",
     "role.manage",
     "org.settings",
+    "webhook.manage",
     "schema.manage",
 )
 ALL_CAPABILITIES = frozenset(CAPABILITIES)

@@ -7,6 +7,7 @@
     db status                                   current and head revision, and any drift
     db start                                    docker compose up -d (PostgreSQL + Mailpit)
     org create / apikey create|revoke / user create   bootstrap (see `server.cli_admin`)
+    persisted-queries register PATH             trusted documents: .graphql files or a manifest
     schema print [-o FILE] [--database]         the GraphQL SDL, for client code generators
 
 A bad setting or an unreachable database ends the command with one line naming the problem.

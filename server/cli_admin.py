@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from server import persisted_queries
 from server.config import Settings
 from server.db import Tx
 from server.errors import InvalidInputError, NotFoundError
@@ -103,6 +104,17 @@ def register(commands: Any, *, database_url: Callable[[], str]) -> None:
     )
     command(create, _user_create)
 
+    persisted = commands.add_parser(
+        "persisted-queries", help="operations registered ahead of time (trusted documents)"
+    ).add_subparsers(required=True, metavar="action")
+    register_queries = persisted.add_parser(
+        "register",
+        help="register a folder of .graphql files or a manifest (Apollo's, or hash -> document);"
+        " prints each hash",
+    )
+    register_queries.add_argument("path", type=Path)
+    command(register_queries, _persisted_register)
+
     schema = commands.add_parser("schema", help="the GraphQL schema").add_subparsers(
         required=True, metavar="action"
     )
@@ -114,6 +126,14 @@ def register(commands: Any, *, database_url: Callable[[], str]) -> None:
         help="the types the database holds (SCHEMA_DIR synced in first), not SCHEMA_DIR alone",
     )
     printer.set_defaults(command=partial(_schema_print, database_url))
+
+
+async def _persisted_register(adapter: PostgresAdapter, args: argparse.Namespace) -> None:
+    documents = persisted_queries.read_documents(args.path)
+    async with adapter.instance_transaction() as tx:
+        hashes = await persisted_queries.register(tx, documents, created_by=CLI_ACTOR)
+    for digest in hashes:
+        print(digest)
 
 
 def _run(database_url: Callable[[], str], handler: Handler, args: argparse.Namespace) -> int:

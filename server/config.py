@@ -10,10 +10,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote, urlsplit
 
 from server.graphql.introspection import INTROSPECTION_ACCESS, IntrospectionAccess
 from server.mail import check_address, parse_smtp_url
+from server.outbound import parse_allowed_host
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,6 +26,9 @@ DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 # Set by `serve` for its workers when it started the embedded database (see server/demo.py); not a
 # setting for deployments, and never set when a database is configured.
 DEMO_URL_VARIABLE = "DEMO_URL"
+
+PersistedQueryMode = Literal["automatic", "trusted", "off"]
+PERSISTED_QUERY_MODES: tuple[PersistedQueryMode, ...] = ("automatic", "trusted", "off")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -112,6 +117,26 @@ class Settings:
     # how often it looks for them.
     scheduler_enabled: bool = True
     scheduler_poll_seconds: float = 10.0
+    # Content delivery (docs/delivery.md). Persisted queries: `automatic` (Apollo's APQ),
+    # `trusted` (only registered operations, instance admins aside) or `off`.
+    persisted_queries: PersistedQueryMode = "automatic"
+    # Cache-Control of published reads over GET by a published-only key.
+    cache_max_age: int = 60
+    cache_stale_while_revalidate: int = 300
+    # Past this many document ids, a response's surrogate keys name the types it read instead.
+    surrogate_keys_max: int = 64
+    # Caches to send purge requests to (PURGE with a Surrogate-Key header) when content changes.
+    purge_urls: tuple[str, ...] = ()
+    # Who webhooks may call: `*` (any host whose addresses are all public), host names
+    # (`hooks.example.com`, `*.example.com`), addresses and networks (`10.0.0.0/8`), which are
+    # allowed even when private.
+    webhook_allowed_hosts: tuple[str, ...] = ("*",)
+    webhook_timeout: float = 10.0
+    webhook_max_attempts: int = 10
+    webhook_retry_base: float = 10.0
+    webhook_retry_max: float = 3600.0
+    # Run the outbox worker (webhook deliveries and purges) in this process.
+    delivery_worker: bool = True
 
     @property
     def embedded(self) -> bool:
@@ -154,6 +179,17 @@ class Settings:
             introspection=_introspection(env, "INTROSPECTION"),
             scheduler_enabled=_bool(env, "SCHEDULER_ENABLED", True),
             scheduler_poll_seconds=_positive(env, "SCHEDULER_POLL_SECONDS", 10.0),
+            persisted_queries=_persisted_queries(env, "PERSISTED_QUERIES"),
+            cache_max_age=_int(env, "CACHE_MAX_AGE", 60, minimum=0),
+            cache_stale_while_revalidate=_int(env, "CACHE_STALE_WHILE_REVALIDATE", 300, minimum=0),
+            surrogate_keys_max=_int(env, "SURROGATE_KEYS_MAX", 64, minimum=1, maximum=10_000),
+            purge_urls=_urls(env, "PURGE_URLS"),
+            webhook_allowed_hosts=_allowed_hosts(env, "WEBHOOK_ALLOWED_HOSTS"),
+            webhook_timeout=_float(env, "WEBHOOK_TIMEOUT", 10.0),
+            webhook_max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", 10, minimum=1, maximum=100),
+            webhook_retry_base=_float(env, "WEBHOOK_RETRY_BASE", 10.0),
+            webhook_retry_max=_float(env, "WEBHOOK_RETRY_MAX", 3600.0),
+            delivery_worker=_bool(env, "DELIVERY_WORKER", True),
         )
 
 
@@ -297,3 +333,39 @@ def _demo_url(env: Mapping[str, str], name: str) -> str | None:
     if urlsplit(raw).scheme not in ("http", "https"):
         raise ConfigError(name, f"must be an http:// URL (got {raw!r})")
     return raw
+
+
+def _persisted_queries(env: Mapping[str, str], name: str) -> PersistedQueryMode:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return "automatic"
+    for mode in PERSISTED_QUERY_MODES:
+        if raw == mode:
+            return mode
+    raise ConfigError(name, f"must be one of {', '.join(PERSISTED_QUERY_MODES)} (got {raw!r})")
+
+
+def _list(env: Mapping[str, str], name: str) -> list[str]:
+    """A list separated by commas or spaces."""
+    return [item for item in env.get(name, "").replace(",", " ").split() if item]
+
+
+def _urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    urls = _list(env, name)
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(name, f"must be http(s) URLs (got {url!r})")
+    return tuple(urls)
+
+
+def _allowed_hosts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    if not env.get(name, "").strip():
+        return ("*",)
+    entries = _list(env, name)
+    for entry in entries:
+        try:
+            parse_allowed_host(entry)
+        except ValueError as exc:
+            raise ConfigError(name, str(exc)) from None
+    return tuple(entries)

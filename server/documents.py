@@ -35,6 +35,9 @@ DOCUMENT_COLUMNS = (
 # What follows every write of a document: write the version, prune old draft versions beyond the
 # retention, and bring the plane's reference index up to date; the CTEs touch disjoint rows. The
 # version number is `max + 1` of a snapshot taken after the document's row was locked (see above).
+# `outbox` records the change for webhooks and cache purges (`server/outbox_worker.py`) in the same
+# statement, so it commits or rolls back with it: every publish, and a draft save only when one of
+# the organization's webhooks listens for `document.draft_saved` (autosaves stay one cheap write).
 # `wrong` finds the references whose target the writer can read but whose type the field does not
 # take; the caller then raises, and the transaction (the request's unit of work) is rolled back.
 _AFTER_WRITE = """
@@ -68,6 +71,13 @@ version AS (
     SELECT $1, $7, n.path, a.id, $2, $11
       FROM unnest($9::text[], $10::uuid[]) AS n(path, asset) JOIN cms_assets a ON a.id = n.asset
     ON CONFLICT (document_id, plane, field_path) DO UPDATE SET asset_id = EXCLUDED.asset_id
+), outbox AS (
+    INSERT INTO cms_outbox (organization_id, document_id, document_type, event)
+    SELECT $2, $1, $11, CASE WHEN $3 = 'publish' THEN 'document.published'
+                             ELSE 'document.draft_saved' END
+     WHERE $3 = 'publish' OR EXISTS (
+           SELECT 1 FROM cms_webhooks w
+            WHERE w.organization_id = $2 AND w.enabled AND 'document.draft_saved' = ANY (w.events))
 ), wrong AS (
     SELECT n.path, d.type, n.allowed, n.at
       FROM unnest($12::text[], $13::uuid[], $14::text[]) WITH ORDINALITY AS n(path, ref, allowed, at)
@@ -100,12 +110,30 @@ WITH document AS (
 SELECT {DOCUMENT_COLUMNS}, {_WRONG_TARGETS} FROM document
 """
 
-# Unpublishing empties the published plane of the reference index.
-_CLEAR_PUBLISHED_REFS = """
-WITH refs AS (
+# Unpublishing empties the published plane of the reference index, and records the event.
+_UNPUBLISH = f"""
+WITH document AS (
+    UPDATE cms_documents SET status = 'draft', published_data = NULL,
+           published_hash = NULL, updated_at = now(), updated_by = $2
+     WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
+), refs AS (
     DELETE FROM cms_document_references WHERE referencer_id = $1 AND plane = 'published'
+), assets AS (
+    DELETE FROM cms_asset_references WHERE document_id = $1 AND plane = 'published'
+), outbox AS (
+    INSERT INTO cms_outbox (organization_id, document_id, document_type, event)
+    SELECT organization_id, id, type, 'document.unpublished' FROM document
 )
-DELETE FROM cms_asset_references WHERE document_id = $1 AND plane = 'published'
+SELECT {DOCUMENT_COLUMNS} FROM document
+"""
+_DELETE = """
+WITH gone AS (
+    DELETE FROM cms_documents WHERE id = $1 RETURNING id, organization_id, type
+), outbox AS (
+    INSERT INTO cms_outbox (organization_id, document_id, document_type, event)
+    SELECT organization_id, id, type, 'document.deleted' FROM gone
+)
+SELECT id FROM gone
 """
 
 
@@ -265,22 +293,16 @@ class DocumentStore:
     async def unpublish_document(
         self, tx: Tx, *, id: uuid.UUID, updated_by: str | None = None
     ) -> DocumentRow:
-        row = await tx.fetchrow(
-            f"UPDATE cms_documents SET status = 'draft', published_data = NULL,"
-            f" published_hash = NULL, updated_at = now(), updated_by = $2"
-            f" WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}",
-            id,
-            updated_by,
-        )
+        """Back to draft, the published plane of the reference index emptied, in one statement."""
+        row = await tx.fetchrow(_UNPUBLISH, id, updated_by)
         if row is None:
             await self._explain_missing_write(tx, id)
         assert row is not None
-        await tx.execute(_CLEAR_PUBLISHED_REFS, id)
         return DocumentRow.from_record(row)
 
     async def delete_document(self, tx: Tx, *, id: uuid.UUID) -> None:
         """Delete the document; its versions and reference rows go with it (foreign-key cascade)."""
-        deleted = await tx.fetchval("DELETE FROM cms_documents WHERE id = $1 RETURNING id", id)
+        deleted = await tx.fetchval(_DELETE, id)
         if deleted is None:
             await self._explain_missing_write(tx, id)
 

@@ -11,11 +11,13 @@ Constraint names follow one convention, so a constraint name in an asyncpg error
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
     Enum,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -26,7 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP, UUID
 
 metadata = MetaData(
     naming_convention={
@@ -46,6 +48,9 @@ RLS_TABLES = (
     "cms_document_references",
     "cms_asset_references",
     "cms_document_schedules",
+    "cms_webhooks",
+    "cms_outbox",
+    "cms_webhook_deliveries",
 )
 
 document_status = Enum("draft", "published", "unpublished", name="document_status")
@@ -422,4 +427,91 @@ api_keys = Table(
     Column("last_used_at", TIMESTAMP(timezone=True)),
     _timestamp("created_at"),
     Index("idx_api_keys_org_id", "organization_id"),
+)
+
+# Content delivery (`docs/delivery.md`): operations registered ahead of time, the webhooks of an
+# organization, the outbox its document changes write in their own statement, and the deliveries.
+persisted_queries = Table(
+    "cms_persisted_queries",
+    metadata,
+    # The SHA-256 of the document's text, in hex: what clients send as `sha256Hash`.
+    Column("hash", String(64), primary_key=True),
+    Column("query", Text, nullable=False),
+    Column("created_by", Text),
+    _timestamp("created_at"),
+)
+
+webhooks = Table(
+    "cms_webhooks",
+    metadata,
+    _id(),
+    _org(),
+    Column("name", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("events", ARRAY(Text), nullable=False),
+    # None: every document type.
+    Column("document_types", ARRAY(Text)),
+    # The signing key (`whsec_...`); only the creation's response shows it.
+    Column("secret", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("created_by", Text),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    Index("idx_webhooks_org", "organization_id"),
+)
+
+outbox = Table(
+    "cms_outbox",
+    metadata,
+    # Assigned while the document's row is locked, so one document's events are in this order.
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    _org(),
+    # No foreign key: a `document.deleted` event outlives its document.
+    Column("document_id", UUID(as_uuid=True), nullable=False),
+    Column("document_type", String(100), nullable=False),
+    Column("event", String(40), nullable=False),
+    _timestamp("occurred_at"),
+)
+
+webhook_deliveries = Table(
+    "cms_webhook_deliveries",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "webhook_id",
+        UUID(as_uuid=True),
+        ForeignKey("cms_webhooks.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    _org(),
+    # The outbox event's id: `webhook-id` is `msg_<event_id>`, the same on every attempt.
+    Column("event_id", BigInteger, nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("document_id", UUID(as_uuid=True), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("state", String(16), nullable=False, server_default=text("'pending'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column(
+        "next_attempt_at", TIMESTAMP(timezone=True), nullable=False, server_default=text("now()")
+    ),
+    # Set while a process sends it; another process may take it over once this has passed.
+    Column("lease_until", TIMESTAMP(timezone=True)),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    _timestamp("created_at"),
+    Column("delivered_at", TIMESTAMP(timezone=True)),
+    CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state"),
+    Index("idx_webhook_deliveries_log", "webhook_id", text("id DESC")),
+    Index(
+        "idx_webhook_deliveries_pending",
+        "webhook_id",
+        "document_id",
+        "id",
+        postgresql_where=text("state = 'pending'"),
+    ),
+    Index(
+        "idx_webhook_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=text("state = 'pending'"),
+    ),
 )

@@ -199,7 +199,9 @@ async def running_api(
     database_url = adapter.database.url if adapter is not None else url
     if database_url is None:
         raise ValueError("running_api needs a database url or a connected adapter")
-    settings = Settings(database_url=database_url)
+    # No outbox worker in the background: a test that wants deliveries runs a pass itself
+    # (`services.delivery.worker.run_once()`) or asks for one with `delivery_worker=True`.
+    settings = Settings(database_url=database_url, delivery_worker=False)
     if schema_dir is not None:
         settings_changes["schema_dir"] = schema_dir
     if settings_changes:
@@ -222,4 +224,5 @@ async def running_api(
         if adapter is None:
             await services.stop()
         else:
+            await services.delivery.stop()
             await services.model.close()

@@ -122,6 +122,7 @@ async def cli(env: Mapping[str, str], *args: str) -> str:
 class LiveServer:
     url: str
     output: Output
+    process: asyncio.subprocess.Process
 
 
 @asynccontextmanager
@@ -147,7 +148,7 @@ async def live_server(
     url = f"http://127.0.0.1:{port}"
     try:
         await _wait_until_healthy(url, process, output)
-        yield LiveServer(url=url, output=output)
+        yield LiveServer(url=url, output=output, process=process)
     finally:
         if process.returncode is None:
             process.terminate()

@@ -32,6 +32,7 @@ ORGANIZATION = (
         "apiKey.manage",
         "role.manage",
         "org.settings",
+        "webhook.manage",
     }
 )
 

@@ -42,8 +42,8 @@ async def test_upgrade_downgrade_upgrade_round_trip(databases: TestDatabases) ->
     try:
         await asyncio.to_thread(migrate.upgrade, url)
         migrated = await _objects(url)
-        assert migrated["tables"] == 18
-        assert migrated["policies"] == 24
+        assert migrated["tables"] == 22
+        assert migrated["policies"] == 36
 
         await asyncio.to_thread(migrate.downgrade, url, "base")
         assert await _objects(url) == {"tables": 0, "policies": 0, "types": 0, "functions": 0}

@@ -90,6 +90,27 @@ async def build_world(adapter: PostgresAdapter) -> World:
                 assets[name],
                 org,
             )
+            # A webhook with one delivery, and an event in the outbox.
+            webhook = await tx.fetchval(
+                "insert into cms_webhooks (organization_id, name, url, events, secret)"
+                " values ($1, 'w', 'https://example.com/', '{document.published}', 'whsec_x')"
+                " returning id",
+                org,
+            )
+            event = await tx.fetchval(
+                "insert into cms_outbox (organization_id, document_id, document_type, event)"
+                " values ($1, $2, 'post', 'document.published') returning id",
+                org,
+                documents[name],
+            )
+            await tx.execute(
+                "insert into cms_webhook_deliveries (webhook_id, organization_id, event_id, event,"
+                " document_id, payload) values ($1, $2, $3, 'document.published', $4, '{}')",
+                webhook,
+                org,
+                event,
+                documents[name],
+            )
     return World(orgs, documents, assets)
 
 

@@ -8,7 +8,7 @@ is an RFC 4122 name-based UUID (version 3: MD5, which PostgreSQL has built in) o
 Python's `uuid.uuid3`, and a test holds the two to each other.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-10 12:00:00.000000
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

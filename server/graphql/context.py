@@ -33,6 +33,7 @@ from server.opening import (
 )
 
 if TYPE_CHECKING:
+    from server.delivery import Delivery
     from server.graphql.typegen import GeneratedTypes
 
 
@@ -47,6 +48,8 @@ class RequestContext:
     authorization: str | None = None
     organization_header: str | None = None
     mailer: Mailer | None = None
+    # Content delivery (webhook tests, persisted queries); None in contexts made without a server.
+    delivery: Delivery | None = None
     read_only: bool = True
     _tx: Tx | None = None
     _unit: Context | None = None

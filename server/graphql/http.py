@@ -11,6 +11,10 @@ Responses (https://graphql.github.io/graphql-over-http/draft/):
   `variables` that are not an object, ...), 405 (a mutation over GET, with `Allow: POST`), 406 (no
   acceptable media type), 413 (a body over the limit, counted while it streams in) and 415 (an
   unsupported content type). Their bodies are GraphQL-style errors with an `extensions.code` too.
+
+Persisted queries (`server/persisted_queries.py`) are resolved before anything else; published
+reads over GET carry caching headers (`server/graphql/caching.py`); every other response to a GET
+is `private, no-store`.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import ip_address
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from graphql import GraphQLError, OperationDefinitionNode, parse
@@ -37,6 +41,7 @@ from strawberry.types.graphql import OperationType
 from server.auth import parse_credential, principal_from_text
 from server.config import DEFAULT_REQUEST_MAX_BYTES
 from server.errors import CMSError, UnavailableError
+from server.graphql import caching
 from server.graphql.context import RequestContext
 from server.graphql.extensions import format_error
 from server.graphql.introspection import IntrospectionAccess, introspects
@@ -45,7 +50,11 @@ from server.graphql.schema import MAX_TOKENS, BuiltSchema, build_schema
 from server.local_api import LocalAPI
 from server.mail import Mailer
 from server.opening import known_callers, opening_arguments
+from server.persisted_queries import is_sha256, sha256
 from server.query import round_trip, run
+
+if TYPE_CHECKING:
+    from server.delivery import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +94,19 @@ class Params:
     operation_name: str | None = None
     variables: dict[str, Any] | None = None
     extensions: dict[str, Any] | None = None
+    # `extensions.persistedQuery.sha256Hash`: the query is this document (`query` may be empty).
+    persisted_hash: str | None = None
 
     @classmethod
     def from_mapping(cls, data: object) -> Params:
         if not isinstance(data, dict):
             raise _bad_request("the request must be a JSON object (batches are not supported)")
+        extensions = _object_or_none(data.get("extensions"), "extensions")
+        persisted_hash = _persisted_hash(extensions)
         query = data.get("query")
-        if query is None or query == "":
+        if persisted_hash is not None and query is None:
+            query = ""
+        elif query is None or query == "":
             raise _bad_request("the request has no `query`")
         if not isinstance(query, str):
             raise _bad_request("`query` must be a string")
@@ -102,7 +117,8 @@ class Params:
             query=query,
             operation_name=operation_name or None,
             variables=_object_or_none(data.get("variables"), "variables"),
-            extensions=_object_or_none(data.get("extensions"), "extensions"),
+            extensions=extensions,
+            persisted_hash=persisted_hash,
         )
 
     @classmethod
@@ -118,6 +134,19 @@ class Params:
             if value:
                 data[name] = _json(value.encode(), name)
         return cls.from_mapping(data)
+
+
+def _persisted_hash(extensions: dict[str, Any] | None) -> str | None:
+    persisted = (extensions or {}).get("persistedQuery")
+    if persisted is None:
+        return None
+    if not isinstance(persisted, dict) or persisted.get("version") != 1:
+        raise _bad_request("`extensions.persistedQuery` must be {version: 1, sha256Hash}")
+    digest = persisted.get("sha256Hash")
+    if not is_sha256(digest):
+        raise _bad_request("`sha256Hash` must be a SHA-256 in lowercase hex")
+    assert isinstance(digest, str)
+    return digest
 
 
 def _object_or_none(value: object, name: str) -> dict[str, Any] | None:
@@ -284,8 +313,11 @@ class GraphQLEndpoint:
         mailer: Mailer | None = None,
         compiled_reads: bool = True,
         introspection: IntrospectionAccess = "everyone",
+        delivery: Delivery | None = None,
     ) -> None:
         self.api = api
+        # Persisted queries and the cache policy; None serves neither (plain GraphQL over HTTP).
+        self.delivery = delivery
         self.compiled_reads = compiled_reads
         # Document mutations answered from the row they wrote (`direct_writes`): on with the
         # compiled reads, so that `COMPILED_READS=false` serves everything through the resolvers.
@@ -319,6 +351,10 @@ class GraphQLEndpoint:
         limit = self._limit(Headers(scope=scope))
         request = Request(scope, _limited(receive, limit))
         response = await self.handle(request, limit)
+        if request.method == "GET" and "cache-control" not in response.headers:
+            # Only what `_compiled` marks cacheable may be kept: errors, drafts, the resolvers'
+            # answers and GraphiQL are not for shared caches.
+            response.headers["Cache-Control"] = caching.NO_STORE
         await response(scope, receive, send)
 
     def _limit(self, headers: Headers) -> int:
@@ -384,15 +420,23 @@ class GraphQLEndpoint:
 
     async def _execute(self, request: Request, params: Params, media: str) -> Response:
         built = self.current()
-        if self.compiled_reads:
+        resolved = await self._persisted(params)
+        if isinstance(resolved, GraphQLError):
+            return _result_response(ExecutionResult(data=None, errors=[resolved]), media)
+        params, trusted = resolved
+        if self.compiled_reads and trusted:
             compiled = await self._compiled(request, params, media, built)
             if compiled is not None:
                 return compiled
-        if self.direct_writes and request.method == "POST":
+        if self.direct_writes and trusted and request.method == "POST":
             written = await self._direct_write(request, params, media, built)
             if written is not None:
                 return written
         context = self._context(request, built)
+        if not trusted:
+            refusal = await self._admins_only(context, params)
+            if refusal is not None:
+                return _result_response(ExecutionResult(data=None, errors=[refusal]), media)
         allowed = _QUERIES_ONLY if request.method == "GET" else _ANY_OPERATION
         if params.operation_name is None and _operation_count(params.query) > 1:
             error = GraphQLError(
@@ -439,6 +483,48 @@ class GraphQLEndpoint:
             authorization=request.headers.get("authorization"),
             organization_header=request.headers.get("x-organization-id"),
             mailer=self.mailer,
+            delivery=self.delivery,
+        )
+
+    async def _persisted(self, params: Params) -> tuple[Params, bool] | GraphQLError:
+        """The request with its persisted query's text, and whether it may run as anyone's: an
+        error when the hash is unknown or refused (`server/persisted_queries.py`)."""
+        store = self.delivery.persisted if self.delivery is not None else None
+        mode = store.mode if store is not None else "off"
+        digest = params.persisted_hash
+        if digest is not None:
+            if store is None or mode == "off":
+                return _persisted_error(
+                    "PersistedQueryNotSupported", "PERSISTED_QUERY_NOT_SUPPORTED"
+                )
+            if not params.query:
+                found = await store.lookup(digest)
+                if found is None:
+                    return _persisted_error("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
+                query, registered = found
+                return replace(params, query=query), registered or mode == "automatic"
+            if sha256(params.query) != digest:
+                raise _bad_request("provided sha does not match query")
+            store.remember(digest, params.query)
+        if store is None or mode != "trusted":
+            return params, True
+        return params, await store.registered(digest or sha256(params.query)) is not None
+
+    async def _admins_only(self, context: RequestContext, params: Params) -> GraphQLError | None:
+        """In trusted mode, a document nobody registered runs for instance admins only.
+
+        This opens the unit of work the operation then runs in (read-write for a mutation)."""
+        context.read_only = _operation_type(params.query, params.operation_name) != "mutation"
+        try:
+            admin = (await context.principal()).instance_admin
+        except CMSError:
+            admin = False
+        if admin:
+            return None
+        await context.finish(commit=False)
+        return GraphQLError(
+            "this server runs registered operations only: send the hash of a registered document",
+            extensions={"code": "PERSISTED_QUERY_NOT_TRUSTED"},
         )
 
     async def _compiled(
@@ -461,10 +547,16 @@ class GraphQLEndpoint:
         if not request.headers.get("authorization"):
             return None
         adapter = self.api.adapter
+        cacheable = request.method == "GET" and not statement.reads_drafts
         try:
             credential = parse_credential(
                 request.headers.get("authorization"), request.headers.get("x-organization-id")
             )
+            # Surrogate keys cost a walk of the reference index: only for a caller whose answers
+            # may be public (a published-only key, or one this process has not met yet).
+            keyed = cacheable and self.delivery is not None and _maybe_public(credential)
+            if keyed:
+                statement = replace(statement, sql=statement.keyed_sql, name=statement.keyed_name)
             # One round trip: `cms_read` opens the request (credentials, org scope, request role,
             # read-only) and runs the read in one statement, its own transaction.
             timeout = adapter.tenancy.statement_timeout_ms / 1000 or None
@@ -476,7 +568,8 @@ class GraphQLEndpoint:
                 lock_timeout_ms=adapter.tenancy.lock_timeout_ms,
             )
             known_callers.remember(credential, facts)
-            if not run.allowed(principal_from_text(facts), statement):
+            caller = principal_from_text(facts)
+            if not run.allowed(caller, statement):
                 return None
         except UnavailableError as exc:
             # No database to fall back on either: the resolver path would only wait again.
@@ -490,11 +583,25 @@ class GraphQLEndpoint:
             self.compiled_failures += 1
             return None
         self.compiled_served += 1
-        response = Response(
-            run.body(statement, values), status_code=200, media_type=f"{media}; charset=utf-8"
+        keys_column = values.pop() if keyed else None
+        body = run.body(statement, values)
+        if not cacheable:
+            response = Response(body, status_code=200, media_type=f"{media}; charset=utf-8")
+            response.headers["Vary"] = "Accept"
+            return response
+        headers = {"ETag": caching.etag(body), "Vary": caching.VARY}
+        if caller.published_only and keys_column is not None and self.delivery is not None:
+            policy = self.delivery.cache
+            headers["Cache-Control"] = policy.public()
+            keys = policy.surrogate_keys(keys_column, statement.list_types, caller.organization_id)
+            headers.update(caching.key_headers(keys))
+        else:
+            headers["Cache-Control"] = caching.NO_STORE
+        if caching.not_modified(request.headers.get("if-none-match"), headers["ETag"]):
+            return Response(status_code=304, headers=headers)
+        return Response(
+            body, status_code=200, media_type=f"{media}; charset=utf-8", headers=headers
         )
-        response.headers["Vary"] = "Accept"
-        return response
 
     async def _direct_write(
         self, request: Request, params: Params, media: str, built: BuiltSchema
@@ -557,6 +664,32 @@ class GraphQLEndpoint:
             headers={"Authorization": f"Bearer {key}"} if key else None,
             query=self.demo_query if key else None,
         )
+
+
+def _persisted_error(message: str, code: str) -> GraphQLError:
+    # Apollo's clients look for the message as well as the code, and send the text on NOT_FOUND.
+    return GraphQLError(message, extensions={"code": code})
+
+
+def _maybe_public(credential: Any) -> bool:
+    facts = known_callers.get(credential)
+    return facts is None or principal_from_text(facts).published_only
+
+
+@functools.lru_cache(maxsize=512)
+def _operation_type(query: str, operation_name: str | None) -> str | None:
+    """`query`, `mutation` or `subscription` for the chosen operation (None: none, or no parse)."""
+    try:
+        document = parse(query, max_tokens=MAX_TOKENS)
+    except GraphQLError:
+        return None
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and (
+            operation_name is None
+            or (definition.name is not None and definition.name.value == operation_name)
+        ):
+            return definition.operation.value
+    return None
 
 
 @functools.lru_cache(maxsize=512)

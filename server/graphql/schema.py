@@ -28,6 +28,7 @@ from server.graphql.resolvers import document_fields, require
 from server.graphql.scalars import JSON
 from server.graphql.schedules import ScheduleMutations, ScheduleQueries
 from server.graphql.typegen import GeneratedTypes, generate
+from server.graphql.webhooks import WebhookMutations, WebhookQueries
 from server.local_api import Collection, Context, parse_id
 from server.query.plan import Planner
 from server.schema_types import Registry
@@ -289,6 +290,8 @@ def build_schema(
     mutation_fields.extend(_fields_of(AccessMutations))
     query_fields.extend(_fields_of(ScheduleQueries))
     mutation_fields.extend(_fields_of(ScheduleMutations))
+    query_fields.extend(_fields_of(WebhookQueries))
+    mutation_fields.extend(_fields_of(WebhookMutations))
     query = create_type("Query", query_fields)
     mutation = create_type("Mutation", mutation_fields)
     extra_types = [*generated.documents.values(), *static.STATIC_TYPES]

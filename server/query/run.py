@@ -70,6 +70,14 @@ class Statement:
     id_arguments: list[tuple[str, int]] = field(default_factory=list)
     # The name `cms_read` prepares `sql` under (`server/query/round_trip.py`).
     name: str = ""
+    # The same read with one more column: the documents it was built from (`keys_column`), for
+    # the surrogate keys of cacheable responses (`server/graphql/caching.py`), and its name.
+    keyed_sql: str = ""
+    keyed_name: str = ""
+    # The document types read as lists (a publish of any document of such a type changes them).
+    list_types: set[str] = field(default_factory=set)
+    # (SQL of `(id, depth)` rows, the roots of the documents read) for `keys_column`.
+    key_sources: list[str] = field(default_factory=list)
 
 
 def bind(
@@ -161,6 +169,9 @@ class _Binder:
             f"SELECT ARRAY[{', '.join(columns)}] FROM {paths_source(paths_json(self.registry))}"
         )
         statement.name = read_name(statement.sql)
+        columns.append(keys_column(statement.key_sources))
+        statement.keyed_sql = "SELECT ARRAY[" + ", ".join(columns) + "]"
+        statement.keyed_name = read_name(statement.keyed_sql)
         statement.args = self.params.values
         return statement
 
@@ -224,9 +235,11 @@ class _Binder:
                 statement.id_arguments.append((id_node.name.value, len(self.params.values)))
             obj, assets = self.selection(key, type_name, nodes, depth, published, page_row=True)
             statement.reads_assets |= assets
+            id_param = self.params.add(document_id)
+            statement.key_sources.append(f"SELECT {id_param}::uuid, {depth}")
             return (
                 f"SELECT {obj} FROM (SELECT {page_columns(published)} FROM cms_documents d"
-                f" WHERE d.id = {self.params.add(document_id)} AND d.type = {literal(type_name)}"
+                f" WHERE d.id = {id_param} AND d.type = {literal(type_name)}"
                 f" AND {perspective_condition('d', published)} OFFSET 0) d0"
             )
         where = args.get("where")
@@ -251,6 +264,9 @@ class _Binder:
             order = compile_sort(
                 self.registry, type_name, sort_value, params=self.params, perspective=perspective
             )
+        statement.list_types.add(type_name)
+        if condition:
+            statement.key_sources.append(_key_rows(condition, order, limit, offset, depth))
         if root.kind == "all":
             obj, assets = self.selection(key, type_name, nodes, depth, published, page_row=True)
             statement.reads_assets |= assets
@@ -376,11 +392,15 @@ class _Binder:
             args.get("offset") or 0,
             max_limit=self.max_page_size,
         )
-        params = self.params if self.page_reads_rows(None, nodes) else SqlParams()
+        reads_rows = self.page_reads_rows(None, nodes)
+        params = self.params if reads_rows else SqlParams()
         condition = self.condition(type_name, where, perspective, params)
         order = compile_sort(
             self.registry, type_name, args.get("sort"), params=params, perspective=perspective
         )
+        statement.list_types.add(type_name)
+        if reads_rows:
+            statement.key_sources.append(_key_rows(condition, order, limit, offset, depth))
         return self.page(
             "",
             type_name,
@@ -394,6 +414,37 @@ class _Binder:
             statement,
             documents=True,
         )
+
+
+def _key_rows(condition: str, order: str, limit: int, offset: int, depth: int) -> str:
+    """The ids of a page's rows, with the depth its references are read to."""
+    return (
+        f"(SELECT d.id, {depth} FROM cms_documents d WHERE {condition} ORDER BY {order}"
+        f" LIMIT {int(limit)} OFFSET {int(offset)})"
+    )
+
+
+def keys_column(sources: list[str]) -> str:
+    """One more column of a read: the documents it was built from, as `ids|types`.
+
+    The ids are the roots (`sources`) and every document their published references lead to, as
+    deep as each root reads them (the reference index, `cms_document_references`); the types are
+    those documents' types. The walk runs in the read's own statement, as the request's role, so it
+    sees what the read saw. It costs an index lookup per document on the way, and a page's rows are
+    selected a second time: only cacheable responses ask for it.
+    """
+    if not sources:
+        return "'|'"
+    return (
+        "(WITH RECURSIVE roots(id, depth) AS (" + " UNION ALL ".join(sources) + "),"
+        " walk(id, level, depth) AS (SELECT id, 0, depth FROM roots"
+        " UNION SELECT r.ref_id, w.level + 1, w.depth FROM walk w"
+        " JOIN cms_document_references r ON r.referencer_id = w.id AND r.plane = 'published'"
+        " WHERE w.level < w.depth)"
+        " SELECT coalesce(string_agg(DISTINCT w.id::text, ' '), '') || '|'"
+        " || coalesce(string_agg(DISTINCT d.type, ' '), '')"
+        " FROM walk w LEFT JOIN cms_documents d ON d.id = w.id)"
+    )
 
 
 def allowed(caller: Principal, statement: Statement) -> bool:
