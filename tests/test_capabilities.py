@@ -39,7 +39,7 @@ ORGANIZATION = (
 
 def test_the_capability_strings() -> None:
     assert set(CAPABILITIES) == ORGANIZATION | {"schema.manage"}
-    assert len(CAPABILITIES) == len(ALL_CAPABILITIES) == 17
+    assert len(CAPABILITIES) == len(ALL_CAPABILITIES) == 18
 
 
 @pytest.mark.parametrize(

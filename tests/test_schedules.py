@@ -464,3 +464,30 @@ async def test_scheduler_enabled_false_starts_no_runner(gql: GraphQLClient) -> N
     app = create_app(settings, services=gql.services)
     async with app.router.lifespan_context(app):
         assert gql.services.scheduler._task is None
+
+
+async def test_a_scheduled_change_tells_the_outside_world_as_a_manual_one_does(
+    gql: GraphQLClient,
+) -> None:
+    """The delivery outbox (webhooks, purges) hears of a scheduled publish and unpublish as of
+    manual ones: the event is written by the same publish, in the schedule's transaction."""
+
+    async def events(id: str) -> list[str]:
+        async with gql.services.adapter.system_context() as tx:
+            rows = await tx.fetch(
+                "SELECT event FROM cms_outbox WHERE document_id = $1 ORDER BY id", uuid.UUID(id)
+            )
+        return [row["event"] for row in rows]
+
+    manual = await create_post(gql, "By hand")
+    await gql.data("mutation($id: ID!) { publishPost(id: $id) { id } }", {"id": manual})
+    await gql.data("mutation($id: ID!) { unpublishPost(id: $id) { id } }", {"id": manual})
+
+    timed = await create_post(gql, "By the clock")
+    await schedule_publish(gql, timed, NOW)
+    await scheduler(gql).run_due(now=NOW)
+    await gql.data(SCHEDULE_UNPUBLISH, {"id": timed, "at": iso(NOW + timedelta(hours=1))})
+    await scheduler(gql).run_due(now=NOW + timedelta(hours=1))
+
+    assert await events(manual) == ["document.published", "document.unpublished"]
+    assert await events(timed) == await events(manual)
