@@ -442,8 +442,10 @@ def keys_column(sources: list[str]) -> str:
         " JOIN cms_document_references r ON r.referencer_id = w.id AND r.plane = 'published'"
         " WHERE w.level < w.depth)"
         " SELECT coalesce(string_agg(DISTINCT w.id::text, ' '), '') || '|'"
-        " || coalesce(string_agg(DISTINCT d.type, ' '), '')"
-        " FROM walk w LEFT JOIN cms_documents d ON d.id = w.id)"
+        # A lookup by primary key per document: a join here may be planned as a hash join over
+        # every document of the table (the walk's size is not known when planning).
+        " || coalesce(string_agg(DISTINCT (SELECT d.type FROM cms_documents d WHERE d.id = w.id),"
+        " ' '), '') FROM walk w)"
     )
 
 
