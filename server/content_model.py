@@ -44,6 +44,10 @@ class ContentModel:
         self.transaction = transaction
         self.registry = Registry()
         self._listener: asyncio.Task[None] | None = None
+        # One change of `registry` at a time in this process: a reload the listener started
+        # before a change of ours committed would read the older types and then overwrite the
+        # newer registry (until the next notification put it right).
+        self._changing = asyncio.Lock()
 
     async def listen(self, url: str) -> None:
         """Follow schema changes made by other processes until `close()`."""
@@ -87,17 +91,18 @@ class ContentModel:
                     await conn.close()
 
     async def _reload_if_changed(self) -> None:
-        async with self.transaction() as tx:
-            registry = Registry(await self.store.list_schema_types(tx))
-        if registry != self.registry:
-            registry.check()
-            self.registry = registry
-            log.info("schema types reloaded after a change elsewhere")
+        async with self._changing:
+            async with self.transaction() as tx:
+                registry = Registry(await self.store.list_schema_types(tx))
+            if registry != self.registry:
+                registry.check()
+                self.registry = registry
+                log.info("schema types reloaded after a change elsewhere")
 
     async def sync_dir(self, path: Path) -> Registry:
         """Upsert the types defined in `path`, then load every stored type."""
         defined = load_schema_dir(path)
-        async with self.transaction() as tx:
+        async with self._changing, self.transaction() as tx:
             return await self._sync(tx, defined, path)
 
     async def _sync(self, tx: Tx, defined: Registry, path: Path) -> Registry:
@@ -127,30 +132,32 @@ class ContentModel:
         `check` may veto the resulting registry (the API checks that it can serve it).
         """
         schema_type = parse_schema_type(definition)
-        registry = self.registry.with_type(schema_type)
-        registry.check()
-        if check is not None:
-            check(registry)
-        async with self.transaction() as tx:
-            await self.store.register_schema_type(tx, schema_type=schema_type)
-            await tx.execute("SELECT pg_notify($1, $2)", CHANNEL, schema_type.name)
-        self.registry = registry
+        async with self._changing:
+            registry = self.registry.with_type(schema_type)
+            registry.check()
+            if check is not None:
+                check(registry)
+            async with self.transaction() as tx:
+                await self.store.register_schema_type(tx, schema_type=schema_type)
+                await tx.execute("SELECT pg_notify($1, $2)", CHANNEL, schema_type.name)
+            self.registry = registry
         return schema_type
 
     async def delete(self, name: str, *, check: Check | None = None) -> None:
         """Remove a type; its documents stay. Refused while other types still link to it."""
-        if name not in self.registry:
-            raise NotFoundError(f"unknown schema type '{name}'", path="name")
-        registry = self.registry.without(name)
-        problems = registry.problems()
-        if problems:
-            users = sorted({p["type"] for p in problems})
-            raise InvalidInputError(
-                f"schema type '{name}' is still used by: {', '.join(users)}", path="name"
-            )
-        if check is not None:
-            check(registry)
-        async with self.transaction() as tx:
-            await self.store.delete_schema_type(tx, name=name)
-            await tx.execute("SELECT pg_notify($1, $2)", CHANNEL, name)
-        self.registry = registry
+        async with self._changing:
+            if name not in self.registry:
+                raise NotFoundError(f"unknown schema type '{name}'", path="name")
+            registry = self.registry.without(name)
+            problems = registry.problems()
+            if problems:
+                users = sorted({p["type"] for p in problems})
+                raise InvalidInputError(
+                    f"schema type '{name}' is still used by: {', '.join(users)}", path="name"
+                )
+            if check is not None:
+                check(registry)
+            async with self.transaction() as tx:
+                await self.store.delete_schema_type(tx, name=name)
+                await tx.execute("SELECT pg_notify($1, $2)", CHANNEL, name)
+            self.registry = registry

@@ -6,7 +6,7 @@ import asyncio
 
 from server.app import Services
 from server.config import Settings
-from tests.conftest import GraphQLClient
+from tests.conftest import CMS, GraphQLClient
 
 RECIPE = {
     "type": "document",
@@ -76,3 +76,21 @@ async def test_other_processes_pick_the_change_up_within_a_second(gql: GraphQLCl
         assert "recipe" in other.model.registry
     finally:
         await other.stop()
+
+
+async def test_a_reload_never_overwrites_a_newer_change_of_this_process(cms: CMS) -> None:
+    """The listener's reload and this process's own registration, at the same moment: the
+    registry ends with what was registered last, never with what a reload read before it."""
+    for n in range(20):
+        maximum = 100 + n
+        definition = {
+            "type": "document",
+            "name": "note",
+            "fields": [{"name": "text", "type": "string", "max": maximum}],
+        }
+        reload = asyncio.create_task(cms.model._reload_if_changed())
+        await asyncio.sleep(0)  # the reload starts first and reads what is stored now
+        await cms.model.register(definition)
+        await reload
+        [field] = cms.model.registry["note"].fields
+        assert field.max == maximum, n

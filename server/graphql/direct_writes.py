@@ -23,7 +23,6 @@ been attempted there is no second run: a failed commit is answered here.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,6 +43,7 @@ from strawberry.schema.schema import validate_document
 from server.graphql.limits import operation_limits
 from server.graphql.typegen import graphql_name
 from server.local_api import render
+from server.query.plan import PlanCache, chosen_operation
 
 if TYPE_CHECKING:
     from server.documents import DocumentRow
@@ -138,18 +138,10 @@ class WritePlanner:
             cls = graphql_name(schema_type.name)
             for kind in _ARGUMENTS:
                 self._roots[f"{kind}{cls}"] = (kind, schema_type.name)
-        self._cache: OrderedDict[tuple[str, str | None], WritePlan | None] = OrderedDict()
+        self._cache: PlanCache[WritePlan] = PlanCache(self._make, PLAN_CACHE_SIZE)
 
     def plan(self, query: str, operation_name: str | None) -> WritePlan | None:
-        key = (query, operation_name)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        plan = self._make(query, operation_name)
-        self._cache[key] = plan
-        if len(self._cache) > PLAN_CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return plan
+        return self._cache.get(query, operation_name)
 
     def bind(self, plan: WritePlan, variables: dict[str, Any] | None) -> WriteCall | None:
         """The call with its arguments coerced as execution would, or None when a value is
@@ -172,14 +164,9 @@ class WritePlanner:
             return None
         if any(not isinstance(d, OperationDefinitionNode) for d in document.definitions):
             return None  # fragments: served by Strawberry
-        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-        if operation_name is None:
-            chosen = operations if len(operations) == 1 else []
-        else:
-            chosen = [o for o in operations if o.name and o.name.value == operation_name]
-        if len(chosen) != 1 or chosen[0].operation != OperationType.MUTATION:
+        operation = chosen_operation(document, operation_name)
+        if operation is None or operation.operation != OperationType.MUTATION:
             return None
-        operation = chosen[0]
         if operation.directives or len(operation.selection_set.selections) != 1:
             return None
         field = operation.selection_set.selections[0]

@@ -11,8 +11,9 @@ Strawberry, which also answers every error.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from graphql import (
     DocumentNode,
@@ -82,6 +83,42 @@ class Plan:
     statements: OrderedDict[bytes, Any] = field(default_factory=OrderedDict)
 
 
+P = TypeVar("P")
+
+
+class PlanCache(Generic[P]):
+    """Plans by (document text, operation name), the most recently used kept; None is kept too
+    (a document the path does not serve is looked at once)."""
+
+    def __init__(self, make: Callable[[str, str | None], P | None], size: int) -> None:
+        self._make = make
+        self._size = size
+        self._plans: OrderedDict[tuple[str, str | None], P | None] = OrderedDict()
+
+    def get(self, query: str, operation_name: str | None) -> P | None:
+        key = (query, operation_name)
+        if key in self._plans:
+            self._plans.move_to_end(key)
+            return self._plans[key]
+        plan = self._make(query, operation_name)
+        self._plans[key] = plan
+        if len(self._plans) > self._size:
+            self._plans.popitem(last=False)
+        return plan
+
+
+def chosen_operation(
+    document: DocumentNode, operation_name: str | None
+) -> OperationDefinitionNode | None:
+    """The operation a request runs: the one named, else the only one (None when ambiguous)."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None:
+        chosen = operations if len(operations) == 1 else []
+    else:
+        chosen = [o for o in operations if o.name and o.name.value == operation_name]
+    return chosen[0] if len(chosen) == 1 else None
+
+
 def root_fields(generated: GeneratedTypes) -> dict[str, RootField]:
     """The Query fields the compiled path serves, by name (the names `resolvers.py` gives them)."""
     fields = {"documents": RootField("documents", None)}
@@ -116,32 +153,19 @@ class Planner:
             *specified_rules,
             operation_limits(max_depth=max_depth, max_aliases=max_aliases),
         )
-        self._cache: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
+        self._cache: PlanCache[Plan] = PlanCache(self._make, PLAN_CACHE_SIZE)
 
     def plan(self, query: str, operation_name: str | None) -> Plan | None:
-        key = (query, operation_name)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        plan = self._make(query, operation_name)
-        self._cache[key] = plan
-        if len(self._cache) > PLAN_CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return plan
+        return self._cache.get(query, operation_name)
 
     def _make(self, query: str, operation_name: str | None) -> Plan | None:
         try:
             document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError:
             return None
-        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-        if operation_name is None:
-            chosen = operations if len(operations) == 1 else []
-        else:
-            chosen = [o for o in operations if o.name and o.name.value == operation_name]
-        if len(chosen) != 1 or chosen[0].operation != OperationType.QUERY:
+        operation = chosen_operation(document, operation_name)
+        if operation is None or operation.operation != OperationType.QUERY:
             return None
-        operation = chosen[0]
         if validate_document(self.schema._schema, document, self._rules):
             return None
         fragments = {
