@@ -168,10 +168,19 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         database_url = pg_connection_url(env)
+        pool_mode = _pool_mode(env, "DATABASE_POOL_MODE", database_url)
+        direct_url = _direct_url(env, "DATABASE_DIRECT_URL", database_url)
+        if pool_mode == "transaction" and direct_url is None:
+            # Through the pooler, a LISTEN would hear nothing and migrations would break.
+            raise ConfigError(
+                "DATABASE_DIRECT_URL",
+                "is required with DATABASE_POOL_MODE=transaction: PostgreSQL itself, for"
+                " migrations and LISTEN",
+            )
         return cls(
             database_url=database_url,
-            database_pool_mode=_pool_mode(env, "DATABASE_POOL_MODE", database_url),
-            database_direct_url=_direct_url(env, "DATABASE_DIRECT_URL", database_url),
+            database_pool_mode=pool_mode,
+            database_direct_url=direct_url,
             pool_size=_int(env, "DB_POOL_SIZE", 10, minimum=1, maximum=1000),
             idle_timeout=_float(env, "DB_IDLE_TIMEOUT", 20.0),
             acquire_timeout=_float(env, "DB_ACQUIRE_TIMEOUT", 5.0),

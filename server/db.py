@@ -202,7 +202,13 @@ class Database:
         if not self.transaction_pooled and self.direct_url == self.url:
             yield self
             return
-        direct = Database(self.direct_url, pool_size=1, acquire_timeout=self.acquire_timeout)
+        direct = Database(
+            self.direct_url,
+            # Without a direct URL of its own, the pooler it is.
+            pool_mode=self.pool_mode if self.direct_url == self.url else "session",
+            pool_size=1,
+            acquire_timeout=self.acquire_timeout,
+        )
         await direct.connect()
         try:
             yield direct

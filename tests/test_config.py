@@ -112,6 +112,10 @@ def test_introspection_access(access: str) -> None:
         ({"SCHEDULER_POLL_SECONDS": "0"}, "SCHEDULER_POLL_SECONDS"),
         ({"SCHEDULER_POLL_SECONDS": "often"}, "SCHEDULER_POLL_SECONDS"),
         ({"DATABASE_URL": "postgresql://u@h/d", "DATABASE_POOL_MODE": "x"}, "DATABASE_POOL_MODE"),
+        (
+            {"DATABASE_URL": "postgresql://u@h/d", "DATABASE_POOL_MODE": "transaction"},
+            "DATABASE_DIRECT_URL",
+        ),
         # The embedded server has no pooler in front of it.
         ({"DATABASE_POOL_MODE": "transaction"}, "DATABASE_POOL_MODE"),
         ({"DATABASE_DIRECT_URL": "postgresql://u@h/d"}, "DATABASE_DIRECT_URL"),

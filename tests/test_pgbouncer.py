@@ -258,9 +258,19 @@ async def test_a_schema_change_reaches_another_instance_through_pgbouncer(
             # The other instance serves the new type, through PgBouncer, on the compiled path.
             endpoint = two.app.state.graphql
             served = endpoint.compiled_served
-            listed = await two.data("{ allRecipe { title } }", key=await two.key_for(one.org))
+            key = await two.key_for(one.org)
+            listed = await two.data("{ allRecipe { title } }", key=key)
             assert listed == {"allRecipe": [{"title": "Soup"}]}
             assert endpoint.compiled_served == served + 1
+
+            # asyncpg's unnamed statements (no statement cache) hold across the two server
+            # connections: many clients, reads and writes at once, and not one error.
+            bodies = await asyncio.gather(
+                *(two("{ allRecipe { title } }", key=key) for _ in range(20)),
+                *(one(CREATE, {"t": f"Post {n}", "s": f"post-{n}"}) for n in range(10)),
+                *(one(TITLES) for _ in range(10)),
+            )
+            assert [body for body in bodies if "errors" in body] == []
 
 
 async def test_the_probe_sees_what_a_session_setting_leaves(bouncer: Bouncer, db_url: str) -> None:
