@@ -20,7 +20,9 @@ Create Date: 2026-12-11 12:00:00.000000
 
 from __future__ import annotations
 
+import runpy
 from collections.abc import Sequence
+from pathlib import Path
 
 from alembic import op
 
@@ -29,37 +31,27 @@ down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-READ_TEXT = """
-CREATE FUNCTION cms_read_text(
-  credential_kind text, credential_digest text, requested_org uuid,
-  key_resolution_secs integer, admin_roles text[],
-  hierarchy boolean, statement_timeout_ms integer, request_role text, lock_timeout_ms integer,
-  statement_name text, statement_sql text, arguments text[],
-  OUT principal text, OUT results text[]
-)
-LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM cms_open_request(
-    credential_kind, credential_digest, requested_org, key_resolution_secs, admin_roles,
-    hierarchy, statement_timeout_ms, request_role, true);
-  PERFORM set_config('lock_timeout', lock_timeout_ms::text, true);
-  principal := current_setting('app.principal');
-  IF EXISTS (SELECT 1 FROM pg_prepared_statements p WHERE p.name = statement_name) THEN
+# Migration 0006's `cms_read` with the same arguments and opening; only the read's handling differs.
+_FORMER: dict[str, str] = runpy.run_path(
+    str(Path(__file__).with_name("20261202_0006_one_statement_reads.py"))
+)  # type: ignore[assignment]
+_READ = _FORMER["READ"]
+_PREPARE_IF_MISSING = _READ[
+    _READ.index("  -- A read the server believes") : _READ.index("  IF cardinality(arguments)")
+]
+_PREPARE_AFRESH = """  IF EXISTS (SELECT 1 FROM pg_prepared_statements p WHERE p.name = statement_name) THEN
     EXECUTE format('DEALLOCATE %I', statement_name);
   END IF;
   EXECUTE format('PREPARE %I AS %s', statement_name, statement_sql);
-  IF cardinality(arguments) > 0 THEN
-    EXECUTE format('EXECUTE %I(%s)', statement_name, (
-      SELECT string_agg(quote_nullable(a.value), ', ' ORDER BY a.n)
-      FROM unnest(arguments) WITH ORDINALITY AS a(value, n)))
-    INTO results;
-  ELSE
-    EXECUTE format('EXECUTE %I', statement_name) INTO results;
-  END IF;
-  EXECUTE format('DEALLOCATE %I', statement_name);
-END
-$$
 """
+_END = "  END IF;\nEND\n$$"
+READ_TEXT = (
+    _READ.replace("CREATE FUNCTION cms_read(", "CREATE FUNCTION cms_read_text(", 1)
+    .replace(_PREPARE_IF_MISSING, _PREPARE_AFRESH, 1)
+    .replace(_END, "  END IF;\n  EXECUTE format('DEALLOCATE %I', statement_name);\nEND\n$$", 1)
+)
+if READ_TEXT.count("DEALLOCATE") != 2 or "cms_read_text(" not in READ_TEXT:
+    raise RuntimeError("migration 0006's cms_read is not the text this migration rewrites")
 
 
 def upgrade() -> None:
