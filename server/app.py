@@ -49,6 +49,8 @@ class Services:
                 )
             adapter = PostgresAdapter(
                 settings.database_url,
+                direct_url=settings.database_direct_url,
+                pool_mode=settings.database_pool_mode,
                 pool_size=settings.pool_size,
                 idle_timeout=settings.idle_timeout,
                 enable_rls=settings.enable_rls,
@@ -75,7 +77,8 @@ class Services:
         if connect:
             await self.adapter.connect()
         await self.model.sync_dir(self.settings.schema_dir)
-        await self.model.listen(self.adapter.database.url)
+        # PostgreSQL itself: through a transaction pooler a LISTEN would not stay on a session.
+        await self.model.listen(self.adapter.database.direct_url)
         await self.delivery.start()
 
     async def stop(self) -> None:

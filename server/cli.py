@@ -127,7 +127,8 @@ def _browser_host(host: str) -> str:
 
 
 def _database_url() -> str:
-    url = resolve_settings().database_url
+    # Migrations and admin commands want a session: PostgreSQL itself, not a transaction pooler.
+    url = resolve_settings().direct_url
     assert url is not None
     return url
 

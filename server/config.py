@@ -27,6 +27,9 @@ DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 # setting for deployments, and never set when a database is configured.
 DEMO_URL_VARIABLE = "DEMO_URL"
 
+PoolMode = Literal["session", "transaction"]
+POOL_MODES: tuple[PoolMode, ...] = ("session", "transaction")
+
 PersistedQueryMode = Literal["automatic", "trusted", "off"]
 PERSISTED_QUERY_MODES: tuple[PersistedQueryMode, ...] = ("automatic", "trusted", "off")
 
@@ -51,14 +54,7 @@ def pg_connection_url(env: Mapping[str, str]) -> str | None:
     """
     url = env.get("DATABASE_URL", "").strip()
     if url:
-        parts = urlsplit(url)
-        if parts.scheme not in ("postgres", "postgresql"):
-            raise ConfigError(
-                "DATABASE_URL", f"must start with postgresql:// (got scheme {parts.scheme!r})"
-            )
-        if not parts.path.strip("/"):
-            raise ConfigError("DATABASE_URL", "must name a database (postgresql://host/dbname)")
-        return url
+        return _postgres_url("DATABASE_URL", url)
     split = {name: env.get(name, "") for name in _PG_VARIABLES}
     if not any(split.values()):
         return None
@@ -78,11 +74,27 @@ def pg_connection_url(env: Mapping[str, str]) -> str | None:
 _PG_VARIABLES = ("PG_HOST", "PG_PORT", "PG_USER", "PG_PASSWORD", "PG_DATABASE")
 
 
+def _postgres_url(name: str, url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ConfigError(name, f"must start with postgresql:// (got scheme {parts.scheme!r})")
+    if not parts.path.strip("/"):
+        raise ConfigError(name, "must name a database (postgresql://host/dbname)")
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the server needs to run. `database_url=None` means the embedded PostgreSQL."""
 
     database_url: str | None = None
+    # What `database_url` reaches: PostgreSQL itself or a pooler in session mode (`session`), or a
+    # transaction pooler such as PgBouncer in transaction mode (`transaction`), where nothing may
+    # rely on a server session outliving a transaction (docs/scaling.md).
+    database_pool_mode: PoolMode = "session"
+    # PostgreSQL itself, for what needs a session of its own: migrations, Row-Level Security set-up
+    # and the LISTEN connections. None: `database_url`.
+    database_direct_url: str | None = None
     pool_size: int = 10
     idle_timeout: float = 20.0
     # Seconds a request waits for a pooled connection before SERVICE_UNAVAILABLE.
@@ -143,6 +155,11 @@ class Settings:
         return self.database_url is None
 
     @property
+    def direct_url(self) -> str | None:
+        """The URL of PostgreSQL itself, not of a pooler in front of it."""
+        return self.database_direct_url or self.database_url
+
+    @property
     def asset_folder(self) -> Path:
         """Where uploaded files are stored."""
         return self.asset_dir if self.asset_dir is not None else self.data_dir / "assets"
@@ -150,8 +167,20 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        database_url = pg_connection_url(env)
+        pool_mode = _pool_mode(env, "DATABASE_POOL_MODE", database_url)
+        direct_url = _direct_url(env, "DATABASE_DIRECT_URL", database_url)
+        if pool_mode == "transaction" and direct_url is None:
+            # Through the pooler, a LISTEN would hear nothing and migrations would break.
+            raise ConfigError(
+                "DATABASE_DIRECT_URL",
+                "is required with DATABASE_POOL_MODE=transaction: PostgreSQL itself, for"
+                " migrations and LISTEN",
+            )
         return cls(
-            database_url=pg_connection_url(env),
+            database_url=database_url,
+            database_pool_mode=pool_mode,
+            database_direct_url=direct_url,
             pool_size=_int(env, "DB_POOL_SIZE", 10, minimum=1, maximum=1000),
             idle_timeout=_float(env, "DB_IDLE_TIMEOUT", 20.0),
             acquire_timeout=_float(env, "DB_ACQUIRE_TIMEOUT", 5.0),
@@ -333,6 +362,28 @@ def _demo_url(env: Mapping[str, str], name: str) -> str | None:
     if urlsplit(raw).scheme not in ("http", "https"):
         raise ConfigError(name, f"must be an http:// URL (got {raw!r})")
     return raw
+
+
+def _pool_mode(env: Mapping[str, str], name: str, database_url: str | None) -> PoolMode:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return "session"
+    for mode in POOL_MODES:
+        if raw == mode:
+            if mode == "transaction" and database_url is None:
+                # The embedded server is reached directly; there is no pooler to speak of.
+                raise ConfigError(name, "transaction needs DATABASE_URL (a pooler's address)")
+            return mode
+    raise ConfigError(name, f"must be one of {', '.join(POOL_MODES)} (got {raw!r})")
+
+
+def _direct_url(env: Mapping[str, str], name: str, database_url: str | None) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if database_url is None:
+        raise ConfigError(name, "is set but DATABASE_URL is not")
+    return _postgres_url(name, raw)
 
 
 def _persisted_queries(env: Mapping[str, str], name: str) -> PersistedQueryMode:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import asyncpg
 import orjson
 
+from server.config import PoolMode
 from server.errors import (
     CMSError,
     ConflictError,
@@ -130,17 +131,30 @@ class Tx:
 
 
 class Database:
-    """The asyncpg pool of one server process, and the health check's own connection."""
+    """The asyncpg pool of one server process, and the health check's own connection.
+
+    `url` may lead to a transaction pooler (`pool_mode="transaction"`, e.g. PgBouncer in transaction
+    mode), where consecutive transactions of one pooled connection may run on different server
+    sessions. Nothing may then rely on session state: asyncpg's statement cache is off (it would
+    name prepared statements on a session the next statement may not reach), no setting travels in
+    the start-up packet (PgBouncer refuses unknown ones), and compiled reads send their text every
+    time (`server/query/round_trip.py`). What needs a session of its own (migrations, RLS set-up,
+    LISTEN) connects to `direct_url`, PostgreSQL itself.
+    """
 
     def __init__(
         self,
         url: str,
         *,
+        direct_url: str | None = None,
+        pool_mode: PoolMode = "session",
         pool_size: int = 10,
         idle_timeout: float = 20.0,
         acquire_timeout: float = 5.0,
     ) -> None:
         self.url = url
+        self.direct_url = direct_url or url
+        self.pool_mode = pool_mode
         self.pool_size = pool_size
         self.idle_timeout = idle_timeout
         # How long a transaction waits for a pooled connection before SERVICE_UNAVAILABLE (0: as
@@ -151,6 +165,18 @@ class Database:
         self._health_lock = asyncio.Lock()
         # Total statements run through this database's transactions, for tests and benchmarks.
         self.statements = 0
+
+    @property
+    def transaction_pooled(self) -> bool:
+        """Whether `url` leads to a transaction pooler (see the class)."""
+        return self.pool_mode == "transaction"
+
+    def _session_options(self) -> dict[str, Any]:
+        if self.transaction_pooled:
+            # The pooler's `idle_transaction_timeout` ends a transaction left open instead.
+            return {"statement_cache_size": 0}
+        # A transaction left open by a crashed handler must not hold locks forever.
+        return {"server_settings": {"idle_in_transaction_session_timeout": "60000"}}
 
     async def connect(self) -> None:
         if self._pool is not None:
@@ -164,11 +190,30 @@ class Database:
                 init=_init_connection,
                 reset=_keep_session,
                 connection_class=PooledConnection,
-                # A transaction left open by a crashed handler must not hold locks forever.
-                server_settings={"idle_in_transaction_session_timeout": "60000"},
+                **self._session_options(),
             )
         except (OSError, asyncpg.PostgresError) as exc:
             raise UnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    @asynccontextmanager
+    async def direct(self) -> AsyncIterator[Database]:
+        """This database on a session of its own (`direct_url`), for start-up work such as RLS
+        set-up: this one when its URL is PostgreSQL itself, else a one-connection pool."""
+        if not self.transaction_pooled and self.direct_url == self.url:
+            yield self
+            return
+        direct = Database(
+            self.direct_url,
+            # Without a direct URL of its own, the pooler it is.
+            pool_mode=self.pool_mode if self.direct_url == self.url else "session",
+            pool_size=1,
+            acquire_timeout=self.acquire_timeout,
+        )
+        await direct.connect()
+        try:
+            yield direct
+        finally:
+            await direct.disconnect()
 
     async def disconnect(self) -> None:
         await self._close_health()
@@ -201,6 +246,7 @@ class Database:
                         self.url,
                         timeout=HEALTH_TIMEOUT_SECONDS,
                         server_settings={"application_name": "content-api health"},
+                        statement_cache_size=0 if self.transaction_pooled else 100,
                     )
                 await self._health.fetchval("select 1", timeout=HEALTH_TIMEOUT_SECONDS)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):

@@ -134,7 +134,8 @@ class OutboxWorker:
 
     async def start(self) -> None:
         try:
-            self._listener = await asyncpg.connect(self.database.url)
+            # Not through a transaction pooler: a LISTEN lives on a server session.
+            self._listener = await asyncpg.connect(self.database.direct_url)
             await self._listener.add_listener(CHANNEL, self._notified)
         except (OSError, asyncpg.PostgresError) as exc:
             # Polling still delivers; the notification only makes it prompt.

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from server import migrate, tenancy
 from server.adapter import DatabaseAdapter
 from server.assets import AssetStore
+from server.config import PoolMode
 from server.credentials import ApiKeyStore
 from server.db import Database, Tx
 from server.documents import DocumentStore
@@ -53,6 +54,8 @@ class PostgresAdapter(
         self,
         url: str,
         *,
+        direct_url: str | None = None,
+        pool_mode: PoolMode = "session",
         pool_size: int = 10,
         idle_timeout: float = 20.0,
         enable_rls: bool = True,
@@ -64,7 +67,12 @@ class PostgresAdapter(
         run_migrations: bool = True,
     ) -> None:
         self.database = Database(
-            url, pool_size=pool_size, idle_timeout=idle_timeout, acquire_timeout=acquire_timeout
+            url,
+            direct_url=direct_url,
+            pool_mode=pool_mode,
+            pool_size=pool_size,
+            idle_timeout=idle_timeout,
+            acquire_timeout=acquire_timeout,
         )
         self.tenancy = Tenancy(
             enable_rls=enable_rls,
@@ -82,7 +90,8 @@ class PostgresAdapter(
     async def connect(self) -> None:
         """Migrate, open the pool, and install or repair Row-Level Security."""
         if self.run_migrations:
-            await asyncio.to_thread(migrate.upgrade, self.database.url)
+            # Alembic's DDL and its session-level statements go to PostgreSQL itself.
+            await asyncio.to_thread(migrate.upgrade, self.database.direct_url)
         await self.database.connect()
         await self.initialize_rls()
 
@@ -93,7 +102,8 @@ class PostgresAdapter(
         return await self.database.is_healthy()
 
     async def initialize_rls(self) -> None:
-        role = await initialize_rls(self.database, enabled=self.tenancy.enable_rls)
+        async with self.database.direct() as direct:
+            role = await initialize_rls(direct, enabled=self.tenancy.enable_rls)
         self.tenancy = Tenancy(
             enable_rls=self.tenancy.enable_rls,
             enable_hierarchy=self.tenancy.enable_hierarchy,

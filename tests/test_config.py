@@ -66,6 +66,20 @@ def test_defaults() -> None:
     assert (settings.scheduler_enabled, settings.scheduler_poll_seconds) == (True, 10.0)
 
 
+def test_pool_mode_and_direct_url() -> None:
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://u@h/d"})
+    assert (settings.database_pool_mode, settings.direct_url) == ("session", "postgresql://u@h/d")
+    pooled = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://u@bouncer:6432/d",
+            "DATABASE_POOL_MODE": "Transaction",
+            "DATABASE_DIRECT_URL": "postgresql://u@primary:5432/d",
+        }
+    )
+    assert pooled.database_pool_mode == "transaction"
+    assert pooled.direct_url == "postgresql://u@primary:5432/d"
+
+
 def test_scheduler_settings() -> None:
     settings = Settings.from_env({"SCHEDULER_ENABLED": "false", "SCHEDULER_POLL_SECONDS": "0.5"})
     assert (settings.scheduler_enabled, settings.scheduler_poll_seconds) == (False, 0.5)
@@ -97,6 +111,18 @@ def test_introspection_access(access: str) -> None:
         ({"SCHEDULER_ENABLED": "sometimes"}, "SCHEDULER_ENABLED"),
         ({"SCHEDULER_POLL_SECONDS": "0"}, "SCHEDULER_POLL_SECONDS"),
         ({"SCHEDULER_POLL_SECONDS": "often"}, "SCHEDULER_POLL_SECONDS"),
+        ({"DATABASE_URL": "postgresql://u@h/d", "DATABASE_POOL_MODE": "x"}, "DATABASE_POOL_MODE"),
+        (
+            {"DATABASE_URL": "postgresql://u@h/d", "DATABASE_POOL_MODE": "transaction"},
+            "DATABASE_DIRECT_URL",
+        ),
+        # The embedded server has no pooler in front of it.
+        ({"DATABASE_POOL_MODE": "transaction"}, "DATABASE_POOL_MODE"),
+        ({"DATABASE_DIRECT_URL": "postgresql://u@h/d"}, "DATABASE_DIRECT_URL"),
+        (
+            {"DATABASE_URL": "postgresql://u@h/d", "DATABASE_DIRECT_URL": "u@h/d"},
+            "DATABASE_DIRECT_URL",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:

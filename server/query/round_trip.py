@@ -7,8 +7,11 @@ migration for how the role switch and Row-Level Security apply to the read.
 
 What travels: the opening's arguments as bind values, the read's name (a digest of its text), its
 text only when this connection has not prepared it yet, and its arguments as text, which
-PostgreSQL turns into literals of the placeholders' types. `text_argument` writes each value in the
-input syntax of the type the binder gave it (`server/query/filters.py`).
+PostgreSQL turns into literals of the placeholders' types. Through a transaction pooler a
+connection's calls may reach different server sessions, so there the text travels every time, to
+`cms_read_text` (migration 0013), which prepares, runs and forgets the read within the call.
+`text_argument` writes each value in the input syntax of the type the binder gave it
+(`server/query/filters.py`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ READ_SQL = (
     "SELECT principal, results"
     " FROM cms_read($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text[])"
 )
+# Through a transaction pooler: the same call, always with the text, leaving nothing prepared.
+READ_TEXT_SQL = READ_SQL.replace("cms_read(", "cms_read_text(")
 
 
 # Reads kept prepared per connection; past it, the session forgets them all and starts again.
@@ -95,22 +100,27 @@ async def _fetch_on(
 ) -> tuple[str, list[str | None]]:
     prepared = conn.prepared_reads
     name = statement.name
-    if name not in prepared and len(prepared) >= PREPARED_PER_CONNECTION:
+    call: str = READ_SQL
+    text: str | None = statement.sql
+    if database.transaction_pooled:
+        # Each call may reach another server session, which never saw an earlier PREPARE.
+        call = READ_TEXT_SQL
+    elif name in prepared:
+        text = None
+    elif len(prepared) >= PREPARED_PER_CONNECTION:
         # Only the reads: asyncpg keeps its own statements prepared on the session too.
         await conn.execute("; ".join(f"DEALLOCATE {name}" for name in prepared))
         prepared.clear()
-    text = None if name in prepared else statement.sql
     arguments = [text_argument(value) for value in statement.args]
     database.ran(statement.sql, statement.args)
     try:
         with refusals(), translate_errors(conn):
-            row = await conn.fetchrow(
-                READ_SQL, *opening, name, text, arguments, timeout=cancel_after
-            )
+            row = await conn.fetchrow(call, *opening, name, text, arguments, timeout=cancel_after)
     except asyncpg.InvalidSQLStatementNameError:
         prepared.discard(name)
         raise ReadNotPrepared(name) from None
-    prepared.add(name)
+    if not database.transaction_pooled:
+        prepared.add(name)
     assert row is not None
     return row["principal"], list(row["results"])
 

@@ -1,0 +1,286 @@
+"""The API behind a real PgBouncer in transaction mode (`DATABASE_POOL_MODE=transaction`).
+
+PgBouncer gets ONE server connection per database, so consecutive transactions of every client,
+whichever tenant they serve, run on the same PostgreSQL session: any setting, role or prepared
+statement one request left on it would reach the next. The server's own pool has several
+connections (PgBouncer's clients); LISTEN and start-up work go to the database directly
+(`DATABASE_DIRECT_URL`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from server.postgres import PostgresAdapter
+from server.testing import GraphQLClient, running_api
+from tests.pgbouncer import Bouncer, pgbouncer
+
+CREATE = (
+    "mutation($t: String!, $s: String!) {"
+    " createPost(data: {title: $t, slug: $s}, publish: true) { id revision } }"
+)
+UPDATE = "mutation($id: ID!, $v: Int!) { updatePost(id: $id, data: {views: $v}) { id revision } }"
+TITLES = "{ allPost(limit: 100) { title } }"
+DRAFT_TITLES = '{ allPost(limit: 100, perspective: "draft") { title views } }'
+# What a server session holds between transactions: nothing of any request.
+PROBE = """select current_setting('app.organization_id', true) as org,
+                  current_setting('app.principal', true) as principal,
+                  current_setting('app.readable_orgs', true) as readable,
+                  current_user as role,
+                  current_setting('transaction_read_only') as read_only,
+                  current_setting('lock_timeout') as lock_timeout,
+                  current_setting('statement_timeout') as statement_timeout,
+                  (select count(*) from pg_prepared_statements) as prepared,
+                  pg_backend_pid() as pid"""
+RECIPE = {
+    "type": "document",
+    "name": "recipe",
+    "title": "Recipe",
+    "fields": [{"name": "title", "type": "string", "required": True}],
+}
+REGISTER = "mutation($d: JSON!) { registerSchemaType(definition: $d) { name } }"
+
+
+@pytest.fixture(scope="module")
+async def bouncer(pg_url: str) -> AsyncIterator[Bouncer]:
+    async with pgbouncer(pg_url, pool_size=1) as running:
+        yield running
+
+
+@pytest.fixture
+async def pooled(bouncer: Bouncer, db_url: str) -> AsyncIterator[PostgresAdapter]:
+    """The adapter through PgBouncer; its own pool holds several client connections."""
+    adapter = PostgresAdapter(
+        bouncer.url(db_url),
+        direct_url=db_url,
+        pool_mode="transaction",
+        pool_size=4,
+        run_migrations=False,
+    )
+    await adapter.connect()
+    yield adapter
+    await adapter.disconnect()
+
+
+@pytest.fixture
+async def gql(pooled: PostgresAdapter) -> AsyncIterator[GraphQLClient]:
+    async with running_api(adapter=pooled) as client:
+        yield client
+
+
+async def probe(url: str) -> dict[str, Any]:
+    conn = await asyncpg.connect(url, statement_cache_size=0)
+    try:
+        row = await conn.fetchrow(PROBE)
+    finally:
+        await conn.close()
+    assert row is not None
+    return dict(row)
+
+
+def assert_clean(state: dict[str, Any], fresh: dict[str, Any]) -> None:
+    """`state` is what a fresh session (`fresh`) shows: a setting made transaction-local reads back
+    as '' once set on a session, and as NULL before."""
+    for name in ("org", "principal", "readable"):
+        assert state[name] in ("", None), name
+    # Not `jit`: asyncpg turns it off for the session while it introspects a type it has not met
+    # (an enum), and turns it back on only when it found it on; inside a request it finds the
+    # request's transaction-local `off`. No tenant state, and requests turn it off anyway.
+    for name in ("role", "read_only", "lock_timeout", "statement_timeout"):
+        assert state[name] == fresh[name], name
+    assert state["prepared"] == 0
+
+
+async def titles(client: GraphQLClient, key: str, query: str = TITLES) -> set[str]:
+    body = await client(query, key=key)
+    assert "errors" not in body, body
+    return {post["title"] for post in body["data"]["allPost"]}
+
+
+async def test_interleaved_tenants_on_one_server_connection_see_only_their_own(
+    gql: GraphQLClient, pooled: PostgresAdapter, bouncer: Bouncer, db_url: str
+) -> None:
+    through = bouncer.url(db_url)
+    fresh = await probe(through)
+    orgs = {"a": gql.org, "b": await gql.org_named("beta")}
+    keys = {"a": gql.key, "b": await gql.key_for(orgs["b"])}
+    compiled = gql.app.state.graphql
+    async with running_api(adapter=pooled, org_slug="gamma", compiled_reads=False) as resolvers:
+        # Writes, interleaved: each tenant creates its posts at the same time as the other.
+        created = await asyncio.gather(
+            *(
+                gql.data(CREATE, {"t": f"{tenant}-{n}", "s": f"{tenant}-{n}"}, key=keys[tenant])
+                for n in range(8)
+                for tenant in ("a", "b")
+            )
+        )
+        ids = {
+            tenant: [c["createPost"]["id"] for c in created[i::2]] for i, tenant in enumerate("ab")
+        }
+        expected = {tenant: {f"{tenant}-{n}" for n in range(8)} for tenant in "ab"}
+
+        served = compiled.compiled_served
+        reads: list[Any] = []
+        for _ in range(6):
+            for tenant in "ab":
+                reads.append(titles(gql, keys[tenant]))  # the compiled path
+                reads.append(titles(resolvers, keys[tenant]))  # the resolvers
+                reads.append(titles(gql, keys[tenant], DRAFT_TITLES))
+            reads.append(probe(through))
+        # Direct writes (`updatePost { id revision }`), and each tenant reaching for the other's
+        # documents, in the same stream.
+        writes = [
+            gql(UPDATE, {"id": ids[tenant][n], "v": n}, key=keys[tenant])
+            for n in range(4)
+            for tenant in "ab"
+        ]
+        trespass = [
+            gql(UPDATE, {"id": ids["b"][0], "v": 99}, key=keys["a"]),
+            resolvers(UPDATE, {"id": ids["a"][0], "v": 99}, key=keys["b"]),
+        ]
+        results = await asyncio.gather(*reads, *writes, *trespass)
+        assert compiled.compiled_served - served == 24
+        assert resolvers.app.state.graphql.compiled_served == 0
+
+    answers = results[: len(reads)]
+    pids = set()
+    for n, answer in enumerate(answers):
+        if isinstance(answer, dict):
+            assert_clean(answer, fresh)
+            pids.add(answer["pid"])
+            continue
+        tenant = "ab"[(n % 7) // 3]
+        assert answer == expected[tenant], (n, answer)
+    assert len(pids) == 1, "PgBouncer must have used its one server connection throughout"
+
+    for body in results[len(reads) : len(reads) + len(writes)]:
+        assert "errors" not in body, body
+    for body in results[len(reads) + len(writes) :]:
+        assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+    conn = await asyncpg.connect(db_url)
+    try:
+        rows = await conn.fetch(
+            "select organization_id, draft_data->>'title' as title,"
+            " (draft_data->>'views')::int as views from cms_documents where type = 'post'"
+        )
+    finally:
+        await conn.close()
+    stored = {row["title"]: (row["organization_id"], row["views"]) for row in rows}
+    for tenant in "ab":
+        for n in range(8):
+            org, views = stored[f"{tenant}-{n}"]
+            assert org == orgs[tenant]
+            assert views == (n if n < 4 else None)
+    assert_clean(await probe(through), fresh)
+
+
+async def test_compiled_reads_send_their_text_and_leave_nothing_prepared(
+    gql: GraphQLClient, bouncer: Bouncer, db_url: str, round_trips: list[str]
+) -> None:
+    through = bouncer.url(db_url)
+    endpoint = gql.app.state.graphql
+    await gql.data(CREATE, {"t": "Hello", "s": "hello"})
+    served = endpoint.compiled_served
+    round_trips.clear()
+    for _ in range(3):
+        assert await titles(gql, gql.key) == {"Hello"}
+    assert endpoint.compiled_served == served + 3
+    assert endpoint.compiled_failures == 0
+    # One round trip each, and each carries the read's text to `cms_read_text`.
+    assert len(round_trips) == 3
+    assert all("cms_read_text(" in sql for sql in round_trips)
+    assert (await probe(through))["prepared"] == 0
+    health = await gql.client.get("/healthz")
+    assert health.status_code == 200, health.text
+
+
+async def test_statement_counts_are_the_same_as_direct(
+    gql: GraphQLClient, adapter: PostgresAdapter, round_trips: list[str]
+) -> None:
+    """The pooled path runs the statements, and the round trips, that the direct one does."""
+    async with running_api(adapter=adapter, org_slug="direct") as direct:
+        counts = []
+        for client in (direct, gql):
+            database = client.services.adapter.database
+            seen = []
+            created = await client.data(CREATE, {"t": "Counted", "s": "counted"})
+            post = created["createPost"]["id"]
+            for query, variables in [
+                (TITLES, None),
+                (TITLES, None),
+                (DRAFT_TITLES, None),
+                ("query($id: ID!) { post(id: $id) { title author { name } } }", {"id": post}),
+                (UPDATE, {"id": post, "v": 3}),
+                ("mutation($id: ID!) { publishPost(id: $id) { id title } }", {"id": post}),
+                (CREATE, {"t": "More", "s": "more"}),
+            ]:
+                statements, sent = database.statements, len(round_trips)
+                body = await client(query, variables)
+                assert "errors" not in body, body
+                seen.append((database.statements - statements, len(round_trips) - sent))
+            counts.append(seen)
+    assert counts[0] == counts[1]
+    assert counts[0][0] == (1, 1)  # a compiled read: one statement, one round trip
+
+
+async def test_a_schema_change_reaches_another_instance_through_pgbouncer(
+    pg_url: str, db_url: str
+) -> None:
+    # Two server connections: registering a type holds the request's transaction while the
+    # change commits in a transaction of its own (docs/scaling.md).
+    async with pgbouncer(pg_url, pool_size=2) as wider:
+        through = wider.url(db_url)
+        # Started as a deployment starts: migrations and RLS set-up over the direct URL.
+        pooled: dict[str, Any] = {
+            "database_pool_mode": "transaction",
+            "database_direct_url": db_url,
+        }
+        async with (
+            running_api(through, **pooled) as one,
+            running_api(through, org_slug="other", **pooled) as two,
+        ):
+            assert "recipe" not in two.services.model.registry
+            admin = await one.key_for(one.org, instance_admin=True)
+            await one.data(REGISTER, {"d": RECIPE}, key=admin)
+            for _ in range(20):
+                if "recipe" in two.services.model.registry:
+                    break
+                await asyncio.sleep(0.05)
+            assert "recipe" in two.services.model.registry
+            await one.data('mutation { createRecipe(data: {title: "Soup"}, publish: true) { id } }')
+            # The other instance serves the new type, through PgBouncer, on the compiled path.
+            endpoint = two.app.state.graphql
+            served = endpoint.compiled_served
+            key = await two.key_for(one.org)
+            listed = await two.data("{ allRecipe { title } }", key=key)
+            assert listed == {"allRecipe": [{"title": "Soup"}]}
+            assert endpoint.compiled_served == served + 1
+
+            # asyncpg's unnamed statements (no statement cache) hold across the two server
+            # connections: many clients, reads and writes at once, and not one error.
+            bodies = await asyncio.gather(
+                *(two("{ allRecipe { title } }", key=key) for _ in range(20)),
+                *(one(CREATE, {"t": f"Post {n}", "s": f"post-{n}"}) for n in range(10)),
+                *(one(TITLES) for _ in range(10)),
+            )
+            assert [body for body in bodies if "errors" in body] == []
+
+
+async def test_the_probe_sees_what_a_session_setting_leaves(bouncer: Bouncer, db_url: str) -> None:
+    """The leak check can fail: a session-level setting shows on PgBouncer's one server session."""
+    through = bouncer.url(db_url)
+    fresh = await probe(through)
+    conn = await asyncpg.connect(through, statement_cache_size=0)
+    try:
+        await conn.execute("select set_config('app.organization_id', $1, false)", str(uuid.uuid4()))
+        with pytest.raises(AssertionError, match="org"):
+            assert_clean(await probe(through), fresh)
+    finally:
+        await conn.close()
