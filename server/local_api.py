@@ -146,6 +146,21 @@ def render(row: DocumentRow, data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+async def rendered(
+    ctx: Context, rows: Sequence[DocumentRow], *, depth: int, perspective: Perspective
+) -> list[dict[str, Any]]:
+    """`rows` as the local API returns documents: rendered, their references inlined to `depth` in
+    `perspective` (a target of a type its field does not take stays a reference)."""
+    return await resolve_references(
+        ctx.tx,
+        list(rows),
+        depth=depth,
+        perspective=perspective,
+        render=render,
+        paths=reference_paths(ctx.registry),
+    )
+
+
 def _declared(schema_type: SchemaType, data: Mapping[str, Any]) -> dict[str, Any]:
     """`data` without the keys the type does not declare (after a schema change, or stored before
     system keys were refused at the top level)."""
@@ -261,14 +276,7 @@ class LocalAPI:
             limit=limit,
             offset=offset,
         )
-        docs = await resolve_references(
-            ctx.tx,
-            found.rows,
-            depth=depth,
-            perspective=chosen,
-            render=render,
-            paths=reference_paths(ctx.registry),
-        )
+        docs = await rendered(ctx, found.rows, depth=depth, perspective=chosen)
         return FindResult.of(found, docs)
 
 
@@ -336,14 +344,7 @@ class Collection:
         )
         if row is None:
             row = empty_row(ctx.organization_id, self.type_name)
-        [doc] = await resolve_references(
-            ctx.tx,
-            [row],
-            depth=depth,
-            perspective=chosen,
-            render=render,
-            paths=reference_paths(ctx.registry),
-        )
+        [doc] = await rendered(ctx, [row], depth=depth, perspective=chosen)
         return doc
 
     async def find(
@@ -377,14 +378,7 @@ class Collection:
             perspective=chosen,
             with_total=with_total,
         )
-        docs = await resolve_references(
-            ctx.tx,
-            page.rows,
-            depth=depth,
-            perspective=chosen,
-            render=render,
-            paths=reference_paths(ctx.registry),
-        )
+        docs = await rendered(ctx, page.rows, depth=depth, perspective=chosen)
         return FindResult.of(page, docs)
 
     async def find_by_id(
@@ -397,14 +391,7 @@ class Collection:
         row = await find_document_by_id(ctx.tx, self.type_name, parse_id(id), perspective=chosen)
         if row is None:
             return None
-        [doc] = await resolve_references(
-            ctx.tx,
-            [row],
-            depth=depth,
-            perspective=chosen,
-            render=render,
-            paths=reference_paths(ctx.registry),
-        )
+        [doc] = await rendered(ctx, [row], depth=depth, perspective=chosen)
         return doc
 
     async def count(
@@ -607,14 +594,7 @@ class Collection:
     async def _render(
         self, ctx: Context, row: DocumentRow, perspective: Perspective, depth: int
     ) -> dict[str, Any]:
-        [doc] = await resolve_references(
-            ctx.tx,
-            [row],
-            depth=check_depth(depth),
-            perspective=perspective,
-            render=render,
-            paths=reference_paths(ctx.registry),
-        )
+        [doc] = await rendered(ctx, [row], depth=check_depth(depth), perspective=perspective)
         return doc
 
     async def _publish_row(
