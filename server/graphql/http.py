@@ -52,6 +52,7 @@ from server.mail import Mailer
 from server.opening import known_callers, opening_arguments
 from server.persisted_queries import is_sha256, sha256
 from server.query import round_trip, run
+from server.query.plan import chosen_operation
 
 if TYPE_CHECKING:
     from server.delivery import Delivery
@@ -678,18 +679,14 @@ def _maybe_public(credential: Any) -> bool:
 
 @functools.lru_cache(maxsize=512)
 def _operation_type(query: str, operation_name: str | None) -> str | None:
-    """`query`, `mutation` or `subscription` for the chosen operation (None: none, or no parse)."""
+    """`query`, `mutation` or `subscription` for the chosen operation (None: none or several, or
+    no parse)."""
     try:
         document = parse(query, max_tokens=MAX_TOKENS)
     except GraphQLError:
         return None
-    for definition in document.definitions:
-        if isinstance(definition, OperationDefinitionNode) and (
-            operation_name is None
-            or (definition.name is not None and definition.name.value == operation_name)
-        ):
-            return definition.operation.value
-    return None
+    operation = chosen_operation(document, operation_name)
+    return operation.operation.value if operation is not None else None
 
 
 @functools.lru_cache(maxsize=512)
