@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -34,6 +36,8 @@ from server.tenancy import Tenancy, request_role
 # The SQL expression that reads the caller's facts (JSON text) back in the opened transaction.
 PRINCIPAL_SQL = "current_setting('app.principal', true)"
 
+# The key under which the opening keeps what `cms_read_known` checks the facts by (migration 0014).
+_ACCESS = '"access"'
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
@@ -110,27 +114,58 @@ def facts_changed(exc: asyncpg.PostgresError) -> bool:
 
 
 class KnownCallers:
-    """The facts (`app.principal`'s text) each credential had on its last request, most recent
-    last. Only ever a hint: the database checks them at every opening."""
+    """The facts (`app.principal`'s text) each credential had on its last full opening, most
+    recent last. Only ever a hint: the database checks them at every opening.
 
-    def __init__(self, size: int = 1024) -> None:
+    Facts learned less than `fresh_seconds` ago are `fresh`: a compiled read may then skip the
+    credential check and the tree walk (`cms_read_known`, migration 0014), which the database
+    allows only while nothing they depend on has changed. Past that age the next read opens in
+    full again, which is also what bumps an API key's `last_used_at` when it is due.
+    """
+
+    def __init__(
+        self,
+        size: int = 1024,
+        *,
+        fresh_seconds: float = LAST_USED_RESOLUTION_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.size = size
-        self._facts: OrderedDict[Credential, str] = OrderedDict()
+        self.fresh_seconds = fresh_seconds
+        self._clock = clock
+        self._facts: OrderedDict[Credential, tuple[str, float]] = OrderedDict()
 
     def get(self, credential: Credential) -> str | None:
-        facts = self._facts.get(credential)
-        if facts is not None:
-            self._facts.move_to_end(credential)
+        known = self._facts.get(credential)
+        if known is None:
+            return None
+        self._facts.move_to_end(credential)
+        return known[0]
+
+    def fresh(self, credential: Credential) -> str | None:
+        """The facts, if a full opening found them recently and they carry what the database
+        checks them by (`access`)."""
+        known = self._facts.get(credential)
+        if known is None:
+            return None
+        facts, learned = known
+        if self._clock() - learned >= self.fresh_seconds or _ACCESS not in facts:
+            return None
+        self._facts.move_to_end(credential)
         return facts
 
     def remember(self, credential: Credential, facts: str) -> None:
-        self._facts[credential] = facts
+        """Keep the facts a full opening just found."""
+        self._facts[credential] = (facts, self._clock())
         self._facts.move_to_end(credential)
         if len(self._facts) > self.size:
             self._facts.popitem(last=False)
 
     def forget(self, credential: Credential) -> None:
         self._facts.pop(credential, None)
+
+    def clear(self) -> None:
+        self._facts.clear()
 
 
 known_callers = KnownCallers()

@@ -178,6 +178,17 @@ instance_settings = Table(
     _timestamp("updated_at"),
 )
 
+# One counter of the changes to what a request's opening finds (credentials, memberships, roles,
+# the organization tree), counted by triggers (migration 0014): a caller's facts kept by the
+# server hold as long as it has not moved.
+access_epoch = Table(
+    "cms_access_epoch",
+    metadata,
+    Column("id", Boolean, primary_key=True, server_default=text("true")),
+    Column("epoch", BigInteger, nullable=False, server_default=text("0")),
+    CheckConstraint("id", name="one_row"),
+)
+
 schema_types = Table(
     "cms_schema_types",
     metadata,

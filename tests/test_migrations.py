@@ -42,7 +42,7 @@ async def test_upgrade_downgrade_upgrade_round_trip(databases: TestDatabases) ->
     try:
         await asyncio.to_thread(migrate.upgrade, url)
         migrated = await _objects(url)
-        assert migrated["tables"] == 22
+        assert migrated["tables"] == 23
         assert migrated["policies"] == 36
 
         await asyncio.to_thread(migrate.downgrade, url, "base")

@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from bench.scenarios import BY_NAME, Scenario, update_variables
+from server.opening import known_callers
 from tests.conftest import GraphQLClient
 
 READ = 1  # a whole read request: the credential check, the organization scope and the read
@@ -203,6 +204,19 @@ async def test_a_read_request_is_one_round_trip(
     await statements(gql, body)  # prepares the read on the connection
     sent.clear()
     count, _ = await statements(gql, body)
+    assert count == READ
+    assert len(sent) == 1
+    # A caller met moments ago: its facts are checked by the access counter (migration 0014).
+    assert sent[0].startswith("SELECT cms_read_known(")
+
+
+async def test_a_read_by_a_caller_not_met_yet_is_one_round_trip_too(
+    gql: GraphQLClient, blog: list[str], round_trips: list[str]
+) -> None:
+    """The full opening (credential check, tree walk) runs inside the read's one statement."""
+    known_callers.clear()
+    sent = round_trips
+    count, _ = await statements(gql, with_limit(BY_NAME["Q1"], 5))
     assert count == READ
     assert len(sent) == 1
     assert sent[0].startswith("SELECT principal, results FROM cms_read(")

@@ -25,6 +25,7 @@ import asyncpg
 
 from server.auth import refusals
 from server.db import connection_lost, translate_errors
+from server.opening import FactsChanged, facts_changed
 
 if TYPE_CHECKING:
     from server.db import Database, PooledConnection
@@ -36,6 +37,9 @@ READ_SQL = (
 )
 # Through a transaction pooler: the same call, always with the text, leaving nothing prepared.
 READ_TEXT_SQL = READ_SQL.replace("cms_read(", "cms_read_text(")
+# For a caller whose facts a full opening found recently: the read without the credential check
+# and the tree walk, while the database finds those facts still hold (migration 0014).
+READ_KNOWN_SQL = "SELECT cms_read_known($1, $2, $3, $4, $5, $6, $7, $8::text[])"
 
 
 # Reads kept prepared per connection; past it, the session forgets them all and starts again.
@@ -58,6 +62,7 @@ async def fetch(
     *,
     cancel_after: float | None,
     lock_timeout_ms: int = 0,
+    known: str | None = None,
 ) -> tuple[str, list[str | None]]:
     """Open the request and run `statement` in one statement: the caller's facts and the texts.
 
@@ -71,18 +76,23 @@ async def fetch(
         cancel_after: seconds before the server cancels the statement (the request statement timeout,
             which a setting made inside a statement cannot impose on it); None for no limit.
         lock_timeout_ms: how long the read may wait for a lock (0: as long as it takes).
+        known: the caller's facts as a full opening found them recently
+            (`server.opening.KnownCallers.fresh`): the read then skips the credential check and
+            the organization tree, which the database allows only while they still hold. Not
+            through a transaction pooler, whose calls always carry the read's text.
 
     Raises:
         CMSError: a refused credential, or a database error in the domain's terms
             (`UnavailableError` when the connection was lost twice).
         ReadNotPrepared: the connection's session had lost the prepared read.
+        FactsChanged: `known` no longer holds: open in full (without it).
         TimeoutError: the statement ran longer than `cancel_after` and was cancelled.
     """
     for attempt in (1, 2):
         async with database.session() as conn:
             try:
                 return await _fetch_on(
-                    conn, database, (*opening, lock_timeout_ms), statement, cancel_after
+                    conn, database, (*opening, lock_timeout_ms), statement, cancel_after, known
                 )
             except Exception as exc:
                 if attempt == 2 or not connection_lost(conn, exc):
@@ -97,6 +107,7 @@ async def _fetch_on(
     opening: tuple[Any, ...],
     statement: Statement,
     cancel_after: float | None,
+    known: str | None,
 ) -> tuple[str, list[str | None]]:
     prepared = conn.prepared_reads
     name = statement.name
@@ -115,14 +126,37 @@ async def _fetch_on(
     database.ran(statement.sql, statement.args)
     try:
         with refusals(), translate_errors(conn):
-            row = await conn.fetchrow(call, *opening, name, text, arguments, timeout=cancel_after)
+            if known is not None and not database.transaction_pooled:
+                hierarchy, statement_timeout_ms, role, lock_timeout_ms = opening[5:]
+                results = await conn.fetchval(
+                    READ_KNOWN_SQL,
+                    known,
+                    hierarchy,
+                    statement_timeout_ms,
+                    role,
+                    lock_timeout_ms,
+                    name,
+                    text,
+                    arguments,
+                    timeout=cancel_after,
+                )
+                principal = known
+            else:
+                row = await conn.fetchrow(
+                    call, *opening, name, text, arguments, timeout=cancel_after
+                )
+                assert row is not None
+                principal, results = row["principal"], row["results"]
     except asyncpg.InvalidSQLStatementNameError:
         prepared.discard(name)
         raise ReadNotPrepared(name) from None
+    except asyncpg.PostgresError as exc:
+        if facts_changed(exc):
+            raise FactsChanged from None
+        raise
     if not database.transaction_pooled:
         prepared.add(name)
-    assert row is not None
-    return row["principal"], list(row["results"])
+    return principal, list(results)
 
 
 def text_argument(value: Any) -> str | None:

@@ -1,0 +1,249 @@
+"""Reads by callers met recently: no credential check or tree walk while nothing they depend on changed.
+
+A compiled read by a caller whose facts a full opening found less than a minute ago runs
+`cms_read_known` (migration 0014): the database checks one counter, which triggers move on every
+change to credentials, memberships, roles and the organization tree, and the credential's
+expiry. These tests make each such change between two reads and require the second read to see
+it, after proving that the first ones took the short way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from server.auth import parse_credential
+from server.credentials import secret_digest
+from server.opening import KnownCallers, known_callers
+from tests.conftest import GraphQLClient
+from tests.test_graphql_access import code, sign_in, sign_up
+
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
+
+TITLES = '{ allPost(sort: ["title"]) { title } }'
+CREATE = "mutation($t: String!) { createPost(data: {title: $t, slug: $t}, publish: true) { id } }"
+KNOWN = "SELECT cms_read_known("
+FULL = "SELECT principal, results FROM cms_read("
+
+
+async def read(
+    gql: GraphQLClient, key: str, round_trips: list[str], org: uuid.UUID | None = None
+) -> tuple[dict[str, Any], str]:
+    """The response to TITLES and the statement that served it (the short or the full way)."""
+    headers = {"X-Organization-Id": str(org)} if org is not None else None
+    round_trips.clear()
+    payload: dict[str, Any] = (await gql.post(TITLES, key=key, headers=headers)).json()
+    reads = [sql for sql in round_trips if sql.startswith((KNOWN, FULL))]
+    return payload, reads[-1] if reads else ""
+
+
+async def met(
+    gql: GraphQLClient, key: str, round_trips: list[str], org: uuid.UUID | None = None
+) -> dict[str, Any]:
+    """Read twice: the second time must take the short way."""
+    await read(gql, key, round_trips, org)
+    payload, statement = await read(gql, key, round_trips, org)
+    assert statement.startswith(KNOWN), round_trips
+    return payload
+
+
+async def epoch(gql: GraphQLClient) -> int:
+    async with gql.services.adapter.instance_transaction() as tx:
+        value: int = await tx.fetchval("SELECT epoch FROM cms_access_epoch")
+    return value
+
+
+async def sql(gql: GraphQLClient, statement: str, *args: Any) -> None:
+    async with gql.services.adapter.instance_transaction() as tx:
+        await tx.execute(statement, *args)
+
+
+def titles(payload: dict[str, Any]) -> list[str]:
+    assert "errors" not in payload, payload
+    return [post["title"] for post in payload["data"]["allPost"]]
+
+
+async def test_a_caller_met_recently_reads_the_short_way_with_the_same_answer(
+    gql: GraphQLClient, round_trips: list[str]
+) -> None:
+    await gql.data(CREATE, {"t": "one"})
+    known_callers.clear()
+    first, statement = await read(gql, gql.key, round_trips)
+    assert statement.startswith(FULL)
+    second, statement = await read(gql, gql.key, round_trips)
+    assert statement.startswith(KNOWN)
+    assert first == second
+    assert titles(second) == ["one"]
+
+
+async def test_a_revoked_key_is_refused_at_its_next_read(
+    gql: GraphQLClient, round_trips: list[str]
+) -> None:
+    key = await gql.key_for(gql.org, role="viewer")
+    await met(gql, key, round_trips)
+    await sql(gql, "UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1", secret_digest(key))
+    payload, _ = await read(gql, key, round_trips)
+    assert code(payload) == "UNAUTHENTICATED"
+
+
+async def test_a_key_whose_expiry_passes_is_refused_though_nothing_changed(
+    gql: GraphQLClient, round_trips: list[str]
+) -> None:
+    key = await gql.key_for(gql.org, role="viewer")
+    await sql(
+        gql,
+        "UPDATE api_keys SET expires_at = now() + interval '1 second' WHERE key_hash = $1",
+        secret_digest(key),
+    )
+    await met(gql, key, round_trips)
+    before = await epoch(gql)
+    left = (
+        "SELECT extract(epoch FROM expires_at - clock_timestamp()) FROM api_keys"
+        " WHERE expires_at IS NOT NULL"
+    )
+    async with gql.services.adapter.instance_transaction() as tx:
+        await asyncio.sleep(max(float(await tx.fetchval(left)), 0) + 0.05)
+        assert await tx.fetchval(left) < 0  # expired by the database's clock
+    payload, _ = await read(gql, key, round_trips)
+    assert code(payload) == "UNAUTHENTICATED"
+    assert await epoch(gql) == before
+
+
+async def test_a_new_child_organization_is_read_at_once(
+    gql: GraphQLClient, round_trips: list[str]
+) -> None:
+    await gql.data(CREATE, {"t": "parents"})
+    assert titles(await met(gql, gql.key, round_trips)) == ["parents"]
+    child = await gql.org_named("child", parent=gql.org)
+    await gql.data(CREATE, {"t": "childs"}, key=await gql.key_for(child))
+    payload, _ = await read(gql, gql.key, round_trips)
+    assert titles(payload) == ["childs", "parents"]
+
+
+async def test_an_organization_moved_away_is_no_longer_read(
+    gql: GraphQLClient, round_trips: list[str]
+) -> None:
+    child = await gql.org_named("child", parent=gql.org)
+    other = await gql.org_named("other")
+    await gql.data(CREATE, {"t": "childs"}, key=await gql.key_for(child))
+    assert titles(await met(gql, gql.key, round_trips)) == ["childs"]
+    await sql(
+        gql, "UPDATE cms_organizations SET parent_organization_id = $1 WHERE id = $2", other, child
+    )
+    payload, _ = await read(gql, gql.key, round_trips)
+    assert titles(payload) == []
+
+
+async def test_a_role_that_loses_the_read_capability_is_refused(
+    gql: GraphQLClient, round_trips: list[str]
+) -> None:
+    adapter = gql.services.adapter
+    async with adapter.instance_transaction() as tx:
+        await tx.execute(
+            "INSERT INTO cms_organization_roles (organization_id, name, capabilities)"
+            " VALUES ($1, 'reader', '[\"document.read\"]')",
+            gql.org,
+        )
+    key = await gql.key_for(gql.org, role="reader")
+    await met(gql, key, round_trips)
+    await sql(
+        gql,
+        "UPDATE cms_organization_roles SET capabilities = '[]'"
+        " WHERE organization_id = $1 AND name = 'reader'",
+        gql.org,
+    )
+    payload, _ = await read(gql, key, round_trips)
+    assert code(payload) == "FORBIDDEN"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "DELETE FROM cms_organization_members WHERE user_id = $1",
+        "DELETE FROM sessions WHERE user_id = $1",
+        "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1",
+    ],
+)
+async def test_a_session_loses_what_it_read_by_at_once(
+    gql: GraphQLClient, round_trips: list[str], change: str
+) -> None:
+    user_id = await sign_up(gql, "ann@example.com", member_of=gql.org, role="viewer")
+    token = await sign_in(gql, "ann@example.com")
+    await met(gql, token, round_trips, org=gql.org)
+    await sql(gql, change, user_id)
+    payload, _ = await read(gql, token, round_trips, org=gql.org)
+    assert code(payload) in ("UNAUTHENTICATED", "FORBIDDEN")
+
+
+async def test_key_use_sign_ins_and_new_keys_leave_the_counter_alone(
+    gql: GraphQLClient, round_trips: list[str]
+) -> None:
+    before = await epoch(gql)
+    await sql(gql, "UPDATE api_keys SET last_used_at = now() - interval '1 hour'")
+    await read(gql, gql.key, round_trips)  # a full opening, which bumps `last_used_at`
+    await gql.key_for(gql.org)
+    await sign_up(gql, "ann@example.com", member_of=gql.org, role="viewer")
+    after_sign_up = await epoch(gql)
+    assert after_sign_up > before  # a membership is a change...
+    await sign_in(gql, "ann@example.com")
+    assert await epoch(gql) == after_sign_up  # ...a sign-in and a key's use are not
+
+
+async def test_the_counter_watches_every_column_of_api_keys_but_last_used_at(
+    gql: GraphQLClient,
+) -> None:
+    async with gql.services.adapter.instance_transaction() as tx:
+        columns = await tx.fetch(
+            "SELECT a.attname FROM pg_attribute a"
+            " WHERE a.attrelid = 'api_keys'::regclass AND a.attnum > 0 AND NOT a.attisdropped"
+        )
+        watched = await tx.fetch(
+            "SELECT a.attname FROM pg_trigger t"
+            " JOIN pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = ANY (t.tgattr)"
+            " WHERE t.tgrelid = 'api_keys'::regclass AND t.tgname LIKE '%access_change'"
+        )
+    assert {row["attname"] for row in watched} == {row["attname"] for row in columns} - {
+        "last_used_at"
+    }
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda gql: sql(gql, "UPDATE api_keys SET role = 'viewer'"),
+        lambda gql: sql(gql, "UPDATE cms_organization_roles SET capabilities = capabilities"),
+        lambda gql: sql(gql, "UPDATE cms_user_profiles SET role = role"),
+        lambda gql: sql(gql, "UPDATE cms_user_sessions SET user_id = user_id"),
+        lambda gql: sql(gql, "UPDATE cms_organization_members SET role = role"),
+        lambda gql: gql.org_named("another"),
+    ],
+)
+async def test_each_table_the_opening_reads_moves_the_counter(
+    gql: GraphQLClient, change: Callable[[GraphQLClient], Awaitable[object]]
+) -> None:
+    adapter = gql.services.adapter
+    user_id = await sign_up(gql, "ann@example.com", member_of=gql.org, role="viewer")
+    async with adapter.instance_transaction() as tx:
+        await adapter.create_user_profile(tx, user_id=user_id, role="editor")
+        await adapter.set_active_organization(tx, user_id=user_id, organization_id=gql.org)
+    before = await epoch(gql)
+    await change(gql)
+    assert await epoch(gql) == before + 1
+
+
+def test_facts_are_fresh_for_a_while_and_only_with_what_the_database_checks() -> None:
+    now = [0.0]
+    callers = KnownCallers(fresh_seconds=60, clock=lambda: now[0])
+    credential = parse_credential("Bearer cms_abc", None)
+    callers.remember(credential, '{"kind": "key", "access": {"epoch": 1}}')
+    now[0] = 59.0
+    assert callers.fresh(credential) is not None
+    now[0] = 60.0
+    assert callers.fresh(credential) is None
+    assert callers.get(credential) is not None  # still a hint for the writes' opening
+    callers.remember(credential, '{"kind": "key"}')
+    assert callers.fresh(credential) is None
