@@ -39,6 +39,10 @@ PRINCIPAL_SQL = "current_setting('app.principal', true)"
 # The key under which the opening keeps what `cms_read_known` checks the facts by (migration 0014).
 _ACCESS = '"access"'
 _WORD = re.compile(r"[A-Za-z0-9_]+")
+# Facts that may become a string literal by doubling their quotes: without a backslash (JSON writes
+# every control character and quote inside a string with one), so the literal means the same
+# whatever `standard_conforming_strings` says.
+_INLINABLE = re.compile(r"[^\\\x00-\x1f]*")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
@@ -61,7 +65,12 @@ def opening_arguments(credential: Credential, tenancy: Tenancy) -> tuple[Any, ..
 
 
 def opening_sql(
-    credential: Credential, tenancy: Tenancy, *, read_only: bool, known_facts: str | None = None
+    credential: Credential,
+    tenancy: Tenancy,
+    *,
+    read_only: bool,
+    known_facts: str | None = None,
+    fresh: bool = False,
 ) -> str:
     """The statement that follows `BEGIN` in a request's first round trip.
 
@@ -71,6 +80,9 @@ def opening_sql(
         read_only: make the transaction read-only once the credential is checked (queries).
         known_facts: the caller's facts as the last request found them: the opening checks they
             still hold (and raises `FactsChanged` if not).
+        fresh: `known_facts` are fresh (`KnownCallers.fresh`): the opening takes them as they are
+            while the access counter says nothing they depend on changed (`cms_open_known`,
+            migration 0014), instead of checking the credential again and comparing.
 
     Raises:
         ValueError: a value is not of the form that may be inlined (a programming error).
@@ -98,6 +110,16 @@ def opening_sql(
     lock_timeout = f"SET LOCAL lock_timeout = {int(tenancy.lock_timeout_ms)}"
     if known_facts is None:
         return f"SELECT cms_open_request({', '.join(arguments)}); {lock_timeout}"
+    if fresh and _INLINABLE.fullmatch(known_facts):
+        known = (
+            f"'{known_facts.replace(chr(39), chr(39) * 2)}'",
+            _boolean(hierarchy),
+            str(int(timeout)),
+            _word(role) if role is not None else "NULL",
+            _boolean(read_only),
+            str(int(tenancy.lock_timeout_ms)),
+        )
+        return f"SELECT cms_open_known({', '.join(known)})"
     digest = hashlib.sha256(known_facts.encode()).hexdigest()
     return f"SELECT cms_open_known_request({', '.join(arguments)}, '{digest}'); {lock_timeout}"
 

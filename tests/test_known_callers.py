@@ -18,7 +18,8 @@ import pytest
 
 from server.auth import parse_credential
 from server.credentials import secret_digest
-from server.opening import KnownCallers, known_callers
+from server.opening import KnownCallers, known_callers, opening_sql
+from server.tenancy import Tenancy
 from tests.conftest import GraphQLClient
 from tests.test_graphql_access import code, sign_in, sign_up
 
@@ -247,3 +248,16 @@ def test_facts_are_fresh_for_a_while_and_only_with_what_the_database_checks() ->
     assert callers.get(credential) is not None  # still a hint for the writes' opening
     callers.remember(credential, '{"kind": "key"}')
     assert callers.fresh(credential) is None
+
+
+def test_fresh_facts_become_a_literal_only_when_quoting_alone_keeps_their_meaning() -> None:
+    credential = parse_credential("Bearer cms_abc", None)
+    tenancy = Tenancy()
+    quoted = opening_sql(
+        credential, tenancy, read_only=True, known_facts='{"name": "O\'Hara"}', fresh=True
+    )
+    assert quoted.startswith("SELECT cms_open_known('{\"name\": \"O''Hara\"}', ")
+    escaped = '{"name": "a \\"quoted\\" word"}'
+    fallback = opening_sql(credential, tenancy, read_only=True, known_facts=escaped, fresh=True)
+    assert fallback.startswith("SELECT cms_open_known_request(")
+    assert "quoted" not in fallback

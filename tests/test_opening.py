@@ -17,7 +17,7 @@ from server.capabilities import ALL_CAPABILITIES, BUILT_IN_ROLES
 from server.credentials import secret_digest
 from server.errors import ForbiddenError, UnauthenticatedError
 from server.graphql.context import PRINCIPAL_SQL, RequestContext
-from server.opening import opening_sql
+from server.opening import known_callers, opening_sql
 from server.postgres import PostgresAdapter
 from server.testing import running_api
 from tests.conftest import GraphQLClient
@@ -82,9 +82,23 @@ async def test_unit_opens_then_reads_the_principal(gql: GraphQLClient) -> None:
     await context.finish(commit=False)
 
 
+@pytest.mark.parametrize(
+    ("fresh_seconds", "known_opening"),
+    [
+        # Facts met within the minute: taken as they are while the access counter holds still.
+        (60.0, "BEGIN; SELECT cms_open_known"),
+        # Older facts: the credential is checked again, and the facts compared by their digest.
+        (0.0, "BEGIN; SELECT cms_open_known_request"),
+    ],
+)
 async def test_a_known_caller_opens_in_one_statement_while_its_facts_hold(
-    gql: GraphQLClient, round_trips: list[str]
+    gql: GraphQLClient,
+    round_trips: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_seconds: float,
+    known_opening: str,
 ) -> None:
+    monkeypatch.setattr(known_callers, "fresh_seconds", fresh_seconds)
     key = await gql.key_for(gql.org, role="editor")
     first = await (context := request_context(gql, key, read_only=False)).unit()
     assert first.capabilities == BUILT_IN_ROLES["editor"]
@@ -93,7 +107,7 @@ async def test_a_known_caller_opens_in_one_statement_while_its_facts_hold(
     round_trips.clear()
     again = await (context := request_context(gql, key, read_only=False)).unit()
     assert again.tx.statements == 1
-    assert round_trips[0].startswith("BEGIN; SELECT cms_open_known_request(")
+    assert round_trips[0].startswith(f"{known_opening}(")
     assert again.capabilities == first.capabilities
     await context.finish(commit=True)
 
@@ -106,7 +120,7 @@ async def test_a_known_caller_opens_in_one_statement_while_its_facts_hold(
     changed = await (context := request_context(gql, key, read_only=False)).unit()
     assert changed.capabilities == BUILT_IN_ROLES["viewer"]
     assert [sql.split("(")[0] for sql in round_trips[:3]] == [
-        "BEGIN; SELECT cms_open_known_request",
+        known_opening,
         "ROLLBACK",
         "BEGIN; SELECT cms_open_request",
     ]

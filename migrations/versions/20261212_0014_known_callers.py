@@ -15,10 +15,11 @@ answers and the database can check in one lookup that they still hold:
   the credential's expiry and the readable organizations. Reading the counter first means the
   facts are at least as new as the counter they carry: a change committed in between makes them
   look older than they are, never newer.
-- `cms_read_known(known, ...)` is `cms_read` (migration 0006) for a caller whose facts the server
-  kept from an earlier opening (`known`, that `app.principal` text). It checks that the counter has
-  not moved and the credential has not expired, raises `CM007` (the facts changed) otherwise, and
-  then scopes the transaction from the kept facts and runs the read as `cms_read` does.
+- `cms_open_known(known, ...)` is `cms_open_request` for a caller whose facts the server kept from
+  an earlier opening (`known`, that `app.principal` text). It checks that the counter has not
+  moved and the credential has not expired, raises `CM007` (the facts changed) otherwise, and then
+  scopes the transaction from the kept facts. `cms_read_known(known, ...)` is `cms_read`
+  (migration 0006) opening that way.
 
 The server still runs the full opening at least once a minute per credential
 (`server.opening.KnownCallers`), which also bumps an API key's `last_used_at` when due.
@@ -133,12 +134,11 @@ END
 $$
 """
 
-READ_KNOWN = """
-CREATE FUNCTION cms_read_known(
+OPEN_KNOWN = """
+CREATE FUNCTION cms_open_known(
   known text, hierarchy boolean, statement_timeout_ms integer, request_role text,
-  lock_timeout_ms integer, statement_name text, statement_sql text, arguments text[],
-  OUT results text[]
-)
+  read_only boolean, lock_timeout_ms integer
+) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
   facts jsonb := known::jsonb;
@@ -156,8 +156,24 @@ BEGIN
           set_config('statement_timeout', statement_timeout_ms::text, true),
           set_config('jit', 'off', true),
           set_config('lock_timeout', lock_timeout_ms::text, true),
-          set_config('role', coalesce(request_role, 'none'), true),
-          set_config('transaction_read_only', 'on', true);
+          set_config('role', coalesce(request_role, 'none'), true);
+  IF read_only THEN
+    PERFORM set_config('transaction_read_only', 'on', true);
+  END IF;
+END
+$$
+"""
+
+READ_KNOWN = """
+CREATE FUNCTION cms_read_known(
+  known text, hierarchy boolean, statement_timeout_ms integer, request_role text,
+  lock_timeout_ms integer, statement_name text, statement_sql text, arguments text[],
+  OUT results text[]
+)
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM cms_open_known(
+    known, hierarchy, statement_timeout_ms, request_role, true, lock_timeout_ms);
   IF statement_sql IS NOT NULL
      AND NOT EXISTS (SELECT 1 FROM pg_prepared_statements p WHERE p.name = statement_name) THEN
     EXECUTE format('PREPARE %I AS %s', statement_name, statement_sql);
@@ -200,6 +216,7 @@ def upgrade() -> None:
             " FOR EACH STATEMENT EXECUTE FUNCTION cms_count_access_change()"
         )
     op.execute(OPEN_REQUEST)
+    op.execute(OPEN_KNOWN)
     op.execute(READ_KNOWN)
 
 
@@ -207,6 +224,7 @@ def downgrade() -> None:
     op.execute(
         "DROP FUNCTION cms_read_known(text, boolean, integer, text, integer, text, text, text[])"
     )
+    op.execute("DROP FUNCTION cms_open_known(text, boolean, integer, text, boolean, integer)")
     op.execute(FORMER_OPEN_REQUEST)
     for table in ACCESS_TABLES:
         op.execute(f"DROP TRIGGER {_trigger(table)} ON {table}")

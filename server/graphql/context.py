@@ -138,9 +138,10 @@ class RequestContext:
             )
         credential = parse_credential(self.authorization, self.organization_header)
         self._credential = credential
-        known = known_callers.get(credential)
+        fresh = known_callers.fresh(credential)
+        known = fresh or known_callers.get(credential)
         try:
-            tx = await self._begin(credential, known)
+            tx = await self._begin(credential, known, fresh=fresh is not None)
         except FactsChanged:
             known_callers.forget(credential)
             known = None
@@ -149,13 +150,12 @@ class RequestContext:
             self.accept_principal(known)
         return tx
 
-    async def _begin(self, credential: Credential, known: str | None) -> Tx:
+    async def _begin(self, credential: Credential, known: str | None, *, fresh: bool = False) -> Tx:
         adapter = self.api.adapter
-        transaction = adapter.database.transaction(
-            opening=opening_sql(
-                credential, adapter.tenancy, read_only=self.read_only, known_facts=known
-            )
+        opening = opening_sql(
+            credential, adapter.tenancy, read_only=self.read_only, known_facts=known, fresh=fresh
         )
+        transaction = adapter.database.transaction(opening=opening)
         # A refused credential rolls the transaction back and returns the connection on its own.
         try:
             with refusals():
