@@ -164,7 +164,13 @@ END
 $$
 """
 
-READ_KNOWN = """
+# Migration 0006's `cms_read`, opening with `cms_open_known`; the read runs as there.
+_READ = str(
+    runpy.run_path(str(Path(__file__).with_name("20261202_0006_one_statement_reads.py")))["READ"]
+)
+_RUN_READ = _READ[_READ.index("  -- A read the server believes") : _READ.index("END\n$$")]
+READ_KNOWN = (
+    """
 CREATE FUNCTION cms_read_known(
   known text, hierarchy boolean, statement_timeout_ms integer, request_role text,
   lock_timeout_ms integer, statement_name text, statement_sql text, arguments text[],
@@ -174,21 +180,10 @@ LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM cms_open_known(
     known, hierarchy, statement_timeout_ms, request_role, true, lock_timeout_ms);
-  IF statement_sql IS NOT NULL
-     AND NOT EXISTS (SELECT 1 FROM pg_prepared_statements p WHERE p.name = statement_name) THEN
-    EXECUTE format('PREPARE %I AS %s', statement_name, statement_sql);
-  END IF;
-  IF cardinality(arguments) > 0 THEN
-    EXECUTE format('EXECUTE %I(%s)', statement_name, (
-      SELECT string_agg(quote_nullable(a.value), ', ' ORDER BY a.n)
-      FROM unnest(arguments) WITH ORDINALITY AS a(value, n)))
-    INTO results;
-  ELSE
-    EXECUTE format('EXECUTE %I', statement_name) INTO results;
-  END IF;
-END
-$$
 """
+    + _RUN_READ
+    + "END\n$$\n"
+)
 
 _FORMER: dict[str, object] = runpy.run_path(
     str(Path(__file__).with_name("20261202_0004_request_opening.py"))
