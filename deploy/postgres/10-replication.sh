@@ -7,7 +7,9 @@
 # An existing data directory never runs this: on one, run it by hand with
 #   docker compose exec postgres sh /docker-entrypoint-initdb.d/10-replication.sh
 #   docker compose exec postgres psql -U "$PG_USER" -d "$PG_DATABASE" -c 'select pg_reload_conf()'
-set -eu
+# No `set -u`: the image sources a script it cannot execute (no executable bit), and its own
+# entrypoint does not expect unset variables to be fatal.
+set -e
 
 : "${REPLICATION_USER:=replicator}"
 : "${REPLICATION_PASSWORD:?must be set}"
