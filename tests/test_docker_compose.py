@@ -2,17 +2,23 @@
 
 They must name what the README says they name: the services postgres, mailpit and api, the seed's
 credential defaults (root / mysecretpassword / local on 5432), the published ports, and an API image
-built from files the repository really has.
+built from files the repository really has. The `scale` profile (PgBouncer, a streaming replica and
+two API instances behind nginx) is checked against its configuration files under deploy/.
 """
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import re
 import shlex
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 import tomllib
 from collections.abc import Mapping
 from fnmatch import fnmatch
@@ -24,7 +30,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from server.config import pg_connection_url
+from server.config import Settings, pg_connection_url
+from tests.live_server import free_port
+from tests.pgbouncer import require_pgbouncer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,7 +104,9 @@ def services(compose: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_services_are_postgres_mailpit_and_api(services: dict[str, Any]) -> None:
-    assert sorted(services) == ["api", "mailpit", "postgres"]
+    # What `docker compose up` starts: every service without a profile.
+    default = sorted(name for name, service in services.items() if not service.get("profiles"))
+    assert default == ["api", "mailpit", "postgres"]
 
 
 def test_postgres_runs_postgresql_18(services: dict[str, Any]) -> None:
@@ -111,6 +121,7 @@ def test_postgres_credentials_default_to_the_seed(services: dict[str, Any]) -> N
         "POSTGRES_USER": "root",
         "POSTGRES_PASSWORD": "mysecretpassword",
         "POSTGRES_DB": "local",
+        "REPLICATION_PASSWORD": "replicatorpassword",
     }
     assert published(postgres) == {5432: 5432}
 
@@ -332,3 +343,299 @@ def test_entrypoint_refuses_to_start_without_a_database(
     if returncode:
         assert result.stderr.startswith("error: DATABASE_URL: ")
         assert len(result.stderr.splitlines()) == 1
+
+
+# The `scale` profile: PgBouncer, a streaming replica, two API instances and nginx in front.
+
+SCALE = ["api-1", "api-2", "loadbalancer", "pgbouncer", "postgres-replica"]
+SCALED_APIS = ["api-1", "api-2"]
+
+# Settings the API instances are given before server/config.py reads them: the read-replica
+# change adds DATABASE_REPLICA_URLS (comma-separated PostgreSQL URLs). Once config.py knows a
+# name, this list no longer matters for it.
+EXPECTED_FROM_OTHER_CHANGES = {"DATABASE_REPLICA_URLS"}
+
+
+def deploy_file(service: Mapping[str, Any], target: str) -> Path:
+    """The repository file that `service` mounts at `target`."""
+    source = mounts(service)[target]
+    assert source.startswith("./"), f"{target} is not mounted from the repository"
+    path = ROOT / source
+    assert path.is_file(), f"{source} does not exist"
+    return path
+
+
+def pgbouncer_ini(services: dict[str, Any]) -> configparser.ConfigParser:
+    ini = configparser.ConfigParser(comment_prefixes=(";", "#"), inline_comment_prefixes=None)
+    ini.read_string(deploy_file(services["pgbouncer"], "/etc/pgbouncer/pgbouncer.ini").read_text())
+    return ini
+
+
+def known_settings() -> set[str]:
+    """Every environment variable server/config.py reads: the quoted upper-case names there."""
+    source = (ROOT / "server" / "config.py").read_text()
+    return set(re.findall(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"', source))
+
+
+def test_the_scale_profile_holds_the_rest(services: dict[str, Any]) -> None:
+    profiled = {
+        name: service["profiles"] for name, service in services.items() if "profiles" in service
+    }
+    assert sorted(profiled) == SCALE
+    assert all(profiles == ["scale"] for profiles in profiled.values())
+
+
+def test_default_services_need_nothing_from_the_profile(services: dict[str, Any]) -> None:
+    # Compose refuses to start a service whose dependency is in a profile that is not enabled.
+    for name in ("api", "mailpit", "postgres"):
+        assert not set(services[name].get("depends_on", {})) & set(SCALE), name
+
+
+def test_scale_services_have_health_checks(services: dict[str, Any]) -> None:
+    for name in SCALE:
+        healthcheck = services[name]["healthcheck"]
+        assert healthcheck["test"][0] in {"CMD", "CMD-SHELL"}, name
+        assert {"interval", "timeout", "retries", "start_period"} <= set(healthcheck), name
+        assert services[name]["restart"] == "unless-stopped", name
+
+
+def test_scale_services_start_after_what_they_need(services: dict[str, Any]) -> None:
+    healthy = {"condition": "service_healthy"}
+    assert services["pgbouncer"]["depends_on"] == {"postgres": healthy}
+    assert services["postgres-replica"]["depends_on"] == {"postgres": healthy}
+    for name in SCALED_APIS:
+        depends_on = services[name]["depends_on"]
+        for needed in ("postgres", "pgbouncer", "postgres-replica"):
+            assert depends_on[needed] == healthy, (name, needed)
+    assert services["loadbalancer"]["depends_on"] == dict.fromkeys(SCALED_APIS, healthy)
+
+
+def test_scale_ports_do_not_clash_with_the_default_ones(services: dict[str, Any]) -> None:
+    default = [
+        port
+        for name in ("api", "mailpit", "postgres")
+        for port in published(services[name]).values()
+    ]
+    scale = [port for name in SCALE for port in published(services[name]).values()]
+    assert len(set(default + scale)) == len(default + scale)
+    # Only the load balancer serves the instances; the replica is published for psql.
+    assert published(services["loadbalancer"]) == {8080: 8080}
+    assert published(services["postgres-replica"]) == {5432: 5433}
+    assert all(not published(services[name]) for name in (*SCALED_APIS, "pgbouncer"))
+
+
+def test_scaled_apis_run_the_api_image_and_command(services: dict[str, Any]) -> None:
+    api = services["api"]
+    for name in SCALED_APIS:
+        scaled = services[name]
+        assert scaled["build"] == api["build"], name
+        assert scaled["command"] == api["command"], name
+        assert scaled["healthcheck"]["test"] == api["healthcheck"]["test"], name
+        # One asset folder for all instances: an upload through one is served by the others.
+        assert mounts(scaled) == mounts(api), name
+
+
+@pytest.mark.parametrize("name", SCALED_APIS)
+def test_scaled_api_urls_lead_to_pgbouncer_postgres_and_the_replica(
+    services: dict[str, Any], name: str
+) -> None:
+    env = environment(services[name])
+    postgres = environment(services["postgres"])
+    urls = {
+        "DATABASE_URL": env["DATABASE_URL"],
+        "DATABASE_DIRECT_URL": env["DATABASE_DIRECT_URL"],
+        **{
+            f"DATABASE_REPLICA_URLS[{i}]": url
+            for i, url in enumerate(env["DATABASE_REPLICA_URLS"].split(","))
+        },
+    }
+    assert len(urls) == 3, "one replica"
+    where = {key: (urlsplit(url).hostname, urlsplit(url).port) for key, url in urls.items()}
+    listen_port = pgbouncer_ini(services).getint("pgbouncer", "listen_port")
+    assert where == {
+        "DATABASE_URL": ("pgbouncer", listen_port),
+        "DATABASE_DIRECT_URL": ("postgres", 5432),
+        "DATABASE_REPLICA_URLS[0]": ("postgres-replica", 5432),
+    }
+    for url in urls.values():
+        parts = urlsplit(url)
+        assert parts.scheme == "postgresql"
+        assert (parts.username, parts.password, parts.path) == (
+            postgres["POSTGRES_USER"],
+            postgres["POSTGRES_PASSWORD"],
+            "/" + postgres["POSTGRES_DB"],
+        )
+    assert env["DATABASE_POOL_MODE"] == "transaction"
+    assert urlsplit(env["SMTP_URL"]).hostname == "mailpit"
+
+
+@pytest.mark.parametrize("name", SCALED_APIS)
+def test_scaled_api_environment_is_settings_the_server_reads(
+    services: dict[str, Any], name: str
+) -> None:
+    env = environment(services[name])
+    unknown = set(env) - known_settings()
+    assert unknown <= EXPECTED_FROM_OTHER_CHANGES, f"server/config.py reads no {sorted(unknown)}"
+    settings = Settings.from_env(env)
+    assert settings.database_pool_mode == "transaction"
+    assert settings.database_url == env["DATABASE_URL"]
+    assert settings.direct_url == env["DATABASE_DIRECT_URL"]
+
+
+def test_scale_credentials_follow_the_environment() -> None:
+    env = {"PG_USER": "alice", "PG_PASSWORD": "s3cret", "PG_DATABASE": "cms"}
+    env |= {"REPLICATION_PASSWORD": "r3plica"}
+    services = load_compose(env)["services"]
+    for name in SCALED_APIS:
+        api = environment(services[name])
+        for key in ("DATABASE_URL", "DATABASE_DIRECT_URL", "DATABASE_REPLICA_URLS"):
+            parts = urlsplit(api[key])
+            assert (parts.username, parts.password, parts.path) == ("alice", "s3cret", "/cms")
+    bouncer = environment(services["pgbouncer"])
+    assert (bouncer["DB_USER"], bouncer["DB_PASSWORD"]) == ("alice", "s3cret")
+    replica = environment(services["postgres-replica"])
+    assert (replica["POSTGRES_USER"], replica["POSTGRES_DB"]) == ("alice", "cms")
+    assert replica["REPLICATION_PASSWORD"] == "r3plica"
+    assert environment(services["postgres"])["REPLICATION_PASSWORD"] == "r3plica"
+
+
+def test_pgbouncer_runs_in_transaction_mode_in_front_of_postgres(services: dict[str, Any]) -> None:
+    bouncer = services["pgbouncer"]
+    assert bouncer["image"].split(":")[0] == "edoburu/pgbouncer"
+    ini = pgbouncer_ini(services)
+    assert ini.get("pgbouncer", "pool_mode") == "transaction"
+    assert ini.get("databases", "*").split() == ["host=postgres", "port=5432"]
+    port = ini.get("pgbouncer", "listen_port")
+    assert bouncer["healthcheck"]["test"] == ["CMD", "pg_isready", "-h", "127.0.0.1", "-p", port]
+    # The image writes the user list from DB_USER and DB_PASSWORD, as plain passwords only for
+    # AUTH_TYPE scram-sha-256 (or plain), which PgBouncer needs to log in to PostgreSQL 18.
+    assert ini.get("pgbouncer", "auth_type") == "scram-sha-256"
+    assert environment(bouncer)["AUTH_TYPE"] == "scram-sha-256"
+    assert ini.get("pgbouncer", "auth_file") == "/etc/pgbouncer/userlist.txt"
+
+
+def test_pgbouncer_accepts_its_configuration(services: dict[str, Any]) -> None:
+    """PgBouncer refuses to start on an unknown or malformed setting: start the real one on the
+    file, with only its address and user list moved onto this machine."""
+    binary = require_pgbouncer()
+    # Not pytest's tmp_path: run as root, PgBouncer switches to `postgres`, who must read it.
+    folder = Path(tempfile.mkdtemp(prefix="compose-pgbouncer-"))
+    folder.chmod(0o755)
+    port = free_port()
+    text = deploy_file(services["pgbouncer"], "/etc/pgbouncer/pgbouncer.ini").read_text()
+    moved = {
+        "listen_addr": "127.0.0.1",
+        "listen_port": str(port),
+        "auth_file": str(folder / "userlist.txt"),
+    }
+    for key, value in moved.items():
+        text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+        assert count == 1, key
+    (folder / "pgbouncer.ini").write_text(text)
+    (folder / "userlist.txt").write_text('"root" "mysecretpassword"\n')
+    for path in folder.iterdir():
+        path.chmod(0o644)
+    # PgBouncer will not run as root.
+    user = ["-u", "postgres"] if os.geteuid() == 0 else []
+    process = subprocess.Popen(
+        [binary, *user, str(folder / "pgbouncer.ini")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        assert process.poll() is None, (
+            f"pgbouncer refused its configuration:\n{process.communicate()[0]}"
+        )
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_replica_is_a_postgres_18_copy_of_postgres(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    replica = services["postgres-replica"]
+    assert replica["image"] == services["postgres"]["image"]
+    env = environment(replica)
+    assert (env["PRIMARY_HOST"], env["PRIMARY_PORT"]) == ("postgres", "5432")
+    assert env["REPLICATION_PASSWORD"] == environment(services["postgres"])["REPLICATION_PASSWORD"]
+    # Its own data: never the primary's volume.
+    volume = mounts(replica)["/var/lib/postgresql"]
+    assert volume != mounts(services["postgres"])["/var/lib/postgresql"]
+    assert volume in compose["volumes"]
+    assert replica["command"][0] == "postgres"
+
+
+def test_replica_bootstraps_with_pg_basebackup_then_the_image_entrypoint(
+    services: dict[str, Any],
+) -> None:
+    replica = services["postgres-replica"]
+    entrypoint = replica["entrypoint"]
+    script = deploy_file(replica, entrypoint[-1])
+    assert entrypoint[0] == "/bin/sh"
+    subprocess.run(["/bin/sh", "-n", str(script)], check=True)
+    text = script.read_text()
+    # The command itself, continued lines and all; as the postgres user, who owns PGDATA.
+    basebackup = re.search(r"(?m)^\s*gosu postgres pg_basebackup\b(?:[^\n]*\\\n)*[^\n]*", text)
+    assert basebackup, "no pg_basebackup call"
+    words = basebackup[0].replace("\\\n", " ").split()
+    assert "-R" in words  # standby.signal and primary_conninfo
+    assert '--slot="$REPLICATION_SLOT"' in words
+    assert "--wal-method=stream" in words
+    # Only on an empty data directory; afterwards the image's own entrypoint starts the standby.
+    assert 'if [ ! -s "$PGDATA/PG_VERSION" ]; then' in text
+    assert text.rstrip().endswith('exec docker-entrypoint.sh "$@"')
+    # The defaults the script falls back to are the compose file's values.
+    env = environment(replica)
+    for key in ("PRIMARY_HOST", "PRIMARY_PORT", "REPLICATION_USER", "REPLICATION_SLOT"):
+        assert f': "${{{key}:={env[key]}}}"' in text, key
+
+
+def test_replica_health_means_a_standby(services: dict[str, Any]) -> None:
+    kind, command = services["postgres-replica"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    assert "pg_isready" in command
+    assert "pg_is_in_recovery()" in command
+
+
+def test_primary_lets_the_replication_role_stream(services: dict[str, Any]) -> None:
+    postgres = services["postgres"]
+    script = deploy_file(postgres, "/docker-entrypoint-initdb.d/10-replication.sh")
+    subprocess.run(["/bin/sh", "-n", str(script)], check=True)
+    text = script.read_text()
+    user = environment(services["postgres-replica"])["REPLICATION_USER"]
+    assert f': "${{REPLICATION_USER:={user}}}"' in text
+    assert "LOGIN REPLICATION" in text
+    assert re.search(r"host replication \$REPLICATION_USER all scram-sha-256", text)
+
+
+def test_loadbalancer_spreads_requests_over_the_api_instances(services: dict[str, Any]) -> None:
+    balancer = services["loadbalancer"]
+    config = deploy_file(balancer, "/etc/nginx/nginx.conf").read_text()
+    upstream = re.search(r"upstream (\w+) \{(.*?)\}", config, re.DOTALL)
+    assert upstream, "no upstream block"
+    servers = re.findall(r"^\s*server ([\w-]+):(\d+)", upstream[2], re.MULTILINE)
+    command = services["api"]["command"]
+    port = command[command.index("--port") + 1]
+    assert sorted(servers) == [(name, port) for name in SCALED_APIS]
+    assert f"proxy_pass http://{upstream[1]};" in config
+    [listen] = re.findall(r"^\s*listen (\d+);", config, re.MULTILINE)
+    assert published(balancer) == {int(listen): 8080}
+    kind, *check = balancer["healthcheck"]["test"]
+    assert kind == "CMD"
+    assert check[-1] == f"http://127.0.0.1:{listen}/healthz"
+    # Docker's DNS, so `resolve` finds a restarted instance again.
+    assert "resolver 127.0.0.11" in config
+
+
+def test_readme_shows_how_to_start_the_profile() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "docker compose --profile scale up" in readme
