@@ -51,6 +51,10 @@ class RequestContext:
     # Content delivery (webhook tests, persisted queries); None in contexts made without a server.
     delivery: Delivery | None = None
     read_only: bool = True
+    # Read the WAL position of a mutation's commit (with read replicas: `server/replicas.py`).
+    wants_consistency_token: bool = False
+    # That position, once committed: `extensions.consistencyToken` of the response.
+    consistency_token: str | None = None
     _tx: Tx | None = None
     _unit: Context | None = None
     _principal: Principal | None = None
@@ -154,7 +158,8 @@ class RequestContext:
         transaction = adapter.database.transaction(
             opening=opening_sql(
                 credential, adapter.tenancy, read_only=self.read_only, known_facts=known
-            )
+            ),
+            commit_token=self.wants_consistency_token and not self.read_only,
         )
         # A refused credential rolls the transaction back and returns the connection on its own.
         try:
@@ -174,12 +179,14 @@ class RequestContext:
     async def finish(self, *, commit: bool) -> None:
         """Commit or roll back the unit of work, if one was opened."""
         transaction, self._transaction, self._unit = self._transaction, None, None
-        self._tx = None
+        tx, self._tx = self._tx, None
         callbacks, self._after_commit = self._after_commit, []
         if transaction is None:
             return
         if commit:
             await transaction.__aexit__(None, None, None)
+            if tx is not None and tx.commit_token is not None:
+                self.consistency_token = tx.commit_token
             for callback in callbacks:
                 callback()
         else:
