@@ -31,6 +31,7 @@ RETITLE = (
 )
 TITLES = "{ allPost(limit: 100) { title } }"
 DRAFT_TITLES = '{ allPost(limit: 100, perspective: "draft") { title } }'
+ME_AND_TITLES = "{ me { kind } allPost(limit: 100) { title } }"
 VERSIONS = "query($id: ID!) { documentVersions(id: $id) { totalVersions } }"
 # Long enough that a replica paused by a test stays in service while the test looks at it.
 PATIENT_LAG_MS = 30_000
@@ -266,3 +267,39 @@ async def wait_for_status(client: GraphQLClient, status: str) -> Any:
             return health
         await asyncio.sleep(0.02)
     raise AssertionError(f"the replica never became {status}: {health.json()}")
+
+
+async def test_the_resolver_path_routes_published_reads_too(pair: Pair) -> None:
+    async with running_api(
+        pair.primary.url(),
+        org_slug="resolvers",
+        compiled_reads=False,
+        database_replica_urls=(pair.replica.url(),),
+        replica_max_lag_ms=PATIENT_LAG_MS,
+        replica_check_ms=CHECK_MS,
+    ) as client:
+        await create(client, "resolved")
+        await caught_up(client)
+        before = served(client)
+        assert await titles(client) == {"resolved"}
+        after = served(client)
+        assert after[0] == before[0] + 1
+        assert after[1] == before[1], "the primary ran nothing"
+        assert after[2] > before[2]
+
+        before = served(client)
+        assert await titles(client, DRAFT_TITLES) == {"resolved"}
+        assert await titles(client, ME_AND_TITLES) == {"resolved"}
+        after = served(client)
+        assert after[0] == before[0]
+        assert after[2] == before[2]
+
+        # A replica gone before the opening: the opening runs on the primary instead.
+        await asyncio.to_thread(pair.replica.stop, "immediate")
+        try:
+            before = served(client)
+            assert await titles(client) == {"resolved"}
+            assert served(client)[0] == before[0]
+        finally:
+            await asyncio.to_thread(pair.replica.start)
+        await wait_for_status(client, "ok")

@@ -33,8 +33,10 @@ from server.opening import (
 )
 
 if TYPE_CHECKING:
+    from server.db import Database
     from server.delivery import Delivery
     from server.graphql.typegen import GeneratedTypes
+    from server.replicas import Replicas
 
 
 class Rollback(Exception):  # noqa: N818 (a signal, not an error)
@@ -55,6 +57,12 @@ class RequestContext:
     wants_consistency_token: bool = False
     # That position, once committed: `extensions.consistencyToken` of the response.
     consistency_token: str | None = None
+    # A published read's replica (`server/graphql/routing.py`); on any failure to open there,
+    # `replicas` learns of it and the unit opens on the primary instead.
+    replica: Database | None = None
+    replicas: Replicas | None = None
+    # Whether the unit of work was opened on `replica`.
+    on_replica: bool = False
     _tx: Tx | None = None
     _unit: Context | None = None
     _principal: Principal | None = None
@@ -154,8 +162,26 @@ class RequestContext:
         return tx
 
     async def _begin(self, credential: Credential, known: str | None) -> Tx:
+        replica = self.replica
+        if replica is None:
+            return await self._begin_on(self.api.adapter.database, credential, known)
+        try:
+            tx = await self._begin_on(replica, credential, known)
+        except FactsChanged:
+            raise
+        except Exception as exc:
+            # Nothing has run yet: a replica that is gone, or lacks a credential created a moment
+            # ago, or cannot write an API key's due `last_used_at`, leaves it to the primary.
+            self.replica = None
+            if self.replicas is not None:
+                self.replicas.failed(replica, exc)
+            return await self._begin_on(self.api.adapter.database, credential, known)
+        self.on_replica = True
+        return tx
+
+    async def _begin_on(self, database: Database, credential: Credential, known: str | None) -> Tx:
         adapter = self.api.adapter
-        transaction = adapter.database.transaction(
+        transaction = database.transaction(
             opening=opening_sql(
                 credential, adapter.tenancy, read_only=self.read_only, known_facts=known
             ),

@@ -42,7 +42,7 @@ from server.auth import parse_credential, principal_from_text
 from server.config import DEFAULT_REQUEST_MAX_BYTES
 from server.consistency import CONSISTENCY_HEADER, TokenError, parse_lsn
 from server.errors import CMSError, UnavailableError
-from server.graphql import caching
+from server.graphql import caching, routing
 from server.graphql.context import RequestContext
 from server.graphql.extensions import format_error
 from server.graphql.introspection import IntrospectionAccess, introspects
@@ -447,6 +447,9 @@ class GraphQLEndpoint:
             if refusal is not None:
                 return _result_response(ExecutionResult(data=None, errors=[refusal]), media)
         allowed = _QUERIES_ONLY if request.method == "GET" else _ANY_OPERATION
+        if trusted and self.replicas and self._published(params, built):
+            context.replicas = self.replicas
+            context.replica = self.replicas.for_read(token)
         if params.operation_name is None and _operation_count(params.query) > 1:
             error = GraphQLError(
                 "the document has several operations: choose one with operationName",
@@ -483,11 +486,38 @@ class GraphQLEndpoint:
             # A unit opened before execution and never reached by it (the document did not
             # validate) is rolled back here; after `UnitOfWork` has finished it, this does nothing.
             await context.finish(commit=False)
+        if context.on_replica:
+            if _unavailable_error(result) and context.replica is not None and self.replicas:
+                # The replica went away mid-read: a read may run again, on the primary.
+                self.replicas.failed(context.replica, UnavailableError("lost mid-request"))
+                return await self._execute_on_primary(request, params, media)
+            self.replica_served += 1
         if context.consistency_token is not None:
             result.extensions = {
                 **(result.extensions or {}),
                 "consistencyToken": context.consistency_token,
             }
+        return _result_response(result, media)
+
+    def _published(self, params: Params, built: BuiltSchema) -> bool:
+        return routing.published_reads_only(
+            params.query, params.operation_name, params.variables, built.planner.roots
+        )
+
+    async def _execute_on_primary(self, request: Request, params: Params, media: str) -> Response:
+        """Run a read through the resolvers on the primary (after a replica failed it)."""
+        context = self._context(request, self.current())
+        try:
+            result = await self.current().schema.execute(
+                params.query,
+                variable_values=params.variables,
+                context_value=context,
+                operation_name=params.operation_name,
+                allowed_operation_types=_QUERIES_ONLY,
+                operation_extensions=params.extensions,
+            )
+        finally:
+            await context.finish(commit=False)
         return _result_response(result, media)
 
     def _context(self, request: Request, built: BuiltSchema) -> RequestContext:
@@ -720,6 +750,13 @@ class GraphQLEndpoint:
             headers={"Authorization": f"Bearer {key}"} if key else None,
             query=self.demo_query if key else None,
         )
+
+
+def _unavailable_error(result: ExecutionResult) -> bool:
+    return any(
+        (error.extensions or {}).get("code") == UnavailableError.code
+        for error in result.errors or ()
+    )
 
 
 def _consistency_token(request: Request) -> int | None:
