@@ -41,7 +41,7 @@ from strawberry.types.graphql import OperationType
 from server.auth import parse_credential, principal_from_text
 from server.config import DEFAULT_REQUEST_MAX_BYTES
 from server.consistency import CONSISTENCY_HEADER, TokenError, parse_lsn
-from server.errors import CMSError, UnavailableError
+from server.errors import CMSError, ConflictError, UnavailableError
 from server.graphql import caching, routing
 from server.graphql.context import RequestContext
 from server.graphql.extensions import format_error
@@ -487,9 +487,11 @@ class GraphQLEndpoint:
             # validate) is rolled back here; after `UnitOfWork` has finished it, this does nothing.
             await context.finish(commit=False)
         if context.on_replica:
-            if _unavailable_error(result) and context.replica is not None and self.replicas:
-                # The replica went away mid-read: a read may run again, on the primary.
-                self.replicas.failed(context.replica, UnavailableError("lost mid-request"))
+            failure = _replica_failure(result)
+            if failure is not None and context.replica is not None and self.replicas:
+                # A read may run again: on the primary, which neither goes away with the replica
+                # nor cancels queries to replay WAL.
+                self.replicas.failed(context.replica, failure)
                 return await self._execute_on_primary(request, params, media)
             self.replica_served += 1
         if context.consistency_token is not None:
@@ -752,11 +754,15 @@ class GraphQLEndpoint:
         )
 
 
-def _unavailable_error(result: ExecutionResult) -> bool:
-    return any(
-        (error.extensions or {}).get("code") == UnavailableError.code
-        for error in result.errors or ()
-    )
+def _replica_failure(result: ExecutionResult) -> CMSError | None:
+    """What in a replica-served result was the replica's doing: a lost connection, or a conflict
+    with recovery (a read-only query has no other way to conflict)."""
+    codes = {(error.extensions or {}).get("code") for error in result.errors or ()}
+    if UnavailableError.code in codes:
+        return UnavailableError("the replica was lost during the request")
+    if ConflictError.code in codes:
+        return ConflictError("a conflict with recovery on the replica")
+    return None
 
 
 def _consistency_token(request: Request) -> int | None:
