@@ -226,6 +226,10 @@ class Database:
             await pool.close()
 
     @property
+    def connected(self) -> bool:
+        return self._pool is not None
+
+    @property
     def pool(self) -> asyncpg.Pool[Any]:
         if self._pool is None:
             raise UnavailableError("the database is not connected")

@@ -213,8 +213,6 @@ class Replicas:
 
     async def _check(self, replica: Replica, now: float) -> None:
         try:
-            if replica.database._pool is None:
-                await replica.database.connect()
             if replica._monitor is None or replica._monitor.is_closed():
                 replica._monitor = await asyncpg.connect(
                     replica.url,
@@ -226,6 +224,10 @@ class Replicas:
                 "select pg_is_in_recovery() as standby, pg_last_wal_replay_lsn()::text as replayed",
                 timeout=HEALTH_TIMEOUT_SECONDS,
             )
+            if not replica.database.connected:
+                # Only once the server answered: opening a pool has no timeout of its own.
+                async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS * 2):
+                    await replica.database.connect()
         except (
             OSError,
             TimeoutError,

@@ -303,3 +303,31 @@ async def test_the_resolver_path_routes_published_reads_too(pair: Pair) -> None:
         finally:
             await asyncio.to_thread(pair.replica.start)
         await wait_for_status(client, "ok")
+
+
+async def test_the_token_costs_one_statement_and_only_with_replicas(
+    gql: GraphQLClient, pair: Pair
+) -> None:
+    async def statements_of_a_write(client: GraphQLClient, post: str) -> tuple[int, bool]:
+        await client.data(RETITLE, {"id": post, "t": "warm"})  # the caller's facts, known
+        database = client.services.adapter.database
+        before = database.statements
+        body = await client(RETITLE, {"id": post, "t": "counted"})
+        assert "errors" not in body, body
+        return database.statements - before, "extensions" in body
+
+    post, _ = await create(gql, "counted")
+    async with running_api(pair.primary.url(), org_slug="no-replicas") as plain:
+        other, _ = await create_without_token(plain, "counted")
+        without, carried = await statements_of_a_write(plain, other)
+        assert not carried
+    with_replicas, carried = await statements_of_a_write(gql, post)
+    assert carried
+    assert with_replicas == without + 1
+
+
+async def create_without_token(client: GraphQLClient, title: str) -> tuple[str, None]:
+    body = await client(CREATE, {"t": title, "s": title})
+    assert "errors" not in body, body
+    assert "extensions" not in body
+    return body["data"]["createPost"]["id"], None
