@@ -33,6 +33,15 @@ TITLES = "{ allPost(limit: 100) { title } }"
 DRAFT_TITLES = '{ allPost(limit: 100, perspective: "draft") { title } }'
 ME_AND_TITLES = "{ me { kind } allPost(limit: 100) { title } }"
 VERSIONS = "query($id: ID!) { documentVersions(id: $id) { totalVersions } }"
+RECIPE = {
+    "type": "document",
+    "name": "recipe",
+    "title": "Recipe",
+    "fields": [{"name": "title", "type": "string", "required": True}],
+}
+REGISTER = "mutation($d: JSON!) { registerSchemaType(definition: $d) { name } }"
+SOUP = 'mutation { createRecipe(data: {title: "Soup"}, publish: true) { id } }'
+RECIPES = "{ allRecipe { title } }"
 # Long enough that a replica paused by a test stays in service while the test looks at it.
 PATIENT_LAG_MS = 30_000
 CHECK_MS = 50
@@ -331,3 +340,50 @@ async def create_without_token(client: GraphQLClient, title: str) -> tuple[str, 
     assert "errors" not in body, body
     assert "extensions" not in body
     return body["data"]["createPost"]["id"], None
+
+
+async def test_a_schema_change_reaches_another_instance_and_replicas_answer_as_replayed(
+    pair: Pair,
+) -> None:
+    """The content model comes from the primary: a type registered on one instance is served by
+    another within a second, and a replica behind the change answers with what it has replayed
+    (no documents of the new type yet), never with an error."""
+    options: dict[str, Any] = {
+        "database_replica_urls": (pair.replica.url(),),
+        "replica_max_lag_ms": PATIENT_LAG_MS,
+        "replica_check_ms": CHECK_MS,
+    }
+    async with (
+        running_api(pair.primary.url(), org_slug="schema-one", **options) as one,
+        running_api(pair.primary.url(), org_slug="schema-two", **options) as two,
+    ):
+        admin = await one.key_for(one.org, instance_admin=True)
+        reader = replace(two, org=one.org, key=await two.key_for(one.org))
+        await titles(reader)  # the reader's `last_used_at`, on the primary
+        await caught_up(two)
+        standby = await replica(pair)
+        try:
+            await standby.execute("select pg_wal_replay_pause()")
+            await one.data(REGISTER, {"d": RECIPE}, key=admin)
+            for _ in range(20):
+                if "recipe" in two.services.model.registry:
+                    break
+                await asyncio.sleep(0.05)
+            assert "recipe" in two.services.model.registry
+            body = await one(SOUP)
+            assert "errors" not in body, body
+            token = body["extensions"]["consistencyToken"]
+
+            before = served(two)
+            assert await reader.data(RECIPES) == {"allRecipe": []}
+            assert served(two)[0] == before[0] + 1
+            response = await reader.post(RECIPES, headers={"X-Consistency-Token": token})
+            assert response.json() == {"data": {"allRecipe": [{"title": "Soup"}]}}
+            assert served(two)[0] == before[0] + 1
+        finally:
+            await standby.execute("select pg_wal_replay_resume()")
+            await standby.close()
+        await caught_up(two, token)
+        response = await reader.post(RECIPES, headers={"X-Consistency-Token": token})
+        assert response.json() == {"data": {"allRecipe": [{"title": "Soup"}]}}
+        assert served(two)[0] == before[0] + 2
