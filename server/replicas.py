@@ -117,7 +117,6 @@ class Replicas:
         self._history: deque[tuple[float, int]] = deque()
         self._primary: asyncpg.Connection[Any] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
 
     def __bool__(self) -> bool:
         return bool(self.replicas)
@@ -247,16 +246,25 @@ class Replicas:
             return
         replica.replay_lsn = parse_lsn(row["replayed"])
         replica.lag_seconds = self._lag(replica.replay_lsn, now)
-        if replica.lag_seconds > self.max_lag:
+        if replica.lag_seconds is None:
+            self._set(replica, "lagging", "behind the oldest primary position checked")
+        elif replica.lag_seconds > self.max_lag:
             self._set(replica, "lagging", f"{replica.lag_seconds * 1000:.0f} ms behind")
         else:
             self._set(replica, "ok", "")
 
-    def _lag(self, replayed: int, now: float) -> float:
-        """How long ago the primary had written the oldest WAL the replica has not replayed."""
-        for polled_at, position in self._history:
+    def _lag(self, replayed: int, now: float) -> float | None:
+        """How long ago the primary had written the oldest WAL the replica has not replayed.
+
+        None when the replica is behind even the oldest position kept: how long it has been
+        missing that WAL is unknown (a replica found far behind at start-up, or stuck for
+        longer than the history), so it is not trusted until it catches up with a checked
+        position. Without any position (the primary unreachable), nothing says it lags: it goes on
+        serving what it has.
+        """
+        for index, (polled_at, position) in enumerate(self._history):
             if position > replayed:
-                return now - polled_at
+                return now - polled_at if index > 0 else None
         return 0.0
 
     def _set(self, replica: Replica, status: ReplicaStatus, reason: str) -> None:
