@@ -116,6 +116,8 @@ class Replicas:
         # (monotonic time, primary WAL position) of recent polls, oldest first.
         self._history: deque[tuple[float, int]] = deque()
         self._primary: asyncpg.Connection[Any] | None = None
+        # Whether the last check reached the primary (its loss is logged once, not every check).
+        self._primary_reached = True
         self._task: asyncio.Task[None] | None = None
 
     def __bool__(self) -> bool:
@@ -204,10 +206,15 @@ class Replicas:
             )
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # Without the primary's position no lag can be measured: the replicas keep their state.
-            log.warning("cannot read the primary's WAL position: %s", exc)
+            if self._primary_reached:
+                log.warning("cannot read the primary's WAL position: %s", exc)
+            self._primary_reached = False
             await _close(self._primary)
             self._primary = None
             return None
+        if not self._primary_reached:
+            log.info("the primary's WAL position is read again")
+            self._primary_reached = True
         return parse_lsn(text)
 
     async def _check(self, replica: Replica, now: float) -> None:

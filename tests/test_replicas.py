@@ -387,3 +387,24 @@ async def test_a_schema_change_reaches_another_instance_and_replicas_answer_as_r
         response = await reader.post(RECIPES, headers={"X-Consistency-Token": token})
         assert response.json() == {"data": {"allRecipe": [{"title": "Soup"}]}}
         assert served(two)[0] == before[0] + 2
+
+
+async def test_published_reads_go_on_while_the_primary_is_down(
+    gql: GraphQLClient, pair: Pair
+) -> None:
+    await create(gql, "lasting")
+    await titles(gql)  # the key's `last_used_at`, on the primary
+    await caught_up(gql)
+    await asyncio.to_thread(pair.primary.stop, "fast")
+    try:
+        before = served(gql)
+        assert await titles(gql) == {"lasting"}
+        assert served(gql)[0] == before[0] + 1
+        health = await gql.client.get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["replicas"][0]["status"] == "ok"
+        # Drafts need the primary.
+        response = await gql.post(DRAFT_TITLES)
+        assert response.status_code == 503
+    finally:
+        await asyncio.to_thread(pair.primary.start)
