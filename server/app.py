@@ -23,6 +23,7 @@ from server.graphql.playground import STATIC_PATH, static_assets
 from server.local_api import LocalAPI
 from server.mail import Mailer
 from server.postgres import PostgresAdapter
+from server.replicas import Replicas
 from server.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Services:
     api: LocalAPI
     scheduler: Scheduler
     delivery: Delivery
+    replicas: Replicas
     mailer: Mailer | None = None
 
     @classmethod
@@ -69,6 +71,16 @@ class Services:
             api=api,
             scheduler=Scheduler(api, poll_interval=settings.scheduler_poll_seconds),
             delivery=Delivery.create(settings, adapter.database),
+            replicas=Replicas(
+                settings.database_replica_urls,
+                primary_url=adapter.database.direct_url,
+                max_lag=settings.replica_max_lag_ms / 1000,
+                check_interval=settings.replica_check_ms / 1000,
+                pool_mode=settings.database_pool_mode,
+                pool_size=settings.pool_size,
+                idle_timeout=settings.idle_timeout,
+                acquire_timeout=settings.acquire_timeout,
+            ),
             mailer=Mailer.from_settings(settings),
         )
 
@@ -80,8 +92,10 @@ class Services:
         # PostgreSQL itself: through a transaction pooler a LISTEN would not stay on a session.
         await self.model.listen(self.adapter.database.direct_url)
         await self.delivery.start()
+        await self.replicas.start()
 
     async def stop(self) -> None:
+        await self.replicas.stop()
         await self.delivery.stop()
         await self.model.close()
         if self.mailer is not None:
@@ -103,6 +117,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         compiled_reads=settings.compiled_reads,
         introspection=settings.introspection,
         delivery=running.delivery,
+        replicas=running.replicas,
     )
 
     @asynccontextmanager
@@ -133,9 +148,12 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
     async def healthz(request: Request) -> JSONResponse:
         # Its own connection, outside the pool: a busy pool is "degraded", not down.
         health = await running.adapter.database.health()
+        # Replicas are reported, never counted against the primary's health: without them the
+        # primary serves every read.
+        replicas = {"replicas": running.replicas.report()} if running.replicas else {}
         if health == "down":
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": health})
+            return JSONResponse({"status": "unavailable", **replicas}, status_code=503)
+        return JSONResponse({"status": health, **replicas})
 
     app = Starlette(
         routes=[

@@ -95,6 +95,12 @@ class Settings:
     # PostgreSQL itself, for what needs a session of its own: migrations, Row-Level Security set-up
     # and the LISTEN connections. None: `database_url`.
     database_direct_url: str | None = None
+    # Hot standbys of the primary for published reads (server/replicas.py, docs/scaling.md).
+    database_replica_urls: tuple[str, ...] = ()
+    # A replica missing WAL the primary wrote longer ago than this is skipped.
+    replica_max_lag_ms: int = 2_000
+    # How often each replica's replay position (and the primary's WAL position) is polled.
+    replica_check_ms: int = 500
     pool_size: int = 10
     idle_timeout: float = 20.0
     # Seconds a request waits for a pooled connection before SERVICE_UNAVAILABLE.
@@ -181,6 +187,9 @@ class Settings:
             database_url=database_url,
             database_pool_mode=pool_mode,
             database_direct_url=direct_url,
+            database_replica_urls=_replica_urls(env, "DATABASE_REPLICA_URLS", database_url),
+            replica_max_lag_ms=_int(env, "REPLICA_MAX_LAG_MS", 2_000, minimum=0),
+            replica_check_ms=_int(env, "REPLICA_CHECK_MS", 500, minimum=10, maximum=60_000),
             pool_size=_int(env, "DB_POOL_SIZE", 10, minimum=1, maximum=1000),
             idle_timeout=_float(env, "DB_IDLE_TIMEOUT", 20.0),
             acquire_timeout=_float(env, "DB_ACQUIRE_TIMEOUT", 5.0),
@@ -384,6 +393,14 @@ def _direct_url(env: Mapping[str, str], name: str, database_url: str | None) -> 
     if database_url is None:
         raise ConfigError(name, "is set but DATABASE_URL is not")
     return _postgres_url(name, raw)
+
+
+def _replica_urls(env: Mapping[str, str], name: str, database_url: str | None) -> tuple[str, ...]:
+    urls = _list(env, name)
+    if urls and database_url is None:
+        # The embedded server has no replicas: they stream from a primary configured by URL.
+        raise ConfigError(name, "is set but DATABASE_URL is not")
+    return tuple(_postgres_url(name, url) for url in urls)
 
 
 def _persisted_queries(env: Mapping[str, str], name: str) -> PersistedQueryMode:

@@ -17,6 +17,7 @@ import asyncpg
 import orjson
 
 from server.config import PoolMode
+from server.consistency import COMMIT_POSITION_SQL, commit_token
 from server.errors import (
     CMSError,
     ConflictError,
@@ -92,6 +93,9 @@ class Tx:
         self.conn = conn
         self.database = database
         self.statements = 0
+        # After a commit asked for it (`Database.transaction(commit_token=True)`): the WAL position
+        # a replica must have replayed to show what this transaction wrote (`server/replicas.py`).
+        self.commit_token: str | None = None
         # GraphQL resolves sibling fields concurrently; one connection runs one statement at a time.
         self._lock = asyncio.Lock()
 
@@ -222,6 +226,10 @@ class Database:
             await pool.close()
 
     @property
+    def connected(self) -> bool:
+        return self._pool is not None
+
+    @property
     def pool(self) -> asyncpg.Pool[Any]:
         if self._pool is None:
             raise UnavailableError("the database is not connected")
@@ -289,7 +297,7 @@ class Database:
 
     @asynccontextmanager
     async def transaction(
-        self, *, read_only: bool = False, opening: str | None = None
+        self, *, read_only: bool = False, opening: str | None = None, commit_token: bool = False
     ) -> AsyncIterator[Tx]:
         """A bare transaction as the connecting role, with no org context.
 
@@ -307,6 +315,8 @@ class Database:
                 takes no parameters: every value in it must be a checked literal). It counts as one
                 statement; when it fails, the transaction is rolled back and the error raised as
                 `translate_errors` maps it.
+            commit_token: after the commit, read the WAL position it reached into
+                `tx.commit_token` (one more statement, on the same connection).
         """
         conn_cm, tx, commit, rollback = await self._begin(read_only=read_only, opening=opening)
         try:
@@ -323,6 +333,8 @@ class Database:
             else:
                 with translate_errors(tx.conn):
                     await commit()
+                if commit_token:
+                    await _read_commit_token(tx)
         finally:
             await conn_cm.__aexit__(None, None, None)
 
@@ -371,6 +383,18 @@ class Database:
 
 
 End: TypeAlias = Callable[[], Awaitable[object]]
+
+
+async def _read_commit_token(tx: Tx) -> None:
+    tx._count()
+    try:
+        row = await tx.conn.fetchrow(COMMIT_POSITION_SQL)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # The commit stands; without a token the client's next read goes wherever reads go.
+        log.warning("could not read the commit's WAL position: %s", exc)
+        return
+    assert row is not None
+    tx.commit_token = commit_token(row[0], row[1])
 
 
 def _statement(conn: Connection, sql: str) -> Callable[[], Awaitable[object]]:

@@ -80,6 +80,22 @@ def test_pool_mode_and_direct_url() -> None:
     assert pooled.direct_url == "postgresql://u@primary:5432/d"
 
 
+def test_replicas() -> None:
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://u@h/d"})
+    assert settings.database_replica_urls == ()
+    assert (settings.replica_max_lag_ms, settings.replica_check_ms) == (2000, 500)
+    replicated = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://u@primary/d",
+            "DATABASE_REPLICA_URLS": "postgresql://u@r1/d, postgresql://u@r2:5433/d",
+            "REPLICA_MAX_LAG_MS": "250",
+            "REPLICA_CHECK_MS": "100",
+        }
+    )
+    assert replicated.database_replica_urls == ("postgresql://u@r1/d", "postgresql://u@r2:5433/d")
+    assert (replicated.replica_max_lag_ms, replicated.replica_check_ms) == (250, 100)
+
+
 def test_scheduler_settings() -> None:
     settings = Settings.from_env({"SCHEDULER_ENABLED": "false", "SCHEDULER_POLL_SECONDS": "0.5"})
     assert (settings.scheduler_enabled, settings.scheduler_poll_seconds) == (False, 0.5)
@@ -116,6 +132,14 @@ def test_introspection_access(access: str) -> None:
             {"DATABASE_URL": "postgresql://u@h/d", "DATABASE_POOL_MODE": "transaction"},
             "DATABASE_DIRECT_URL",
         ),
+        (
+            {"DATABASE_URL": "postgresql://u@h/d", "DATABASE_REPLICA_URLS": "http://r/d"},
+            "DATABASE_REPLICA_URLS",
+        ),
+        # Replicas stream from a primary configured by URL, never from the embedded server.
+        ({"DATABASE_REPLICA_URLS": "postgresql://u@r/d"}, "DATABASE_REPLICA_URLS"),
+        ({"DATABASE_URL": "postgresql://u@h/d", "REPLICA_MAX_LAG_MS": "-5"}, "REPLICA_MAX_LAG_MS"),
+        ({"DATABASE_URL": "postgresql://u@h/d", "REPLICA_CHECK_MS": "1"}, "REPLICA_CHECK_MS"),
         # The embedded server has no pooler in front of it.
         ({"DATABASE_POOL_MODE": "transaction"}, "DATABASE_POOL_MODE"),
         ({"DATABASE_DIRECT_URL": "postgresql://u@h/d"}, "DATABASE_DIRECT_URL"),

@@ -33,8 +33,10 @@ from server.opening import (
 )
 
 if TYPE_CHECKING:
+    from server.db import Database
     from server.delivery import Delivery
     from server.graphql.typegen import GeneratedTypes
+    from server.replicas import Replicas
 
 
 class Rollback(Exception):  # noqa: N818 (a signal, not an error)
@@ -51,6 +53,16 @@ class RequestContext:
     # Content delivery (webhook tests, persisted queries); None in contexts made without a server.
     delivery: Delivery | None = None
     read_only: bool = True
+    # Read the WAL position of a mutation's commit (with read replicas: `server/replicas.py`).
+    wants_consistency_token: bool = False
+    # That position, once committed: `extensions.consistencyToken` of the response.
+    consistency_token: str | None = None
+    # A published read's replica (`server/graphql/routing.py`); on any failure to open there,
+    # `replicas` learns of it and the unit opens on the primary instead.
+    replica: Database | None = None
+    replicas: Replicas | None = None
+    # Whether the unit of work was opened on `replica`.
+    on_replica: bool = False
     _tx: Tx | None = None
     _unit: Context | None = None
     _principal: Principal | None = None
@@ -151,11 +163,34 @@ class RequestContext:
         return tx
 
     async def _begin(self, credential: Credential, known: str | None, *, fresh: bool = False) -> Tx:
+        replica = self.replica
+        if replica is None:
+            return await self._begin_on(self.api.adapter.database, credential, known, fresh)
+        try:
+            tx = await self._begin_on(replica, credential, known, fresh)
+        except FactsChanged:
+            raise
+        except Exception as exc:
+            # Nothing has run yet: a replica that is gone, or lacks a credential created a moment
+            # ago, or cannot write an API key's due `last_used_at`, leaves it to the primary.
+            self.replica = None
+            if self.replicas is not None:
+                self.replicas.failed(replica, exc)
+            return await self._begin_on(self.api.adapter.database, credential, known, fresh)
+        self.on_replica = True
+        return tx
+
+    async def _begin_on(
+        self, database: Database, credential: Credential, known: str | None, fresh: bool
+    ) -> Tx:
         adapter = self.api.adapter
         opening = opening_sql(
             credential, adapter.tenancy, read_only=self.read_only, known_facts=known, fresh=fresh
         )
-        transaction = adapter.database.transaction(opening=opening)
+        transaction = database.transaction(
+            opening=opening,
+            commit_token=self.wants_consistency_token and not self.read_only,
+        )
         # A refused credential rolls the transaction back and returns the connection on its own.
         try:
             with refusals():
@@ -174,12 +209,14 @@ class RequestContext:
     async def finish(self, *, commit: bool) -> None:
         """Commit or roll back the unit of work, if one was opened."""
         transaction, self._transaction, self._unit = self._transaction, None, None
-        self._tx = None
+        tx, self._tx = self._tx, None
         callbacks, self._after_commit = self._after_commit, []
         if transaction is None:
             return
         if commit:
             await transaction.__aexit__(None, None, None)
+            if tx is not None and tx.commit_token is not None:
+                self.consistency_token = tx.commit_token
             for callback in callbacks:
                 callback()
         else:

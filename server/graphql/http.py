@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
@@ -40,8 +40,9 @@ from strawberry.types.graphql import OperationType
 
 from server.auth import Credential, parse_credential, principal_from_text
 from server.config import DEFAULT_REQUEST_MAX_BYTES
-from server.errors import CMSError, UnavailableError
-from server.graphql import caching
+from server.consistency import CONSISTENCY_HEADER, TokenError, parse_lsn
+from server.errors import CMSError, ConflictError, UnavailableError
+from server.graphql import caching, routing
 from server.graphql.context import RequestContext
 from server.graphql.extensions import format_error
 from server.graphql.introspection import IntrospectionAccess, introspects
@@ -55,7 +56,12 @@ from server.query import round_trip, run
 from server.query.plan import chosen_operation
 
 if TYPE_CHECKING:
+    from server.db import Database
     from server.delivery import Delivery
+    from server.replicas import Replicas
+
+# A compiled read run on one database (the primary or a replica): the facts and the texts.
+Fetch = Callable[["Database"], Awaitable[tuple[str, list[str | None]]]]
 
 log = logging.getLogger(__name__)
 
@@ -315,8 +321,12 @@ class GraphQLEndpoint:
         compiled_reads: bool = True,
         introspection: IntrospectionAccess = "everyone",
         delivery: Delivery | None = None,
+        replicas: Replicas | None = None,
     ) -> None:
         self.api = api
+        # Published compiled reads go to a replica when one may serve them (`server/replicas.py`).
+        self.replicas = replicas
+        self.replica_served = 0
         # Persisted queries and the cache policy; None serves neither (plain GraphQL over HTTP).
         self.delivery = delivery
         self.compiled_reads = compiled_reads
@@ -420,13 +430,14 @@ class GraphQLEndpoint:
             raise _bad_request(f"unreadable multipart body: {exc.detail}") from None
 
     async def _execute(self, request: Request, params: Params, media: str) -> Response:
+        token = _consistency_token(request)
         built = self.current()
         resolved = await self._persisted(params)
         if isinstance(resolved, GraphQLError):
             return _result_response(ExecutionResult(data=None, errors=[resolved]), media)
         params, trusted = resolved
         if self.compiled_reads and trusted:
-            compiled = await self._compiled(request, params, media, built)
+            compiled = await self._compiled(request, params, media, built, token)
             if compiled is not None:
                 return compiled
         if self.direct_writes and trusted and request.method == "POST":
@@ -439,6 +450,9 @@ class GraphQLEndpoint:
             if refusal is not None:
                 return _result_response(ExecutionResult(data=None, errors=[refusal]), media)
         allowed = _QUERIES_ONLY if request.method == "GET" else _ANY_OPERATION
+        if trusted and self.replicas and self._published(params, built):
+            context.replicas = self.replicas
+            context.replica = self.replicas.for_read(token)
         if params.operation_name is None and _operation_count(params.query) > 1:
             error = GraphQLError(
                 "the document has several operations: choose one with operationName",
@@ -475,6 +489,40 @@ class GraphQLEndpoint:
             # A unit opened before execution and never reached by it (the document did not
             # validate) is rolled back here; after `UnitOfWork` has finished it, this does nothing.
             await context.finish(commit=False)
+        if context.on_replica:
+            failure = _replica_failure(result)
+            if failure is not None and context.replica is not None and self.replicas:
+                # A read may run again: on the primary, which neither goes away with the replica
+                # nor cancels queries to replay WAL.
+                self.replicas.failed(context.replica, failure)
+                return await self._execute_on_primary(request, params, media)
+            self.replica_served += 1
+        if context.consistency_token is not None:
+            result.extensions = {
+                **(result.extensions or {}),
+                "consistencyToken": context.consistency_token,
+            }
+        return _result_response(result, media)
+
+    def _published(self, params: Params, built: BuiltSchema) -> bool:
+        return routing.published_reads_only(
+            params.query, params.operation_name, params.variables, built.planner.roots
+        )
+
+    async def _execute_on_primary(self, request: Request, params: Params, media: str) -> Response:
+        """Run a read through the resolvers on the primary (after a replica failed it)."""
+        context = self._context(request, self.current())
+        try:
+            result = await self.current().schema.execute(
+                params.query,
+                variable_values=params.variables,
+                context_value=context,
+                operation_name=params.operation_name,
+                allowed_operation_types=_QUERIES_ONLY,
+                operation_extensions=params.extensions,
+            )
+        finally:
+            await context.finish(commit=False)
         return _result_response(result, media)
 
     def _context(self, request: Request, built: BuiltSchema) -> RequestContext:
@@ -485,6 +533,8 @@ class GraphQLEndpoint:
             organization_header=request.headers.get("x-organization-id"),
             mailer=self.mailer,
             delivery=self.delivery,
+            # Only replicas make the token worth its statement.
+            wants_consistency_token=bool(self.replicas),
         )
 
     async def _persisted(self, params: Params) -> tuple[Params, bool] | GraphQLError:
@@ -529,7 +579,12 @@ class GraphQLEndpoint:
         )
 
     async def _compiled(
-        self, request: Request, params: Params, media: str, built: BuiltSchema
+        self,
+        request: Request,
+        params: Params,
+        media: str,
+        built: BuiltSchema,
+        token: int | None = None,
     ) -> Response | None:
         """The compiled read path (`server/query/`): one statement builds the whole response.
 
@@ -559,7 +614,7 @@ class GraphQLEndpoint:
                 statement = replace(statement, sql=statement.keyed_sql, name=statement.keyed_name)
             # One round trip: `cms_read` opens the request (credentials, org scope, request role,
             # read-only) and runs the read in one statement, its own transaction.
-            facts, values = await self._read(credential, statement)
+            facts, values = await self._read(credential, statement, token)
             caller = principal_from_text(facts)
             if not run.allowed(caller, statement):
                 return None
@@ -596,36 +651,73 @@ class GraphQLEndpoint:
         )
 
     async def _read(
-        self, credential: Credential, statement: run.Statement
+        self, credential: Credential, statement: run.Statement, token: int | None
     ) -> tuple[str, list[str | None]]:
-        """The caller's facts and the read's texts, in one statement: without the credential check
-        when a full opening found the caller's facts recently and they still hold."""
+        """The caller's facts and the read's texts, in one statement, on a replica when one may
+        serve it: without the credential check when a full opening found the caller's facts
+        recently and they still hold."""
         adapter = self.api.adapter
         opening = opening_arguments(credential, adapter.tenancy)
         timeout = adapter.tenancy.statement_timeout_ms / 1000 or None
-        lock_timeout_ms = adapter.tenancy.lock_timeout_ms
-        known = known_callers.fresh(credential)
-        if known is not None:
-            try:
+
+        def fetcher(known: str | None) -> Fetch:
+            async def fetch(database: Database) -> tuple[str, list[str | None]]:
                 return await round_trip.fetch(
-                    adapter.database,
+                    database,
                     opening,
                     statement,
                     cancel_after=timeout,
-                    lock_timeout_ms=lock_timeout_ms,
+                    lock_timeout_ms=adapter.tenancy.lock_timeout_ms,
                     known=known,
+                )
+
+            return fetch
+
+        known = known_callers.fresh(credential)
+        if known is not None:
+            fetch = fetcher(known)
+            try:
+                return await self._on_replica(fetch, statement, token) or await fetch(
+                    adapter.database
                 )
             except FactsChanged:
                 known_callers.forget(credential)
-        facts, values = await round_trip.fetch(
-            adapter.database,
-            opening,
-            statement,
-            cancel_after=timeout,
-            lock_timeout_ms=lock_timeout_ms,
+        fetch = fetcher(None)
+        facts, values = await self._on_replica(fetch, statement, token) or await fetch(
+            adapter.database
         )
         known_callers.remember(credential, facts)
         return facts, values
+
+    async def _on_replica(
+        self,
+        fetch: Fetch,
+        statement: run.Statement,
+        token: int | None,
+    ) -> tuple[str, list[str | None]] | None:
+        """The read run on a replica, or None when the primary must run it.
+
+        Only reads of the published perspective go to a replica (drafts and what a mutation just
+        wrote must be current), and only to one that the last check found in service, and that
+        had replayed `token`. Whatever fails there (a lost server, a credential or a type it has
+        not replayed yet, a conflict with recovery, an API key's `last_used_at` that is due: a
+        replica writes nothing) is tried again on the primary.
+        """
+        if self.replicas is None or statement.reads_drafts:
+            return None
+        replica = self.replicas.for_read(token)
+        if replica is None:
+            return None
+        try:
+            answer = await fetch(replica)
+        except FactsChanged:
+            # The replica has not replayed the access counter the facts carry: the primary has.
+            return None
+        except Exception as exc:
+            self.replicas.failed(replica, exc)
+            return None
+        self.replica_served += 1
+        return answer
 
     async def _direct_write(
         self, request: Request, params: Params, media: str, built: BuiltSchema
@@ -676,6 +768,8 @@ class GraphQLEndpoint:
             error = GraphQLError(exc.message, original_error=exc)
             return _result_response(ExecutionResult(data=None, errors=[error]), media)
         self.direct_served += 1
+        if context.consistency_token is not None:
+            body = _with_extensions(body, {"consistencyToken": context.consistency_token})
         response = Response(body, status_code=200, media_type=f"{media}; charset=utf-8")
         response.headers["Vary"] = "Accept"
         return response
@@ -688,6 +782,36 @@ class GraphQLEndpoint:
             headers={"Authorization": f"Bearer {key}"} if key else None,
             query=self.demo_query if key else None,
         )
+
+
+def _replica_failure(result: ExecutionResult) -> CMSError | None:
+    """What in a replica-served result was the replica's doing: a lost connection, or a conflict
+    with recovery (a read-only query has no other way to conflict)."""
+    codes = {(error.extensions or {}).get("code") for error in result.errors or ()}
+    if UnavailableError.code in codes:
+        return UnavailableError("the replica was lost during the request")
+    if ConflictError.code in codes:
+        return ConflictError("a conflict with recovery on the replica")
+    return None
+
+
+def _consistency_token(request: Request) -> int | None:
+    """The WAL position of `X-Consistency-Token`, which the reads must see (None: none sent)."""
+    raw = request.headers.get(CONSISTENCY_HEADER)
+    if raw is None:
+        return None
+    try:
+        return parse_lsn(raw)
+    except TokenError:
+        raise _bad_request(
+            "X-Consistency-Token must be a consistencyToken from a mutation's response"
+            f" (a WAL position such as 0/3000148), not {raw[:40]!r}"
+        ) from None
+
+
+def _with_extensions(body: bytes, extensions: dict[str, Any]) -> bytes:
+    """A rendered response object with `extensions` added, without parsing it again."""
+    return body[:-1] + b',"extensions":' + orjson.dumps(extensions) + b"}"
 
 
 def _persisted_error(message: str, code: str) -> GraphQLError:
