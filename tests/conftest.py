@@ -16,6 +16,7 @@ import pytest
 
 from server.config import PROJECT_ROOT
 from server.content_model import ContentModel
+from server.db import PooledConnection
 from server.postgres import PostgresAdapter
 from server.testing import GraphQLClient, TestDatabases, running_api, server_url
 
@@ -82,6 +83,14 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             return _original(self, query, *args, **kw)
 
         monkeypatch.setattr(asyncpg.Connection, name, counted)
+    # One round trip as well: a statement described once, run again (transaction pooling).
+    described = PooledConnection.fetchrow_described
+
+    def counted_described(self: Any, query: str, *args: Any, **kw: Any) -> Any:
+        sent.append(query)
+        return described(self, query, *args, **kw)
+
+    monkeypatch.setattr(PooledConnection, "fetchrow_described", counted_described)
     return sent
 
 
