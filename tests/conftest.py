@@ -18,7 +18,13 @@ from server.config import PROJECT_ROOT
 from server.content_model import ContentModel
 from server.db import PooledConnection
 from server.postgres import PostgresAdapter
-from server.testing import GraphQLClient, TestDatabases, running_api, server_url
+from server.testing import (
+    GraphQLClient,
+    TestDatabases,
+    pooled_settings,
+    running_api,
+    server_url,
+)
 
 __all__ = ["CMS", "GraphQLClient"]
 
@@ -60,7 +66,14 @@ async def db_url(databases: TestDatabases) -> AsyncIterator[str]:
 @pytest.fixture
 async def adapter(db_url: str) -> AsyncIterator[PostgresAdapter]:
     """A connected adapter with RLS and hierarchy on: what the server runs with by default."""
-    adapter = PostgresAdapter(db_url, pool_size=4, run_migrations=False)
+    reach = pooled_settings(db_url)
+    adapter = PostgresAdapter(
+        reach["database_url"],
+        direct_url=reach.get("database_direct_url"),
+        pool_mode=reach.get("database_pool_mode", "session"),
+        pool_size=4,
+        run_migrations=False,
+    )
     await adapter.connect()
     yield adapter
     await adapter.disconnect()
