@@ -205,4 +205,10 @@ async def test_a_read_request_is_one_round_trip(
     count, _ = await statements(gql, body)
     assert count == READ
     assert len(sent) == 1
-    assert sent[0].startswith("SELECT principal, results FROM cms_read(")
+    # `cms_read_pooled` through a transaction pooler (`DATABASE_POOL_MODE=transaction`).
+    assert sent[0].startswith(
+        (
+            "SELECT principal, results FROM cms_read(",
+            "SELECT principal, results FROM cms_read_pooled(",
+        )
+    )

@@ -16,6 +16,10 @@ The cap bounds what piles up: before preparing a read on a session that already 
 `keep_prepared` reads (names starting `cms_read_`), the function deallocates the ones prepared
 longest ago. Statements that other clients of the pooler prepared are left alone.
 
+The read runs in a block that catches "no such prepared statement" (a subtransaction, which a
+read-only statement enters without an XID), so a call that finds its read prepared, the usual
+case, asks nothing else of the session.
+
 Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-12 12:00:00.000000
@@ -23,9 +27,7 @@ Create Date: 2026-12-12 12:00:00.000000
 
 from __future__ import annotations
 
-import runpy
 from collections.abc import Sequence
-from pathlib import Path
 
 from alembic import op
 
@@ -34,43 +36,51 @@ down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Migration 0006's `cms_read` with the same opening; the read's preparation is capped here.
-_FORMER: dict[str, str] = runpy.run_path(
-    str(Path(__file__).with_name("20261202_0006_one_statement_reads.py"))
-)  # type: ignore[assignment]
-_READ = _FORMER["READ"]
-_PREPARE_IF_MISSING = _READ[
-    _READ.index("  -- A read the server believes") : _READ.index("  IF cardinality(arguments)")
-]
-_PREPARE_CAPPED = """  -- The name is a digest of the text: a read prepared here by any client is this read.
-  IF NOT EXISTS (SELECT 1 FROM pg_prepared_statements p WHERE p.name = statement_name) THEN
-    FOR stale IN
-      SELECT p.name FROM pg_prepared_statements p
-      WHERE starts_with(p.name, 'cms_read_')
-      ORDER BY p.prepare_time DESC, p.name
-      OFFSET greatest(keep_prepared - 1, 0)
-    LOOP
-      EXECUTE format('DEALLOCATE %I', stale);
-    END LOOP;
-    EXECUTE format('PREPARE %I AS %s', statement_name, statement_sql);
-  END IF;
-"""
-READ_POOLED = (
-    _READ.replace("CREATE FUNCTION cms_read(", "CREATE FUNCTION cms_read_pooled(", 1)
-    .replace(
-        "arguments text[],\n",
-        "arguments text[],\n  keep_prepared integer,\n",
-        1,
-    )
-    .replace(
-        "LANGUAGE plpgsql AS $$\nBEGIN\n",
-        "LANGUAGE plpgsql AS $$\nDECLARE\n  stale text;\nBEGIN\n",
-        1,
-    )
-    .replace(_PREPARE_IF_MISSING, _PREPARE_CAPPED, 1)
+# Migration 0006's `cms_read`, with the same arguments and opening, and a cap.
+READ_POOLED = """
+CREATE FUNCTION cms_read_pooled(
+  credential_kind text, credential_digest text, requested_org uuid,
+  key_resolution_secs integer, admin_roles text[],
+  hierarchy boolean, statement_timeout_ms integer, request_role text, lock_timeout_ms integer,
+  statement_name text, statement_sql text, arguments text[], keep_prepared integer,
+  OUT principal text, OUT results text[]
 )
-if "keep_prepared integer" not in READ_POOLED or "stale text" not in READ_POOLED:
-    raise RuntimeError("migration 0006's cms_read is not the text this migration rewrites")
+LANGUAGE plpgsql AS $$
+DECLARE
+  run text := format('EXECUTE %I', statement_name) || CASE
+    WHEN cardinality(arguments) > 0 THEN (
+      SELECT '(' || string_agg(quote_nullable(a.value), ', ' ORDER BY a.n) || ')'
+      FROM unnest(arguments) WITH ORDINALITY AS a(value, n))
+    ELSE '' END;
+  stale text;
+BEGIN
+  PERFORM cms_open_request(
+    credential_kind, credential_digest, requested_org, key_resolution_secs, admin_roles,
+    hierarchy, statement_timeout_ms, request_role, true);
+  PERFORM set_config('lock_timeout', lock_timeout_ms::text, true);
+  principal := current_setting('app.principal');
+  -- Usually the session has the read already (any client may have prepared it: the name is a
+  -- digest of the text). Trying it costs less than asking pg_prepared_statements, which copies
+  -- every statement of the session, texts included, on each call.
+  BEGIN
+    EXECUTE run INTO results;
+    RETURN;
+  EXCEPTION WHEN invalid_sql_statement_name THEN
+    NULL;  -- not prepared on this session yet, or deallocated for the cap
+  END;
+  FOR stale IN
+    SELECT p.name FROM pg_prepared_statements p
+    WHERE starts_with(p.name, 'cms_read_')
+    ORDER BY p.prepare_time DESC, p.name
+    OFFSET greatest(keep_prepared - 1, 0)
+  LOOP
+    EXECUTE format('DEALLOCATE %I', stale);
+  END LOOP;
+  EXECUTE format('PREPARE %I AS %s', statement_name, statement_sql);
+  EXECUTE run INTO results;
+END
+$$
+"""
 
 
 def upgrade() -> None:
