@@ -1,6 +1,6 @@
 """`python -m bench`: load the dataset, count, explain, measure, profile, and write the report.
 
-    python -m bench                    # 10,000 posts: the default size, about 7 minutes
+    python -m bench                    # 10,000 posts: the default size, about 8 minutes
     python -m bench --posts 1000000    # the scale run
 
 The database server is DATABASE_URL's (a role that may create databases), else the project's
