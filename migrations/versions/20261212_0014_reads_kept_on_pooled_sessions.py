@@ -9,12 +9,17 @@ read then stays prepared on that session for whichever client the pooler sends t
 That is safe to share. A read's name is a digest of its text (`server/query/round_trip.py`), so one
 name means one text on every session; the text is parametrised and carries no tenant: the org
 scope, the caller and the request role are transaction-local settings made by the opening, and
-the read is planned and run after them, under the request role and Row-Level Security, on every
-call. What stays on the session is the statement, never a value of a request.
+the read runs after them, under the request role and Row-Level Security, on every call
+(PostgreSQL plans a prepared statement again when the role is not the one it was planned for, and
+the policies read the settings when the read executes). What stays on the session is the
+statement, never a value of a request.
 
 The cap bounds what piles up: before preparing a read on a session that already holds
 `keep_prepared` reads (names starting `cms_read_`), the function deallocates the ones prepared
-longest ago. Statements that other clients of the pooler prepared are left alone.
+longest ago. Other prepared statements on the session (not named so) are left alone.
+
+The server no longer calls `cms_read_text`; it stays for servers of the previous release during a
+rolling upgrade.
 
 The read runs in a block that catches "no such prepared statement" (a subtransaction, which a
 read-only statement enters without an XID), so a call that finds its read prepared, the usual
