@@ -1,6 +1,6 @@
 """`python -m bench`: load the dataset, count, explain, measure, profile, and write the report.
 
-    python -m bench                    # 10,000 posts: the default size, about 7 minutes
+    python -m bench                    # 10,000 posts: the default size, about 8 minutes
     python -m bench --posts 1000000    # the scale run
 
 The database server is DATABASE_URL's (a role that may create databases), else the project's
@@ -24,10 +24,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
-from bench import cached, explain, inprocess, report, runner, servers, wrk
+from bench import cached, explain, inprocess, pgbouncer, report, runner, servers, wrk
 from bench.dataset import SCENARIO_ORG, Dataset
 from bench.load import ACTOR, Loaded, drop_database, keep_one_tenant, load, recreate_database
 from bench.machine import PostgresCpu, describe
@@ -113,18 +114,32 @@ def main(argv: list[str] | None = None) -> int:
     org = str(loaded.organization_id)
     records: list[dict[str, Any]] = []
 
-    log("one worker: the API (RLS on), the API (RLS off) and the floor, side by side")
-    with _servers(folder, 1, loaded.url, rls_off_url, org) as (api, floor, api_rls_off):
+    log(
+        "one worker: the API (RLS on), the API (RLS off), the floor and the API through PgBouncer,"
+        " side by side"
+    )
+    results["meta"]["pgbouncer_pool_size"] = pgbouncer.POOL_SIZE
+    with (
+        _servers(folder, 1, loaded.url, rls_off_url, org) as (api, floor, api_rls_off),
+        _pooled_api(folder, admin_url, loaded.url) as api_pgbouncer,
+    ):
         results["same_rows"] = runner.same_rows(api, floor, loaded.api_key, read_ids)
         log(f"  same JSON from the API and the floor: {results['same_rows']}")
         results["same_rows_rls_off"] = runner.same_rows(
             api, api_rls_off, loaded.api_key, read_ids, floor=False
         )
         log(f"  same JSON from the API with RLS on and off: {results['same_rows_rls_off']}")
+        results["same_rows_pgbouncer"] = runner.same_rows(
+            api, api_pgbouncer, loaded.api_key, read_ids, floor=False
+        )
+        log(
+            f"  same JSON from the API direct and through PgBouncer: {results['same_rows_pgbouncer']}"
+        )
         targets = [
             runner.Target("api", api, loaded.url),
             runner.Target("floor", floor, loaded.url),
             runner.Target("api_rls_off", api_rls_off, rls_off_url),
+            runner.Target("api_pgbouncer", api_pgbouncer, loaded.url),
         ]
         records += runner.measure(targets, settings, pg_cpu)
         log("published Q2 over GET: the API direct and through Varnish (hits)")
@@ -314,6 +329,25 @@ def _servers(
                 "api-rls-off", "server", {"DATABASE_URL": rls_off_url, "ENABLE_RLS": "false"}
             )
         yield api, floor, rls_off
+
+
+@contextmanager
+def _pooled_api(folder: Path, admin_url: str, url: str) -> Iterator[servers.Server]:
+    """The API (one worker) through PgBouncer in transaction mode, as `docs/scaling.md` sets it up:
+    requests through the pooler, start-up work and LISTEN on the database directly."""
+    with pgbouncer.pgbouncer(admin_url) as pooler:
+        database = urlsplit(url).path.lstrip("/")
+        env = {
+            "DATABASE_URL": pooler.url(database),
+            "DATABASE_POOL_MODE": "transaction",
+            "DATABASE_DIRECT_URL": url,
+            "ENABLE_RLS": "true",
+        }
+        server = servers.start("api-pgbouncer-1w", "server", workers=1, env=env, log_dir=folder)
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 def _profile(folder: Path, loaded: Loaded, settings: runner.Settings) -> dict[str, Any]:

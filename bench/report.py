@@ -23,6 +23,8 @@ P99_SCENARIOS = ("Q1", "Q2", "Q4")
 Q3_P99_OF_FLOOR = 1.3
 W1_RATIO_TARGET = 0.4
 RLS_TARGET = 0.95
+# The API through PgBouncer in transaction mode / the API direct, every read (docs/scaling.md).
+PGBOUNCER_TARGET = 0.9
 READ_STATEMENTS = 1  # per read request in all, the opening inside it, whatever the depth and size
 RSS_TARGET_MB = 150.0
 # The scale run: its ratios are held to the default run's, its p50 to the floor's.
@@ -224,7 +226,45 @@ def section(results: dict[str, Any], *, baseline: dict[str, Any] | None = None) 
         + f"{posts}/` (results.json, explain.txt, profile-q2.txt / .html).",
     ]
     lines += cached.report_lines(results)
+    lines += _pgbouncer_lines(results)
     return "\n".join(lines)
+
+
+def _pgbouncer_ratios(results: dict[str, Any]) -> dict[str, float | None]:
+    """Per scenario, the API through PgBouncer / the API direct (one worker), when it ran."""
+    return {
+        s.name: _ratio(_run(results, s.name, "api_pgbouncer", 1), _run(results, s.name, "api", 1))
+        for s in SCENARIOS
+        if _run(results, s.name, "api_pgbouncer", 1)
+    }
+
+
+def _pgbouncer_lines(results: dict[str, Any]) -> list[str]:
+    """The README's lines for the API through PgBouncer, when it ran."""
+    ratios = _pgbouncer_ratios(results)
+    if not ratios:
+        return []
+    pool = results["meta"].get("pgbouncer_pool_size", "?")
+    same = ", ".join(name for name, same in results.get("same_rows_pgbouncer", {}).items() if same)
+    lines = [
+        "",
+        "The API through PgBouncer in transaction mode (`DATABASE_POOL_MODE=transaction`,"
+        f" `default_pool_size` {pool}, `docs/scaling.md`), one worker, measured in turns with the"
+        f" API direct and the others above; the same JSON as direct for {same or 'none'}:",
+        "",
+        "| scenario | direct req/s | through PgBouncer req/s | PgBouncer / direct"
+        " | through PgBouncer p50 / p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, value in ratios.items():
+        direct = _run(results, name, "api", 1)
+        pooled = _run(results, name, "api_pgbouncer", 1)
+        lines.append(
+            f"| {name} | {direct.get('rps', 0):.0f} | {pooled.get('rps', 0):.0f} | {_fmt(value)}"
+            f" | {pooled.get('p50_ms', 0):.1f} / {pooled.get('p99_ms', 0):.1f}"
+            f" | {pooled.get('errors', 0)} |"
+        )
+    return lines
 
 
 def _value(run: dict[str, Any], key: str) -> float | None:
@@ -340,6 +380,15 @@ def _targets(results: dict[str, Any], baseline: dict[str, Any] | None) -> list[s
     )
     w1 = ratio("W1")
     row(f"W1 ours / floor ≥ {W1_RATIO_TARGET:g}", _fmt(w1), (w1 or 0) >= W1_RATIO_TARGET)
+    pooled = _pgbouncer_ratios(results)
+    if pooled:
+        reads = {name: pooled.get(name) for name in READS}
+        row(
+            f"{', '.join(READS)} through PgBouncer (transaction mode) / direct throughput"
+            f" ≥ {PGBOUNCER_TARGET:g}",
+            _listed(reads),
+            all((value or 0) >= PGBOUNCER_TARGET for value in reads.values()),
+        )
 
     counted = {name: _counted(results, name) for name in READS}
     measured = ", ".join(f"{name} {'/'.join(map(str, k))}" for name, k in counted.items())

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import asyncpg
 import orjson
+from asyncpg.prepared_stmt import PreparedStatement
 
 from server.config import PoolMode
 from server.consistency import COMMIT_POSITION_SQL, commit_token
@@ -62,11 +63,38 @@ class PooledConnection(asyncpg.Connection):
     """A pool connection, with the names of the reads prepared on its session (`cms_read`)."""
 
     prepared_reads: set[str]
+    # Statement descriptions kept by `fetchrow_described`, by text.
+    described: dict[str, Any]
+
+    async def fetchrow_described(
+        self,
+        query: str,
+        *args: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 (asyncpg's: it cancels on the server)
+    ) -> asyncpg.Record | None:
+        """`fetchrow` in one round trip on a connection without a statement cache (transaction
+        pooling), for a text run again and again.
+
+        Without its cache asyncpg has every statement described first (Parse, Describe, Sync) and
+        then parses it again with its Bind and Execute: two round trips. A fixed text's description
+        (its parameter and column types) does not change, so the first call keeps it for this
+        connection and later calls send only the second group, in which the unnamed statement is
+        parsed again within the call's own Sync: one transaction, one server session for a pooler.
+        """
+        state = self.described.get(query)
+        if state is None:
+            # Unnamed without a statement cache, and marked to be parsed again with each Bind.
+            state = (await self.prepare(query))._state  # type: ignore[attr-defined]
+            self.described[query] = state
+        # A statement object belongs to one acquisition from the pool; its description does not.
+        statement = PreparedStatement(self, query, state)
+        return await statement.fetchrow(*args, timeout=timeout)
 
 
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     if isinstance(conn, PooledConnection):
         conn.prepared_reads = set()
+        conn.described = {}
     # JSON travels as text both ways; orjson is the fastest correct codec for the JSONB-heavy load.
     for name in ("json", "jsonb"):
         await conn.set_type_codec(

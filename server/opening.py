@@ -36,7 +36,7 @@ from server.tenancy import Tenancy, request_role
 # The SQL expression that reads the caller's facts (JSON text) back in the opened transaction.
 PRINCIPAL_SQL = "current_setting('app.principal', true)"
 
-# The key under which the opening keeps what `cms_read_known` checks the facts by (migration 0014).
+# The key under which the opening keeps what `cms_read_known` checks the facts by (migration 0015).
 _ACCESS = '"access"'
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 # Facts that may become a string literal by doubling their quotes: without a backslash (JSON writes
@@ -82,7 +82,7 @@ def opening_sql(
             still hold (and raises `FactsChanged` if not).
         fresh: `known_facts` are fresh (`KnownCallers.fresh`): the opening takes them as they are
             while the access counter says nothing they depend on changed (`cms_open_known`,
-            migration 0014), instead of checking the credential again and comparing.
+            migration 0015), instead of checking the credential again and comparing.
 
     Raises:
         ValueError: a value is not of the form that may be inlined (a programming error).
@@ -140,7 +140,7 @@ class KnownCallers:
     recent last. Only ever a hint: the database checks them at every opening.
 
     Facts learned less than `fresh_seconds` ago are `fresh`: a compiled read may then skip the
-    credential check and the tree walk (`cms_read_known`, migration 0014), which the database
+    credential check and the tree walk (`cms_read_known`, migration 0015), which the database
     allows only while nothing they depend on has changed. Past that age the next read opens in
     full again, which is also what bumps an API key's `last_used_at` when it is due.
     """

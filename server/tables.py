@@ -179,7 +179,7 @@ instance_settings = Table(
 )
 
 # One counter of the changes to what a request's opening finds (credentials, memberships, roles,
-# the organization tree), counted by triggers (migration 0014): a caller's facts kept by the
+# the organization tree), counted by triggers (migration 0015): a caller's facts kept by the
 # server hold as long as it has not moved.
 access_epoch = Table(
     "cms_access_epoch",

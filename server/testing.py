@@ -4,6 +4,12 @@
 (`CREATE DATABASE ... TEMPLATE`), which takes milliseconds. The server is `DATABASE_URL` when set,
 else an embedded PostgreSQL 18 in a temporary folder.
 
+With `DATABASE_POOL_MODE=transaction` the run goes through a transaction pooler: `DATABASE_URL` is
+the pooler (PgBouncer forwarding every database name to the server, `* = host=... port=...`) and
+`DATABASE_DIRECT_URL` the server itself. Test databases are made, and handed out, on the server;
+the API under test reaches them through the pooler (`pooled_settings`, `pooled_environment`), as a
+deployment behind PgBouncer does.
+
 `running_api()` starts the API on such a database with an organization and an owner API key, and
 gives a `GraphQLClient` (httpx over the ASGI app). The pytest plugin `server.pytest_plugin` wraps
 both as fixtures.
@@ -35,7 +41,11 @@ if TYPE_CHECKING:
 
 
 def server_url() -> str:
-    """The test server's URL: DATABASE_URL, or a fresh embedded server that stops at exit."""
+    """The test server's URL: DATABASE_URL (DATABASE_DIRECT_URL behind a transaction pooler), or
+    a fresh embedded server that stops at exit."""
+    pooler = _pooler()
+    if pooler is not None:
+        return pooler[1]
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
@@ -46,6 +56,49 @@ def server_url() -> str:
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _pooler() -> tuple[str, str] | None:
+    """The transaction pooler this test run goes through and the server behind it, if any."""
+    if os.environ.get("DATABASE_POOL_MODE", "").strip().lower() != "transaction":
+        return None
+    pooler, direct = os.environ.get("DATABASE_URL"), os.environ.get("DATABASE_DIRECT_URL")
+    if not pooler or not direct:
+        raise RuntimeError(
+            "DATABASE_POOL_MODE=transaction needs DATABASE_URL and DATABASE_DIRECT_URL"
+        )
+    return pooler, direct
+
+
+def _through_pooler(url: str) -> str | None:
+    """`url`'s database through the run's pooler, when `url` is on the server behind it."""
+    pooler = _pooler()
+    if pooler is None:
+        return None
+    server, target = urlsplit(pooler[1]), urlsplit(url)
+    if (target.hostname, target.port) != (server.hostname, server.port):
+        return None  # another server, or a pooler a test started itself
+    return with_database(pooler[0], target.path.lstrip("/"))
+
+
+def pooled_settings(url: str) -> dict[str, Any]:
+    """`Settings` fields (and `PostgresAdapter` arguments, without the `database_` prefix) that
+    reach the database of `url` as this test run asks: through its pooler, else directly."""
+    through = _through_pooler(url)
+    if through is None:
+        return {"database_url": url}
+    return {
+        "database_url": through,
+        "database_pool_mode": "transaction",
+        "database_direct_url": url,
+    }
+
+
+def pooled_environment(url: str) -> dict[str, str]:
+    """`pooled_settings` as the environment of a server process."""
+    return {
+        name.upper(): value for name, value in pooled_settings(url).items() if value is not None
+    }
 
 
 class TestDatabases:
@@ -196,12 +249,19 @@ async def running_api(
     from server.app import Services, create_app
     from server.config import Settings
 
-    database_url = adapter.database.url if adapter is not None else url
-    if database_url is None:
+    if adapter is not None:
+        database: dict[str, Any] = {
+            "database_url": adapter.database.url,
+            "database_pool_mode": adapter.database.pool_mode,
+            "database_direct_url": adapter.database.direct_url,
+        }
+    elif url is not None:
+        database = pooled_settings(url)
+    else:
         raise ValueError("running_api needs a database url or a connected adapter")
     # No outbox worker in the background: a test that wants deliveries runs a pass itself
     # (`services.delivery.worker.run_once()`) or asks for one with `delivery_worker=True`.
-    settings = Settings(database_url=database_url, delivery_worker=False)
+    settings = Settings(**database, delivery_worker=False)
     if schema_dir is not None:
         settings_changes["schema_dir"] = schema_dir
     if settings_changes:

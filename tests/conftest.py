@@ -16,8 +16,15 @@ import pytest
 
 from server.config import PROJECT_ROOT
 from server.content_model import ContentModel
+from server.db import PooledConnection
 from server.postgres import PostgresAdapter
-from server.testing import GraphQLClient, TestDatabases, running_api, server_url
+from server.testing import (
+    GraphQLClient,
+    TestDatabases,
+    pooled_settings,
+    running_api,
+    server_url,
+)
 
 __all__ = ["CMS", "GraphQLClient"]
 
@@ -59,7 +66,14 @@ async def db_url(databases: TestDatabases) -> AsyncIterator[str]:
 @pytest.fixture
 async def adapter(db_url: str) -> AsyncIterator[PostgresAdapter]:
     """A connected adapter with RLS and hierarchy on: what the server runs with by default."""
-    adapter = PostgresAdapter(db_url, pool_size=4, run_migrations=False)
+    reach = pooled_settings(db_url)
+    adapter = PostgresAdapter(
+        reach["database_url"],
+        direct_url=reach.get("database_direct_url"),
+        pool_mode=reach.get("database_pool_mode", "session"),
+        pool_size=4,
+        run_migrations=False,
+    )
     await adapter.connect()
     yield adapter
     await adapter.disconnect()
@@ -82,6 +96,14 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             return _original(self, query, *args, **kw)
 
         monkeypatch.setattr(asyncpg.Connection, name, counted)
+    # One round trip as well: a statement described once, run again (transaction pooling).
+    described = PooledConnection.fetchrow_described
+
+    def counted_described(self: Any, query: str, *args: Any, **kw: Any) -> Any:
+        sent.append(query)
+        return described(self, query, *args, **kw)
+
+    monkeypatch.setattr(PooledConnection, "fetchrow_described", counted_described)
     return sent
 
 

@@ -17,6 +17,7 @@ from server.auth import authenticate
 from server.capabilities import ALL_CAPABILITIES, BUILT_IN_ROLES
 from server.config import PROJECT_ROOT
 from server.postgres import PostgresAdapter
+from server.testing import pooled_environment
 
 KEY_FORMAT = re.compile(r"cms_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
 
@@ -34,7 +35,7 @@ class Result:
 
 async def cli(db_url: str, *args: str, password: str | None = None) -> Result:
     env = {k: v for k, v in os.environ.items() if k != "CMS_PASSWORD"}
-    env["DATABASE_URL"] = db_url
+    env.update(pooled_environment(db_url))
     if password is not None:
         env["CMS_PASSWORD"] = password
     process = await asyncio.create_subprocess_exec(

@@ -13,6 +13,7 @@ import pytest
 from server.config import PROJECT_ROOT
 from server.postgres import PostgresAdapter
 from server.schema_parser import parse_schema_type
+from server.testing import pooled_environment
 from tests.live_server import server_env
 
 NOTE = {"type": "document", "name": "note", "fields": [{"name": "text", "type": "string"}]}
@@ -57,7 +58,7 @@ def test_schema_print_reads_the_schema_dir_without_a_database(
 async def test_schema_print_database_adds_types_registered_at_run_time(
     db_url: str, adapter: PostgresAdapter, tmp_path: Path
 ) -> None:
-    env = server_env(tmp_path, DATABASE_URL=db_url)
+    env = server_env(tmp_path, **pooled_environment(db_url))
     from_dir = tmp_path / "from-dir.graphql"
     assert schema_print(env, "-o", str(from_dir)).returncode == 0
     served = tmp_path / "served.graphql"

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from server.config import PROJECT_ROOT
+from server.testing import pooled_environment
 from tests.live_server import live_server, owner_key, require_node_packages, run, server_env
 
 CACHES_DIR = PROJECT_ROOT / "tests" / "client_caches"
@@ -31,7 +32,7 @@ async def create(client: httpx.AsyncClient, mutation: str, data: dict[str, str])
 
 async def test_client_caches_keep_stubs_apart_from_documents(db_url: str, tmp_path: Path) -> None:
     node = require_node_packages(CACHES_DIR, "@apollo/client")
-    env = server_env(tmp_path, DATABASE_URL=db_url)
+    env = server_env(tmp_path, **pooled_environment(db_url))
     key = await owner_key(env, "caches")
     headers = {"Authorization": f"Bearer {key}"}
     serve = (sys.executable, "-m", "server", "serve")

@@ -24,7 +24,7 @@ from server.config import ConfigError, Settings
 from server.errors import InvalidInputError
 from server.outbound import OutboundPolicy
 from server.outbox_worker import OutboxWorker
-from server.testing import GraphQLClient, running_api
+from server.testing import GraphQLClient, pooled_environment, running_api
 from tests.live_server import cli, run
 from tests.webhook_receiver import Receiver, webhook_receiver
 
@@ -481,7 +481,7 @@ async def test_register_persisted_queries_from_the_command_line(
             }
         )
     )
-    env = {**os.environ, "DATABASE_URL": db_url}
+    env = {**os.environ, **pooled_environment(db_url)}
     assert await cli(env, "persisted-queries", "register", str(folder)) == _sha(ALL_POSTS)
     assert await cli(env, "persisted-queries", "register", str(manifest)) == _sha(other)
     manifest.write_text(json.dumps({"0" * 64: other}))

@@ -18,6 +18,7 @@ from server.app import Services, create_app
 from server.config import PROJECT_ROOT, Settings
 from server.demo import DEMO_SLUG, KEY_FILE, prepare_demo
 from server.postgres import PostgresAdapter
+from server.testing import pooled_environment
 from tests.live_server import live_server, server_env
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -197,7 +198,7 @@ async def test_serve_with_a_database_url_seeds_nothing_and_shows_no_key(
     db_url: str, tmp_path: Path
 ) -> None:
     # Even a DEMO_URL left in the environment is ignored once a database is configured.
-    env = server_env(tmp_path, DATABASE_URL=db_url, DEMO_URL=DEMO_URL)
+    env = server_env(tmp_path, **pooled_environment(db_url), DEMO_URL=DEMO_URL)
     serve = (sys.executable, "-m", "server", "serve")
     async with live_server(env, serve) as server, httpx.AsyncClient(base_url=server.url) as client:
         page = await client.get("/graphql", headers=BROWSER)

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.graphql.playground import CONTENT_SECURITY_POLICY, asset_url
+from server.testing import pooled_environment
 from tests.conftest import GraphQLClient
 from tests.live_server import Output, live_server, require_tool, server_env
 
@@ -103,7 +104,7 @@ async def test_graphiql_runs_a_query_in_headless_chromium(db_url: str, tmp_path:
     chromium = _chromium()
     require_tool(chromium is not None, "chromium", "install it with `apt-get install -y chromium`")
     assert chromium is not None
-    env = server_env(tmp_path / "data", DATABASE_URL=db_url)
+    env = server_env(tmp_path / "data", **pooled_environment(db_url))
     async with live_server(env | {"DEMO_URL": "http://127.0.0.1"}) as server:
         key = (tmp_path / "data" / "dev-api-key").read_text().strip()
         async with browser(chromium, tmp_path / "profile") as page:

@@ -61,7 +61,12 @@ async def test_a_registered_type_is_served_by_the_next_request(gql: GraphQLClien
 
 
 async def test_other_processes_pick_the_change_up_within_a_second(gql: GraphQLClient) -> None:
-    settings = Settings(database_url=gql.services.adapter.database.url)
+    database = gql.services.adapter.database
+    settings = Settings(
+        database_url=database.url,
+        database_pool_mode=database.pool_mode,
+        database_direct_url=database.direct_url,
+    )
     other = Services.create(settings)
     other.adapter.run_migrations = False
     await other.start()

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from server.config import PROJECT_ROOT
+from server.testing import pooled_environment
 from tests.conftest import GraphQLClient
 from tests.live_server import live_server, owner_key, require_node_packages, run, server_env
 
@@ -24,7 +25,7 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 async def test_graphql_http_audit_passes_without_warnings(db_url: str, tmp_path: Path) -> None:
     node = require_node_packages(AUDIT_DIR, "graphql-http")
-    env = server_env(tmp_path, DATABASE_URL=db_url)
+    env = server_env(tmp_path, **pooled_environment(db_url))
     key = await owner_key(env, "audit")
     serve = (sys.executable, "-m", "server", "serve")
     async with live_server(env, serve) as server:

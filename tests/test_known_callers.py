@@ -1,7 +1,7 @@
 """Reads by callers met recently: no credential check or tree walk while nothing they depend on changed.
 
 A compiled read by a caller whose facts a full opening found less than a minute ago runs
-`cms_read_known` (migration 0014): the database checks one counter, which triggers move on every
+`cms_read_known` (migration 0015): the database checks one counter, which triggers move on every
 change to credentials, memberships, roles and the organization tree, and the credential's
 expiry. These tests make each such change between two reads and require the second read to see
 it, after proving that the first ones took the short way.

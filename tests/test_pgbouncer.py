@@ -1,10 +1,11 @@
 """The API behind a real PgBouncer in transaction mode (`DATABASE_POOL_MODE=transaction`).
 
 PgBouncer gets ONE server connection per database, so consecutive transactions of every client,
-whichever tenant they serve, run on the same PostgreSQL session: any setting, role or prepared
-statement one request left on it would reach the next. The server's own pool has several
-connections (PgBouncer's clients); LISTEN and start-up work go to the database directly
-(`DATABASE_DIRECT_URL`).
+whichever tenant they serve, run on the same PostgreSQL session: any setting or role one request
+left on it would reach the next. Compiled reads stay prepared on it on purpose (migration 0014):
+a read's text is parametrised and tenant-neutral, and its name is a digest of that text. The
+server's own pool has several connections (PgBouncer's clients); LISTEN and start-up work go to
+the database directly (`DATABASE_DIRECT_URL`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncpg
 import pytest
 
 from server.postgres import PostgresAdapter
+from server.query import round_trip
 from server.testing import GraphQLClient, running_api
 from tests.pgbouncer import Bouncer, pgbouncer
 
@@ -36,7 +38,8 @@ PROBE = """select current_setting('app.organization_id', true) as org,
                   current_setting('transaction_read_only') as read_only,
                   current_setting('lock_timeout') as lock_timeout,
                   current_setting('statement_timeout') as statement_timeout,
-                  (select count(*) from pg_prepared_statements) as prepared,
+                  (select coalesce(array_agg(name order by name), '{}')
+                   from pg_prepared_statements) as prepared,
                   pg_backend_pid() as pid"""
 RECIPE = {
     "type": "document",
@@ -94,7 +97,13 @@ def assert_clean(state: dict[str, Any], fresh: dict[str, Any]) -> None:
     # request's transaction-local `off`. No tenant state, and requests turn it off anyway.
     for name in ("role", "read_only", "lock_timeout", "statement_timeout"):
         assert state[name] == fresh[name], name
-    assert state["prepared"] == 0
+    # Prepared statements may remain, but only compiled reads the server named and no more than
+    # its cap: a read is parametrised text without a tenant in it (each call's org, caller and
+    # role are transaction-local settings, applied before the read runs), named after a digest of
+    # that text, so any client that reaches this session may run it. asyncpg's own statements are
+    # unnamed without its statement cache, and end with their transaction.
+    assert all(name.startswith("cms_read_") for name in state["prepared"]), state["prepared"]
+    assert len(state["prepared"]) <= round_trip.PREPARED_PER_CONNECTION
 
 
 async def titles(client: GraphQLClient, key: str, query: str = TITLES) -> set[str]:
@@ -181,24 +190,52 @@ async def test_interleaved_tenants_on_one_server_connection_see_only_their_own(
     assert_clean(await probe(through), fresh)
 
 
-async def test_compiled_reads_send_their_text_and_leave_nothing_prepared(
+async def test_compiled_reads_send_their_text_and_stay_prepared_on_the_session(
     gql: GraphQLClient, bouncer: Bouncer, db_url: str, round_trips: list[str]
 ) -> None:
     through = bouncer.url(db_url)
     endpoint = gql.app.state.graphql
     await gql.data(CREATE, {"t": "Hello", "s": "hello"})
+    assert await titles(gql, gql.key) == {"Hello"}
     served = endpoint.compiled_served
     round_trips.clear()
     for _ in range(3):
         assert await titles(gql, gql.key) == {"Hello"}
     assert endpoint.compiled_served == served + 3
     assert endpoint.compiled_failures == 0
-    # One round trip each, and each carries the read's text to `cms_read_text`.
+    # One round trip each, and each carries the read's text to `cms_read_pooled` (the caller was
+    # met a moment ago: `cms_read_pooled_known`, migration 0015).
     assert len(round_trips) == 3
-    assert all("cms_read_text(" in sql for sql in round_trips)
-    assert (await probe(through))["prepared"] == 0
+    assert all("cms_read_pooled_known(" in sql for sql in round_trips)
+    # The one server session keeps the one read, whichever client connection ran it.
+    state = await probe(through)
+    assert len(state["prepared"]) == 1
+    assert state["prepared"][0].startswith("cms_read_")
     health = await gql.client.get("/healthz")
     assert health.status_code == 200, health.text
+
+
+async def test_a_server_session_keeps_at_most_the_cap_of_reads(
+    gql: GraphQLClient, bouncer: Bouncer, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the cap, the read prepared longest ago on the session goes; answers do not change."""
+    monkeypatch.setattr(round_trip, "PREPARED_PER_CONNECTION", 2)
+    through = bouncer.url(db_url)
+    await gql.data(CREATE, {"t": "Hello", "s": "hello"})
+    reads = [
+        "{ allPost { title } }",
+        "{ allPost { slug } }",
+        "{ allPost { title slug } }",
+        "{ allPost { title } }",
+    ]
+    kept = []
+    for query in reads:
+        assert "errors" not in await gql(query)
+        kept.append((await probe(through))["prepared"])
+    assert [len(names) for names in kept] == [1, 2, 2, 2]
+    assert kept[2][0] not in kept[0], "the third read makes the first go"
+    assert set(kept[0]) <= set(kept[3]), "asked again, the first is prepared again"
+    assert gql.app.state.graphql.compiled_failures == 0
 
 
 async def test_statement_counts_are_the_same_as_direct(
@@ -263,8 +300,9 @@ async def test_a_schema_change_reaches_another_instance_through_pgbouncer(
             assert listed == {"allRecipe": [{"title": "Soup"}]}
             assert endpoint.compiled_served == served + 1
 
-            # asyncpg's unnamed statements (no statement cache) hold across the two server
-            # connections: many clients, reads and writes at once, and not one error.
+            # asyncpg's unnamed statements (no statement cache, and a compiled read's call
+            # described once per connection) hold across the two server connections: many
+            # clients, reads and writes at once, and not one error.
             bodies = await asyncio.gather(
                 *(two("{ allRecipe { title } }", key=key) for _ in range(20)),
                 *(one(CREATE, {"t": f"Post {n}", "s": f"post-{n}"}) for n in range(10)),

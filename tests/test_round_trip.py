@@ -37,7 +37,8 @@ async def publish_post(gql: GraphQLClient, title: str) -> None:
 @pytest.fixture
 async def one_connection(gql: GraphQLClient) -> AsyncIterator[Database]:
     """A pool of one connection on the test database, so every call meets the same session."""
-    database = Database(gql.services.settings.database_url, pool_size=1)
+    # The session path, so PostgreSQL itself, even when the run goes through a pooler.
+    database = Database(gql.services.adapter.database.direct_url, pool_size=1)
     await database.connect()
     try:
         yield database

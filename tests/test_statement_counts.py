@@ -206,8 +206,9 @@ async def test_a_read_request_is_one_round_trip(
     count, _ = await statements(gql, body)
     assert count == READ
     assert len(sent) == 1
-    # A caller met moments ago: its facts are checked by the access counter (migration 0014).
-    assert sent[0].startswith("SELECT cms_read_known(")
+    # A caller met moments ago: its facts are checked by the access counter (migration 0015);
+    # `cms_read_pooled_known` through a transaction pooler (`DATABASE_POOL_MODE=transaction`).
+    assert sent[0].startswith(("SELECT cms_read_known(", "SELECT cms_read_pooled_known("))
 
 
 async def test_a_read_by_a_caller_not_met_yet_is_one_round_trip_too(
@@ -219,4 +220,9 @@ async def test_a_read_by_a_caller_not_met_yet_is_one_round_trip_too(
     count, _ = await statements(gql, with_limit(BY_NAME["Q1"], 5))
     assert count == READ
     assert len(sent) == 1
-    assert sent[0].startswith("SELECT principal, results FROM cms_read(")
+    assert sent[0].startswith(
+        (
+            "SELECT principal, results FROM cms_read(",
+            "SELECT principal, results FROM cms_read_pooled(",
+        )
+    )

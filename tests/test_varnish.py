@@ -23,6 +23,7 @@ import asyncpg
 import httpx
 
 from server.config import PROJECT_ROOT
+from server.testing import pooled_environment
 from tests.live_server import cli, free_port, live_server, owner_key, require_tool, server_env
 from tests.webhook_receiver import webhook_receiver
 
@@ -139,7 +140,7 @@ async def _outbox_drained(db_url: str, seconds: float = 30) -> None:
 
 def _env(tmp_path: Path, db_url: str, **variables: str) -> dict[str, str]:
     return server_env(
-        tmp_path, DATABASE_URL=db_url, WEBHOOK_ALLOWED_HOSTS="*,127.0.0.1", **variables
+        tmp_path, **pooled_environment(db_url), WEBHOOK_ALLOWED_HOSTS="*,127.0.0.1", **variables
     )
 
 

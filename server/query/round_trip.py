@@ -9,7 +9,8 @@ What travels: the opening's arguments as bind values, the read's name (a digest 
 text only when this connection has not prepared it yet, and its arguments as text, which
 PostgreSQL turns into literals of the placeholders' types. Through a transaction pooler a
 connection's calls may reach different server sessions, so there the text travels every time, to
-`cms_read_text` (migration 0013), which prepares, runs and forgets the read within the call.
+`cms_read_pooled` (migration 0014), which prepares the read only when the server session it reached
+lacks it, and keeps at most `PREPARED_PER_CONNECTION` reads prepared on each session.
 `text_argument` writes each value in the input syntax of the type the binder gave it
 (`server/query/filters.py`).
 """
@@ -35,15 +36,22 @@ READ_SQL = (
     "SELECT principal, results"
     " FROM cms_read($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text[])"
 )
-# Through a transaction pooler: the same call, always with the text, leaving nothing prepared.
-READ_TEXT_SQL = READ_SQL.replace("cms_read(", "cms_read_text(")
 # For a caller whose facts a full opening found recently: the read without the credential check
-# and the tree walk, while the database finds those facts still hold (migration 0014).
+# and the tree walk, while the database finds those facts still hold (migration 0015).
 READ_KNOWN_SQL = "SELECT cms_read_known($1, $2, $3, $4, $5, $6, $7, $8::text[])"
-
-
+# The same through a transaction pooler (`cms_read_pooled`'s way with the read, migration 0014).
+READ_POOLED_KNOWN_SQL = (
+    "SELECT cms_read_pooled_known($1, $2, $3, $4, $5, $6, $7, $8::text[], $9) AS results"
+)
 # Reads kept prepared per connection; past it, the session forgets them all and starts again.
+# Through a transaction pooler, the cap of each server session (the oldest reads go first).
 PREPARED_PER_CONNECTION = 256
+
+# Through a transaction pooler: the same call, always with the text, and the server session's cap.
+READ_POOLED_SQL = (
+    "SELECT principal, results"
+    " FROM cms_read_pooled($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text[], $13)"
+)
 
 
 class ReadNotPrepared(Exception):  # noqa: N818 (a signal: the resolver path answers this one)
@@ -78,8 +86,7 @@ async def fetch(
         lock_timeout_ms: how long the read may wait for a lock (0: as long as it takes).
         known: the caller's facts as a full opening found them recently
             (`server.opening.KnownCallers.fresh`): the read then skips the credential check and
-            the organization tree, which the database allows only while they still hold. Not
-            through a transaction pooler, whose calls always carry the read's text.
+            the organization tree, which the database allows only while they still hold.
 
     Raises:
         CMSError: a refused credential, or a database error in the domain's terms
@@ -109,24 +116,57 @@ async def _fetch_on(
     cancel_after: float | None,
     known: str | None,
 ) -> tuple[str, list[str | None]]:
-    prepared = conn.prepared_reads
+    arguments = [text_argument(value) for value in statement.args]
     name = statement.name
-    call: str = READ_SQL
-    text: str | None = statement.sql
     if database.transaction_pooled:
-        # Each call may reach another server session, which never saw an earlier PREPARE.
-        call = READ_TEXT_SQL
-    elif name in prepared:
+        # Each call may reach another server session, which may not have the read yet.
+        database.ran(statement.sql, statement.args)
+        try:
+            with refusals(), translate_errors(conn):
+                if known is not None:
+                    hierarchy, statement_timeout_ms, role, lock_timeout_ms = opening[5:]
+                    row = await conn.fetchrow_described(
+                        READ_POOLED_KNOWN_SQL,
+                        known,
+                        hierarchy,
+                        statement_timeout_ms,
+                        role,
+                        lock_timeout_ms,
+                        name,
+                        statement.sql,
+                        arguments,
+                        PREPARED_PER_CONNECTION,
+                        timeout=cancel_after,
+                    )
+                    assert row is not None
+                    return known, list(row["results"])
+                row = await conn.fetchrow_described(
+                    READ_POOLED_SQL,
+                    *opening,
+                    name,
+                    statement.sql,
+                    arguments,
+                    PREPARED_PER_CONNECTION,
+                    timeout=cancel_after,
+                )
+        except asyncpg.PostgresError as exc:
+            if facts_changed(exc):
+                raise FactsChanged from None
+            raise
+        assert row is not None
+        return row["principal"], list(row["results"])
+    prepared = conn.prepared_reads
+    text: str | None = statement.sql
+    if name in prepared:
         text = None
     elif len(prepared) >= PREPARED_PER_CONNECTION:
         # Only the reads: asyncpg keeps its own statements prepared on the session too.
         await conn.execute("; ".join(f"DEALLOCATE {name}" for name in prepared))
         prepared.clear()
-    arguments = [text_argument(value) for value in statement.args]
     database.ran(statement.sql, statement.args)
     try:
         with refusals(), translate_errors(conn):
-            if known is not None and not database.transaction_pooled:
+            if known is not None:
                 hierarchy, statement_timeout_ms, role, lock_timeout_ms = opening[5:]
                 results = await conn.fetchval(
                     READ_KNOWN_SQL,
@@ -143,7 +183,7 @@ async def _fetch_on(
                 principal = known
             else:
                 row = await conn.fetchrow(
-                    call, *opening, name, text, arguments, timeout=cancel_after
+                    READ_SQL, *opening, name, text, arguments, timeout=cancel_after
                 )
                 assert row is not None
                 principal, results = row["principal"], row["results"]
@@ -154,8 +194,7 @@ async def _fetch_on(
         if facts_changed(exc):
             raise FactsChanged from None
         raise
-    if not database.transaction_pooled:
-        prepared.add(name)
+    prepared.add(name)
     return principal, list(results)
 
 

@@ -19,7 +19,8 @@ answers and the database can check in one lookup that they still hold:
   an earlier opening (`known`, that `app.principal` text). It checks that the counter has not
   moved and the credential has not expired, raises `CM007` (the facts changed) otherwise, and then
   scopes the transaction from the kept facts. `cms_read_known(known, ...)` is `cms_read`
-  (migration 0006) opening that way.
+  (migration 0006) opening that way, and `cms_read_pooled_known(known, ...)` is
+  `cms_read_pooled` (migration 0014, through a transaction pooler) opening that way.
 
 The server still runs the full opening at least once a minute per credential
 (`server.opening.KnownCallers`), which also bumps an API key's `last_used_at` when due.
@@ -27,9 +28,9 @@ The server still runs the full opening at least once a minute per credential
 The counter is one row, so transactions that change credentials, memberships, roles or the tree
 take turns at it until they commit. Those are administrative writes, and sign-ins do not count.
 
-Revision ID: 0014
-Revises: 0013
-Create Date: 2026-12-12 12:00:00.000000
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-12-13 12:00:00.000000
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ from pathlib import Path
 
 from alembic import op
 
-revision: str = "0014"
-down_revision: str | None = "0013"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -185,6 +186,32 @@ BEGIN
     + "END\n$$\n"
 )
 
+# Migration 0014's `cms_read_pooled` (through a transaction pooler), opening with `cms_open_known`.
+_READ_POOLED = str(
+    runpy.run_path(str(Path(__file__).with_name("20261212_0014_reads_kept_on_pooled_sessions.py")))[
+        "READ_POOLED"
+    ]
+)
+_POOLED_OPENING = _READ_POOLED[
+    _READ_POOLED.index("  PERFORM cms_open_request(") : _READ_POOLED.index(
+        "  -- Usually the session"
+    )
+]
+READ_POOLED_KNOWN = """
+CREATE FUNCTION cms_read_pooled_known(
+  known text, hierarchy boolean, statement_timeout_ms integer, request_role text,
+  lock_timeout_ms integer, statement_name text, statement_sql text, arguments text[],
+  keep_prepared integer, OUT results text[]
+)
+LANGUAGE plpgsql AS $$""" + _READ_POOLED[_READ_POOLED.index("\nDECLARE\n") :].replace(
+    _POOLED_OPENING,
+    "  PERFORM cms_open_known(\n"
+    "    known, hierarchy, statement_timeout_ms, request_role, true, lock_timeout_ms);\n",
+    1,
+)
+if "cms_open_request" in READ_POOLED_KNOWN or "principal" in READ_POOLED_KNOWN:
+    raise RuntimeError("migration 0014's cms_read_pooled is not the text this migration rewrites")
+
 _FORMER: dict[str, object] = runpy.run_path(
     str(Path(__file__).with_name("20261202_0004_request_opening.py"))
 )
@@ -213,11 +240,16 @@ def upgrade() -> None:
     op.execute(OPEN_REQUEST)
     op.execute(OPEN_KNOWN)
     op.execute(READ_KNOWN)
+    op.execute(READ_POOLED_KNOWN)
 
 
 def downgrade() -> None:
     op.execute(
         "DROP FUNCTION cms_read_known(text, boolean, integer, text, integer, text, text, text[])"
+    )
+    op.execute(
+        "DROP FUNCTION cms_read_pooled_known(text, boolean, integer, text, integer, text, text,"
+        " text[], integer)"
     )
     op.execute("DROP FUNCTION cms_open_known(text, boolean, integer, text, boolean, integer)")
     op.execute(FORMER_OPEN_REQUEST)
