@@ -33,12 +33,14 @@ class RecordingDatabase(Database):
 
     @asynccontextmanager
     async def transaction(
-        self, *, read_only: bool = False, opening: str | None = None
+        self, *, read_only: bool = False, opening: str | None = None, commit_token: bool = False
     ) -> AsyncIterator[Tx]:
         if opening is not None:
             # It runs before the `Tx` is handed out (with BEGIN, in one round trip): recorded here.
             self.log.append((opening, ()))
-        async with super().transaction(read_only=read_only, opening=opening) as tx:
+        async with super().transaction(
+            read_only=read_only, opening=opening, commit_token=commit_token
+        ) as tx:
             # Wrapped on the instance: exactly the statements the unit of work runs through its
             # `Tx`, not the driver's own (type introspection, BEGIN, COMMIT).
             for name in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
