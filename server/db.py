@@ -398,9 +398,12 @@ class Database:
         raise AssertionError("unreachable")
 
     async def _acquire(self) -> tuple[Any, Connection]:
-        conn_cm = self.pool.acquire(timeout=self.acquire_timeout or None)
+        # The pool's own timeout runs the acquisition in a task of its own (`wait_for`) on every
+        # call, idle connection or not; a timeout scope around it costs only a timer.
+        conn_cm = self.pool.acquire()
         try:
-            conn = await conn_cm.__aenter__()
+            async with asyncio.timeout(self.acquire_timeout or None):
+                conn = await conn_cm.__aenter__()
         except TimeoutError as exc:
             raise UnavailableError(
                 f"no database connection became free within {self.acquire_timeout:g} s; try again"
