@@ -124,17 +124,9 @@ async def _fetch_on(
         try:
             with refusals(), translate_errors(conn):
                 if known is not None:
-                    hierarchy, statement_timeout_ms, role, lock_timeout_ms = opening[5:]
                     row = await conn.fetchrow_described(
                         READ_POOLED_KNOWN_SQL,
-                        known,
-                        hierarchy,
-                        statement_timeout_ms,
-                        role,
-                        lock_timeout_ms,
-                        name,
-                        statement.sql,
-                        arguments,
+                        *_known_arguments(known, opening, name, statement.sql, arguments),
                         PREPARED_PER_CONNECTION,
                         timeout=cancel_after,
                     )
@@ -167,17 +159,9 @@ async def _fetch_on(
     try:
         with refusals(), translate_errors(conn):
             if known is not None:
-                hierarchy, statement_timeout_ms, role, lock_timeout_ms = opening[5:]
                 results = await conn.fetchval(
                     READ_KNOWN_SQL,
-                    known,
-                    hierarchy,
-                    statement_timeout_ms,
-                    role,
-                    lock_timeout_ms,
-                    name,
-                    text,
-                    arguments,
+                    *_known_arguments(known, opening, name, text, arguments),
                     timeout=cancel_after,
                 )
                 principal = known
@@ -196,6 +180,14 @@ async def _fetch_on(
         raise
     prepared.add(name)
     return principal, list(results)
+
+
+def _known_arguments(
+    known: str, opening: tuple[Any, ...], name: str, text: str | None, arguments: list[str | None]
+) -> tuple[Any, ...]:
+    """`cms_read_known`'s arguments: the kept facts in place of the credential (migration 0015)."""
+    hierarchy, statement_timeout_ms, role, lock_timeout_ms = opening[5:]
+    return (known, hierarchy, statement_timeout_ms, role, lock_timeout_ms, name, text, arguments)
 
 
 def text_argument(value: Any) -> str | None:
