@@ -27,7 +27,7 @@ from bench.machine import PostgresCpu
 from bench.scenarios import SCENARIOS
 from bench.servers import Server, free_port
 from server.config import PROJECT_ROOT
-from server.postgres import PostgresAdapter
+from server.engine.postgres import PostgresAdapter
 
 VCL = PROJECT_ROOT / "deploy" / "varnish.vcl"
 SCENARIO = "Q2-GET"

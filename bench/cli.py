@@ -34,8 +34,8 @@ from bench.load import ACTOR, Loaded, drop_database, keep_one_tenant, load, recr
 from bench.machine import PostgresCpu, describe
 from bench.scenarios import BY_NAME, SCENARIOS, opening_statements
 from server.config import PROJECT_ROOT, Settings
-from server.embedded import start_embedded
-from server.postgres import PostgresAdapter
+from server.db.embedded import start_embedded
+from server.engine.postgres import PostgresAdapter
 from server.testing import with_database
 
 RESULTS = PROJECT_ROOT / "bench" / "results"

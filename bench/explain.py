@@ -20,7 +20,7 @@ import orjson
 from bench import floor_sql
 from bench.inprocess import Measured, Statement
 from bench.scenarios import OPENING_STATEMENTS, Scenario, opening_statements, update_variables
-from server.postgres import PostgresAdapter
+from server.engine.postgres import PostgresAdapter
 
 _INDEX = re.compile(r"(?:Index(?: Only)? Scan(?: Backward)? using|Bitmap Index Scan on) (\w+)")
 _SEQ = re.compile(r"Seq Scan on (\w+)")

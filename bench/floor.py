@@ -36,7 +36,7 @@ def create_app(settings: Settings, organization_id: uuid.UUID) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal pool
-        # The API's pool settings (server/db.py), without its JSON codecs: nothing here decodes.
+        # The API's pool settings (server/db/pool.py), without its JSON codecs: nothing here decodes.
         pool = await asyncpg.create_pool(
             settings.database_url,
             min_size=min(2, settings.pool_size),
@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    # Exactly what `python -m server serve` does (server/cli.py), so both run the same HTTP stack.
+    # Exactly what `python -m server serve` does (server/cli/main.py), so both run the same HTTP stack.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "bench.floor:app_from_env",

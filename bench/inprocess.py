@@ -18,8 +18,8 @@ import httpx
 from bench.scenarios import Scenario, update_variables
 from server.app import Services, create_app
 from server.config import Settings
-from server.db import Database, Tx
-from server.postgres import PostgresAdapter
+from server.db.pool import Database, Tx
+from server.engine.postgres import PostgresAdapter
 
 Statement = tuple[str, tuple[Any, ...]]
 

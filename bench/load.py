@@ -2,7 +2,7 @@
 adapter, then every document, version and reference row by COPY.
 
 The rows are what the API itself would have written: a draft version (1) for every document and a
-publish version (2) for the published ones, hashes from `server.content_hash`, and the reference
+publish version (2) for the published ones, hashes from `server.content.hash`, and the reference
 index for each plane the document has.
 """
 
@@ -19,8 +19,8 @@ import asyncpg
 import orjson
 
 from bench.dataset import ORGANIZATIONS, SCENARIO_ORG, Dataset, Document
-from server.content_hash import content_hash
-from server.postgres import PostgresAdapter
+from server.content.hash import content_hash
+from server.engine.postgres import PostgresAdapter
 from server.testing import with_database
 
 BATCH = 20_000

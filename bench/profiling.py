@@ -19,11 +19,17 @@ from pyinstrument.session import Session
 # Reads are compiled to one statement (server/query/); mutations still go through the resolvers,
 # reference resolution and typegen.
 AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("server: reference resolution (references.py)", ("/server/references.py",)),
+    ("server: reference resolution (references.py)", ("/server/content/references.py",)),
     ("server: GraphQL instances from JSON (typegen.py)", ("/server/graphql/typegen.py",)),
-    ("server: where/sort compiler, queries", ("/server/query/filters.py", "/server/queries.py")),
-    ("server: local API rendering (local_api.py)", ("/server/local_api.py",)),
-    ("server: request context, auth, tenancy", ("/server/graphql/context.py", "/server/auth.py")),
+    (
+        "server: where/sort compiler, queries",
+        ("/server/content/filters.py", "/server/content/queries.py"),
+    ),
+    ("server: local API rendering (local_api.py)", ("/server/engine/local_api.py",)),
+    (
+        "server: request context, auth, tenancy",
+        ("/server/graphql/context.py", "/server/access/auth.py"),
+    ),
     ("server: compiled reads (server/query/)", ("/server/query/",)),
     ("server: other", ("/server/",)),
     ("GraphQL execution (strawberry, graphql-core)", ("/strawberry/", "/graphql/")),

@@ -29,7 +29,7 @@ import psutil
 from bench import machine, report, servers
 from bench.cli import README, RESULTS, _admin_url
 from bench.load import drop_database, recreate_database
-from server.postgres import PostgresAdapter
+from server.engine.postgres import PostgresAdapter
 
 DATABASE = "cms_soak"
 ACTOR = "soak"

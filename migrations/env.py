@@ -10,8 +10,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from server.config import Settings
-from server.migrate import sqlalchemy_url
-from server.tables import metadata
+from server.db.migrate import sqlalchemy_url
+from server.db.tables import metadata
 
 config = context.config
 

@@ -13,18 +13,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from server.asset_files import mount_assets
+from server.access.mail import Mailer
+from server.assets.files import mount_assets
 from server.config import Settings
-from server.content_model import ContentModel
-from server.delivery import Delivery
+from server.content.content_model import ContentModel
+from server.db.replicas import Replicas
+from server.delivery.services import Delivery
 from server.demo import prepare_demo
+from server.engine.local_api import LocalAPI
+from server.engine.postgres import PostgresAdapter
+from server.engine.scheduler import Scheduler
 from server.graphql.http import GraphQLEndpoint
 from server.graphql.playground import STATIC_PATH, static_assets
-from server.local_api import LocalAPI
-from server.mail import Mailer
-from server.postgres import PostgresAdapter
-from server.replicas import Replicas
-from server.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
             gc.collect()
             gc.freeze()
         if settings.scheduler_enabled:
-            # Every process runs due schedules; their claims skip each other's (server/scheduler.py).
+            # Every process runs due schedules; their claims skip each other's (server/engine/scheduler.py).
             running.scheduler.start()
         try:
             yield

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlsplit
 
+from server.access.mail import check_address, parse_smtp_url
 from server.graphql.introspection import INTROSPECTION_ACCESS, IntrospectionAccess
-from server.mail import check_address, parse_smtp_url
 from server.outbound import parse_allowed_host
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +95,7 @@ class Settings:
     # PostgreSQL itself, for what needs a session of its own: migrations, Row-Level Security set-up
     # and the LISTEN connections. None: `database_url`.
     database_direct_url: str | None = None
-    # Hot standbys of the primary for published reads (server/replicas.py, docs/scaling.md).
+    # Hot standbys of the primary for published reads (server/db/replicas.py, docs/scaling.md).
     database_replica_urls: tuple[str, ...] = ()
     # A replica missing WAL the primary wrote longer ago than this is skipped.
     replica_max_lag_ms: int = 2_000
@@ -131,7 +131,7 @@ class Settings:
     compiled_reads: bool = True
     # Who may send `__schema` / `__type` (server/graphql/introspection.py).
     introspection: IntrospectionAccess = "everyone"
-    # Scheduled publishing (server/scheduler.py): whether this process runs due schedules, and
+    # Scheduled publishing (server/engine/scheduler.py): whether this process runs due schedules, and
     # how often it looks for them.
     scheduler_enabled: bool = True
     scheduler_poll_seconds: float = 10.0

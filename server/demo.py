@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from server.db import Tx
-from server.local_api import Context, LocalAPI
-from server.organizations import Organization
+from server.access.organizations import Organization
+from server.db.pool import Tx
+from server.engine.local_api import Context, LocalAPI
 
 if TYPE_CHECKING:
     from server.app import Services

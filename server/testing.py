@@ -32,12 +32,12 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
-from server import migrate
-from server.embedded import start_embedded
+from server.db import migrate
+from server.db.embedded import start_embedded
 
 if TYPE_CHECKING:
     from server.app import Services
-    from server.postgres import PostgresAdapter
+    from server.engine.postgres import PostgresAdapter
 
 
 def server_url() -> str:

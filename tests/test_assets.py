@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from server.asset_cleanup import remove_asset_values
-from server.assets import PayloadTooLargeError
-from server.assets_api import AssetsAPI
+from server.assets.cleanup import remove_asset_values
+from server.assets.storage import LocalStorage, is_storage_name
+from server.assets.store import PayloadTooLargeError
 from server.config import ConfigError, Settings
+from server.engine.assets import AssetsAPI
 from server.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
-from server.schema_types import Registry
-from server.storage import LocalStorage, is_storage_name
+from server.model.types import Registry
 from tests.conftest import CMS
 
 LIMIT = 256 * 1024

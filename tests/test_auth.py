@@ -9,10 +9,15 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 
-from server import passwords, sessions
-from server.auth import Principal, authenticate
-from server.capabilities import ALL_CAPABILITIES, BUILT_IN_ROLES, ORGANIZATION_CAPABILITIES
-from server.credentials import ApiKey
+from server.access import passwords, sessions
+from server.access.auth import Principal, authenticate
+from server.access.capabilities import ALL_CAPABILITIES, BUILT_IN_ROLES, ORGANIZATION_CAPABILITIES
+from server.access.credentials import ApiKey
+from server.access.members import MemberStore
+from server.access.organizations import Organization
+from server.access.roles import RoleStore
+from server.access.sessions import SESSION_LIFETIME
+from server.engine.postgres import PostgresAdapter
 from server.errors import (
     ConflictError,
     ForbiddenError,
@@ -20,11 +25,6 @@ from server.errors import (
     NotFoundError,
     UnauthenticatedError,
 )
-from server.members import MemberStore
-from server.organizations import Organization
-from server.postgres import PostgresAdapter
-from server.roles import RoleStore
-from server.sessions import SESSION_LIFETIME
 
 MEMBERS = MemberStore()
 ROLES = RoleStore()

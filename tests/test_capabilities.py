@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.capabilities import (
+from server.access.capabilities import (
     ALL_CAPABILITIES,
     BUILT_IN_ROLES,
     CAPABILITIES,

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from server.auth import authenticate
-from server.capabilities import ALL_CAPABILITIES, BUILT_IN_ROLES
+from server.access.auth import authenticate
+from server.access.capabilities import ALL_CAPABILITIES, BUILT_IN_ROLES
 from server.config import PROJECT_ROOT
-from server.postgres import PostgresAdapter
+from server.engine.postgres import PostgresAdapter
 from server.testing import pooled_environment
 
 KEY_FORMAT = re.compile(r"cms_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from server.config import PROJECT_ROOT
-from server.postgres import PostgresAdapter
-from server.schema_parser import parse_schema_type
+from server.engine.postgres import PostgresAdapter
+from server.model.json_form import parse_schema_type
 from server.testing import pooled_environment
 from tests.live_server import server_env
 

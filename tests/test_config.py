@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from server.config import ConfigError, Settings, pg_connection_url
-from server.migrate import sqlalchemy_url
+from server.db.migrate import sqlalchemy_url
 
 
 def test_database_url_wins() -> None:

@@ -1,10 +1,10 @@
-"""Consistency tokens: WAL positions as text and back (`server/consistency.py`)."""
+"""Consistency tokens: WAL positions as text and back (`server/db/consistency.py`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from server.consistency import TokenError, commit_token, format_lsn, parse_lsn
+from server.db.consistency import TokenError, commit_token, format_lsn, parse_lsn
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.content_hash import (
+from server.content.hash import (
     HASH_LENGTH,
     _as_json_numbers,
     canonical_json,

@@ -17,7 +17,7 @@ import asyncpg
 import httpx
 import pytest
 
-from server.postgres import PostgresAdapter
+from server.engine.postgres import PostgresAdapter
 from server.testing import GraphQLClient, running_api
 
 COMPILED = "{ allPost { title } }"

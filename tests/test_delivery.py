@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from server.config import ConfigError, Settings
+from server.delivery.outbox_worker import OutboxWorker
 from server.errors import InvalidInputError
 from server.outbound import OutboundPolicy
-from server.outbox_worker import OutboxWorker
 from server.testing import GraphQLClient, pooled_environment, running_api
 from tests.live_server import cli, run
 from tests.webhook_receiver import Receiver, webhook_receiver

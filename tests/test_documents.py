@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from server.content_hash import content_hash
+from server.content.hash import content_hash
 from server.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from tests.conftest import CMS
 

@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
-from server.postgres import PostgresAdapter
-from server.query.filters import (
+from server.content.filters import (
     Perspective,
     SqlParams,
     compile_sort,
     compile_where,
     perspective_condition,
 )
-from server.schema_parser import load_schema_dir
+from server.engine.postgres import PostgresAdapter
+from server.model.json_form import load_schema_dir
 from server.testing import TestDatabases
 
 REGISTRY = load_schema_dir(Path(__file__).resolve().parent.parent / "schema")

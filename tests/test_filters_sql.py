@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from server.errors import InvalidInputError
-from server.query.filters import (
+from server.content.filters import (
     Perspective,
     SqlParams,
     compile_sort,
@@ -21,8 +20,9 @@ from server.query.filters import (
     data_column,
     perspective_condition,
 )
-from server.schema_parser import load_schema_dir, parse_schema_type
-from server.schema_types import Field, Registry, SchemaType
+from server.errors import InvalidInputError
+from server.model.json_form import load_schema_dir, parse_schema_type
+from server.model.types import Field, Registry, SchemaType
 
 REGISTRY = load_schema_dir(Path(__file__).resolve().parent.parent / "schema")
 ID = "0b7c2b1e-6a4e-4c59-9a3c-2d5f8f0e1a11"

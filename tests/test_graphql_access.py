@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from server.access.mail import Mailer, SmtpServer, parse_smtp_url
 from server.config import ConfigError, Settings
-from server.mail import Mailer, SmtpServer, parse_smtp_url
 from tests.conftest import GraphQLClient
 
 PASSWORD = "correct horse battery"
@@ -462,7 +462,7 @@ async def test_a_mail_failure_is_logged_not_fatal(
     await closed.start()
     await closed.stop()  # nothing listens on this port any more
     mailer = await use_mailer(monkeypatch, gql, SmtpServer("127.0.0.1", closed.port, timeout=2))
-    with caplog.at_level(logging.WARNING, logger="server.mail"):
+    with caplog.at_level(logging.WARNING, logger="server.access.mail"):
         invited = await gql.data(INVITE, {"email": "bob@example.com", "role": "viewer"})
         await mailer.aclose()
     assert invited["inviteMember"]["email"] == "bob@example.com"

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from server.assets_api import AssetsAPI, assets_of
-from server.postgres import PostgresAdapter
+from server.engine.assets import AssetsAPI, assets_of
+from server.engine.postgres import PostgresAdapter
 from tests.conftest import GraphQLClient
 
 LIMIT = 64 * 1024

@@ -6,7 +6,7 @@ import httpx
 
 from server.app import Services, create_app
 from server.config import Settings
-from server.postgres import PostgresAdapter
+from server.engine.postgres import PostgresAdapter
 
 
 async def test_healthz_follows_the_database(adapter: PostgresAdapter) -> None:

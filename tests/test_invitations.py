@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 
+from server.access.invitations import InvitationStore
+from server.access.members import Member, MemberStore
+from server.access.organizations import Organization
+from server.access.roles import RoleStore
+from server.engine.postgres import PostgresAdapter
 from server.errors import CMSError, InvalidInputError, NotFoundError
-from server.invitations import InvitationStore
-from server.members import Member, MemberStore
-from server.organizations import Organization
-from server.postgres import PostgresAdapter
-from server.roles import RoleStore
 
 INVITATIONS = InvitationStore()
 MEMBERS = MemberStore()

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from server.auth import parse_credential
-from server.credentials import secret_digest
-from server.opening import KnownCallers, known_callers, opening_sql
-from server.tenancy import Tenancy
+from server.access.auth import parse_credential
+from server.access.credentials import secret_digest
+from server.access.opening import KnownCallers, known_callers, opening_sql
+from server.db.tenancy import Tenancy
 from tests.conftest import GraphQLClient
 from tests.test_graphql_access import code, sign_in, sign_up
 

@@ -4,11 +4,11 @@ import uuid
 
 import pytest
 
-from server.capabilities import BUILT_IN_ROLES, normalize_capabilities
+from server.access.capabilities import BUILT_IN_ROLES, normalize_capabilities
+from server.access.members import MemberStore
+from server.access.organizations import Organization
+from server.engine.postgres import PostgresAdapter
 from server.errors import ConflictError, InvalidInputError, NotFoundError
-from server.members import MemberStore
-from server.organizations import Organization
-from server.postgres import PostgresAdapter
 
 MEMBERS = MemberStore()
 

@@ -1,4 +1,4 @@
-"""Migrations: no drift between `server/tables.py` and the first migration, and a clean round trip."""
+"""Migrations: no drift between `server/db/tables.py` and the first migration, and a clean round trip."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from server import migrate
+from server.db import migrate
 from server.testing import TestDatabases
 
 

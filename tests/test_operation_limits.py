@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from graphql import get_introspection_query
 
-from server.postgres import PostgresAdapter
+from server.engine.postgres import PostgresAdapter
 from server.testing import GraphQLClient, running_api
 
 # What GraphiQL and code generators send: every option on.

@@ -4,10 +4,10 @@ import uuid
 
 import pytest
 
-from server.capabilities import BUILT_IN_ROLES
+from server.access.capabilities import BUILT_IN_ROLES
+from server.access.organizations import Organization
+from server.engine.postgres import PostgresAdapter
 from server.errors import ConflictError, InvalidInputError, NotFoundError
-from server.organizations import Organization
-from server.postgres import PostgresAdapter
 
 CYCLE = "the new parent would make a cycle in the organization tree"
 

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from server.postgres import PostgresAdapter
+from server.engine.postgres import PostgresAdapter
 from server.query import round_trip
 from server.testing import GraphQLClient, running_api
 from tests.pgbouncer import Bouncer, pgbouncer

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
+from server.engine.postgres import PostgresAdapter
 from server.errors import ConflictError, InvalidInputError, NotFoundError
-from server.postgres import PostgresAdapter
 
 
 async def test_create_user_profile_with_defaults(adapter: PostgresAdapter) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from server.reference_paths import reference_paths
-from server.schema_parser import parse_schema_type
-from server.schema_types import Registry
+from server.model.json_form import parse_schema_type
+from server.model.reference_paths import reference_paths
+from server.model.types import Registry
 from tests.conftest import GraphQLClient
 from tests.test_graphql_documents import author, post
 

@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from server.auth import parse_credential
-from server.consistency import parse_lsn
+from server.access.auth import parse_credential
+from server.db.consistency import parse_lsn
 from server.testing import GraphQLClient, running_api
 from tests.replication import Pair, streaming_pair
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from server.db import Tx
+from server.db.pool import Tx
+from server.db.rls import initialize_rls
+from server.db.tables import RLS_TABLES
+from server.engine.postgres import PostgresAdapter
 from server.errors import ForbiddenError, InvalidInputError
-from server.postgres import PostgresAdapter
-from server.rls import initialize_rls
-from server.tables import RLS_TABLES
 from server.testing import TestDatabases, with_database
 
 TREE = {

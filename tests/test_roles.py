@@ -5,12 +5,12 @@ import uuid
 
 import pytest
 
-from server.capabilities import BUILT_IN_ROLES, ordered
+from server.access.capabilities import BUILT_IN_ROLES, ordered
+from server.access.members import MemberStore
+from server.access.organizations import Organization
+from server.access.roles import RoleStore
+from server.engine.postgres import PostgresAdapter
 from server.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
-from server.members import MemberStore
-from server.organizations import Organization
-from server.postgres import PostgresAdapter
-from server.roles import RoleStore
 
 ROLES = RoleStore()
 MEMBERS = MemberStore()

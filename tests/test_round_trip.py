@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 import pytest
 
-from server.auth import parse_credential, principal_from_text
-from server.db import Database
+from server.access.auth import parse_credential, principal_from_text
+from server.access.opening import opening_arguments
+from server.db.pool import Database
 from server.errors import UnauthenticatedError
-from server.opening import opening_arguments
 from server.query import round_trip, run
 from server.query.round_trip import text_argument
 from tests.conftest import GraphQLClient

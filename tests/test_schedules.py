@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from server.app import create_app
-from server.scheduler import MAX_ATTEMPTS, RETRY_DELAY_SECONDS, Scheduler
-from server.schedules import ScheduleRow
+from server.content.schedules import ScheduleRow
+from server.engine.scheduler import MAX_ATTEMPTS, RETRY_DELAY_SECONDS, Scheduler
 from tests.conftest import CMS, GraphQLClient
 
 NOW = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from server.errors import InvalidInputError, NotFoundError
-from server.names import to_camel_case, to_pascal_case
-from server.schema_parser import load_schema_dir, parse_schema_type
-from server.schema_types import Field, Registry, SchemaType
+from server.model.json_form import load_schema_dir, parse_schema_type
+from server.model.names import to_camel_case, to_pascal_case
+from server.model.types import Field, Registry, SchemaType
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
 

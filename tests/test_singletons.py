@@ -1,7 +1,7 @@
 """Singleton types over HTTP: one document per organization, read and written without an id.
 
 `schema/siteSettings.json` is a singleton. Its document lives at an id derived from the
-organization and the type (`server/singletons.py`, `cms_singleton_id` in SQL); never saved, it reads
+organization and the type (`server/content/singletons.py`, `cms_singleton_id` in SQL); never saved, it reads
 as its empty document; reading never creates it.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from server.singletons import singleton_id
+from server.content.singletons import singleton_id
 from tests.conftest import GraphQLClient
 
 READ = """query($p: String, $d: Int) { siteSettings(perspective: $p, depth: $d) {

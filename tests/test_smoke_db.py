@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from server.postgres import PostgresAdapter
+from server.engine.postgres import PostgresAdapter
 
 
 async def test_adapter_connects_and_is_healthy(adapter: PostgresAdapter) -> None:

@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from bench.scenarios import BY_NAME, Scenario, update_variables
-from server.opening import known_callers
+from server.access.opening import known_callers
 from tests.conftest import GraphQLClient
 
 READ = 1  # a whole read request: the credential check, the organization scope and the read

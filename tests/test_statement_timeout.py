@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from server.engine.postgres import PostgresAdapter
 from server.errors import TimedOutError
-from server.postgres import PostgresAdapter
 from tests.conftest import CMS
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from server.graphql.schema import build_schema
-from server.schema_parser import load_schema_dir, parse_schema_type
-from server.schema_types import Registry
+from server.model.json_form import load_schema_dir, parse_schema_type
+from server.model.types import Registry
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from server.errors import InvalidInputError
-from server.schema_parser import load_schema_dir, parse_schema_type
-from server.schema_types import Registry
-from server.validation import (
+from server.content.validation import (
     MAX_STRING_LENGTH,
     asset_ids,
     document_problems,
     reference_ids,
     validate_document,
 )
+from server.errors import InvalidInputError
+from server.model.json_form import load_schema_dir, parse_schema_type
+from server.model.types import Registry
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
 REGISTRY = load_schema_dir(SCHEMA_DIR)

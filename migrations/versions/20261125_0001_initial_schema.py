@@ -1,6 +1,6 @@
 """Initial schema: every table, the organization-tree guard, and Row-Level Security.
 
-The RLS part is written by hand. `server/rls.py` holds the same definitions and `initialize_rls()`
+The RLS part is written by hand. `server/db/rls.py` holds the same definitions and `initialize_rls()`
 repairs them at start-up; a test checks that this migration and that module install identical policies.
 
 Revision ID: 0001

@@ -1,4 +1,4 @@
-"""Query functions: safe casts that the `where` and `sort` compilers (`server/query/filters.py`) use.
+"""Query functions: safe casts that the `where` and `sort` compilers (`server/content/filters.py`) use.
 
 Each function returns NULL for a value it cannot read instead of raising, so a malformed value stored
 in a draft (a number field holding "lots", a datetime field holding "soon") never turns a query into a

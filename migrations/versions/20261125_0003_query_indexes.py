@@ -3,7 +3,7 @@
 Row-Level Security filters rows by `organization_id = ANY(<readable orgs>)`, an array known only at
 run time, so the existing `(organization_id, type, updated_at)` index cannot deliver rows in order:
 without these indexes every page sorts all documents of its type (seconds at 1M posts). Both lead
-with `type`, then the sort key, then the `id` tiebreaker, exactly as `server/query/filters.py` spells the
+with `type`, then the sort key, then the `id` tiebreaker, exactly as `server/content/filters.py` spells the
 ORDER BY, so a page is an index scan that stops after `limit + 1` visible rows:
 
 - `idx_documents_type_updated_at`: `updated_at DESC, id`, the default sort (`-updatedAt`) of every
@@ -36,7 +36,7 @@ down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The same indexes are declared in `server/tables.py`, so autogenerate sees them as part of the model.
+# The same indexes are declared in `server/db/tables.py`, so autogenerate sees them as part of the model.
 INDEXES = {
     "idx_documents_type_updated_at": "CREATE INDEX idx_documents_type_updated_at"
     " ON cms_documents (type, updated_at DESC, id)",

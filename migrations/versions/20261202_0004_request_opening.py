@@ -3,9 +3,9 @@
 - `cms_authenticate(...)` checks a bearer credential (an API key or a sign-in session, by the SHA-256
   digest of its secret) and returns the facts about the caller as jsonb: the organization the
   request acts in, who is calling, and the capabilities granted there before the instance rules
-  (`server.auth.principal_from_facts` derives the final ones). It bumps an API key's `last_used_at`
+  (`server.access.auth.principal_from_facts` derives the final ones). It bumps an API key's `last_used_at`
   at most once a minute, skipping a row another transaction holds. A refusal raises one of the
-  SQLSTATEs `CM001`-`CM006`, which `server.auth` maps to the domain errors.
+  SQLSTATEs `CM001`-`CM006`, which `server.access.auth` maps to the domain errors.
 - `cms_open_request(...)` is what a GraphQL request runs right after `BEGIN`, in the same simple
   query: the check above, then the org scope (`app.organization_id`, `app.hierarchy`, the statement
   timeout, the request role, read-only), with the facts kept in `app.principal`.
@@ -16,7 +16,7 @@
 - `idx_documents_type` goes: `idx_documents_type_updated_at` leads with `type` and serves its
   queries.
 
-`server/rls.py` (`FUNCTIONS_SQL`) installs the same `cms_org_tree`, `cms_readable_orgs` and trigger;
+`server/db/rls.py` (`FUNCTIONS_SQL`) installs the same `cms_org_tree`, `cms_readable_orgs` and trigger;
 a test checks that both install identical definitions. The comment `initialize_rls` keeps on
 `cms_readable_orgs` is cleared both ways, so the next start-up compares afresh.
 
@@ -89,7 +89,7 @@ FOR EACH STATEMENT EXECUTE FUNCTION cms_forget_readable_orgs()
 """,
 )
 
-# The rules of `server.auth` before this migration (`find_api_key_by_secret`,
+# The rules of `server.access.auth` before this migration (`find_api_key_by_secret`,
 # `find_session_access`, `_key_principal`, `_session_principal`), unchanged.
 AUTHENTICATE = """
 CREATE FUNCTION cms_authenticate(

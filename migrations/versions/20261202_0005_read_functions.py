@@ -13,7 +13,7 @@ rules that are too long to spell out inline in every statement:
   fraction cut to microseconds, `Z` and `-00:00` as `+00:00`).
 - `cms_inline(value, remaining, path, published)`: any JSON value with its document references
   inlined to `remaining` levels, skipping ids on `path` (cycles) and what the perspective or
-  Row-Level Security hides: the rules of `server/references.py`, for JSON fields and `_raw`.
+  Row-Level Security hides: the rules of `server/content/references.py`, for JSON fields and `_raw`.
 - `cms_render(...)`: one document as the local API renders it (`id`, data, `_meta`).
 
 The last two build `json` text (not `jsonb`), so keys keep their order. They run as the caller

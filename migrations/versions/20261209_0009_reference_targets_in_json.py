@@ -3,7 +3,7 @@
 `cms_inline` and `cms_render` (migration 0005) inlined any readable target, so `_raw`,
 `documents(depth: n)` and JSON fields showed a reference of the wrong type as that document: one
 stored before saves checked the target's type, or left by a schema change that narrowed a field's
-`to`. They now take the content model's reference map (`server/reference_paths.py`, built from
+`to`. They now take the content model's reference map (`server/model/reference_paths.py`, built from
 the schema the server runs, written into the statement as a literal) and walk the data with it:
 
 - `cms_render(..., paths)` walks each top-level key with the node `paths -> type -> key`;
@@ -14,7 +14,7 @@ the schema the server runs, written into the statement as a literal) and walk th
   each key (`fields`, or the named object type's entry `paths -> type`), arrays that of each item
   (`each`, or `of` by the item's `_type`, a reference item under "reference").
 
-`server/references.py` applies the same rules in Python (`reference_paths.takes`, `fields_of`,
+`server/content/references.py` applies the same rules in Python (`reference_paths.takes`, `fields_of`,
 `item_of`), and the differential tests hold both paths to byte-identical answers.
 
 Revision ID: 0009

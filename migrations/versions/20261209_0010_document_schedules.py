@@ -4,9 +4,9 @@ capability.
 - `cms_document_schedules`: a publish or unpublish of one document at a time, with its status
   (`pending`, `succeeded`, `failed`, `cancelled`), why it failed, and for a publish the draft
   revision it pins. Under the same Row-Level Security as the documents (read down the tree, write
-  only the current organization), written by hand as in `0001`; `server/rls.py` repairs it.
+  only the current organization), written by hand as in `0001`; `server/db/rls.py` repairs it.
 - The built-in roles that hold every document capability (owner, admin, editor) gain
-  `document.schedule`, next to `document.unpublish` as in `server/capabilities.py`.
+  `document.schedule`, next to `document.unpublish` as in `server/access/capabilities.py`.
 
 Revision ID: 0010
 Revises: 0009

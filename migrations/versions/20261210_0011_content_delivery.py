@@ -3,13 +3,13 @@
 - `cms_persisted_queries`: operations registered ahead of time (trusted documents), by SHA-256.
 - `cms_webhooks`: an organization's webhooks (URL, events, document types, signing secret).
 - `cms_outbox`: one row per document change that the outside world hears about, written by the
-  change's own statement (`server/documents.py`), so it commits or rolls back with it. A trigger
-  notifies `cms_outbox` at commit, which wakes the delivery worker (`server/outbox_worker.py`).
+  change's own statement (`server/content/documents.py`), so it commits or rolls back with it. A trigger
+  notifies `cms_outbox` at commit, which wakes the delivery worker (`server/delivery/outbox_worker.py`).
 - `cms_webhook_deliveries`: one row per (event, webhook): state, attempts, next attempt, last
   status; the delivery log.
 
 The three organization tables get the same Row-Level Security policies as the other tenant tables
-(`server/rls.py`).
+(`server/db/rls.py`).
 
 Revision ID: 0011
 Revises: 0010
@@ -31,7 +31,7 @@ depends_on: str | Sequence[str] | None = None
 
 RLS_TABLES = ("cms_webhooks", "cms_outbox", "cms_webhook_deliveries")
 
-# As in `server/rls.py` (and migration 0001).
+# As in `server/db/rls.py` (and migration 0001).
 _READ = (
     "(select cms_override_access()) OR organization_id = ANY ((select cms_readable_orgs())::uuid[])"
 )

@@ -4,7 +4,7 @@ A singleton type (`"singleton": true`) has one document per organization, at an 
 compute without a lookup: the compiled read (`server/query/`) finds it, or answers the empty
 singleton, inside its one statement, where only `cms_current_org()` knows the organization. The id
 is an RFC 4122 name-based UUID (version 3: MD5, which PostgreSQL has built in) of
-`<organization>:<type>` in the namespace below; `server/singletons.py` computes the same with
+`<organization>:<type>` in the namespace below; `server/content/singletons.py` computes the same with
 Python's `uuid.uuid3`, and a test holds the two to each other.
 
 Revision ID: 0012
@@ -23,7 +23,7 @@ down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The namespace's 16 bytes in hex; `server.singletons.NAMESPACE` is the same UUID.
+# The namespace's 16 bytes in hex; `server.content.singletons.NAMESPACE` is the same UUID.
 SINGLETON_ID_SQL = """
 CREATE OR REPLACE FUNCTION cms_singleton_id(org uuid, type_name text) RETURNS uuid
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

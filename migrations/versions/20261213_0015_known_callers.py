@@ -23,7 +23,7 @@ answers and the database can check in one lookup that they still hold:
   `cms_read_pooled` (migration 0014, through a transaction pooler) opening that way.
 
 The server still runs the full opening at least once a minute per credential
-(`server.opening.KnownCallers`), which also bumps an API key's `last_used_at` when due.
+(`server.access.opening.KnownCallers`), which also bumps an API key's `last_used_at` when due.
 
 The counter is one row, so transactions that change credentials, memberships, roles or the tree
 take turns at it until they commit. Those are administrative writes, and sign-ins do not count.

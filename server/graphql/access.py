@@ -33,10 +33,17 @@ from datetime import UTC, datetime, timedelta
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from server.auth import Principal
-from server.capabilities import normalize_capabilities, ordered
-from server.credentials import SESSION_TOKEN_PREFIX, ApiKey
-from server.db import Tx
+from server.access.auth import Principal
+from server.access.capabilities import normalize_capabilities, ordered
+from server.access.credentials import SESSION_TOKEN_PREFIX, ApiKey
+from server.access.invitations import Invitation, normalize_email
+from server.access.mail import Mailer, invitation_message
+from server.access.members import Member
+from server.access.organizations import ORGANIZATION_FIELDS, Organization, organization_from_row
+from server.access.users import User
+from server.db.pool import Tx
+from server.engine.local_api import parse_id
+from server.engine.postgres import PostgresAdapter
 from server.errors import (
     ConflictError,
     ForbiddenError,
@@ -47,13 +54,6 @@ from server.errors import (
 from server.graphql import types as static
 from server.graphql.context import RequestContext
 from server.graphql.resolvers import require
-from server.invitations import Invitation, normalize_email
-from server.local_api import parse_id
-from server.mail import Mailer, invitation_message
-from server.members import Member
-from server.organizations import ORGANIZATION_FIELDS, Organization, organization_from_row
-from server.postgres import PostgresAdapter
-from server.users import User
 
 OWNER_ROLE = "owner"
 MAX_KEY_LIFETIME_DAYS = 3650

@@ -2,7 +2,7 @@
 
 Uploads follow the GraphQL multipart request spec (a `multipart/form-data` body with `operations`,
 `map` and the file parts). The file is read in chunks and refused with `PAYLOAD_TOO_LARGE` as soon as it
-passes `MAX_UPLOAD_BYTES`; its type is detected from its bytes (see `server/asset_types.py`).
+passes `MAX_UPLOAD_BYTES`; its type is detected from its bytes (see `server/assets/file_types.py`).
 
 Capabilities: `asset.read` for the queries, `asset.upload` for `uploadAsset` and `updateAsset`,
 `asset.delete` for `deleteAsset`.
@@ -16,13 +16,13 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.file_uploads import Upload
 
-from server.assets import AssetRow
-from server.assets_api import AssetsAPI, assets_of
+from server.access.organizations import UNSET
+from server.assets.storage import CHUNK_SIZE
+from server.assets.store import AssetRow
+from server.engine.assets import AssetsAPI, assets_of
+from server.engine.local_api import Context
 from server.graphql import types as static
 from server.graphql.context import RequestContext
-from server.local_api import Context
-from server.organizations import UNSET
-from server.storage import CHUNK_SIZE
 
 
 @strawberry.type(description="A page of assets, newest first unless sorted otherwise.")

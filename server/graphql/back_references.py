@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import strawberry
 
+from server.engine.local_api import FindResult
 from server.graphql import types as static
 from server.graphql.context import RequestContext
 from server.graphql.typegen import document_instance
-from server.local_api import FindResult
 
 
 def page(context: RequestContext, result: FindResult, perspective: str) -> static.BackReferencePage:

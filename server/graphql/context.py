@@ -18,25 +18,31 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from strawberry.dataloader import DataLoader
 
-from server.auth import Credential, Principal, parse_credential, principal_from_text, refusals
-from server.db import Tx
-from server.errors import UnauthenticatedError
-from server.graphql import types as static
-from server.local_api import Context, LocalAPI
-from server.mail import Mailer
-from server.opening import (
+from server.access.auth import (
+    Credential,
+    Principal,
+    parse_credential,
+    principal_from_text,
+    refusals,
+)
+from server.access.mail import Mailer
+from server.access.opening import (
     PRINCIPAL_SQL,
     FactsChanged,
     facts_changed,
     known_callers,
     opening_sql,
 )
+from server.db.pool import Tx
+from server.engine.local_api import Context, LocalAPI
+from server.errors import UnauthenticatedError
+from server.graphql import types as static
 
 if TYPE_CHECKING:
-    from server.db import Database
-    from server.delivery import Delivery
+    from server.db.pool import Database
+    from server.db.replicas import Replicas
+    from server.delivery.services import Delivery
     from server.graphql.typegen import GeneratedTypes
-    from server.replicas import Replicas
 
 
 class Rollback(Exception):  # noqa: N818 (a signal, not an error)
@@ -53,7 +59,7 @@ class RequestContext:
     # Content delivery (webhook tests, persisted queries); None in contexts made without a server.
     delivery: Delivery | None = None
     read_only: bool = True
-    # Read the WAL position of a mutation's commit (with read replicas: `server/replicas.py`).
+    # Read the WAL position of a mutation's commit (with read replicas: `server/db/replicas.py`).
     wants_consistency_token: bool = False
     # That position, once committed: `extensions.consistencyToken` of the response.
     consistency_token: str | None = None
@@ -84,7 +90,7 @@ class RequestContext:
     async def open(self) -> Tx:
         """Open the request's transaction, checked and org-scoped, in one round trip (idempotent).
 
-        `BEGIN` and `cms_open_request` travel together (see `server.opening`): the credential check
+        `BEGIN` and `cms_open_request` travel together (see `server.access.opening`): the credential check
         (as the connecting role: the credential tables have no RLS), then the caller's organization,
         the request role and, for queries, read-only. The caller's facts stay in the transaction:
         select `PRINCIPAL_SQL` in a later statement and hand the value to `accept_principal`.

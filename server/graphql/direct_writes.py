@@ -40,13 +40,13 @@ from graphql import (
 from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.schema.schema import validate_document
 
+from server.engine.local_api import render
 from server.graphql.limits import operation_limits
 from server.graphql.typegen import graphql_name
-from server.local_api import render
 from server.query.plan import PlanCache, chosen_operation
 
 if TYPE_CHECKING:
-    from server.documents import DocumentRow
+    from server.content.documents import DocumentRow
     from server.graphql.typegen import GeneratedTypes
 
 log = logging.getLogger(__name__)

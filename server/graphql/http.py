@@ -12,8 +12,8 @@ Responses (https://graphql.github.io/graphql-over-http/draft/):
   acceptable media type), 413 (a body over the limit, counted while it streams in) and 415 (an
   unsupported content type). Their bodies are GraphQL-style errors with an `extensions.code` too.
 
-Persisted queries (`server/persisted_queries.py`) are resolved before anything else; published
-reads over GET carry caching headers (`server/graphql/caching.py`); every other response to a GET
+Persisted queries (`server/delivery/persisted_queries.py`) are resolved before anything else; published
+reads over GET carry caching headers (`server/delivery/caching.py`); every other response to a GET
 is `private, no-store`.
 """
 
@@ -38,27 +38,28 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from server.auth import Credential, parse_credential, principal_from_text
+from server.access.auth import Credential, parse_credential, principal_from_text
+from server.access.mail import Mailer
+from server.access.opening import FactsChanged, known_callers, opening_arguments
 from server.config import DEFAULT_REQUEST_MAX_BYTES
-from server.consistency import CONSISTENCY_HEADER, TokenError, parse_lsn
+from server.db.consistency import CONSISTENCY_HEADER, TokenError, parse_lsn
+from server.delivery import caching
+from server.delivery.persisted_queries import is_sha256, sha256
+from server.engine.local_api import LocalAPI
 from server.errors import CMSError, ConflictError, UnavailableError
-from server.graphql import caching, routing
+from server.graphql import routing
 from server.graphql.context import RequestContext
 from server.graphql.extensions import format_error
 from server.graphql.introspection import IntrospectionAccess, introspects
 from server.graphql.playground import playground_response
 from server.graphql.schema import MAX_TOKENS, BuiltSchema, build_schema
-from server.local_api import LocalAPI
-from server.mail import Mailer
-from server.opening import FactsChanged, known_callers, opening_arguments
-from server.persisted_queries import is_sha256, sha256
 from server.query import round_trip, run
 from server.query.plan import chosen_operation
 
 if TYPE_CHECKING:
-    from server.db import Database
-    from server.delivery import Delivery
-    from server.replicas import Replicas
+    from server.db.pool import Database
+    from server.db.replicas import Replicas
+    from server.delivery.services import Delivery
 
 # A compiled read run on one database (the primary or a replica): the facts and the texts.
 Fetch = Callable[["Database"], Awaitable[tuple[str, list[str | None]]]]
@@ -324,7 +325,7 @@ class GraphQLEndpoint:
         replicas: Replicas | None = None,
     ) -> None:
         self.api = api
-        # Published compiled reads go to a replica when one may serve them (`server/replicas.py`).
+        # Published compiled reads go to a replica when one may serve them (`server/db/replicas.py`).
         self.replicas = replicas
         self.replica_served = 0
         # Persisted queries and the cache policy; None serves neither (plain GraphQL over HTTP).
@@ -539,7 +540,7 @@ class GraphQLEndpoint:
 
     async def _persisted(self, params: Params) -> tuple[Params, bool] | GraphQLError:
         """The request with its persisted query's text, and whether it may run as anyone's: an
-        error when the hash is unknown or refused (`server/persisted_queries.py`)."""
+        error when the hash is unknown or refused (`server/delivery/persisted_queries.py`)."""
         store = self.delivery.persisted if self.delivery is not None else None
         mode = store.mode if store is not None else "off"
         digest = params.persisted_hash

@@ -11,7 +11,7 @@ import strawberry
 
 from server.errors import InvalidInputError
 from server.graphql.typegen import field_name_of
-from server.schema_types import Field, Registry
+from server.model.types import Field, Registry
 
 _COLUMNS = ("id", "status", "createdAt", "updatedAt", "publishedAt", "createdBy", "updatedBy")
 _OPERATOR_NAMES = {"in_": "in"}

@@ -17,6 +17,7 @@ from graphql import (
 from strawberry.types.base import StrawberryList, StrawberryOptional
 from strawberry.types.field import StrawberryField
 
+from server.engine.local_api import Collection, Context, FindResult
 from server.errors import ForbiddenError, NotFoundError
 from server.graphql import back_references
 from server.graphql import types as static
@@ -24,11 +25,10 @@ from server.graphql.context import RequestContext
 from server.graphql.inputs import data_json, where_json
 from server.graphql.scalars import JSON
 from server.graphql.typegen import GeneratedTypes, document_instance, graphql_name
-from server.local_api import Collection, Context, FindResult
-from server.names import to_camel_case
+from server.model.names import to_camel_case
+from server.model.types import SchemaType
 from server.query import kinds
 from server.query.kinds import Kind
-from server.schema_types import SchemaType
 
 DEFAULT_DEPTH = 2
 DEFAULT_PERSPECTIVE = "published"

@@ -1,6 +1,6 @@
 """Schedule fields: `scheduled`, `schedulePublish`, `scheduleUnpublish` and `cancelScheduled`.
 
-Thin, as every resolver: the local API (`server/schedules_api.py`) checks capabilities and input.
+Thin, as every resolver: the local API (`server/engine/schedules.py`) checks capabilities and input.
 `scheduled` is not a document read, so the compiled read path never plans it: it always takes the
 resolver path.
 """
@@ -12,9 +12,9 @@ from typing import Annotated
 
 import strawberry
 
+from server.content.schedules import ScheduleRow
+from server.engine.local_api import Context
 from server.graphql.context import RequestContext
-from server.local_api import Context
-from server.schedules import ScheduleRow
 
 
 @strawberry.type(description="A publish or unpublish of a document at a time, and its outcome.")

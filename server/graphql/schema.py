@@ -15,6 +15,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import create_type
 from strawberry.types import ExecutionContext
 
+from server.engine.local_api import Collection, Context, parse_id
 from server.errors import ForbiddenError, InvalidInputError, NotFoundError
 from server.graphql import types as static
 from server.graphql.access import AccessMutations, AccessQueries
@@ -29,9 +30,8 @@ from server.graphql.scalars import JSON
 from server.graphql.schedules import ScheduleMutations, ScheduleQueries
 from server.graphql.typegen import GeneratedTypes, generate
 from server.graphql.webhooks import WebhookMutations, WebhookQueries
-from server.local_api import Collection, Context, parse_id
+from server.model.types import Registry
 from server.query.plan import Planner
-from server.schema_types import Registry
 
 log = logging.getLogger(__name__)
 

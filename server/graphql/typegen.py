@@ -29,11 +29,11 @@ from strawberry.types.base import StrawberryList, StrawberryOptional
 from strawberry.types.union import StrawberryUnion
 
 from server.graphql import types as static
-from server.names import to_pascal_case
+from server.model.names import to_pascal_case
+from server.model.reference_paths import field_json
+from server.model.types import Field, Registry, SchemaType
 from server.query import kinds
 from server.query.kinds import Kind
-from server.reference_paths import field_json
-from server.schema_types import Field, Registry, SchemaType
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,16 @@ from datetime import UTC, datetime
 
 import strawberry
 
-from server import webhooks as store
-from server.delivery import Delivery
+from server.delivery import webhooks as store
+from server.delivery.outbox_worker import payload
+from server.delivery.persisted_queries import register
+from server.delivery.services import Delivery
+from server.delivery.webhook_signing import new_secret
+from server.engine.local_api import parse_id
 from server.errors import CMSError, ForbiddenError, InvalidInputError, NotFoundError
 from server.graphql import types as static
 from server.graphql.context import RequestContext
 from server.graphql.resolvers import require
-from server.local_api import parse_id
-from server.outbox_worker import payload
-from server.persisted_queries import register
-from server.webhook_signing import new_secret
 
 MAX_DELIVERIES = 100
 

@@ -2,6 +2,6 @@
 
 `kinds` names what a content field is to a reader, `plan` turns a GraphQL document into a plan,
 `sql` turns a plan and its arguments into the statement, `run` executes it inside the request's
-org-scoped transaction. `filters` compiles the `where` language and sorts, for this path and for
-the local API's.
+org-scoped transaction. The `where` language and sorts come from `server.content.filters`, shared
+with the local API.
 """

@@ -21,7 +21,7 @@ class Scalar:
 class Json:
     """Kept as JSON (rich text, mixed arrays): shown as stored, with references inlined.
 
-    `references` is the field's node of the reference map as JSON text (`server/reference_paths.py`:
+    `references` is the field's node of the reference map as JSON text (`server/model/reference_paths.py`:
     the types its references may lead to), or None when the schema declares none below it.
     """
 

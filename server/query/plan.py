@@ -41,7 +41,7 @@ from strawberry.schema.schema import validate_document
 
 from server.graphql.limits import operation_limits
 from server.graphql.typegen import graphql_name
-from server.names import to_camel_case
+from server.model.names import to_camel_case
 
 if TYPE_CHECKING:
     from strawberry import Schema

@@ -12,7 +12,7 @@ connection's calls may reach different server sessions, so there the text travel
 `cms_read_pooled` (migration 0014), which prepares the read only when the server session it reached
 lacks it, and keeps at most `PREPARED_PER_CONNECTION` reads prepared on each session.
 `text_argument` writes each value in the input syntax of the type the binder gave it
-(`server/query/filters.py`).
+(`server/content/filters.py`).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from server.auth import refusals
-from server.db import connection_lost, translate_errors
-from server.opening import FactsChanged, facts_changed
+from server.access.auth import refusals
+from server.access.opening import FactsChanged, facts_changed
+from server.db.pool import connection_lost, translate_errors
 
 if TYPE_CHECKING:
-    from server.db import Database, PooledConnection
+    from server.db.pool import Database, PooledConnection
     from server.query.run import Statement
 
 READ_SQL = (
@@ -79,13 +79,13 @@ async def fetch(
 
     Args:
         database: the pool.
-        opening: `server.opening.opening_arguments(...)`.
+        opening: `server.access.opening.opening_arguments(...)`.
         statement: a bound statement of `server.query.run`.
         cancel_after: seconds before the server cancels the statement (the request statement timeout,
             which a setting made inside a statement cannot impose on it); None for no limit.
         lock_timeout_ms: how long the read may wait for a lock (0: as long as it takes).
         known: the caller's facts as a full opening found them recently
-            (`server.opening.KnownCallers.fresh`): the read then skips the credential check and
+            (`server.access.opening.KnownCallers.fresh`): the read then skips the credential check and
             the organization tree, which the database allows only while they still hold.
 
     Raises:

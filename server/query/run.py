@@ -21,13 +21,14 @@ from graphql import GraphQLError, VariableNode, get_argument_values
 from graphql.execution.values import get_variable_values
 from strawberry.types.arguments import convert_arguments
 
+from server.content.filters import SqlParams, compile_sort, compile_where
+from server.content.queries import check_depth, check_page, check_perspective
+from server.engine.local_api import parse_id
 from server.errors import CMSError
 from server.graphql.inputs import where_json
 from server.graphql.resolvers import DEFAULT_DEPTH, DEFAULT_LIMIT, DEFAULT_PERSPECTIVE
 from server.graphql.typegen import graphql_name
-from server.local_api import parse_id
-from server.queries import check_depth, check_page, check_perspective
-from server.query.filters import SqlParams, compile_sort, compile_where
+from server.model.reference_paths import paths_json
 from server.query.plan import STATEMENTS_PER_PLAN, Plan, Planner, RootField
 from server.query.round_trip import read_name
 from server.query.sql import (
@@ -41,12 +42,11 @@ from server.query.sql import (
     render,
     singleton_row,
 )
-from server.reference_paths import paths_json
 
 if TYPE_CHECKING:
     from graphql import FieldNode
 
-    from server.auth import Principal
+    from server.access.auth import Principal
 
 # `documents`' own default depth (`server/graphql/schema.py`); the others are the resolvers'.
 DOCUMENTS_DEFAULT_DEPTH = 0
@@ -71,7 +71,7 @@ class Statement:
     # The name `cms_read` prepares `sql` under (`server/query/round_trip.py`).
     name: str = ""
     # The same read with one more column: the documents it was built from (`keys_column`), for
-    # the surrogate keys of cacheable responses (`server/graphql/caching.py`), and its name.
+    # the surrogate keys of cacheable responses (`server/delivery/caching.py`), and its name.
     keyed_sql: str = ""
     keyed_name: str = ""
     # The document types read as lists (a publish of any document of such a type changes them).

@@ -2,7 +2,7 @@
 
 Each root field becomes one scalar subquery returning `json`; the statement selects them side by
 side, so one round trip answers the whole operation. The rules are those of the resolver path
-(`server/references.py`, `server/graphql/typegen.py`), spelled in SQL:
+(`server/content/references.py`, `server/graphql/typegen.py`), spelled in SQL:
 
 - Objects are `json_build_object` of the selected keys, in selection order; lists are `json_agg`
   ordered by position (`WITH ORDINALITY`) or by the page's row number.
@@ -16,7 +16,7 @@ side, so one round trip answers the whole operation. The rules are those of the 
   document). References are followed only where the selection reads them.
 - JSON fields and `_raw` use `cms_inline` / `cms_render` (migration 0009), which apply the same
   rules to JSON of any shape. Which types a reference there may lead to comes from the content
-  model's reference map (`server/reference_paths.py`), written once into the statement as the
+  model's reference map (`server/model/reference_paths.py`), written once into the statement as the
   literal `cms_paths.paths` (`paths_source`), and, for a JSON field, its own node.
 
 Only names from the content model and the GraphQL document (validated) are written into the
@@ -143,7 +143,7 @@ def page_columns(published: bool) -> str:
 
 def singleton_row(type_name: str, published: bool) -> str:
     """The singleton of `type_name` as one page row: its document in the perspective, else the
-    empty singleton (`server.singletons.empty_row`) at the id its first save takes."""
+    empty singleton (`server.content.singletons.empty_row`) at the id its first save takes."""
     singleton = f"cms_singleton_id((select cms_current_org()), {literal(type_name)})"
     column = data_column(published)
     return (

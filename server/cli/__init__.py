@@ -1,0 +1,1 @@
+"""The command line: `content-api <command>`."""

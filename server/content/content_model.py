@@ -1,0 +1,163 @@
+"""The live content model: the registry of schema types every request validates and queries against.
+
+At start-up the types defined in `SCHEMA_DIR` are upserted into `cms_schema_types`; the registry is then
+everything stored there, so types registered at run time survive restarts. A change made at run time
+commits in its own transaction and then swaps in a new immutable `Registry`; requests that already
+started keep the one they began with.
+
+Other server processes learn of a change through PostgreSQL: the changing transaction sends
+`NOTIFY cms_schema_types`, delivered at commit, and every process LISTENs on a connection of its own
+and reloads (`listen()`), typically within milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from server.content.schema_store import SchemaStore
+from server.db.pool import Tx
+from server.errors import InvalidInputError, NotFoundError
+from server.model.json_form import load_schema_dir, parse_schema_type
+from server.model.types import Registry, SchemaType
+
+log = logging.getLogger(__name__)
+
+
+Transaction = Callable[[], AbstractAsyncContextManager[Tx]]
+Check = Callable[[Registry], None]
+
+CHANNEL = "cms_schema_types"
+RECONNECT_SECONDS = 2.0
+
+
+class ContentModel:
+    def __init__(self, store: SchemaStore, transaction: Transaction) -> None:
+        self.store = store
+        self.transaction = transaction
+        self.registry = Registry()
+        self._listener: asyncio.Task[None] | None = None
+        # One change of `registry` at a time in this process: a reload the listener started
+        # before a change of ours committed would read the older types and then overwrite the
+        # newer registry (until the next notification put it right).
+        self._changing = asyncio.Lock()
+
+    async def listen(self, url: str) -> None:
+        """Follow schema changes made by other processes until `close()`."""
+        if self._listener is None:
+            ready = asyncio.Event()
+            self._listener = asyncio.create_task(self._follow(url, ready))
+            await ready.wait()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+    async def _follow(self, url: str, ready: asyncio.Event) -> None:
+        changed = asyncio.Event()
+        while True:
+            try:
+                conn = await asyncpg.connect(url)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("cannot listen for schema changes (%s); retrying", exc)
+                ready.set()
+                await asyncio.sleep(RECONNECT_SECONDS)
+                continue
+            try:
+                await conn.add_listener(CHANNEL, lambda *_: changed.set())
+                ready.set()
+                # Changes made while we were not listening are picked up by this reload.
+                changed.set()
+                while not conn.is_closed():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), timeout=RECONNECT_SECONDS)
+                    if changed.is_set():
+                        changed.clear()
+                        await self._reload_if_changed()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("schema change listener failed (%s); reconnecting", exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+    async def _reload_if_changed(self) -> None:
+        async with self._changing:
+            async with self.transaction() as tx:
+                registry = Registry(await self.store.list_schema_types(tx))
+            if registry != self.registry:
+                registry.check()
+                self.registry = registry
+                log.info("schema types reloaded after a change elsewhere")
+
+    async def sync_dir(self, path: Path) -> Registry:
+        """Upsert the types defined in `path`, then load every stored type."""
+        defined = load_schema_dir(path)
+        async with self._changing, self.transaction() as tx:
+            return await self._sync(tx, defined, path)
+
+    async def _sync(self, tx: Tx, defined: Registry, path: Path) -> Registry:
+        await tx.execute("SELECT pg_advisory_xact_lock(hashtext('cms:schema_types'))")
+        changed = [
+            t.name
+            for t in defined.values()
+            if await self.store.register_schema_type(tx, schema_type=t)
+        ]
+        if changed:
+            log.info("schema types updated from %s: %s", path.name, ", ".join(sorted(changed)))
+        return await self.reload(tx)
+
+    async def reload(self, tx: Tx | None = None) -> Registry:
+        """Load every stored type (after another process changed them, say)."""
+        if tx is None:
+            async with self.transaction() as own:
+                return await self.reload(own)
+        registry = Registry(await self.store.list_schema_types(tx))
+        registry.check()
+        self.registry = registry
+        return registry
+
+    async def register(self, definition: Any, *, check: Check | None = None) -> SchemaType:
+        """Validate and store a type (new or changed); the live registry changes once it commits.
+
+        `check` may veto the resulting registry (the API checks that it can serve it).
+        """
+        schema_type = parse_schema_type(definition)
+        async with self._changing:
+            registry = self.registry.with_type(schema_type)
+            registry.check()
+            if check is not None:
+                check(registry)
+            async with self.transaction() as tx:
+                await self.store.register_schema_type(tx, schema_type=schema_type)
+                await tx.execute("SELECT pg_notify($1, $2)", CHANNEL, schema_type.name)
+            self.registry = registry
+        return schema_type
+
+    async def delete(self, name: str, *, check: Check | None = None) -> None:
+        """Remove a type; its documents stay. Refused while other types still link to it."""
+        async with self._changing:
+            if name not in self.registry:
+                raise NotFoundError(f"unknown schema type '{name}'", path="name")
+            registry = self.registry.without(name)
+            problems = registry.problems()
+            if problems:
+                users = sorted({p["type"] for p in problems})
+                raise InvalidInputError(
+                    f"schema type '{name}' is still used by: {', '.join(users)}", path="name"
+                )
+            if check is not None:
+                check(registry)
+            async with self.transaction() as tx:
+                await self.store.delete_schema_type(tx, name=name)
+                await tx.execute("SELECT pg_notify($1, $2)", CHANNEL, name)
+            self.registry = registry

@@ -1,0 +1,435 @@
+"""The document lifecycle in SQL: create, draft save, publish, unpublish, delete, and version history.
+
+Every method runs on the caller's org-scoped transaction, so Row-Level Security applies to each
+statement. Validation and reference extraction happen above (`server/engine/local_api.py`); this layer keeps
+the rows, the version history and the reference index consistent.
+
+Concurrency:
+- A draft save and a publish write a document their transaction has locked (`lock_document`, a
+  statement of its own), so a draft save with `expected_revision` is a compare-and-swap on
+  `revision`: a stale one raises `ConflictError` and writes nothing.
+- Version numbers are `max + 1`, computed by a statement that runs *after* the statement that locked
+  the document row. Under READ COMMITTED that second statement takes a fresh snapshot which already
+  contains every version committed by a writer we waited for, so numbers stay unique and gapless.
+  (Computing it in the same statement as the lock would use the pre-lock snapshot: duplicates.)
+  The write itself, its version and its reference index are then one statement.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from server.db.pool import Tx
+from server.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+
+DOCUMENT_COLUMNS = (
+    "id, organization_id, type, status, draft_data, published_data, published_hash, draft_hash,"
+    " revision, created_by, updated_by, published_at, created_at, updated_at"
+)
+
+# What follows every write of a document: write the version, prune old draft versions beyond the
+# retention, and bring the plane's reference index up to date; the CTEs touch disjoint rows. The
+# version number is `max + 1` of a snapshot taken after the document's row was locked (see above).
+# `outbox` records the change for webhooks and cache purges (`server/delivery/outbox_worker.py`) in the same
+# statement, so it commits or rolls back with it: every publish, and a draft save only when one of
+# the organization's webhooks listens for `document.draft_saved` (autosaves stay one cheap write).
+# `wrong` finds the references whose target the writer can read but whose type the field does not
+# take; the caller then raises, and the transaction (the request's unit of work) is rolled back.
+_AFTER_WRITE = """
+version AS (
+    INSERT INTO cms_document_versions
+        (document_id, organization_id, version_number, event_type, data, created_by, restored_from)
+    SELECT $1, $2, coalesce(max(version_number), 0) + 1, $3::version_event, $4, $5, $15
+      FROM cms_document_versions WHERE document_id = $1
+    RETURNING version_number
+), pruned AS (
+    DELETE FROM cms_document_versions
+     WHERE $3 = 'draft' AND $6 > 0 AND document_id = $1 AND event_type = 'draft'
+       AND id NOT IN (SELECT id FROM cms_document_versions
+                       WHERE document_id = $1 AND event_type = 'draft'
+                       ORDER BY version_number DESC LIMIT greatest($6 - 1, 0))
+), refs_gone AS (
+    DELETE FROM cms_document_references
+     WHERE referencer_id = $1 AND plane = $7 AND ref_id <> ALL($8::uuid[])
+), refs_new AS (
+    INSERT INTO cms_document_references (referencer_id, ref_id, plane, organization_id)
+    SELECT $1, d.id, $7, $2 FROM cms_documents d WHERE d.id = ANY($8::uuid[])
+    ON CONFLICT DO NOTHING
+), assets_gone AS (
+    DELETE FROM cms_asset_references r
+     WHERE r.document_id = $1 AND r.plane = $7
+       AND NOT EXISTS (SELECT 1 FROM unnest($9::text[], $10::uuid[]) AS n(path, asset)
+                        WHERE n.path = r.field_path AND n.asset = r.asset_id)
+), assets_new AS (
+    INSERT INTO cms_asset_references
+        (document_id, plane, field_path, asset_id, organization_id, document_type)
+    SELECT $1, $7, n.path, a.id, $2, $11
+      FROM unnest($9::text[], $10::uuid[]) AS n(path, asset) JOIN cms_assets a ON a.id = n.asset
+    ON CONFLICT (document_id, plane, field_path) DO UPDATE SET asset_id = EXCLUDED.asset_id
+), outbox AS (
+    INSERT INTO cms_outbox (organization_id, document_id, document_type, event)
+    SELECT $2, $1, $11, CASE WHEN $3 = 'publish' THEN 'document.published'
+                             ELSE 'document.draft_saved' END
+     WHERE $3 = 'publish' OR EXISTS (
+           SELECT 1 FROM cms_webhooks w
+            WHERE w.organization_id = $2 AND w.enabled AND 'document.draft_saved' = ANY (w.events))
+), wrong AS (
+    SELECT n.path, d.type, n.allowed, n.at
+      FROM unnest($12::text[], $13::uuid[], $14::text[]) WITH ORDINALITY AS n(path, ref, allowed, at)
+      JOIN cms_documents d ON d.id = n.ref
+     WHERE d.type <> ALL(string_to_array(n.allowed, ','))
+)"""
+_WRONG_TARGETS = """(SELECT json_agg(json_build_object('path', path, 'type', type, 'allowed', allowed)
+                         ORDER BY at) FROM wrong) AS wrong"""
+
+# A new document's first version, after its INSERT.
+_FIRST_VERSION = f"WITH {_AFTER_WRITE} SELECT {_WRONG_TARGETS}"
+
+# A write to a locked document and all that follows it, in one statement: the row's UPDATE
+# ($16: the new hash) and `_AFTER_WRITE`. The draft save keeps `data` ($4) as the draft; the
+# publish copies the draft, which is `data`, to the published plane.
+_DRAFT_SAVE = f"""
+WITH document AS (
+    UPDATE cms_documents SET draft_data = $4, draft_hash = $16, updated_by = $5,
+           updated_at = now(), revision = revision + 1
+     WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
+), {_AFTER_WRITE}
+SELECT {DOCUMENT_COLUMNS}, {_WRONG_TARGETS} FROM document
+"""
+_PUBLISH = f"""
+WITH document AS (
+    UPDATE cms_documents SET status = 'published', published_data = draft_data,
+           published_hash = $16, published_at = now(), updated_at = now(), updated_by = $5
+     WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
+), {_AFTER_WRITE}
+SELECT {DOCUMENT_COLUMNS}, {_WRONG_TARGETS} FROM document
+"""
+
+# Unpublishing empties the published plane of the reference index, and records the event.
+_UNPUBLISH = f"""
+WITH document AS (
+    UPDATE cms_documents SET status = 'draft', published_data = NULL,
+           published_hash = NULL, updated_at = now(), updated_by = $2
+     WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
+), refs AS (
+    DELETE FROM cms_document_references WHERE referencer_id = $1 AND plane = 'published'
+), assets AS (
+    DELETE FROM cms_asset_references WHERE document_id = $1 AND plane = 'published'
+), outbox AS (
+    INSERT INTO cms_outbox (organization_id, document_id, document_type, event)
+    SELECT organization_id, id, type, 'document.unpublished' FROM document
+)
+SELECT {DOCUMENT_COLUMNS} FROM document
+"""
+_DELETE = """
+WITH gone AS (
+    DELETE FROM cms_documents WHERE id = $1 RETURNING id, organization_id, type
+), outbox AS (
+    INSERT INTO cms_outbox (organization_id, document_id, document_type, event)
+    SELECT organization_id, id, type, 'document.deleted' FROM gone
+)
+SELECT id FROM gone
+"""
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    type: str
+    status: str
+    draft_data: dict[str, Any] | None
+    published_data: dict[str, Any] | None
+    published_hash: str | None
+    draft_hash: str | None
+    revision: int
+    created_by: str | None
+    updated_by: str | None
+    published_at: datetime | None
+    # None only on a singleton never saved (`server.content.singletons.empty_row`).
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == "published" and self.published_data is not None
+
+    @property
+    def has_unpublished_changes(self) -> bool:
+        return not self.is_published or self.draft_hash != self.published_hash
+
+    @classmethod
+    def from_record(cls, row: asyncpg.Record) -> DocumentRow:
+        return cls(*(row[name] for name in _ROW_FIELDS))
+
+
+_ROW_FIELDS = tuple(name.strip() for name in DOCUMENT_COLUMNS.split(","))
+
+
+@dataclass(frozen=True)
+class References:
+    """What a document's data points at: documents by id, and assets by field path."""
+
+    documents: tuple[uuid.UUID, ...] = ()
+    assets: tuple[tuple[str, uuid.UUID], ...] = ()
+    # Each document reference as (path, id, the types its field takes): checked when written.
+    targets: tuple[tuple[str, uuid.UUID, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class Version:
+    document_id: uuid.UUID
+    version_number: int
+    event_type: str  # draft, publish or restore
+    data: dict[str, Any]
+    created_by: str | None
+    created_at: datetime
+    restored_from: int | None = None  # the version a restore made the draft again
+
+
+def check_revision(document: DocumentRow, expected_revision: int | None) -> None:
+    """Raise `ConflictError` unless the (locked) document is at `expected_revision` (None: any)."""
+    if expected_revision is not None and expected_revision != document.revision:
+        raise ConflictError(
+            f"the document changed: expected revision {expected_revision},"
+            f" it is at {document.revision}",
+            current_revision=document.revision,
+        )
+
+
+class DocumentStore:
+    """Document rows, versions and the reference index, on the caller's transaction."""
+
+    version_retention: int = 50
+
+    async def create_document(
+        self,
+        tx: Tx,
+        *,
+        type: str,
+        data: dict[str, Any],
+        draft_hash: str,
+        references: References,
+        created_by: str | None = None,
+        id: uuid.UUID | None = None,
+    ) -> DocumentRow:
+        """Insert a draft (revision 1) with its first version and its draft reference index."""
+        row = await tx.fetchrow(
+            f"INSERT INTO cms_documents (id, organization_id, type, status, draft_data, draft_hash,"
+            f" created_by, updated_by)"
+            f" VALUES (coalesce($1, gen_random_uuid()), (select cms_current_org()), $2, 'draft',"
+            f" $3, $4, $5, $5)"
+            f" RETURNING {DOCUMENT_COLUMNS}",
+            id,
+            type,
+            data,
+            draft_hash,
+            created_by,
+        )
+        assert row is not None
+        document = DocumentRow.from_record(row)
+        await self._after_write(tx, document, "draft", data, created_by, references)
+        return document
+
+    async def update_draft(
+        self,
+        tx: Tx,
+        *,
+        document: DocumentRow,
+        data: dict[str, Any],
+        draft_hash: str,
+        references: References,
+        updated_by: str | None = None,
+        expected_revision: int | None = None,
+        restored_from: int | None = None,
+    ) -> DocumentRow:
+        """Replace the draft of a document locked by `lock_document`, with its version, in one
+        statement; a stale `expected_revision` raises ConflictError and changes nothing.
+
+        The version is a `restore` naming `restored_from` when given, else a `draft`.
+        """
+        check_revision(document, expected_revision)
+        event = "draft" if restored_from is None else "restore"
+        arguments = self._after_write_arguments(
+            document, event, data, updated_by, references, restored_from
+        )
+        return await self._write(tx, _DRAFT_SAVE, document.type, *arguments, draft_hash)
+
+    async def lock_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow:
+        """Read a document of the current org with its row locked until the transaction ends."""
+        row = await tx.fetchrow(
+            f"SELECT {DOCUMENT_COLUMNS} FROM cms_documents"
+            f" WHERE id = $1 AND organization_id = (select cms_current_org()) FOR UPDATE",
+            id,
+        )
+        if row is None:
+            await self._explain_missing_write(tx, id)
+        assert row is not None
+        return DocumentRow.from_record(row)
+
+    async def publish_document(
+        self,
+        tx: Tx,
+        *,
+        document: DocumentRow,
+        published_hash: str,
+        references: References,
+        published_by: str | None = None,
+        expected_revision: int | None = None,
+    ) -> DocumentRow:
+        """Copy the draft of a document locked by `lock_document` (and validated) to the published
+        plane, with a publish version, in one statement."""
+        check_revision(document, expected_revision)
+        arguments = self._after_write_arguments(
+            document, "publish", document.draft_data or {}, published_by, references, None
+        )
+        return await self._write(tx, _PUBLISH, document.type, *arguments, published_hash)
+
+    async def unpublish_document(
+        self, tx: Tx, *, id: uuid.UUID, updated_by: str | None = None
+    ) -> DocumentRow:
+        """Back to draft, the published plane of the reference index emptied, in one statement."""
+        row = await tx.fetchrow(_UNPUBLISH, id, updated_by)
+        if row is None:
+            await self._explain_missing_write(tx, id)
+        assert row is not None
+        return DocumentRow.from_record(row)
+
+    async def delete_document(self, tx: Tx, *, id: uuid.UUID) -> None:
+        """Delete the document; its versions and reference rows go with it (foreign-key cascade)."""
+        deleted = await tx.fetchval(_DELETE, id)
+        if deleted is None:
+            await self._explain_missing_write(tx, id)
+
+    async def find_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow | None:
+        """Any readable document (the current org or a descendant), whatever its status."""
+        row = await tx.fetchrow(f"SELECT {DOCUMENT_COLUMNS} FROM cms_documents WHERE id = $1", id)
+        return DocumentRow.from_record(row) if row is not None else None
+
+    async def list_versions(
+        self, tx: Tx, *, document_id: uuid.UUID, limit: int = 20, offset: int = 0
+    ) -> tuple[list[Version], int]:
+        """Versions newest first, and how many there are in all."""
+        rows = await tx.fetch(
+            "SELECT document_id, version_number, event_type::text AS event_type, data, created_by,"
+            " created_at, restored_from, count(*) OVER () AS total FROM cms_document_versions"
+            " WHERE document_id = $1 ORDER BY version_number DESC LIMIT $2 OFFSET $3",
+            document_id,
+            limit,
+            offset,
+        )
+        total = rows[0]["total"] if rows else 0
+        if not rows and offset > 0:
+            total = await tx.fetchval(
+                "SELECT count(*) FROM cms_document_versions WHERE document_id = $1", document_id
+            )
+        return [_version(row) for row in rows], total
+
+    async def get_version(
+        self, tx: Tx, *, document_id: uuid.UUID, version_number: int
+    ) -> Version | None:
+        row = await tx.fetchrow(
+            "SELECT document_id, version_number, event_type::text AS event_type, data, created_by,"
+            " created_at, restored_from FROM cms_document_versions"
+            " WHERE document_id = $1 AND version_number = $2",
+            document_id,
+            version_number,
+        )
+        return _version(row) if row is not None else None
+
+    async def _after_write(
+        self,
+        tx: Tx,
+        document: DocumentRow,
+        event: str,
+        data: dict[str, Any],
+        user: str | None,
+        references: References,
+    ) -> None:
+        arguments = self._after_write_arguments(document, event, data, user, references, None)
+        wrong = await tx.fetchval(_FIRST_VERSION, *arguments)
+        if wrong:
+            _refuse_targets(document.type, wrong)
+
+    async def _write(self, tx: Tx, sql: str, type_name: str, *arguments: Any) -> DocumentRow:
+        row = await tx.fetchrow(sql, *arguments)
+        assert row is not None  # the row is locked: it is there
+        if row["wrong"]:
+            _refuse_targets(type_name, row["wrong"])
+        return DocumentRow.from_record(row)
+
+    def _after_write_arguments(
+        self,
+        document: DocumentRow,
+        event: str,
+        data: dict[str, Any],
+        user: str | None,
+        references: References,
+        restored_from: int | None,
+    ) -> tuple[Any, ...]:
+        """`_AFTER_WRITE`'s $1 to $15."""
+        return (
+            document.id,
+            document.organization_id,
+            event,
+            data,
+            user,
+            self.version_retention,
+            "published" if event == "publish" else "draft",
+            list(references.documents),
+            [path for path, _ in references.assets],
+            [asset for _, asset in references.assets],
+            document.type,
+            [path for path, _, _ in references.targets],
+            [ref for _, ref, _ in references.targets],
+            [",".join(to) for _, _, to in references.targets],
+            restored_from,
+        )
+
+    async def _explain_missing_write(self, tx: Tx, id: uuid.UUID) -> None:
+        """A write found no row: say why (another org's document, or absent)."""
+        row = await tx.fetchrow(
+            "SELECT organization_id = (select cms_current_org()) AS own"
+            " FROM cms_documents WHERE id = $1",
+            id,
+        )
+        if row is None:
+            raise NotFoundError(f"document {id} not found")
+        if not row["own"]:
+            raise ForbiddenError(
+                f"document {id} belongs to another organization; writes are only permitted in"
+                " the current organization"
+            )
+        raise InvalidInputError(f"document {id} cannot be written")
+
+
+def _refuse_targets(type_name: str, wrong: list[dict[str, str]]) -> None:
+    problems = [
+        {
+            "path": w["path"],
+            "rule": "reference",
+            "message": f"refers to a {w['type']} document; it takes {' or '.join(w['allowed'].split(','))}",
+        }
+        for w in wrong
+    ]
+    summary = "; ".join(f"{p['path']}: {p['message']}" for p in problems)
+    raise InvalidInputError(
+        f"invalid {type_name} document: {summary}", path=problems[0]["path"], errors=problems
+    )
+
+
+def _version(row: asyncpg.Record) -> Version:
+    return Version(
+        document_id=row["document_id"],
+        version_number=row["version_number"],
+        event_type=row["event_type"],
+        data=row["data"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        restored_from=row["restored_from"],
+    )

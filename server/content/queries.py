@@ -1,0 +1,156 @@
+"""Finding documents: the `where` language, sorting, pagination and the perspective, as one statement.
+
+The page and its total come from the same statement (`count(*) OVER ()`); a list that needs no total
+fetches `limit + 1` rows instead, which tells whether there is a next page without counting.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from server.content import filters
+from server.content.documents import DOCUMENT_COLUMNS, DocumentRow
+from server.content.filters import SqlParams, compile_sort, compile_where
+from server.db.pool import Tx
+from server.errors import InvalidInputError
+from server.model.types import Registry
+
+Perspective = Literal["published", "draft"]
+PERSPECTIVES: tuple[Perspective, ...] = ("published", "draft")
+MAX_DEPTH = 5
+
+
+# The document columns, qualified with the alias `d` that the filter compiler uses.
+_COLUMNS = ", ".join(f"d.{column.strip()}" for column in DOCUMENT_COLUMNS.split(","))
+
+
+def check_perspective(value: object) -> Perspective:
+    if value == "published":
+        return "published"
+    if value == "draft":
+        return "draft"
+    raise InvalidInputError(
+        f"perspective must be 'published' or 'draft' (got {value!r})", path="perspective"
+    )
+
+
+def check_depth(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DEPTH:
+        raise InvalidInputError(f"depth must be an integer from 0 to {MAX_DEPTH}", path="depth")
+    return value
+
+
+def check_page(limit: object, offset: object, *, max_limit: int) -> tuple[int, int]:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= max_limit:
+        raise InvalidInputError(f"limit must be an integer from 1 to {max_limit}", path="limit")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidInputError("offset must be a non-negative integer", path="offset")
+    return limit, offset
+
+
+def perspective_condition(perspective: Perspective, alias: str = "d") -> str:
+    """The row condition of a perspective as SQL (`true` for drafts)."""
+    return filters.perspective_condition(perspective, alias) or "true"
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[DocumentRow]
+    limit: int
+    offset: int
+    total: int | None  # None when the caller did not ask for it
+    has_next: bool
+
+    @property
+    def page(self) -> int:
+        return self.offset // self.limit + 1
+
+    @property
+    def total_pages(self) -> int | None:
+        return None if self.total is None else math.ceil(self.total / self.limit)
+
+    @property
+    def has_prev(self) -> bool:
+        return self.offset > 0
+
+
+async def find_documents(
+    tx: Tx,
+    registry: Registry,
+    type_name: str,
+    *,
+    where: Mapping[str, Any] | None,
+    sort: str | Sequence[str] | None,
+    limit: int,
+    offset: int,
+    perspective: Perspective,
+    with_total: bool,
+) -> Page:
+    """One page of documents of `type_name`, filtered and sorted, in one statement."""
+    params = SqlParams([type_name])
+    condition = compile_where(registry, type_name, where, params=params, perspective=perspective)
+    order = compile_sort(registry, type_name, sort, params=params, perspective=perspective)
+    total_column = ", count(*) OVER () AS total_docs" if with_total else ""
+    fetch = limit if with_total else limit + 1
+    sql = (
+        f"SELECT {_COLUMNS}{total_column} FROM cms_documents d"
+        f" WHERE d.type = $1 AND {perspective_condition(perspective)}"
+        f"{f' AND ({condition})' if condition else ''}"
+        f" ORDER BY {order} LIMIT {params.add(fetch)} OFFSET {params.add(offset)}"
+    )
+    records = await tx.fetch(sql, *params.values)
+    total: int | None = None
+    if with_total:
+        if records:
+            total = records[0]["total_docs"]
+        elif offset > 0:
+            # Past the end: the window had no row to carry the total.
+            count_params = SqlParams([type_name])
+            count_condition = compile_where(
+                registry, type_name, where, params=count_params, perspective=perspective
+            )
+            total = await tx.fetchval(
+                f"SELECT count(*) FROM cms_documents d WHERE d.type = $1"
+                f" AND {perspective_condition(perspective)}"
+                f"{f' AND ({count_condition})' if count_condition else ''}",
+                *count_params.values,
+            )
+        else:
+            total = 0
+    rows = [DocumentRow.from_record(r) for r in records[:limit]]
+    has_next = (offset + len(rows) < total) if total is not None else len(records) > limit
+    return Page(rows=rows, limit=limit, offset=offset, total=total, has_next=has_next)
+
+
+async def count_documents(
+    tx: Tx,
+    registry: Registry,
+    type_name: str,
+    *,
+    where: Mapping[str, Any] | None,
+    perspective: Perspective,
+) -> int:
+    params = SqlParams([type_name])
+    condition = compile_where(registry, type_name, where, params=params, perspective=perspective)
+    count: int = await tx.fetchval(
+        f"SELECT count(*) FROM cms_documents d WHERE d.type = $1"
+        f" AND {perspective_condition(perspective)}{f' AND ({condition})' if condition else ''}",
+        *params.values,
+    )
+    return count
+
+
+async def find_document_by_id(
+    tx: Tx, type_name: str, document_id: uuid.UUID, *, perspective: Perspective
+) -> DocumentRow | None:
+    row = await tx.fetchrow(
+        f"SELECT {_COLUMNS} FROM cms_documents d"
+        f" WHERE d.id = $1 AND d.type = $2 AND {perspective_condition(perspective)}",
+        document_id,
+        type_name,
+    )
+    return DocumentRow.from_record(row) if row is not None else None

@@ -1,0 +1,509 @@
+"""The connection pool, transactions, and the one place where asyncpg errors become domain errors.
+
+All runtime SQL goes through a `Tx`: one transaction on one connection. It counts its statements (the
+cost that matters, asserted by tests and reported by the benchmarks) and translates driver errors, so
+no raw SQL error ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import asyncpg
+import orjson
+from asyncpg.prepared_stmt import PreparedStatement
+
+from server.config import PoolMode
+from server.db.consistency import COMMIT_POSITION_SQL, commit_token
+from server.errors import (
+    CMSError,
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    TimedOutError,
+    UnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+
+Health = Literal["ok", "degraded", "down"]
+
+# The health check's own limit, for connecting and for its one statement.
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+# Messages for the constraints a client can run into; the names follow `tables.metadata`'s convention.
+CONSTRAINT_MESSAGES = {
+    "uq_cms_organizations_parent_organization_id_slug": (
+        "an organization with this slug already exists"
+    ),
+    "uq_cms_organization_members_organization_id_user_id": "the user is already a member",
+    "uq_cms_organization_roles_organization_id_name": "a role with this name already exists",
+    "uq_cms_schema_types_name": "a schema type with this name already exists",
+    "uq_cms_document_versions_document_id_version_number": "the version number is taken",
+    "uq_users_email_lower": "a user with this email already exists",
+    "ck_cms_organizations_not_own_parent": "an organization cannot be its own parent",
+    "ck_cms_organizations_no_cycle": "the new parent would make a cycle in the organization tree",
+    "ck_cms_user_profiles_role": "the instance role must be super_admin, admin, editor or viewer",
+    "pk_cms_documents": "a document with this id already exists",
+    "pk_cms_assets": "an asset with this id already exists",
+}
+
+
+class PooledConnection(asyncpg.Connection):
+    """A pool connection, with the names of the reads prepared on its session (`cms_read`)."""
+
+    prepared_reads: set[str]
+    # Statement descriptions kept by `fetchrow_described`, by text.
+    described: dict[str, Any]
+
+    async def fetchrow_described(
+        self,
+        query: str,
+        *args: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 (asyncpg's: it cancels on the server)
+    ) -> asyncpg.Record | None:
+        """`fetchrow` in one round trip on a connection without a statement cache (transaction
+        pooling), for a text run again and again.
+
+        Without its cache asyncpg has every statement described first (Parse, Describe, Sync) and
+        then parses it again with its Bind and Execute: two round trips. A fixed text's description
+        (its parameter and column types) does not change, so the first call keeps it for this
+        connection and later calls send only the second group, in which the unnamed statement is
+        parsed again within the call's own Sync: one transaction, one server session for a pooler.
+        """
+        state = self.described.get(query)
+        if state is None:
+            # Unnamed without a statement cache, and marked to be parsed again with each Bind.
+            state = (await self.prepare(query))._state  # type: ignore[attr-defined]
+            self.described[query] = state
+        # A statement object belongs to one acquisition from the pool; its description does not.
+        statement = PreparedStatement(self, query, state)
+        return await statement.fetchrow(*args, timeout=timeout)
+
+
+async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+    if isinstance(conn, PooledConnection):
+        conn.prepared_reads = set()
+        conn.described = {}
+    # JSON travels as text both ways; orjson is the fastest correct codec for the JSONB-heavy load.
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, schema="pg_catalog", encoder=_dumps, decoder=orjson.loads, format="text"
+        )
+
+
+async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
+    # asyncpg's default reset (RESET ALL, UNLISTEN *, CLOSE ALL, advisory unlocks) costs a round
+    # trip at every release. Nothing here leaves session state behind: settings are transaction-
+    # local, LISTEN has a connection of its own, advisory locks are transaction locks. A transaction
+    # still open at release is rolled back by asyncpg before this runs.
+    return None
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class Tx:
+    """One transaction on one connection: every statement of a unit of work goes through it."""
+
+    def __init__(self, conn: Connection, database: Database) -> None:
+        self.conn = conn
+        self.database = database
+        self.statements = 0
+        # After a commit asked for it (`Database.transaction(commit_token=True)`): the WAL position
+        # a replica must have replayed to show what this transaction wrote (`server/db/replicas.py`).
+        self.commit_token: str | None = None
+        # GraphQL resolves sibling fields concurrently; one connection runs one statement at a time.
+        self._lock = asyncio.Lock()
+
+    def _count(self) -> None:
+        self.statements += 1
+        self.database.statements += 1
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        self._count()
+        async with self._lock:
+            with translate_errors(self.conn):
+                return await self.conn.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        self._count()
+        async with self._lock:
+            with translate_errors(self.conn):
+                return await self.conn.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        self._count()
+        async with self._lock:
+            with translate_errors(self.conn):
+                return await self.conn.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        self._count()
+        async with self._lock:
+            with translate_errors(self.conn):
+                return await self.conn.execute(sql, *args)
+
+    async def executemany(self, sql: str, args: list[tuple[Any, ...]]) -> None:
+        self._count()
+        async with self._lock:
+            with translate_errors(self.conn):
+                await self.conn.executemany(sql, args)
+
+
+class Database:
+    """The asyncpg pool of one server process, and the health check's own connection.
+
+    `url` may lead to a transaction pooler (`pool_mode="transaction"`, e.g. PgBouncer in transaction
+    mode), where consecutive transactions of one pooled connection may run on different server
+    sessions. Nothing may then rely on session state: asyncpg's statement cache is off (it would
+    name prepared statements on a session the next statement may not reach), no setting travels in
+    the start-up packet (PgBouncer refuses unknown ones), and compiled reads send their text every
+    time (`server/query/round_trip.py`). What needs a session of its own (migrations, RLS set-up,
+    LISTEN) connects to `direct_url`, PostgreSQL itself.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        direct_url: str | None = None,
+        pool_mode: PoolMode = "session",
+        pool_size: int = 10,
+        idle_timeout: float = 20.0,
+        acquire_timeout: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.direct_url = direct_url or url
+        self.pool_mode = pool_mode
+        self.pool_size = pool_size
+        self.idle_timeout = idle_timeout
+        # How long a transaction waits for a pooled connection before SERVICE_UNAVAILABLE (0: as
+        # long as it takes).
+        self.acquire_timeout = acquire_timeout
+        self._pool: asyncpg.Pool[Any] | None = None
+        self._health: asyncpg.Connection[Any] | None = None
+        self._health_lock = asyncio.Lock()
+        # Total statements run through this database's transactions, for tests and benchmarks.
+        self.statements = 0
+
+    @property
+    def transaction_pooled(self) -> bool:
+        """Whether `url` leads to a transaction pooler (see the class)."""
+        return self.pool_mode == "transaction"
+
+    def _session_options(self) -> dict[str, Any]:
+        if self.transaction_pooled:
+            # The pooler's `idle_transaction_timeout` ends a transaction left open instead.
+            return {"statement_cache_size": 0}
+        # A transaction left open by a crashed handler must not hold locks forever.
+        return {"server_settings": {"idle_in_transaction_session_timeout": "60000"}}
+
+    async def connect(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=min(2, self.pool_size),
+                max_size=self.pool_size,
+                max_inactive_connection_lifetime=self.idle_timeout,
+                init=_init_connection,
+                reset=_keep_session,
+                connection_class=PooledConnection,
+                **self._session_options(),
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise UnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    @asynccontextmanager
+    async def direct(self) -> AsyncIterator[Database]:
+        """This database on a session of its own (`direct_url`), for start-up work such as RLS
+        set-up: this one when its URL is PostgreSQL itself, else a one-connection pool."""
+        if not self.transaction_pooled and self.direct_url == self.url:
+            yield self
+            return
+        direct = Database(
+            self.direct_url,
+            # Without a direct URL of its own, the pooler it is.
+            pool_mode=self.pool_mode if self.direct_url == self.url else "session",
+            pool_size=1,
+            acquire_timeout=self.acquire_timeout,
+        )
+        await direct.connect()
+        try:
+            yield direct
+        finally:
+            await direct.disconnect()
+
+    async def disconnect(self) -> None:
+        await self._close_health()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._pool is not None
+
+    @property
+    def pool(self) -> asyncpg.Pool[Any]:
+        if self._pool is None:
+            raise UnavailableError("the database is not connected")
+        return self._pool
+
+    async def is_healthy(self) -> bool:
+        return await self.health() != "down"
+
+    async def health(self) -> Health:
+        """`down` when PostgreSQL does not answer, `degraded` when it does but every pooled
+        connection is taken (a new transaction would wait for one), else `ok`.
+
+        The check runs on a connection of its own, outside the pool, so a saturated pool does not
+        make a reachable database look down.
+        """
+        if self._pool is None:
+            return "down"
+        try:
+            async with self._health_lock:
+                if self._health is None or self._health.is_closed():
+                    self._health = await asyncpg.connect(
+                        self.url,
+                        timeout=HEALTH_TIMEOUT_SECONDS,
+                        server_settings={"application_name": "content-api health"},
+                        statement_cache_size=0 if self.transaction_pooled else 100,
+                    )
+                await self._health.fetchval("select 1", timeout=HEALTH_TIMEOUT_SECONDS)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            await self._close_health()
+            return "down"
+        pool = self._pool
+        saturated = pool.get_idle_size() == 0 and pool.get_size() >= self.pool_size
+        return "degraded" if saturated else "ok"
+
+    async def _close_health(self) -> None:
+        connection, self._health = self._health, None
+        if connection is not None:
+            # Not a polite close: it may be the connection that just timed out.
+            connection.terminate()
+
+    def ran(self, sql: str, args: Sequence[Any]) -> None:
+        """Count a statement that is its own unit of work, run outside a `Tx` (`cms_read`)."""
+        self.statements += 1
+
+    async def replace_dead_connections(self, exc: BaseException) -> None:
+        """A pooled connection was found dead before its first statement did anything: the caller
+        tries once more on a fresh one. Its siblings likely died with it (a restart), so they are
+        replaced as they come back to the pool."""
+        log.warning("a pooled connection was dead (%s); trying again on a fresh one", exc)
+        await self.pool.expire_connections()
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[PooledConnection]:
+        """A pooled connection outside any transaction: each statement is its own transaction.
+
+        For `cms_read` (server/query/round_trip.py), which opens the request inside its one statement.
+        Count each statement run on it (`ran`); driver errors are not translated here. Waiting
+        longer than `acquire_timeout` for it is SERVICE_UNAVAILABLE.
+        """
+        conn_cm, conn = await self._acquire()
+        try:
+            yield conn  # type: ignore[misc]
+        finally:
+            await conn_cm.__aexit__(None, None, None)
+
+    @asynccontextmanager
+    async def transaction(
+        self, *, read_only: bool = False, opening: str | None = None, commit_token: bool = False
+    ) -> AsyncIterator[Tx]:
+        """A bare transaction as the connecting role, with no org context.
+
+        Used for instance-level work (migrations, RLS set-up, credential lookups). Tenant data is reached
+        only through `server.db.tenancy`, which adds the org context and the request role.
+
+        A pooled connection may have died since its last use (a restarted or failed-over server,
+        `pg_terminate_backend`): when it fails at the first statement, the transaction begins once
+        more on a fresh connection, as nothing has happened yet. A connection lost after that, or
+        twice, is SERVICE_UNAVAILABLE, and so is waiting longer than `acquire_timeout` for one.
+
+        Args:
+            read_only: a READ ONLY transaction.
+            opening: SQL to run in the same round trip as `BEGIN` (the simple query protocol, so it
+                takes no parameters: every value in it must be a checked literal). It counts as one
+                statement; when it fails, the transaction is rolled back and the error raised as
+                `translate_errors` maps it.
+            commit_token: after the commit, read the WAL position it reached into
+                `tx.commit_token` (one more statement, on the same connection).
+        """
+        conn_cm, tx, commit, rollback = await self._begin(read_only=read_only, opening=opening)
+        try:
+            try:
+                yield tx
+            except BaseException:
+                try:
+                    await rollback()
+                except Exception as exc:
+                    # A dead connection has nothing to roll back: the error to tell is the first.
+                    if not connection_lost(tx.conn, exc):
+                        raise
+                raise
+            else:
+                with translate_errors(tx.conn):
+                    await commit()
+                if commit_token:
+                    await _read_commit_token(tx)
+        finally:
+            await conn_cm.__aexit__(None, None, None)
+
+    async def _begin(self, *, read_only: bool, opening: str | None) -> tuple[Any, Tx, End, End]:
+        """Acquire a connection and begin the transaction on it (retried once, see above)."""
+        for attempt in (1, 2):
+            conn_cm, conn = await self._acquire()
+            tx = Tx(conn, self)
+            try:
+                if opening is None:
+                    tr = conn.transaction(readonly=read_only)
+                    await tr.start()
+                    return conn_cm, tx, tr.commit, tr.rollback
+                tx._count()
+                await conn.execute(f"BEGIN{' READ ONLY' if read_only else ''}; {opening}")
+                return conn_cm, tx, _statement(conn, "COMMIT"), _statement(conn, "ROLLBACK")
+            except Exception as exc:
+                lost = connection_lost(conn, exc)
+                if not lost and opening is not None:
+                    await _statement(conn, "ROLLBACK")()
+                await conn_cm.__aexit__(None, None, None)
+                if not lost:
+                    with translate_errors():
+                        raise
+                if attempt == 2:
+                    raise UnavailableError(
+                        "lost the connection to PostgreSQL twice; try again"
+                    ) from exc
+                await self.replace_dead_connections(exc)
+            except BaseException:
+                await conn_cm.__aexit__(None, None, None)
+                raise
+        raise AssertionError("unreachable")
+
+    async def _acquire(self) -> tuple[Any, Connection]:
+        # The pool's own timeout runs the acquisition in a task of its own (`wait_for`) on every
+        # call, idle connection or not; a timeout scope around it costs only a timer.
+        conn_cm = self.pool.acquire()
+        try:
+            async with asyncio.timeout(self.acquire_timeout or None):
+                conn = await conn_cm.__aenter__()
+        except TimeoutError as exc:
+            raise UnavailableError(
+                f"no database connection became free within {self.acquire_timeout:g} s; try again"
+            ) from exc
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise UnavailableError(f"cannot reach PostgreSQL: {exc}") from exc
+        return conn_cm, conn
+
+
+End: TypeAlias = Callable[[], Awaitable[object]]
+
+
+async def _read_commit_token(tx: Tx) -> None:
+    tx._count()
+    try:
+        row = await tx.conn.fetchrow(COMMIT_POSITION_SQL)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # The commit stands; without a token the client's next read goes wherever reads go.
+        log.warning("could not read the commit's WAL position: %s", exc)
+        return
+    assert row is not None
+    tx.commit_token = commit_token(row[0], row[1])
+
+
+def _statement(conn: Connection, sql: str) -> Callable[[], Awaitable[object]]:
+    async def run() -> None:
+        await conn.execute(sql)
+
+    return run
+
+
+def connection_lost(conn: Connection, exc: BaseException) -> bool:
+    """Whether `exc` means the connection is gone (the server ended it, or the socket broke).
+
+    Besides the errors that say so, asyncpg may fail with whatever the protocol was doing when
+    the server's goodbye arrived (`InternalClientError: cannot switch to state ...`); the
+    connection is closed by then.
+    """
+    if isinstance(exc, OSError | asyncpg.PostgresConnectionError | asyncpg.AdminShutdownError):
+        return True
+    if isinstance(exc, asyncpg.CrashShutdownError | asyncpg.CannotConnectNowError):
+        return True
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        # The pool takes back a pooled connection that closes under it.
+        return True
+
+
+@contextmanager
+def translate_errors(conn: Connection | None = None) -> Iterator[None]:
+    """Map asyncpg errors to the domain hierarchy; anything unexpected stays an error to log.
+
+    With `conn`, any error that leaves it closed is a lost connection (SERVICE_UNAVAILABLE).
+    """
+    try:
+        yield
+    except CMSError:
+        raise
+    except asyncpg.UniqueViolationError as exc:
+        raise ConflictError(_constraint_message(exc, "the value is already taken")) from exc
+    except asyncpg.InsufficientPrivilegeError as exc:
+        # Raised by Row-Level Security WITH CHECK failures: a write outside the current organization.
+        raise ForbiddenError(
+            "not allowed: writes are only permitted in the current organization"
+        ) from exc
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise NotFoundError(_constraint_message(exc, "a referenced row does not exist")) from exc
+    except asyncpg.CheckViolationError as exc:
+        raise InvalidInputError(_constraint_message(exc, "a value is not allowed")) from exc
+    except asyncpg.QueryCanceledError as exc:
+        raise TimedOutError(
+            "the statement ran longer than the statement timeout and was cancelled"
+        ) from exc
+    except asyncpg.LockNotAvailableError as exc:
+        raise TimedOutError(
+            "waited longer than the lock timeout for data another transaction is changing; try"
+            " again"
+        ) from exc
+    except asyncpg.SerializationError as exc:
+        raise ConflictError("a concurrent change conflicted; try again") from exc
+    except asyncpg.DeadlockDetectedError as exc:
+        raise ConflictError("a concurrent change conflicted; try again") from exc
+    except asyncpg.DataError as exc:
+        # Invalid text for a type (a malformed uuid or timestamp), out-of-range numbers, and so on.
+        raise InvalidInputError(f"invalid value: {exc.args[0] if exc.args else exc}") from exc
+    except (
+        OSError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.AdminShutdownError,
+        asyncpg.CrashShutdownError,
+        asyncpg.CannotConnectNowError,
+    ) as exc:
+        raise UnavailableError(f"lost the connection to PostgreSQL: {exc}") from exc
+    except Exception as exc:
+        if conn is not None and connection_lost(conn, exc):
+            raise UnavailableError(f"lost the connection to PostgreSQL: {exc}") from exc
+        raise
+
+
+def _constraint_message(exc: asyncpg.PostgresError, default: str) -> str:
+    name = getattr(exc, "constraint_name", None) or ""
+    return CONSTRAINT_MESSAGES.get(name, default)

@@ -1,0 +1,224 @@
+"""Row-Level Security: the policies, the request role, and `initialize_rls()`.
+
+The rules, enforced by PostgreSQL itself on every tenant table (`tables.RLS_TABLES`):
+
+- SELECT sees rows of the current org and, when the transaction asks for the hierarchy, of every
+  descendant org (children, grandchildren, ...), found by a recursive walk of `cms_organizations`.
+  The walk runs once when a transaction enters its org (`enter_org`, `cms_open_request`), which keep
+  its result in `app.readable_orgs`; a change to the tree makes the next statement walk again.
+- INSERT, UPDATE and DELETE touch only rows of the current org: parents cannot write to children.
+- With no org set, nothing is visible and nothing can be written.
+- `app.override_access = 'true'` (the system context) passes every policy, but never for the request
+  role, so no request can turn it on for itself.
+
+Owners and superusers normally bypass RLS. So the tables get `FORCE ROW LEVEL SECURITY`, and request
+transactions switch to `cms_request`, a role without BYPASSRLS; this holds even when DATABASE_URL is a
+superuser. The policies call the helper functions inside `(select ...)`, so PostgreSQL evaluates them once
+per statement as an InitPlan rather than once per row.
+
+The first migration creates the same objects; `initialize_rls()` runs at every start-up and repairs
+whatever drifted, doing nothing when all is in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import TYPE_CHECKING
+
+from server.config import ConfigError
+from server.db.tables import RLS_TABLES, metadata
+
+if TYPE_CHECKING:
+    from server.db.pool import Database, Tx
+
+log = logging.getLogger(__name__)
+
+REQUEST_ROLE = "cms_request"
+
+FUNCTIONS_SQL = """
+CREATE OR REPLACE FUNCTION cms_current_org() RETURNS uuid
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+  SELECT NULLIF(current_setting('app.organization_id', true), '')::uuid
+$$;
+
+CREATE OR REPLACE FUNCTION cms_override_access() RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+  SELECT coalesce(current_setting('app.override_access', true), '') = 'true'
+     AND current_user <> 'cms_request'
+$$;
+
+CREATE OR REPLACE FUNCTION cms_org_tree(root uuid, hierarchy boolean) RETURNS uuid[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+-- PL/pgSQL rather than SQL: its plan is kept for the session, where an SQL function's recursive
+-- query would be planned again in every request's opening.
+BEGIN
+  IF root IS NULL THEN
+    RETURN '{}'::uuid[];
+  END IF;
+  RETURN array_prepend(root, ARRAY(
+    WITH RECURSIVE tree(id) AS (
+      SELECT o.id FROM cms_organizations o WHERE hierarchy AND o.parent_organization_id = root
+      UNION
+      SELECT o.id FROM cms_organizations o JOIN tree ON o.parent_organization_id = tree.id
+    )
+    SELECT id FROM tree WHERE id <> root));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION cms_readable_orgs() RETURNS uuid[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+  current_org uuid := cms_current_org();
+  cached uuid[] := NULLIF(current_setting('app.readable_orgs', true), '')::uuid[];
+BEGIN
+  IF current_org IS NULL THEN
+    RETURN '{}';
+  END IF;
+  IF cached[1] = current_org THEN
+    RETURN cached;
+  END IF;
+  RETURN cms_org_tree(current_org, coalesce(current_setting('app.hierarchy', true), '') = 'on');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION cms_forget_readable_orgs() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('app.readable_orgs', '', true);
+  RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER cms_organizations_forget_readable_orgs
+AFTER INSERT OR DELETE OR UPDATE OF parent_organization_id ON cms_organizations
+FOR EACH STATEMENT EXECUTE FUNCTION cms_forget_readable_orgs();
+"""
+
+_READ = (
+    "(select cms_override_access()) OR organization_id = ANY ((select cms_readable_orgs())::uuid[])"
+)
+_WRITE = "(select cms_override_access()) OR organization_id = (select cms_current_org())"
+
+
+def policy_statements(table: str) -> list[str]:
+    """The CREATE POLICY statements for one tenant table."""
+    return [
+        f"CREATE POLICY {table}_select ON {table} FOR SELECT USING ({_READ})",
+        f"CREATE POLICY {table}_insert ON {table} FOR INSERT WITH CHECK ({_WRITE})",
+        f"CREATE POLICY {table}_update ON {table} FOR UPDATE USING ({_WRITE}) WITH CHECK ({_WRITE})",
+        f"CREATE POLICY {table}_delete ON {table} FOR DELETE USING ({_WRITE})",
+    ]
+
+
+def _fingerprint(enabled: bool) -> str:
+    """A digest of everything `initialize_rls` installs; stored as a comment to detect drift cheaply."""
+    body = (
+        FUNCTIONS_SQL
+        + repr(enabled)
+        + "".join(statement for table in RLS_TABLES for statement in policy_statements(table))
+    )
+    return "cms-rls:" + hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+async def initialize_rls(database: Database, *, enabled: bool = True) -> str | None:
+    """Create or repair the policies and the request role. Idempotent, and safe to run concurrently.
+
+    Args:
+        database: the connected database; its role must own the tables (or be a superuser).
+        enabled: False gives the single-tenant mode: RLS off on every tenant table.
+
+    Returns:
+        The role request transactions switch to, or None when they stay on the connecting role
+        (RLS disabled, or no permission to create roles while the connecting role is itself subject
+        to RLS).
+    """
+    async with database.transaction() as tx:
+        # One start-up at a time: several workers may boot together.
+        await tx.execute("select pg_advisory_xact_lock(hashtext('cms:initialize_rls'))")
+        role = await _ensure_request_role(tx) if enabled else None
+        fingerprint = _fingerprint(enabled)
+        if await _installed_fingerprint(tx) != fingerprint or not await _flags_match(tx, enabled):
+            log.info("installing row-level security policies (enabled=%s)", enabled)
+            await tx.execute(FUNCTIONS_SQL)
+            for table in RLS_TABLES:
+                await _install_table(tx, table, enabled=enabled)
+            await tx.execute(f"COMMENT ON FUNCTION cms_readable_orgs() IS '{fingerprint}'")
+        if role is not None:
+            await _grant(tx, role)
+        return role
+
+
+async def _installed_fingerprint(tx: Tx) -> str | None:
+    value = await tx.fetchval(
+        "select obj_description(p.oid, 'pg_proc') from pg_proc p "
+        "where p.proname = 'cms_readable_orgs' and pg_function_is_visible(p.oid)"
+    )
+    return str(value) if value is not None else None
+
+
+async def _flags_match(tx: Tx, enabled: bool) -> bool:
+    rows = await tx.fetch(
+        "select relrowsecurity, relforcerowsecurity from pg_class "
+        "where oid = any(select to_regclass(t) from unnest($1::text[]) t)",
+        list(RLS_TABLES),
+    )
+    return len(rows) == len(RLS_TABLES) and all(
+        row["relrowsecurity"] == enabled and row["relforcerowsecurity"] == enabled for row in rows
+    )
+
+
+async def _install_table(tx: Tx, table: str, *, enabled: bool) -> None:
+    existing = await tx.fetch("select policyname from pg_policies where tablename = $1", table)
+    for row in existing:
+        await tx.execute(f'DROP POLICY "{row["policyname"]}" ON {table}')
+    if not enabled:
+        await tx.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
+        await tx.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+        return
+    for statement in policy_statements(table):
+        await tx.execute(statement)
+    await tx.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+    await tx.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+
+
+async def _ensure_request_role(tx: Tx) -> str | None:
+    """Make `cms_request` exist and be usable by the connecting role; None if that is not possible."""
+    me = await tx.fetchrow(
+        "select rolsuper, rolbypassrls, rolcreaterole from pg_roles where rolname = current_user"
+    )
+    assert me is not None
+    exists = await tx.fetchval("select true from pg_roles where rolname = $1", REQUEST_ROLE)
+    if not exists and (me["rolsuper"] or me["rolcreaterole"]):
+        # Roles are cluster-wide; a concurrent start-up on another database may create it first.
+        await tx.execute(
+            f"""DO $$ BEGIN
+                  CREATE ROLE {REQUEST_ROLE} NOLOGIN NOBYPASSRLS;
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                END $$"""
+        )
+        exists = True
+    if exists:
+        if me["rolsuper"]:
+            return REQUEST_ROLE
+        member = await tx.fetchval("select pg_has_role(current_user, $1, 'MEMBER')", REQUEST_ROLE)
+        if not member and me["rolcreaterole"]:
+            await tx.execute(f"GRANT {REQUEST_ROLE} TO current_user")
+            member = True
+        if member:
+            return REQUEST_ROLE
+    if me["rolsuper"] or me["rolbypassrls"]:
+        raise ConfigError(
+            "DATABASE_URL",
+            f"cannot enforce row-level security: the role {REQUEST_ROLE!r} does not exist and the "
+            "connecting role bypasses RLS; create it once with "
+            f"'CREATE ROLE {REQUEST_ROLE} NOLOGIN NOBYPASSRLS' and grant it to the connecting role",
+        )
+    # A plain owner without CREATEROLE: FORCE ROW LEVEL SECURITY alone applies the policies to it.
+    return None
+
+
+async def _grant(tx: Tx, role: str) -> None:
+    tables = ", ".join(sorted(metadata.tables))
+    await tx.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+    await tx.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {role}")

@@ -1,0 +1,745 @@
+"""The local API: the content engine as Python calls, on which the GraphQL layer is built.
+
+    async with local_api.context(org_id, user_id="u1", capabilities=caps) as ctx:
+        page = await local_api.collections.post.find(ctx, where={"views": {"greater_than": 10}})
+        draft = await local_api.collections.post.create(ctx, {"title": "Hello"})
+
+Every call takes a `Context`: the org-scoped transaction (so Row-Level Security applies to every
+statement), the registry the unit of work started with, the caller and what the caller may do.
+`system_context(org_id)` is for jobs and seeds: every capability, and RLS passes.
+
+Documents come back as JSON: `{"id", ...data in the perspective, "_meta": {...}}`, with references
+inlined to the requested depth (see `server/content/references.py`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from server.access.capabilities import DOCUMENT_WRITES
+from server.content.back_references import PLANES, find_back_references, planes_of
+from server.content.content_model import ContentModel
+from server.content.documents import DocumentRow, References, Version, check_revision
+from server.content.hash import content_hash
+from server.content.queries import (
+    Page,
+    Perspective,
+    check_depth,
+    check_page,
+    check_perspective,
+    count_documents,
+    find_document_by_id,
+    find_documents,
+)
+from server.content.references import resolve_references
+from server.content.singletons import empty_row, singleton_id
+from server.content.validation import document_links, validate_document
+from server.db.pool import Tx
+from server.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    SingletonExistsError,
+)
+from server.model.reference_paths import reference_paths
+from server.model.types import Registry, SchemaType
+
+if TYPE_CHECKING:
+    from server.content.schedules import ScheduleRow
+    from server.engine.assets import AssetsAPI
+    from server.engine.postgres import PostgresAdapter
+    from server.engine.schedules import SchedulePage
+
+DEFAULT_LIMIT = 50
+DEFAULT_BACK_REFERENCES = 20
+
+
+@dataclass(frozen=True)
+class Context:
+    """One unit of work: its transaction, its registry, and who is acting."""
+
+    tx: Tx
+    organization_id: uuid.UUID
+    registry: Registry
+    user_id: str | None = None
+    # None means every capability (the system context).
+    capabilities: frozenset[str] | None = None
+    # API keys for public frontends may read published content only.
+    published_only: bool = False
+
+    def require(self, capability: str) -> None:
+        if self.capabilities is not None and capability not in self.capabilities:
+            raise ForbiddenError(f"not allowed: this requires the '{capability}' capability")
+        if self.published_only and capability in DOCUMENT_WRITES:
+            raise ForbiddenError("not allowed: this key may read published content only")
+
+    def perspective(self, requested: object) -> Perspective:
+        perspective = check_perspective(requested)
+        if perspective == "draft" and self.published_only:
+            raise ForbiddenError("not allowed: this key may read the published perspective only")
+        return perspective
+
+
+@dataclass(frozen=True)
+class FindResult:
+    docs: list[dict[str, Any]]
+    total_docs: int | None
+    limit: int
+    offset: int
+    page: int
+    total_pages: int | None
+    has_next_page: bool
+    has_prev_page: bool
+
+    @classmethod
+    def of(cls, page: Page, docs: list[dict[str, Any]]) -> FindResult:
+        return cls(
+            docs=docs,
+            total_docs=page.total,
+            limit=page.limit,
+            offset=page.offset,
+            page=page.page,
+            total_pages=page.total_pages,
+            has_next_page=page.has_next,
+            has_prev_page=page.has_prev,
+        )
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    versions: list[Version]
+    total: int
+    limit: int
+    offset: int
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def render(row: DocumentRow, data: Mapping[str, Any]) -> dict[str, Any]:
+    """A document as the local API returns it."""
+    return {
+        "id": str(row.id),
+        **data,
+        "_meta": {
+            "type": row.type,
+            "status": "published" if row.is_published else "draft",
+            "organizationId": str(row.organization_id),
+            "createdAt": _iso(row.created_at),
+            "updatedAt": _iso(row.updated_at),
+            "publishedAt": _iso(row.published_at),
+            "publishedHash": row.published_hash,
+            "revision": row.revision,
+            "createdBy": row.created_by,
+            "updatedBy": row.updated_by,
+            "hasUnpublishedChanges": row.has_unpublished_changes,
+        },
+    }
+
+
+async def rendered(
+    ctx: Context, rows: Sequence[DocumentRow], *, depth: int, perspective: Perspective
+) -> list[dict[str, Any]]:
+    """`rows` as the local API returns documents: rendered, their references inlined to `depth` in
+    `perspective` (a target of a type its field does not take stays a reference)."""
+    return await resolve_references(
+        ctx.tx,
+        list(rows),
+        depth=depth,
+        perspective=perspective,
+        render=render,
+        paths=reference_paths(ctx.registry),
+    )
+
+
+def _declared(schema_type: SchemaType, data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` without the keys the type does not declare (after a schema change, or stored before
+    system keys were refused at the top level)."""
+    declared = {field.name for field in schema_type.fields}
+    return {key: value for key, value in data.items() if key in declared}
+
+
+def _same_json(data: Mapping[str, Any], stored: Mapping[str, Any] | None) -> bool:
+    # Exactly the same JSON (keys in any order), so 1 and 1.0 differ as they do in jsonb.
+    return stored is not None and orjson.dumps(data, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+        stored, option=orjson.OPT_SORT_KEYS
+    )
+
+
+def parse_id(value: object, path: str = "id") -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise InvalidInputError(f"invalid id: {value!r} is not a UUID", path=path) from None
+
+
+class LocalAPI:
+    def __init__(
+        self,
+        adapter: PostgresAdapter,
+        model: ContentModel,
+        *,
+        max_page_size: int = 200,
+    ) -> None:
+        self.adapter = adapter
+        self.model = model
+        self.max_page_size = max_page_size
+        self.collections = Collections(self)
+        # The asset service, attached by the app once storage is configured (`server.assets.files`).
+        self.assets: AssetsAPI | None = None
+        from server.engine.schedules import SchedulesAPI  # it builds on this module
+
+        self.schedules = SchedulesAPI(self)
+
+    @asynccontextmanager
+    async def context(
+        self,
+        organization_id: str | uuid.UUID,
+        *,
+        user_id: str | None = None,
+        capabilities: frozenset[str] | None = frozenset(),
+        published_only: bool = False,
+        read_only: bool = False,
+    ) -> AsyncIterator[Context]:
+        """An org-scoped unit of work for a caller with `capabilities` (none by default)."""
+        async with self.adapter.with_org_context(organization_id, read_only=read_only) as tx:
+            yield Context(
+                tx=tx,
+                organization_id=parse_id(organization_id, "organizationId"),
+                registry=self.model.registry,
+                user_id=user_id,
+                capabilities=capabilities,
+                published_only=published_only,
+            )
+
+    @asynccontextmanager
+    async def system_context(self, organization_id: str | uuid.UUID) -> AsyncIterator[Context]:
+        """For jobs and seeds: every capability, and Row-Level Security passes. Never for requests."""
+        async with self.adapter.system_context(organization_id) as tx:
+            yield Context(
+                tx=tx,
+                organization_id=parse_id(organization_id, "organizationId"),
+                registry=self.model.registry,
+                user_id="system",
+                capabilities=None,
+            )
+
+    def collection(self, name: str, registry: Registry | None = None) -> Collection:
+        schema_type = (registry or self.model.registry).get(name)
+        if schema_type is None or not schema_type.is_document:
+            raise InvalidInputError(f"unknown document type '{name}'", path="type")
+        return Collection(self, name)
+
+    async def get_back_references(
+        self,
+        ctx: Context,
+        id: str | uuid.UUID,
+        *,
+        perspective: str = "published",
+        limit: int = DEFAULT_BACK_REFERENCES,
+        offset: int = 0,
+        depth: int = 0,
+        every_plane: bool = False,
+    ) -> FindResult:
+        """The documents that reference document `id`, from the reference index: those the caller
+        may read, in `perspective` (their published data references it, or their draft does),
+        most recently updated first, one page, references inlined to `depth`.
+
+        `every_plane` counts a reference from either plane (what deleting the document breaks);
+        the documents are then shown in the draft perspective. A document the caller cannot read
+        answers NOT_FOUND, as if it did not exist.
+        """
+        ctx.require("document.read")
+        chosen = ctx.perspective("draft" if every_plane else perspective)
+        depth = check_depth(depth)
+        limit, offset = check_page(limit, offset, max_limit=self.max_page_size)
+        target = parse_id(id)
+        if await self.adapter.find_document(ctx.tx, id=target) is None:
+            raise NotFoundError(f"document {id} not found")
+        found = await find_back_references(
+            ctx.tx,
+            target,
+            types=[t.name for t in ctx.registry.document_types()],
+            perspective=chosen,
+            planes=PLANES if every_plane else planes_of(chosen),
+            limit=limit,
+            offset=offset,
+        )
+        docs = await rendered(ctx, found.rows, depth=depth, perspective=chosen)
+        return FindResult.of(found, docs)
+
+
+class Collections:
+    """`local_api.collections.post`: attribute access to the document types."""
+
+    def __init__(self, api: LocalAPI) -> None:
+        self._api = api
+
+    def __getattr__(self, name: str) -> Collection:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._api.collection(name)
+
+    def __getitem__(self, name: str) -> Collection:
+        return self._api.collection(name)
+
+
+class Collection:
+    """The operations on the documents of one type."""
+
+    def __init__(self, api: LocalAPI, type_name: str) -> None:
+        self.api = api
+        self.type_name = type_name
+
+    def _type(self, ctx: Context) -> SchemaType:
+        schema_type = ctx.registry.get(self.type_name)
+        if schema_type is None or not schema_type.is_document:
+            raise InvalidInputError(f"unknown document type '{self.type_name}'", path="type")
+        return schema_type
+
+    def _singleton(self, ctx: Context) -> SchemaType:
+        schema_type = self._type(ctx)
+        if not schema_type.singleton:
+            raise InvalidInputError(f"'{self.type_name}' is not a singleton type", path="type")
+        return schema_type
+
+    def singleton_id(self, ctx: Context) -> uuid.UUID:
+        """The id of this singleton type's document in the context's organization."""
+        self._singleton(ctx)
+        return singleton_id(ctx.organization_id, self.type_name)
+
+    def _is_singleton_id(self, ctx: Context, schema_type: SchemaType, id: object) -> bool:
+        return schema_type.singleton and parse_id(id) == singleton_id(
+            ctx.organization_id, self.type_name
+        )
+
+    # Reading
+
+    async def get(
+        self, ctx: Context, *, depth: int = 0, perspective: str = "published"
+    ) -> dict[str, Any]:
+        """The singleton in the perspective; never saved (or, in the published perspective, never
+        published), its empty document: the id it is saved under, no content, revision 0. Reading
+        never creates it."""
+        ctx.require("document.read")
+        self._singleton(ctx)
+        chosen = ctx.perspective(perspective)
+        depth = check_depth(depth)
+        row = await find_document_by_id(
+            ctx.tx,
+            self.type_name,
+            singleton_id(ctx.organization_id, self.type_name),
+            perspective=chosen,
+        )
+        if row is None:
+            row = empty_row(ctx.organization_id, self.type_name)
+        [doc] = await rendered(ctx, [row], depth=depth, perspective=chosen)
+        return doc
+
+    async def find(
+        self,
+        ctx: Context,
+        *,
+        where: Mapping[str, Any] | None = None,
+        sort: str | Sequence[str] | None = None,
+        limit: int = DEFAULT_LIMIT,
+        offset: int = 0,
+        depth: int = 0,
+        perspective: str = "published",
+        with_total: bool = True,
+    ) -> FindResult:
+        """Documents matching `where`, sorted, one page, references inlined to `depth`."""
+        ctx.require("document.read")
+        self._type(ctx)
+        chosen = ctx.perspective(perspective)
+        depth = check_depth(depth)
+        limit, offset = check_page(limit, offset, max_limit=self.api.max_page_size)
+        if where is not None and not isinstance(where, Mapping):
+            raise InvalidInputError("where must be an object", path="where")
+        page = await find_documents(
+            ctx.tx,
+            ctx.registry,
+            self.type_name,
+            where=where,
+            sort=sort,
+            limit=limit,
+            offset=offset,
+            perspective=chosen,
+            with_total=with_total,
+        )
+        docs = await rendered(ctx, page.rows, depth=depth, perspective=chosen)
+        return FindResult.of(page, docs)
+
+    async def find_by_id(
+        self, ctx: Context, id: str | uuid.UUID, *, depth: int = 0, perspective: str = "published"
+    ) -> dict[str, Any] | None:
+        """The document in the perspective, or None when absent, of another type, or not readable."""
+        ctx.require("document.read")
+        chosen = ctx.perspective(perspective)
+        depth = check_depth(depth)
+        row = await find_document_by_id(ctx.tx, self.type_name, parse_id(id), perspective=chosen)
+        if row is None:
+            return None
+        [doc] = await rendered(ctx, [row], depth=depth, perspective=chosen)
+        return doc
+
+    async def count(
+        self,
+        ctx: Context,
+        *,
+        where: Mapping[str, Any] | None = None,
+        perspective: str = "published",
+    ) -> int:
+        ctx.require("document.read")
+        return await count_documents(
+            ctx.tx,
+            ctx.registry,
+            self.type_name,
+            where=where,
+            perspective=ctx.perspective(perspective),
+        )
+
+    # Writing
+
+    def _prepare(
+        self, ctx: Context, data: Any, *, publish: bool
+    ) -> tuple[dict[str, Any], str, References]:
+        if not isinstance(data, Mapping):
+            raise InvalidInputError("data must be an object", path="data")
+        document = dict(data)
+        validate_document(ctx.registry, self.type_name, document, publish=publish)
+        return document, content_hash(document), self._references(ctx, document)
+
+    def _references(self, ctx: Context, data: Mapping[str, Any]) -> References:
+        found_targets, found_assets = document_links(ctx.registry, self.type_name, data)
+        targets = tuple((path, uuid.UUID(ref), to) for path, ref, to in found_targets)
+        assets = tuple((path, uuid.UUID(ref)) for path, ref in found_assets)
+        documents = tuple(dict.fromkeys(ref for _, ref, _ in targets))
+        return References(documents=documents, assets=assets, targets=targets)
+
+    async def create(
+        self,
+        ctx: Context,
+        data: Mapping[str, Any],
+        *,
+        publish: bool = False,
+        id: str | uuid.UUID | None = None,
+        depth: int = 0,
+    ) -> dict[str, Any]:
+        """A new draft (and, with `publish`, published at once in the same transaction).
+
+        Like every write, it returns the document with its references inlined to `depth`: the draft
+        perspective, or the published one after publishing.
+        """
+        ctx.require("document.create")
+        if publish:
+            ctx.require("document.publish")
+        schema_type = self._type(ctx)
+        chosen = parse_id(id) if id is not None else None
+        if schema_type.singleton:
+            chosen = singleton_id(ctx.organization_id, self.type_name)
+            if id is not None and parse_id(id) != chosen:
+                raise InvalidInputError(
+                    f"a {self.type_name} document's id is derived from its organization: {chosen}",
+                    path="id",
+                )
+            if await self.api.adapter.find_document(ctx.tx, id=chosen) is not None:
+                raise _singleton_exists(self.type_name)
+        row = await self._insert(ctx, data, publish=publish, id=chosen)
+        return await self._render(ctx, row, "published" if publish else "draft", depth)
+
+    async def _insert(
+        self,
+        ctx: Context,
+        data: Mapping[str, Any],
+        *,
+        publish: bool,
+        id: uuid.UUID | None,
+    ) -> DocumentRow:
+        """A new document, published at once with `publish`: the row as written."""
+        document, draft_hash, references = self._prepare(ctx, data, publish=publish)
+        try:
+            row = await self.api.adapter.create_document(
+                ctx.tx,
+                type=self.type_name,
+                data=document,
+                draft_hash=draft_hash,
+                references=references,
+                created_by=ctx.user_id,
+                id=id,
+            )
+        except ConflictError as exc:
+            # Two first saves of a singleton at once: the later one finds the id taken.
+            if self._type(ctx).singleton:
+                raise _singleton_exists(self.type_name) from exc
+            raise
+        if publish:
+            return await self._publish_row(ctx, row, None)
+        return row
+
+    async def update(
+        self,
+        ctx: Context,
+        id: str | uuid.UUID,
+        data: Mapping[str, Any],
+        *,
+        publish: bool = False,
+        expected_revision: int | None = None,
+        depth: int = 0,
+    ) -> dict[str, Any]:
+        """Merge `data`'s top-level keys into the draft (`None` removes a key): the autosave path.
+
+        Keys the type no longer declares are dropped from the draft, so a schema change never leaves
+        a draft that cannot be saved. A stale `expected_revision` raises ConflictError.
+        """
+        row = await self.update_row(
+            ctx, id, data, publish=publish, expected_revision=expected_revision
+        )
+        return await self._render(ctx, row, "published" if publish else "draft", depth)
+
+    async def update_row(
+        self,
+        ctx: Context,
+        id: str | uuid.UUID,
+        data: Mapping[str, Any],
+        *,
+        publish: bool = False,
+        expected_revision: int | None = None,
+    ) -> DocumentRow:
+        """`update` without rendering the document: the row as written."""
+        ctx.require("document.update")
+        if publish:
+            ctx.require("document.publish")
+        schema_type = self._type(ctx)
+        if not isinstance(data, Mapping):
+            raise InvalidInputError("data must be an object", path="data")
+        current = await self._locked_or_unsaved(ctx, schema_type, id, expected_revision)
+        if current is None:  # the singleton's first save creates it
+            document = {key: value for key, value in data.items() if value is not None}
+            return await self._insert(ctx, document, publish=publish, id=parse_id(id))
+        merged = _declared(schema_type, current.draft_data or {})
+        for key, value in data.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        row = await self._save(
+            ctx, current, merged, publish=publish, expected_revision=expected_revision
+        )
+        if publish:
+            return await self._publish_row(ctx, row, None)
+        return row
+
+    async def _save(
+        self,
+        ctx: Context,
+        current: DocumentRow,
+        data: dict[str, Any],
+        *,
+        publish: bool = False,
+        expected_revision: int | None = None,
+        restored_from: int | None = None,
+    ) -> DocumentRow:
+        """Write `data` as the draft of the locked `current`, unless it is the draft already: a save
+        that changes nothing makes no revision and no version."""
+        document, draft_hash, references = self._prepare(ctx, data, publish=publish)
+        if _same_json(document, current.draft_data):
+            check_revision(current, expected_revision)
+            return current
+        return await self.api.adapter.update_draft(
+            ctx.tx,
+            document=current,
+            data=document,
+            draft_hash=draft_hash,
+            references=references,
+            updated_by=ctx.user_id,
+            expected_revision=expected_revision,
+            restored_from=restored_from,
+        )
+
+    async def publish(
+        self,
+        ctx: Context,
+        id: str | uuid.UUID,
+        *,
+        expected_revision: int | None = None,
+        depth: int = 0,
+    ) -> dict[str, Any]:
+        """Publish the current draft; refused while it breaks a content rule."""
+        row = await self.publish_row(ctx, id, expected_revision=expected_revision)
+        return await self._render(ctx, row, "published", depth)
+
+    async def publish_row(
+        self, ctx: Context, id: str | uuid.UUID, *, expected_revision: int | None = None
+    ) -> DocumentRow:
+        """`publish` without rendering the document: the row as written."""
+        ctx.require("document.publish")
+        schema_type = self._type(ctx)
+        current = await self._locked_or_unsaved(ctx, schema_type, id, expected_revision)
+        if current is None:  # a singleton never saved publishes its empty draft, if its rules allow
+            return await self._insert(ctx, {}, publish=True, id=parse_id(id))
+        return await self._publish_row(ctx, current, expected_revision)
+
+    async def _render(
+        self, ctx: Context, row: DocumentRow, perspective: Perspective, depth: int
+    ) -> dict[str, Any]:
+        [doc] = await rendered(ctx, [row], depth=check_depth(depth), perspective=perspective)
+        return doc
+
+    async def _publish_row(
+        self, ctx: Context, row: DocumentRow, expected_revision: int | None
+    ) -> DocumentRow:
+        draft = row.draft_data or {}
+        validate_document(ctx.registry, self.type_name, draft, publish=True)
+        return await self.api.adapter.publish_document(
+            ctx.tx,
+            document=row,
+            published_hash=row.draft_hash or content_hash(draft),
+            references=self._references(ctx, draft),
+            published_by=ctx.user_id,
+            expected_revision=expected_revision,
+        )
+
+    async def unpublish(
+        self, ctx: Context, id: str | uuid.UUID, *, depth: int = 0
+    ) -> dict[str, Any]:
+        return await self._render(ctx, await self.unpublish_row(ctx, id), "draft", depth)
+
+    async def unpublish_row(self, ctx: Context, id: str | uuid.UUID) -> DocumentRow:
+        """`unpublish` without rendering the document: the row as written."""
+        ctx.require("document.unpublish")
+        current = await self._locked(ctx, id)
+        return await self.api.adapter.unpublish_document(
+            ctx.tx, id=current.id, updated_by=ctx.user_id
+        )
+
+    async def delete(self, ctx: Context, id: str | uuid.UUID) -> None:
+        """Delete the document and its version history."""
+        ctx.require("document.delete")
+        current = await self._locked(ctx, id)
+        await self.api.adapter.delete_document(ctx.tx, id=current.id)
+
+    # Schedules (`server/engine/schedules.py`)
+
+    async def schedule_publish(
+        self,
+        ctx: Context,
+        id: str | uuid.UUID,
+        at: datetime,
+        *,
+        expected_revision: int | None = None,
+    ) -> ScheduleRow:
+        """Publish the draft revision current now, at `at`; it fails if the draft changes."""
+        return await self.api.schedules.publish(
+            ctx, id, at, expected_revision=expected_revision, type_name=self.type_name
+        )
+
+    async def schedule_unpublish(
+        self, ctx: Context, id: str | uuid.UUID, at: datetime
+    ) -> ScheduleRow:
+        return await self.api.schedules.unpublish(ctx, id, at, type_name=self.type_name)
+
+    async def get_scheduled(
+        self,
+        ctx: Context,
+        id: str | uuid.UUID | None = None,
+        *,
+        status: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        offset: int = 0,
+    ) -> SchedulePage:
+        """This type's schedules (of one document with `id`), soonest first."""
+        return await self.api.schedules.find(
+            ctx, document_id=id, type_name=self.type_name, status=status, limit=limit, offset=offset
+        )
+
+    async def cancel_scheduled(self, ctx: Context, schedule_id: str | uuid.UUID) -> ScheduleRow:
+        return await self.api.schedules.cancel(ctx, schedule_id, type_name=self.type_name)
+
+    # Versions
+
+    async def versions(
+        self, ctx: Context, id: str | uuid.UUID, *, limit: int = 20, offset: int = 0
+    ) -> VersionPage:
+        """The version history, newest first."""
+        ctx.require("document.read")
+        ctx.perspective("draft")  # version history is draft data
+        limit, offset = check_page(limit, offset, max_limit=self.api.max_page_size)
+        document = await self._readable(ctx, id)
+        versions, total = await self.api.adapter.list_versions(
+            ctx.tx, document_id=document.id, limit=limit, offset=offset
+        )
+        return VersionPage(versions=versions, total=total, limit=limit, offset=offset)
+
+    async def version(self, ctx: Context, id: str | uuid.UUID, version_number: int) -> Version:
+        ctx.require("document.read")
+        ctx.perspective("draft")  # version history is draft data
+        document = await self._readable(ctx, id)
+        version = await self.api.adapter.get_version(
+            ctx.tx, document_id=document.id, version_number=version_number
+        )
+        if version is None:
+            raise NotFoundError(f"document {id} has no version {version_number}")
+        return version
+
+    async def restore_version(
+        self, ctx: Context, id: str | uuid.UUID, version_number: int, *, depth: int = 0
+    ) -> dict[str, Any]:
+        """Make an old version the draft again: a `restore` version naming `version_number` (none
+        when the draft is that data already); the published data is untouched. Keys the type no
+        longer declares are left out, as a draft save leaves them out."""
+        ctx.require("document.update")
+        schema_type = self._type(ctx)
+        version = await self.version(ctx, id, version_number)
+        current = await self._locked(ctx, id)
+        data = _declared(schema_type, version.data)
+        row = await self._save(ctx, current, data, restored_from=version.version_number)
+        return await self._render(ctx, row, "draft", depth)
+
+    # Helpers
+
+    async def _locked(self, ctx: Context, id: str | uuid.UUID) -> DocumentRow:
+        row = await self.api.adapter.lock_document(ctx.tx, id=parse_id(id))
+        if row.type != self.type_name:
+            raise NotFoundError(f"{self.type_name} {id} not found")
+        return row
+
+    async def _locked_or_unsaved(
+        self,
+        ctx: Context,
+        schema_type: SchemaType,
+        id: str | uuid.UUID,
+        expected_revision: int | None,
+    ) -> DocumentRow | None:
+        """The locked document, or None for a singleton never saved (which reads as empty, at
+        revision 0: `expected_revision` is checked against that)."""
+        try:
+            return await self._locked(ctx, id)
+        except NotFoundError:
+            if not self._is_singleton_id(ctx, schema_type, id):
+                raise
+        check_revision(empty_row(ctx.organization_id, self.type_name), expected_revision)
+        return None
+
+    async def _readable(self, ctx: Context, id: str | uuid.UUID) -> DocumentRow:
+        row = await self.api.adapter.find_document(ctx.tx, id=parse_id(id))
+        if row is None or row.type != self.type_name:
+            raise NotFoundError(f"{self.type_name} {id} not found")
+        return row
+
+
+def _singleton_exists(type_name: str) -> SingletonExistsError:
+    return SingletonExistsError(
+        f"'{type_name}' is a singleton type and its document exists: update it instead"
+    )
