@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 
 from bench.scenarios import Scenario, update_variables
-from server.app import Services, create_app
+from server.app import create_app
 from server.config import Settings
 from server.db.pool import Database, Tx
 from server.engine.postgres import PostgresAdapter
+from server.services import Services
 
 Statement = tuple[str, tuple[Any, ...]]
 

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlsplit
 
-from server.access.mail import check_address, parse_smtp_url
-from server.graphql.introspection import INTROSPECTION_ACCESS, IntrospectionAccess
 from server.outbound import parse_allowed_host
+from server.smtp import check_address, parse_smtp_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +28,10 @@ DEMO_URL_VARIABLE = "DEMO_URL"
 
 PoolMode = Literal["session", "transaction"]
 POOL_MODES: tuple[PoolMode, ...] = ("session", "transaction")
+
+# Who may introspect (`INTROSPECTION`): `server.graphql.introspection` enforces it.
+IntrospectionAccess = Literal["everyone", "authenticated", "nobody"]
+INTROSPECTION_ACCESS: tuple[IntrospectionAccess, ...] = ("everyone", "authenticated", "nobody")
 
 PersistedQueryMode = Literal["automatic", "trusted", "off"]
 PERSISTED_QUERY_MODES: tuple[PersistedQueryMode, ...] = ("automatic", "trusted", "off")

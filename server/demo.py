@@ -24,7 +24,7 @@ from server.db.pool import Tx
 from server.engine.local_api import Context, LocalAPI
 
 if TYPE_CHECKING:
-    from server.app import Services
+    from server.services import Services
 
 log = logging.getLogger(__name__)
 

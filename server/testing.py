@@ -36,8 +36,8 @@ from server.db import migrate
 from server.db.embedded import start_embedded
 
 if TYPE_CHECKING:
-    from server.app import Services
     from server.engine.postgres import PostgresAdapter
+    from server.services import Services
 
 
 def server_url() -> str:
@@ -246,8 +246,9 @@ async def running_api(
 ) -> AsyncIterator[GraphQLClient]:
     """The API on a migrated database (`url`, or a connected `adapter`), with an owner key of a new
     organization `org_slug`; `settings_changes` replace fields of its `Settings`."""
-    from server.app import Services, create_app
+    from server.app import create_app
     from server.config import Settings
+    from server.services import Services
 
     if adapter is not None:
         database: dict[str, Any] = {

@@ -14,10 +14,11 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from server.app import Services, create_app
+from server.app import create_app
 from server.config import PROJECT_ROOT, Settings
 from server.demo import DEMO_SLUG, KEY_FILE, prepare_demo
 from server.engine.postgres import PostgresAdapter
+from server.services import Services
 from server.testing import pooled_environment
 from tests.live_server import live_server, server_env
 

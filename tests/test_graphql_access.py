@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from server.access.mail import Mailer, SmtpServer, parse_smtp_url
+from server.access.mail import Mailer
 from server.config import ConfigError, Settings
+from server.smtp import SmtpServer, parse_smtp_url
 from tests.conftest import GraphQLClient
 
 PASSWORD = "correct horse battery"

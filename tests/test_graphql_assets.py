@@ -37,8 +37,9 @@ def png(width: int = 5, height: int = 7) -> bytes:
 @pytest.fixture
 async def gql(adapter: PostgresAdapter, tmp_path: Path) -> AsyncIterator[GraphQLClient]:
     """The app with its files in a temporary folder and a small upload limit."""
-    from server.app import Services, create_app
+    from server.app import create_app
     from server.config import Settings
+    from server.services import Services
 
     settings = Settings(
         database_url=adapter.database.url,

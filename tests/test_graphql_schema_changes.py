@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from server.app import Services
 from server.config import Settings
+from server.services import Services
 from tests.conftest import CMS, GraphQLClient
 
 RECIPE = {

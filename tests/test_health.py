@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import httpx
 
-from server.app import Services, create_app
+from server.app import create_app
 from server.config import Settings
 from server.engine.postgres import PostgresAdapter
+from server.services import Services
 
 
 async def test_healthz_follows_the_database(adapter: PostgresAdapter) -> None:

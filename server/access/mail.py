@@ -1,8 +1,4 @@
-"""Outgoing mail over SMTP: where it goes (`SMTP_URL`), and the invitation message.
-
-`SMTP_URL` takes three schemes: `smtp://` (plain, for a local relay such as Mailpit), `smtp+tls://`
-(STARTTLS, usually port 587) and `smtps://` (TLS from the first byte, usually port 465). A user and
-password in the URL are used to log in; percent-encode any `@`, `:` or `/` in them.
+"""Outgoing mail over SMTP (`server.smtp` says where it goes), and the invitation message.
 
 Sending uses the standard library's `smtplib` in a worker thread: invitations are rare, so a thread
 per message costs nothing worth a dependency, and the event loop never waits on a mail server.
@@ -14,78 +10,16 @@ import asyncio
 import logging
 import smtplib
 import ssl
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import parseaddr
-from typing import TYPE_CHECKING, Literal
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from server.config import Settings
 
+from server.smtp import SmtpServer, parse_smtp_url
+
 log = logging.getLogger(__name__)
-
-Security = Literal["none", "starttls", "tls"]
-
-_SCHEMES: dict[str, tuple[Security, int]] = {
-    "smtp": ("none", 25),
-    "smtp+tls": ("starttls", 587),
-    "smtps": ("tls", 465),
-    "smtp+ssl": ("tls", 465),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class SmtpServer:
-    """Where mail is handed over, parsed from `SMTP_URL`."""
-
-    host: str
-    port: int
-    security: Security = "none"
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    timeout: float = 10.0
-
-
-def parse_smtp_url(url: str) -> SmtpServer:
-    """Parse `smtp://[user:password@]host[:port]` (or `smtp+tls://`, `smtps://`).
-
-    Raises:
-        ValueError: an unknown scheme, no host, or a bad port; the message says which.
-    """
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    if scheme not in _SCHEMES:
-        raise ValueError(
-            f"must start with smtp://, smtp+tls:// or smtps:// (got scheme {parts.scheme!r})"
-        )
-    if not parts.hostname:
-        raise ValueError("must name a host (smtp://host:port)")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError("the port must be a number 1..65535") from None
-    security, default_port = _SCHEMES[scheme]
-    return SmtpServer(
-        host=parts.hostname,
-        port=port or default_port,
-        security=security,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
-
-
-def check_address(value: str) -> str:
-    """A `From` value: `Name <address>` or a bare address, on one line.
-
-    Raises:
-        ValueError: no `@` in the address, or a line break (which would let a value add headers).
-    """
-    _, address = parseaddr(value)
-    if "@" not in address or "\r" in value or "\n" in value:
-        raise ValueError(f"must be an address such as 'CMS <cms@example.com>' (got {value!r})")
-    return value.strip()
 
 
 class Mailer:

@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Sequence
 
 from server.content.documents import DOCUMENT_COLUMNS, DocumentRow
-from server.content.queries import Page, Perspective, perspective_condition
+from server.content.queries import Page, perspective_condition
 from server.db.pool import Tx
+from server.model.reading import Perspective
 
 PLANES = ("draft", "published")
 

@@ -33,11 +33,10 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal, TypeAlias
 
 from server.errors import InvalidInputError
+from server.model.reading import Perspective
 from server.model.types import Field, Registry
 
-Perspective = Literal["published", "draft"]
-
-MAX_DEPTH = 8
+MAX_FILTER_DEPTH = 8  # how deep `and`/`or`/`not` and nested objects may go
 MAX_CONDITIONS = 100
 MAX_LIST_VALUES = 1000
 MAX_PATH_HOPS = 5
@@ -459,10 +458,10 @@ class _Compiler:
 
     def conditions(self, where: Mapping[str, Any], *, at: str, depth: int) -> list[str]:
         """The conditions of one where object, to be ANDed."""
-        if depth > MAX_DEPTH:
+        if depth > MAX_FILTER_DEPTH:
             loc = at or "where"
             raise InvalidInputError(
-                f"{loc}: the filter is nested more than {MAX_DEPTH} levels deep", path=loc
+                f"{loc}: the filter is nested more than {MAX_FILTER_DEPTH} levels deep", path=loc
             )
         parts: list[str] = []
         for key, value in where.items():

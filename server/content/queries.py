@@ -10,46 +10,17 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from server.content import filters
 from server.content.documents import DOCUMENT_COLUMNS, DocumentRow
 from server.content.filters import SqlParams, compile_sort, compile_where
 from server.db.pool import Tx
-from server.errors import InvalidInputError
+from server.model.reading import Perspective
 from server.model.types import Registry
-
-Perspective = Literal["published", "draft"]
-PERSPECTIVES: tuple[Perspective, ...] = ("published", "draft")
-MAX_DEPTH = 5
-
 
 # The document columns, qualified with the alias `d` that the filter compiler uses.
 _COLUMNS = ", ".join(f"d.{column.strip()}" for column in DOCUMENT_COLUMNS.split(","))
-
-
-def check_perspective(value: object) -> Perspective:
-    if value == "published":
-        return "published"
-    if value == "draft":
-        return "draft"
-    raise InvalidInputError(
-        f"perspective must be 'published' or 'draft' (got {value!r})", path="perspective"
-    )
-
-
-def check_depth(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DEPTH:
-        raise InvalidInputError(f"depth must be an integer from 0 to {MAX_DEPTH}", path="depth")
-    return value
-
-
-def check_page(limit: object, offset: object, *, max_limit: int) -> tuple[int, int]:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= max_limit:
-        raise InvalidInputError(f"limit must be an integer from 1 to {max_limit}", path="limit")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise InvalidInputError("offset must be a non-negative integer", path="offset")
-    return limit, offset
 
 
 def perspective_condition(perspective: Perspective, alias: str = "d") -> str:

@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from server.content.documents import DOCUMENT_COLUMNS, DocumentRow
-from server.content.filters import Perspective, perspective_condition
+from server.content.filters import perspective_condition
 from server.db.pool import Tx
+from server.model.reading import Perspective
 from server.model.reference_paths import Node, Paths, fields_of, item_of, takes
 
-MAX_DEPTH = 5
 _ASSET_TYPES = frozenset({"image", "file"})
 
 Render = Callable[[DocumentRow, dict[str, Any]], dict[str, Any]]

@@ -28,16 +28,7 @@ from server.content.back_references import PLANES, find_back_references, planes_
 from server.content.content_model import ContentModel
 from server.content.documents import DocumentRow, References, Version, check_revision
 from server.content.hash import content_hash
-from server.content.queries import (
-    Page,
-    Perspective,
-    check_depth,
-    check_page,
-    check_perspective,
-    count_documents,
-    find_document_by_id,
-    find_documents,
-)
+from server.content.queries import Page, count_documents, find_document_by_id, find_documents
 from server.content.references import resolve_references
 from server.content.singletons import empty_row, singleton_id
 from server.content.validation import document_links, validate_document
@@ -49,6 +40,13 @@ from server.errors import (
     NotFoundError,
     SingletonExistsError,
 )
+from server.model.reading import (
+    DEFAULT_LIMIT,
+    Perspective,
+    check_depth,
+    check_page,
+    check_perspective,
+)
 from server.model.reference_paths import reference_paths
 from server.model.types import Registry, SchemaType
 
@@ -58,7 +56,6 @@ if TYPE_CHECKING:
     from server.engine.postgres import PostgresAdapter
     from server.engine.schedules import SchedulePage
 
-DEFAULT_LIMIT = 50
 DEFAULT_BACK_REFERENCES = 20
 
 

@@ -21,11 +21,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from server.content.documents import DocumentRow, check_revision
-from server.content.queries import check_page
 from server.content.schedules import STATUSES, ScheduleRow
 from server.content.validation import validate_document
 from server.engine.local_api import Context, parse_id
 from server.errors import InvalidInputError, NotFoundError
+from server.model.reading import check_page
 
 if TYPE_CHECKING:
     from server.engine.local_api import LocalAPI

@@ -41,8 +41,8 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.schema.schema import validate_document
 
 from server.engine.local_api import render
-from server.graphql.limits import operation_limits
-from server.graphql.typegen import graphql_name
+from server.model.names import graphql_name
+from server.query.limits import operation_limits
 from server.query.plan import PlanCache, chosen_operation
 
 if TYPE_CHECKING:

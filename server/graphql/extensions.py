@@ -12,7 +12,7 @@ from strawberry.types.graphql import OperationType
 
 from server.errors import CMSError
 from server.graphql.context import RequestContext
-from server.graphql.limits import ALIASES_MESSAGE, DEPTH_MESSAGE, INTROSPECTION_MESSAGE
+from server.query.limits import ALIASES_MESSAGE, DEPTH_MESSAGE, INTROSPECTION_MESSAGE
 
 log = logging.getLogger("server.graphql")
 

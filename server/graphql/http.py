@@ -41,7 +41,7 @@ from strawberry.types.graphql import OperationType
 from server.access.auth import Credential, parse_credential, principal_from_text
 from server.access.mail import Mailer
 from server.access.opening import FactsChanged, known_callers, opening_arguments
-from server.config import DEFAULT_REQUEST_MAX_BYTES
+from server.config import DEFAULT_REQUEST_MAX_BYTES, IntrospectionAccess
 from server.db.consistency import CONSISTENCY_HEADER, TokenError, parse_lsn
 from server.delivery import caching
 from server.delivery.persisted_queries import is_sha256, sha256
@@ -50,7 +50,7 @@ from server.errors import CMSError, ConflictError, UnavailableError
 from server.graphql import routing
 from server.graphql.context import RequestContext
 from server.graphql.extensions import format_error
-from server.graphql.introspection import IntrospectionAccess, introspects
+from server.graphql.introspection import introspects
 from server.graphql.playground import playground_response
 from server.graphql.schema import MAX_TOKENS, BuiltSchema, build_schema
 from server.query import round_trip, run

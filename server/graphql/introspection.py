@@ -8,16 +8,12 @@ by `GraphQLEndpoint` before execution), or `nobody` (`schema print` still writes
 
 from __future__ import annotations
 
-from typing import Literal
-
 from graphql import FieldNode, InlineFragmentNode, SelectionSetNode, ValidationRule
 from graphql.language import DocumentNode
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
-from server.graphql.limits import INTROSPECTION_ROOTS
-
-IntrospectionAccess = Literal["everyone", "authenticated", "nobody"]
-INTROSPECTION_ACCESS: tuple[IntrospectionAccess, ...] = ("everyone", "authenticated", "nobody")
+from server.config import IntrospectionAccess
+from server.query.limits import INTROSPECTION_ROOTS
 
 
 def access_rules(access: IntrospectionAccess) -> list[type[ValidationRule]]:

@@ -22,17 +22,15 @@ from server.errors import ForbiddenError, NotFoundError
 from server.graphql import back_references
 from server.graphql import types as static
 from server.graphql.context import RequestContext
-from server.graphql.inputs import data_json, where_json
+from server.graphql.inputs import data_json
 from server.graphql.scalars import JSON
-from server.graphql.typegen import GeneratedTypes, document_instance, graphql_name
-from server.model.names import to_camel_case
+from server.graphql.typegen import GeneratedTypes, document_instance
+from server.model.names import graphql_name, to_camel_case
+from server.model.reading import DEFAULT_DEPTH, DEFAULT_LIMIT, DEFAULT_PERSPECTIVE
 from server.model.types import SchemaType
 from server.query import kinds
 from server.query.kinds import Kind
-
-DEFAULT_DEPTH = 2
-DEFAULT_PERSPECTIVE = "published"
-DEFAULT_LIMIT = 50
+from server.query.where_input import where_json
 
 
 def _field(

@@ -31,8 +31,8 @@ from graphql import (
     parse,
 )
 
-from server.graphql.resolvers import DEFAULT_PERSPECTIVE
 from server.graphql.schema import MAX_TOKENS
+from server.model.reading import DEFAULT_PERSPECTIVE
 from server.query.plan import RootField, chosen_operation
 
 PERSPECTIVE = "perspective"

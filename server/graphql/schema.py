@@ -15,6 +15,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import create_type
 from strawberry.types import ExecutionContext
 
+from server.config import IntrospectionAccess
 from server.engine.local_api import Collection, Context, parse_id
 from server.errors import ForbiddenError, InvalidInputError, NotFoundError
 from server.graphql import types as static
@@ -23,14 +24,14 @@ from server.graphql.assets import AssetMutations, AssetQueries
 from server.graphql.context import RequestContext
 from server.graphql.direct_writes import WritePlanner
 from server.graphql.extensions import CachedValidation, ErrorCodes, UnitOfWork
-from server.graphql.introspection import IntrospectionAccess, access_rules
-from server.graphql.limits import operation_limits
+from server.graphql.introspection import access_rules
 from server.graphql.resolvers import document_fields, require
 from server.graphql.scalars import JSON
 from server.graphql.schedules import ScheduleMutations, ScheduleQueries
 from server.graphql.typegen import GeneratedTypes, generate
 from server.graphql.webhooks import WebhookMutations, WebhookQueries
 from server.model.types import Registry
+from server.query.limits import operation_limits
 from server.query.plan import Planner
 
 log = logging.getLogger(__name__)

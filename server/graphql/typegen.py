@@ -29,7 +29,7 @@ from strawberry.types.base import StrawberryList, StrawberryOptional
 from strawberry.types.union import StrawberryUnion
 
 from server.graphql import types as static
-from server.model.names import to_pascal_case
+from server.model.names import attribute, field_name_of, graphql_name, to_pascal_case
 from server.model.reference_paths import field_json
 from server.model.types import Field, Registry, SchemaType
 from server.query import kinds
@@ -122,23 +122,6 @@ class GeneratedTypes:
     shapes: dict[str, ObjectShape] = field(default_factory=dict)  # schema type name -> shape
     # Generated class name -> content field name -> its kind: what the compiled read path reads.
     class_fields: dict[str, dict[str, Kind]] = field(default_factory=dict)
-
-
-def graphql_name(schema_type_name: str) -> str:
-    return to_pascal_case(schema_type_name)
-
-
-# Content fields live under prefixed Python attributes, so no field name (`from`, `self`, ...) can
-# clash with Python or with the fixed attributes; GraphQL sees the field's own name.
-ATTRIBUTE_PREFIX = "f_"
-
-
-def attribute(field_name: str) -> str:
-    return ATTRIBUTE_PREFIX + field_name
-
-
-def field_name_of(attr: str) -> str | None:
-    return attr[len(ATTRIBUTE_PREFIX) :] if attr.startswith(ATTRIBUTE_PREFIX) else None
 
 
 def _graphql_names(annotations: dict[str, Annotation]) -> dict[str, str]:

@@ -42,3 +42,22 @@ def is_field_name(name: str) -> bool:
         and FIELD_NAME_PATTERN.fullmatch(name) is not None
         and not name.startswith("__")
     )
+
+
+def graphql_name(schema_type_name: str) -> str:
+    """The GraphQL name of a schema type (`site-settings` -> `SiteSettings`)."""
+    return to_pascal_case(schema_type_name)
+
+
+# Content fields live under prefixed Python attributes of the generated classes, so no field name
+# (`from`, `self`, ...) can clash with Python or with the fixed attributes; GraphQL sees the field's
+# own name.
+ATTRIBUTE_PREFIX = "f_"
+
+
+def attribute(field_name: str) -> str:
+    return ATTRIBUTE_PREFIX + field_name
+
+
+def field_name_of(attr: str) -> str | None:
+    return attr[len(ATTRIBUTE_PREFIX) :] if attr.startswith(ATTRIBUTE_PREFIX) else None

@@ -39,9 +39,8 @@ from graphql import (
 from graphql.language.visitor import SKIP
 from strawberry.schema.schema import validate_document
 
-from server.graphql.limits import operation_limits
-from server.graphql.typegen import graphql_name
-from server.model.names import to_camel_case
+from server.model.names import graphql_name, to_camel_case
+from server.query.limits import operation_limits
 
 if TYPE_CHECKING:
     from strawberry import Schema

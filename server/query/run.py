@@ -22,12 +22,17 @@ from graphql.execution.values import get_variable_values
 from strawberry.types.arguments import convert_arguments
 
 from server.content.filters import SqlParams, compile_sort, compile_where
-from server.content.queries import check_depth, check_page, check_perspective
 from server.engine.local_api import parse_id
 from server.errors import CMSError
-from server.graphql.inputs import where_json
-from server.graphql.resolvers import DEFAULT_DEPTH, DEFAULT_LIMIT, DEFAULT_PERSPECTIVE
-from server.graphql.typegen import graphql_name
+from server.model.names import graphql_name
+from server.model.reading import (
+    DEFAULT_DEPTH,
+    DEFAULT_LIMIT,
+    DEFAULT_PERSPECTIVE,
+    check_depth,
+    check_page,
+    check_perspective,
+)
 from server.model.reference_paths import paths_json
 from server.query.plan import STATEMENTS_PER_PLAN, Plan, Planner, RootField
 from server.query.round_trip import read_name
@@ -42,6 +47,7 @@ from server.query.sql import (
     render,
     singleton_row,
 )
+from server.query.where_input import where_json
 
 if TYPE_CHECKING:
     from graphql import FieldNode

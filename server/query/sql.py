@@ -41,7 +41,7 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues
 
-from server.graphql.typegen import graphql_name
+from server.model.names import graphql_name
 from server.query import kinds
 from server.query.kinds import Kind
 
