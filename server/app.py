@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from server.assets.files import mount_assets
+from server.asset_files import mount_assets
 from server.config import Settings
 from server.demo import prepare_demo
 from server.graphql.http import GraphQLEndpoint

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from server.access.organizations import Organization
 from server.db.pool import Tx
-from server.engine.local_api import Context, LocalAPI
+from server.engine.context import Context
+from server.engine.local_api import LocalAPI
 
 if TYPE_CHECKING:
     from server.services import Services

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from server.engine.local_api import Context
+from server.engine.context import Context
 from tests.conftest import CMS
 
 

@@ -31,6 +31,7 @@ import copy
 import hashlib
 import logging
 import uuid
+import weakref
 from collections.abc import AsyncIterable
 from typing import IO
 
@@ -48,7 +49,8 @@ from server.assets.store import (
 )
 from server.config import DEFAULT_MAX_UPLOAD_BYTES
 from server.content.hash import content_hash
-from server.engine.local_api import Context, LocalAPI, parse_id
+from server.engine.context import Context, parse_id
+from server.engine.local_api import LocalAPI
 
 log = logging.getLogger(__name__)
 
@@ -281,14 +283,20 @@ def _inspect(spool: IO[bytes], declared: str | None) -> tuple[Detected, int, str
     return detected, size, digest.hexdigest()
 
 
+# The asset service of each local API, attached by the app once storage is configured
+# (`server.asset_files`). Kept here rather than on the local API, which knows nothing of assets.
+_ATTACHED: weakref.WeakKeyDictionary[LocalAPI, AssetsAPI] = weakref.WeakKeyDictionary()
+
+
 def attach_assets(api: LocalAPI, assets: AssetsAPI) -> AssetsAPI:
     """Make `assets` the asset service of `api` (what `assets_of(api)` returns)."""
-    api.assets = assets
+    _ATTACHED[api] = assets
     return assets
 
 
 def assets_of(api: LocalAPI) -> AssetsAPI:
     """The asset service attached to `api`."""
-    if api.assets is None:
+    assets = _ATTACHED.get(api)
+    if assets is None:
         raise RuntimeError("no asset service is attached to this local API")
-    return api.assets
+    return assets

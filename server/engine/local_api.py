@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from server.access.capabilities import DOCUMENT_WRITES
 from server.content.back_references import PLANES, find_back_references, planes_of
 from server.content.content_model import ContentModel
 from server.content.documents import DocumentRow, References, Version, check_revision
@@ -32,10 +31,10 @@ from server.content.queries import Page, count_documents, find_document_by_id, f
 from server.content.references import resolve_references
 from server.content.singletons import empty_row, singleton_id
 from server.content.validation import document_links, validate_document
-from server.db.pool import Tx
+from server.engine.context import Context, document_type, parse_id
+from server.engine.schedules import SchedulePage, SchedulesAPI
 from server.errors import (
     ConflictError,
-    ForbiddenError,
     InvalidInputError,
     NotFoundError,
     SingletonExistsError,
@@ -45,44 +44,15 @@ from server.model.reading import (
     Perspective,
     check_depth,
     check_page,
-    check_perspective,
 )
 from server.model.reference_paths import reference_paths
 from server.model.types import Registry, SchemaType
 
 if TYPE_CHECKING:
     from server.content.schedules import ScheduleRow
-    from server.engine.assets import AssetsAPI
     from server.engine.postgres import PostgresAdapter
-    from server.engine.schedules import SchedulePage
 
 DEFAULT_BACK_REFERENCES = 20
-
-
-@dataclass(frozen=True)
-class Context:
-    """One unit of work: its transaction, its registry, and who is acting."""
-
-    tx: Tx
-    organization_id: uuid.UUID
-    registry: Registry
-    user_id: str | None = None
-    # None means every capability (the system context).
-    capabilities: frozenset[str] | None = None
-    # API keys for public frontends may read published content only.
-    published_only: bool = False
-
-    def require(self, capability: str) -> None:
-        if self.capabilities is not None and capability not in self.capabilities:
-            raise ForbiddenError(f"not allowed: this requires the '{capability}' capability")
-        if self.published_only and capability in DOCUMENT_WRITES:
-            raise ForbiddenError("not allowed: this key may read published content only")
-
-    def perspective(self, requested: object) -> Perspective:
-        perspective = check_perspective(requested)
-        if perspective == "draft" and self.published_only:
-            raise ForbiddenError("not allowed: this key may read the published perspective only")
-        return perspective
 
 
 @dataclass(frozen=True)
@@ -172,15 +142,6 @@ def _same_json(data: Mapping[str, Any], stored: Mapping[str, Any] | None) -> boo
     )
 
 
-def parse_id(value: object, path: str = "id") -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise InvalidInputError(f"invalid id: {value!r} is not a UUID", path=path) from None
-
-
 class LocalAPI:
     def __init__(
         self,
@@ -193,11 +154,7 @@ class LocalAPI:
         self.model = model
         self.max_page_size = max_page_size
         self.collections = Collections(self)
-        # The asset service, attached by the app once storage is configured (`server.assets.files`).
-        self.assets: AssetsAPI | None = None
-        from server.engine.schedules import SchedulesAPI  # it builds on this module
-
-        self.schedules = SchedulesAPI(self)
+        self.schedules = SchedulesAPI(adapter, max_page_size=max_page_size)
 
     @asynccontextmanager
     async def context(
@@ -233,9 +190,7 @@ class LocalAPI:
             )
 
     def collection(self, name: str, registry: Registry | None = None) -> Collection:
-        schema_type = (registry or self.model.registry).get(name)
-        if schema_type is None or not schema_type.is_document:
-            raise InvalidInputError(f"unknown document type '{name}'", path="type")
+        document_type(registry or self.model.registry, name)
         return Collection(self, name)
 
     async def get_back_references(

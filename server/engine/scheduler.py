@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from server.content.schedules import ScheduleRow
 from server.db.pool import Tx
 from server.db.tenancy import enter_org
-from server.engine.local_api import Context
+from server.engine.context import Context
 from server.errors import CMSError, ConflictError, TimedOutError, UnavailableError
 
 if TYPE_CHECKING:

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 from server.content.documents import DocumentRow, check_revision
 from server.content.schedules import STATUSES, ScheduleRow
 from server.content.validation import validate_document
-from server.engine.local_api import Context, parse_id
+from server.engine.context import Context, document_type, parse_id
 from server.errors import InvalidInputError, NotFoundError
 from server.model.reading import check_page
 
 if TYPE_CHECKING:
-    from server.engine.local_api import LocalAPI
+    from server.engine.postgres import PostgresAdapter
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,9 @@ def check_status(value: object) -> str | None:
 class SchedulesAPI:
     """Schedules of the caller's documents: create, list, cancel. The runner is elsewhere."""
 
-    def __init__(self, api: LocalAPI) -> None:
-        self.api = api
+    def __init__(self, adapter: PostgresAdapter, *, max_page_size: int) -> None:
+        self.adapter = adapter
+        self.max_page_size = max_page_size
 
     async def publish(
         self,
@@ -86,7 +87,7 @@ class SchedulesAPI:
         document = await self._document(ctx, id, type_name)
         check_revision(document, expected_revision)
         validate_document(ctx.registry, document.type, document.draft_data or {}, publish=True)
-        return await self.api.adapter.create_schedule(
+        return await self.adapter.create_schedule(
             ctx.tx,
             document=document,
             action="publish",
@@ -103,7 +104,7 @@ class SchedulesAPI:
         ctx.require("document.unpublish")
         at = check_time(at)
         document = await self._document(ctx, id, type_name)
-        return await self.api.adapter.create_schedule(
+        return await self.adapter.create_schedule(
             ctx.tx,
             document=document,
             action="unpublish",
@@ -125,8 +126,8 @@ class SchedulesAPI:
         """The readable schedules (this organization's and its descendants'), soonest first."""
         ctx.require("document.read")
         ctx.perspective("draft")  # schedules are about drafts
-        limit, offset = check_page(limit, offset, max_limit=self.api.max_page_size)
-        rows, total = await self.api.adapter.list_schedules(
+        limit, offset = check_page(limit, offset, max_limit=self.max_page_size)
+        rows, total = await self.adapter.list_schedules(
             ctx.tx,
             document_id=parse_id(document_id, "documentId") if document_id is not None else None,
             document_type=type_name,
@@ -143,17 +144,17 @@ class SchedulesAPI:
         ctx.require("document.schedule")
         id = parse_id(schedule_id)
         if type_name is not None:
-            found = await self.api.adapter.find_schedule(ctx.tx, id=id)
+            found = await self.adapter.find_schedule(ctx.tx, id=id)
             if found is None or found.document_type != type_name:
                 raise NotFoundError(f"schedule {schedule_id} not found")
-        return await self.api.adapter.cancel_schedule(ctx.tx, id=id, cancelled_by=ctx.user_id)
+        return await self.adapter.cancel_schedule(ctx.tx, id=id, cancelled_by=ctx.user_id)
 
     async def _document(
         self, ctx: Context, id: str | uuid.UUID, type_name: str | None
     ) -> DocumentRow:
         """The document, locked, of the current organization and a registered type."""
-        document = await self.api.adapter.lock_document(ctx.tx, id=parse_id(id))
+        document = await self.adapter.lock_document(ctx.tx, id=parse_id(id))
         if type_name is not None and document.type != type_name:
             raise NotFoundError(f"{type_name} {id} not found")
-        self.api.collection(document.type, ctx.registry)
+        document_type(ctx.registry, document.type)
         return document

@@ -42,7 +42,7 @@ from server.access.members import Member
 from server.access.organizations import ORGANIZATION_FIELDS, Organization, organization_from_row
 from server.access.users import User
 from server.db.pool import Tx
-from server.engine.local_api import parse_id
+from server.engine.context import parse_id
 from server.engine.postgres import PostgresAdapter
 from server.errors import (
     ConflictError,

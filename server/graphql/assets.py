@@ -20,7 +20,7 @@ from server.access.organizations import UNSET
 from server.assets.storage import CHUNK_SIZE
 from server.assets.store import AssetRow
 from server.engine.assets import AssetsAPI, assets_of
-from server.engine.local_api import Context
+from server.engine.context import Context
 from server.graphql import types as static
 from server.graphql.context import RequestContext
 

@@ -34,9 +34,11 @@ from server.access.opening import (
     opening_sql,
 )
 from server.db.pool import Tx
-from server.engine.local_api import Context, LocalAPI
+from server.engine.context import Context
+from server.engine.local_api import FindResult, LocalAPI
 from server.errors import UnauthenticatedError
 from server.graphql import types as static
+from server.graphql.typegen import document_instance
 
 if TYPE_CHECKING:
     from server.db.pool import Database
@@ -228,6 +230,48 @@ class RequestContext:
         else:
             error = Rollback()
             await transaction.__aexit__(Rollback, error, error.__traceback__)
+
+    async def referenced_by(
+        self,
+        document_id: str | None,
+        *,
+        perspective: str,
+        limit: int,
+        offset: int,
+        depth: int,
+    ) -> static.BackReferencePage:
+        """`referencedBy` of a document: the local API's back-references as GraphQL types. Always
+        served by the resolvers (the planner leaves operations that read it to them)."""
+        if document_id is None:
+            # A stub stands for a reference that was not followed: nothing is said about its target.
+            return static.BackReferencePage(
+                docs=[],
+                totalDocs=0,
+                limit=limit,
+                offset=offset,
+                page=1,
+                totalPages=0,
+                hasNextPage=False,
+                hasPrevPage=offset > 0,
+            )
+        unit = await self.unit()
+        result = await self.api.get_back_references(
+            unit, document_id, perspective=perspective, limit=limit, offset=offset, depth=depth
+        )
+        return self.back_reference_page(result, perspective)
+
+    def back_reference_page(self, result: FindResult, perspective: str) -> static.BackReferencePage:
+        docs = [document_instance(self.generated, doc, perspective) for doc in result.docs]
+        return static.BackReferencePage(
+            docs=[doc for doc in docs if doc is not None],
+            totalDocs=result.total_docs or 0,
+            limit=result.limit,
+            offset=result.offset,
+            page=result.page,
+            totalPages=result.total_pages or 0,
+            hasNextPage=result.has_next_page,
+            hasPrevPage=result.has_prev_page,
+        )
 
     async def _load_assets(self, ids: list[str]) -> list[static.Asset | None]:
         unit = await self.unit()

@@ -17,9 +17,9 @@ from graphql import (
 from strawberry.types.base import StrawberryList, StrawberryOptional
 from strawberry.types.field import StrawberryField
 
-from server.engine.local_api import Collection, Context, FindResult
+from server.engine.context import Context
+from server.engine.local_api import Collection, FindResult
 from server.errors import ForbiddenError, NotFoundError
-from server.graphql import back_references
 from server.graphql import types as static
 from server.graphql.context import RequestContext
 from server.graphql.inputs import data_json
@@ -518,7 +518,7 @@ async def delete_answer(
         found = await _context(info).api.get_back_references(
             unit, id, every_plane=True, limit=DEFAULT_LIMIT
         )
-        referenced_by = back_references.page(_context(info), found, "draft")
+        referenced_by = _context(info).back_reference_page(found, "draft")
     await collection.delete(unit, id)
     return static.DeleteResult(success=True, id=id, referencedBy=referenced_by)
 

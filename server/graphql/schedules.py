@@ -13,7 +13,7 @@ from typing import Annotated
 import strawberry
 
 from server.content.schedules import ScheduleRow
-from server.engine.local_api import Context
+from server.engine.context import Context
 from server.graphql.context import RequestContext
 
 

@@ -16,7 +16,8 @@ from strawberry.tools import create_type
 from strawberry.types import ExecutionContext
 
 from server.config import IntrospectionAccess
-from server.engine.local_api import Collection, Context, parse_id
+from server.engine.context import Context, parse_id
+from server.engine.local_api import Collection
 from server.errors import ForbiddenError, InvalidInputError, NotFoundError
 from server.graphql import types as static
 from server.graphql.access import AccessMutations, AccessQueries

@@ -66,16 +66,16 @@ class Document:
         offset: int | None = 0,
         depth: int | None = 0,
     ) -> BackReferencePage:
-        from server.graphql.back_references import referenced_by
-
-        return await referenced_by(
-            info,
+        # The request's context serves it (`RequestContext.referenced_by`), so this module, which
+        # every other GraphQL module builds on, imports none of them.
+        page: BackReferencePage = await info.context.referenced_by(
             None if self.id is None else str(self.id),
             perspective=perspective or self.read_perspective,
             limit=20 if limit is None else limit,
             offset=offset or 0,
             depth=depth or 0,
         )
+        return page
 
 
 @strawberry.type(description="Documents that reference a document: one page, with its totals.")

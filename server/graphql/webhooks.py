@@ -19,7 +19,7 @@ from server.delivery.outbox_worker import payload
 from server.delivery.persisted_queries import register
 from server.delivery.services import Delivery
 from server.delivery.webhook_signing import new_secret
-from server.engine.local_api import parse_id
+from server.engine.context import parse_id
 from server.errors import CMSError, ForbiddenError, InvalidInputError, NotFoundError
 from server.graphql import types as static
 from server.graphql.context import RequestContext

@@ -7,7 +7,12 @@ resolver path cannot disagree about how a stored value is shown.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from server.model.types import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +69,14 @@ class ByItemType:
 
 
 Kind = Scalar | Json | Asset | Object | Reference | ListOf | ByItemType
+
+
+class GeneratedKinds(Protocol):
+    """What the planner reads of the generated GraphQL types (`server.graphql.typegen` makes them):
+    the registry they were built from, and each generated class's content fields by kind."""
+
+    @property
+    def registry(self) -> Registry: ...
+
+    @property
+    def class_fields(self) -> Mapping[str, Mapping[str, Kind]]: ...

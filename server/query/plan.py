@@ -45,11 +45,11 @@ from server.query.limits import operation_limits
 if TYPE_CHECKING:
     from strawberry import Schema
 
-    from server.graphql.typegen import GeneratedTypes
+    from server.query.kinds import GeneratedKinds
 
 RootKind = Literal["one", "all", "page", "documents", "singleton"]
 PLAN_CACHE_SIZE = 512
-# A document's back-references (`server/graphql/back_references.py`): served by the resolvers only.
+# A document's back-references (`RequestContext.referenced_by`): served by the resolvers only.
 BACK_REFERENCES = "referencedBy"
 STATEMENTS_PER_PLAN = 64
 
@@ -118,7 +118,7 @@ def chosen_operation(
     return chosen[0] if len(chosen) == 1 else None
 
 
-def root_fields(generated: GeneratedTypes) -> dict[str, RootField]:
+def root_fields(generated: GeneratedKinds) -> dict[str, RootField]:
     """The Query fields the compiled path serves, by name (the names `resolvers.py` gives them)."""
     fields = {"documents": RootField("documents", None)}
     for schema_type in generated.registry.document_types():
@@ -138,7 +138,7 @@ class Planner:
     def __init__(
         self,
         schema: Schema,
-        generated: GeneratedTypes,
+        generated: GeneratedKinds,
         *,
         max_tokens: int,
         max_depth: int,

@@ -17,7 +17,6 @@ lacks it, and keeps at most `PREPARED_PER_CONNECTION` reads prepared on each ses
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -56,11 +55,6 @@ READ_POOLED_SQL = (
 
 class ReadNotPrepared(Exception):  # noqa: N818 (a signal: the resolver path answers this one)
     """The session lost a read it had prepared (`DEALLOCATE`); the next call prepares it again."""
-
-
-def read_name(sql: str) -> str:
-    """The prepared read's name: a digest of its text, so one text has one name on every session."""
-    return "cms_read_" + hashlib.blake2b(sql.encode(), digest_size=12).hexdigest()
 
 
 async def fetch(

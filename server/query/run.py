@@ -12,6 +12,7 @@ before anything is sent, and the request runs through Strawberry, which answers 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from graphql.execution.values import get_variable_values
 from strawberry.types.arguments import convert_arguments
 
 from server.content.filters import SqlParams, compile_sort, compile_where
-from server.engine.local_api import parse_id
+from server.engine.context import parse_id
 from server.errors import CMSError
 from server.model.names import graphql_name
 from server.model.reading import (
@@ -35,7 +36,6 @@ from server.model.reading import (
 )
 from server.model.reference_paths import paths_json
 from server.query.plan import STATEMENTS_PER_PLAN, Plan, Planner, RootField
-from server.query.round_trip import read_name
 from server.query.sql import (
     NotCompilable,
     Scope,
@@ -60,6 +60,11 @@ DOCUMENTS_DEFAULT_DEPTH = 0
 
 class Fallback(Exception):  # noqa: N818 (a signal: take the resolver path)
     """This request is answered by the resolver path."""
+
+
+def read_name(sql: str) -> str:
+    """The prepared read's name: a digest of its text, so one text has one name on every session."""
+    return "cms_read_" + hashlib.blake2b(sql.encode(), digest_size=12).hexdigest()
 
 
 @dataclass

@@ -43,12 +43,11 @@ from graphql.execution.values import VariableValues
 
 from server.model.names import graphql_name
 from server.query import kinds
-from server.query.kinds import Kind
+from server.query.kinds import GeneratedKinds, Kind
 
 if TYPE_CHECKING:
     from graphql import GraphQLSchema
 
-    from server.graphql.typegen import GeneratedTypes
     from server.query.plan import Plan
 
 # The content model's reference map in the statement: `paths_source` puts it in the FROM list.
@@ -182,7 +181,7 @@ class SelectionCompiler:
     def __init__(
         self,
         schema: GraphQLSchema,
-        generated: GeneratedTypes,
+        generated: GeneratedKinds,
         plan: Plan,
         variables: VariableValues,
     ) -> None:
