@@ -120,7 +120,7 @@ def parse_credential(authorization: str | None, organization_header: str | None)
         UnauthenticatedError: no bearer token, or one that is neither an API key nor a session token.
         InvalidInputError: `X-Organization-Id` is not a UUID.
     """
-    token = _bearer_token(authorization)
+    token = bearer_token(authorization)
     organization_id = _organization_id(organization_header)
     if token.startswith(SESSION_TOKEN_PREFIX):
         return Credential("session", secret_digest(token), organization_id)
@@ -221,7 +221,8 @@ def principal_from_facts(facts: Mapping[str, Any]) -> Principal:
     )
 
 
-def _bearer_token(authorization: str | None) -> str:
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header (`UNAUTHENTICATED` without one)."""
     scheme, _, token = (authorization or "").strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:

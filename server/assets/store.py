@@ -27,6 +27,7 @@ from typing import IO, Any, Literal
 import asyncpg
 
 from server.access.organizations import UNSET, Unset
+from server.content.filters import escape_like
 from server.db.pool import Tx
 from server.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from server.model.reading import check_page
@@ -222,12 +223,12 @@ class AssetStore:
             conditions.append(f"a.asset_type = {arg(asset_type)}")
         if mime_type is not None:
             if mime_type.endswith("/*"):
-                family = _escape_like(mime_type[:-1].lower())
+                family = escape_like(mime_type[:-1].lower())
                 conditions.append(f"a.mime_type LIKE {arg(family + '%')}")
             else:
                 conditions.append(f"a.mime_type = {arg(mime_type.lower())}")
         if search:
-            pattern = arg(f"%{_escape_like(search)}%")
+            pattern = arg(f"%{escape_like(search)}%")
             conditions.append(
                 f"(a.title ILIKE {pattern} OR a.original_filename ILIKE {pattern}"
                 f" OR a.filename ILIKE {pattern})"
@@ -394,10 +395,6 @@ class AssetStore:
 
 def _lock_key(id: uuid.UUID) -> str:
     return f"cms_asset:{id}"
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def check_text(**values: str | None) -> None:

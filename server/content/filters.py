@@ -650,7 +650,7 @@ class _Compiler:
             return f"{sql} {_RANGE[op.name]} {placeholder}"
         if op.name == "like":
             return f"{sql} LIKE {self.params.add(_like_pattern(op.value, op.loc))}"
-        text = _escape_like(_string(op.value, op.loc))
+        text = escape_like(_string(op.value, op.loc))
         pattern = {"contains": f"%{text}%", "starts_with": f"{text}%", "ends_with": f"%{text}"}
         return f"{sql} ILIKE {self.params.add(pattern[op.name])}"
 
@@ -831,7 +831,8 @@ def _like_pattern(value: Any, loc: str) -> str:
     return pattern
 
 
-def _escape_like(text: str) -> str:
+def escape_like(text: str) -> str:
+    """`text` as a literal in a LIKE pattern (with the default escape character)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 

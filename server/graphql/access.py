@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from server.access.auth import Principal
+from server.access.auth import Principal, bearer_token
 from server.access.capabilities import normalize_capabilities, ordered
 from server.access.credentials import SESSION_TOKEN_PREFIX, ApiKey
 from server.access.invitations import Invitation, normalize_email
@@ -325,10 +325,12 @@ async def _check_member_change(
 
 
 def _session_token(context: RequestContext) -> str:
-    scheme, _, token = (context.authorization or "").strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise UnauthenticatedError("sign in first: send `Authorization: Bearer <session token>`")
+    try:
+        token = bearer_token(context.authorization)
+    except UnauthenticatedError:
+        raise UnauthenticatedError(
+            "sign in first: send `Authorization: Bearer <session token>`"
+        ) from None
     if not token.startswith(SESSION_TOKEN_PREFIX):
         raise ForbiddenError("not allowed: this needs a signed-in user, not an API key")
     return token
