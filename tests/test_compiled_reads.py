@@ -170,8 +170,10 @@ async def _stored(gql: GraphQLClient, document_id: str, data: dict[str, Any]) ->
 @pytest.fixture
 async def corpus(gql: GraphQLClient) -> Corpus:
     # Menus are saved while every reference takes every type; the fixture then narrows `to`.
-    await gql.services.model.register(widened(TEASER))
-    await gql.services.model.register(widened(MENU))
+    async with gql.services.adapter.instance_transaction() as tx:
+        await gql.services.model.register(tx, widened(TEASER))
+    async with gql.services.adapter.instance_transaction() as tx:
+        await gql.services.model.register(tx, widened(MENU))
     acme = gql.org
     child = await gql.org_named("child", acme)
     grandchild = await gql.org_named("grandchild", child)
@@ -469,8 +471,10 @@ async def corpus(gql: GraphQLClient) -> Corpus:
                 },
             ),
         )
-    await gql.services.model.register(TEASER)
-    await gql.services.model.register(MENU)
+    async with gql.services.adapter.instance_transaction() as tx:
+        await gql.services.model.register(tx, TEASER)
+    async with gql.services.adapter.instance_transaction() as tx:
+        await gql.services.model.register(tx, MENU)
     return c
 
 

@@ -60,6 +60,30 @@ async def test_a_registered_type_is_served_by_the_next_request(gql: GraphQLClien
     assert back["allRecipe"] == [{"title": "Soup"}]
 
 
+async def test_a_schema_change_commits_with_its_operation(gql: GraphQLClient) -> None:
+    """A registration in an operation that fails elsewhere rolls back with it: nothing is stored,
+    the live registry keeps what it had, and no other process is told of a change."""
+    admin = await gql.key_for(gql.org, instance_admin=True)
+    failed = await gql(
+        "mutation($d: JSON!) { registerSchemaType(definition: $d) { name }"
+        ' deleteSchemaType(name: "no-such-type") { success } }',
+        {"d": RECIPE},
+        key=admin,
+    )
+    assert failed["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert "recipe" not in gql.services.model.registry
+    async with gql.services.adapter.instance_transaction() as tx:
+        stored = await tx.fetchval("SELECT count(*) FROM cms_schema_types WHERE name = 'recipe'")
+    assert stored == 0
+    after = await gql("{ allRecipe { title } }")
+    assert after["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+    # The same registration on its own commits, and the next request is served the new type.
+    await gql.data(REGISTER, {"d": RECIPE}, key=admin)
+    assert "recipe" in gql.services.model.registry
+    assert (await gql.data("{ allRecipe { title } }")) == {"allRecipe": []}
+
+
 async def test_other_processes_pick_the_change_up_within_a_second(gql: GraphQLClient) -> None:
     database = gql.services.adapter.database
     settings = Settings(
@@ -95,7 +119,8 @@ async def test_a_reload_never_overwrites_a_newer_change_of_this_process(cms: CMS
         }
         reload = asyncio.create_task(cms.model._reload_if_changed())
         await asyncio.sleep(0)  # the reload starts first and reads what is stored now
-        await cms.model.register(definition)
+        async with cms.adapter.instance_transaction() as tx:
+            await cms.model.register(tx, definition)
         await reload
         [field] = cms.model.registry["note"].fields
         assert field.max == maximum, n

@@ -220,7 +220,8 @@ def narrowed(definition: Any) -> Any:
 async def test_a_wrong_type_left_by_a_narrowed_to_is_a_stub_in_every_form(
     gql: GraphQLClient, perspective: str
 ) -> None:
-    await gql.services.model.register(SHELF)
+    async with gql.services.adapter.instance_transaction() as tx:
+        await gql.services.model.register(tx, SHELF)
     category = (await gql.data(CREATE_CATEGORY))["createCategory"]["id"]
     ada = await author(gql, "Ada")
     block = {
@@ -244,7 +245,8 @@ async def test_a_wrong_type_left_by_a_narrowed_to_is_a_stub_in_every_form(
     async with gql.services.api.system_context(gql.org) as ctx:
         created = await gql.services.api.collections["shelf"].create(ctx, data, publish=True)
     shelf = created["id"]
-    await gql.services.model.register(narrowed(SHELF))
+    async with gql.services.adapter.instance_transaction() as tx:
+        await gql.services.model.register(tx, narrowed(SHELF))
 
     selection = "_raw title mixed text box { items } pick { _resolved _ref }"
     for depth in range(1, 4):

@@ -189,7 +189,8 @@ async def test_a_content_rule_broken_by_then_fails_it_and_rolls_the_publish_back
     for field in changed["fields"]:
         if field["name"] == "bio":
             field["required"] = True
-    await gql.services.model.register(changed)
+    async with gql.services.adapter.instance_transaction() as tx:
+        await gql.services.model.register(tx, changed)
 
     [ran] = await scheduler(gql).run_due(now=NOW)
     assert (ran.status, ran.error_code) == ("failed", "BAD_USER_INPUT")

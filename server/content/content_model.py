@@ -2,8 +2,10 @@
 
 At start-up the types defined in `SCHEMA_DIR` are upserted into `cms_schema_types`; the registry is then
 everything stored there, so types registered at run time survive restarts. A change made at run time
-commits in its own transaction and then swaps in a new immutable `Registry`; requests that already
-started keep the one they began with.
+is written in the caller's transaction (a GraphQL operation's unit of work: it commits or rolls back
+with the rest of the operation) and, once that commits, a new immutable `Registry` is swapped in;
+requests that already started keep the one they began with. Changes are serialized by a transaction
+advisory lock, and each is checked against the types stored at that moment, not this process's copy.
 
 Other server processes learn of a change through PostgreSQL: the changing transaction sends
 `NOTIFY cms_schema_types`, delivered at commit, and every process LISTENs on a connection of its own
@@ -35,6 +37,8 @@ Transaction = Callable[[], AbstractAsyncContextManager[Tx]]
 Check = Callable[[Registry], None]
 
 CHANNEL = "cms_schema_types"
+# Schema changes one at a time, across processes: each reads the stored types under this lock.
+LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('cms:schema_types'))"
 RECONNECT_SECONDS = 2.0
 
 
@@ -44,10 +48,11 @@ class ContentModel:
         self.transaction = transaction
         self.registry = Registry()
         self._listener: asyncio.Task[None] | None = None
-        # One change of `registry` at a time in this process: a reload the listener started
-        # before a change of ours committed would read the older types and then overwrite the
-        # newer registry (until the next notification put it right).
+        # One reload at a time in this process. A reload that started before a change of ours
+        # committed would read the older types: the generation tells it not to overwrite the newer
+        # registry (our own notification then starts a reload that reads the change).
         self._changing = asyncio.Lock()
+        self._generation = 0
 
     async def listen(self, url: str) -> None:
         """Follow schema changes made by other processes until `close()`."""
@@ -92,12 +97,17 @@ class ContentModel:
 
     async def _reload_if_changed(self) -> None:
         async with self._changing:
+            generation = self._generation
             async with self.transaction() as tx:
                 registry = Registry(await self.store.list_schema_types(tx))
-            if registry != self.registry:
+            if registry != self.registry and generation == self._generation:
                 registry.check()
-                self.registry = registry
+                self._swap(registry)
                 log.info("schema types reloaded after a change elsewhere")
+
+    def _swap(self, registry: Registry) -> None:
+        self.registry = registry
+        self._generation += 1
 
     async def sync_dir(self, path: Path) -> Registry:
         """Upsert the types defined in `path`, then load every stored type."""
@@ -106,7 +116,7 @@ class ContentModel:
             return await self._sync(tx, defined, path)
 
     async def _sync(self, tx: Tx, defined: Registry, path: Path) -> Registry:
-        await tx.execute("SELECT pg_advisory_xact_lock(hashtext('cms:schema_types'))")
+        await tx.execute(LOCK_SQL)
         changed = [
             t.name
             for t in defined.values()
@@ -123,41 +133,47 @@ class ContentModel:
                 return await self.reload(own)
         registry = Registry(await self.store.list_schema_types(tx))
         registry.check()
-        self.registry = registry
+        self._swap(registry)
         return registry
 
-    async def register(self, definition: Any, *, check: Check | None = None) -> SchemaType:
-        """Validate and store a type (new or changed); the live registry changes once it commits.
+    async def register(self, tx: Tx, definition: Any, *, check: Check | None = None) -> SchemaType:
+        """Validate and store a type (new or changed) in `tx`; the live registry changes once `tx`
+        commits, and not at all if it rolls back.
 
         `check` may veto the resulting registry (the API checks that it can serve it).
         """
         schema_type = parse_schema_type(definition)
-        async with self._changing:
-            registry = self.registry.with_type(schema_type)
-            registry.check()
-            if check is not None:
-                check(registry)
-            async with self.transaction() as tx:
-                await self.store.register_schema_type(tx, schema_type=schema_type)
-                await tx.execute("SELECT pg_notify($1, $2)", CHANNEL, schema_type.name)
-            self.registry = registry
+        registry = (await self._stored(tx)).with_type(schema_type)
+        registry.check()
+        if check is not None:
+            check(registry)
+        await self.store.register_schema_type(tx, schema_type=schema_type)
+        await self._changed(tx, registry, schema_type.name)
         return schema_type
 
-    async def delete(self, name: str, *, check: Check | None = None) -> None:
-        """Remove a type; its documents stay. Refused while other types still link to it."""
-        async with self._changing:
-            if name not in self.registry:
-                raise NotFoundError(f"unknown schema type '{name}'", path="name")
-            registry = self.registry.without(name)
-            problems = registry.problems()
-            if problems:
-                users = sorted({p["type"] for p in problems})
-                raise InvalidInputError(
-                    f"schema type '{name}' is still used by: {', '.join(users)}", path="name"
-                )
-            if check is not None:
-                check(registry)
-            async with self.transaction() as tx:
-                await self.store.delete_schema_type(tx, name=name)
-                await tx.execute("SELECT pg_notify($1, $2)", CHANNEL, name)
-            self.registry = registry
+    async def delete(self, tx: Tx, name: str, *, check: Check | None = None) -> None:
+        """Remove a type in `tx`; its documents stay. Refused while other types still link to it."""
+        stored = await self._stored(tx)
+        if name not in stored:
+            raise NotFoundError(f"unknown schema type '{name}'", path="name")
+        registry = stored.without(name)
+        problems = registry.problems()
+        if problems:
+            users = sorted({p["type"] for p in problems})
+            raise InvalidInputError(
+                f"schema type '{name}' is still used by: {', '.join(users)}", path="name"
+            )
+        if check is not None:
+            check(registry)
+        await self.store.delete_schema_type(tx, name=name)
+        await self._changed(tx, registry, name)
+
+    async def _stored(self, tx: Tx) -> Registry:
+        """The stored types, with every other change locked out until `tx` ends."""
+        await tx.execute(LOCK_SQL)
+        return Registry(await self.store.list_schema_types(tx))
+
+    async def _changed(self, tx: Tx, registry: Registry, name: str) -> None:
+        # NOTIFY is delivered at commit, so other processes reload only a committed change.
+        await tx.execute("SELECT pg_notify($1, $2)", CHANNEL, name)
+        tx.after_commit(lambda: self._swap(registry))

@@ -126,6 +126,18 @@ class Tx:
         self.commit_token: str | None = None
         # GraphQL resolves sibling fields concurrently; one connection runs one statement at a time.
         self._lock = asyncio.Lock()
+        self._after_commit: list[Callable[[], object]] = []
+
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        """Run `callback` once this transaction has committed (never if it rolls back): what must
+        wait until the change is visible to others, such as swapping in a new registry or sending
+        a mail."""
+        self._after_commit.append(callback)
+
+    def _committed(self) -> None:
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
     def _count(self) -> None:
         self.statements += 1
@@ -347,6 +359,7 @@ class Database:
                 `tx.commit_token` (one more statement, on the same connection).
         """
         conn_cm, tx, commit, rollback = await self._begin(read_only=read_only, opening=opening)
+        committed = False
         try:
             try:
                 yield tx
@@ -361,10 +374,13 @@ class Database:
             else:
                 with translate_errors(tx.conn):
                     await commit()
+                committed = True
                 if commit_token:
                     await _read_commit_token(tx)
         finally:
             await conn_cm.__aexit__(None, None, None)
+        if committed:
+            tx._committed()
 
     async def _begin(self, *, read_only: bool, opening: str | None) -> tuple[Any, Tx, End, End]:
         """Acquire a connection and begin the transaction on it (retried once, see above)."""

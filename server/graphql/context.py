@@ -77,7 +77,6 @@ class RequestContext:
     _credential: Credential | None = None
     _transaction: AbstractAsyncContextManager[Tx] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _after_commit: list[Callable[[], object]] = field(default_factory=list)
     assets: DataLoader[str, static.Asset | None] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -212,21 +211,20 @@ class RequestContext:
 
     def after_commit(self, callback: Callable[[], object]) -> None:
         """Run `callback` once the unit of work has committed (never if it rolls back)."""
-        self._after_commit.append(callback)
+        if self._tx is None:
+            raise RuntimeError("no unit of work is open")
+        self._tx.after_commit(callback)
 
     async def finish(self, *, commit: bool) -> None:
         """Commit or roll back the unit of work, if one was opened."""
         transaction, self._transaction, self._unit = self._transaction, None, None
         tx, self._tx = self._tx, None
-        callbacks, self._after_commit = self._after_commit, []
         if transaction is None:
             return
         if commit:
             await transaction.__aexit__(None, None, None)
             if tx is not None and tx.commit_token is not None:
                 self.consistency_token = tx.commit_token
-            for callback in callbacks:
-                callback()
         else:
             error = Rollback()
             await transaction.__aexit__(Rollback, error, error.__traceback__)

@@ -220,7 +220,8 @@ class _FixedMutations:
     ) -> static.SchemaTypeInfo:
         context = _ctx(info)
         await require(context, "schema.manage")
-        schema_type = await context.api.model.register(definition, check=_check_buildable)
+        unit = await context.unit()
+        schema_type = await context.api.model.register(unit.tx, definition, check=_check_buildable)
         return static.SchemaTypeInfo(
             name=schema_type.name,
             title=schema_type.title,
@@ -235,7 +236,8 @@ class _FixedMutations:
     async def deleteSchemaType(self, info: strawberry.Info, name: str) -> static.DeleteResult:
         context = _ctx(info)
         await require(context, "schema.manage")
-        await context.api.model.delete(name, check=_check_buildable)
+        unit = await context.unit()
+        await context.api.model.delete(unit.tx, name, check=_check_buildable)
         return static.DeleteResult(success=True)
 
 
