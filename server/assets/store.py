@@ -176,6 +176,13 @@ class AssetStore:
         row = await tx.fetchrow(f"SELECT {_SELECT} FROM cms_assets a WHERE a.id = $1", id)
         return AssetRow.from_record(row) if row is not None else None
 
+    async def find_assets_by_id(self, tx: Tx, *, ids: list[uuid.UUID]) -> list[AssetRow]:
+        """The readable assets among `ids`, in no particular order, with their reference counts."""
+        rows = await tx.fetch(
+            f"SELECT {_SELECT} FROM cms_assets a WHERE a.id = ANY($1::uuid[])", ids
+        )
+        return [AssetRow.from_record(row) for row in rows]
+
     async def find_assets(
         self,
         tx: Tx,

@@ -18,11 +18,10 @@ from strawberry.file_uploads import Upload
 
 from server.access.organizations import UNSET
 from server.assets.storage import CHUNK_SIZE
-from server.assets.store import AssetRow
 from server.engine.assets import AssetsAPI, assets_of
 from server.engine.context import Context
 from server.graphql import types as static
-from server.graphql.context import RequestContext
+from server.graphql.context import RequestContext, to_asset
 
 
 @strawberry.type(description="A page of assets, newest first unless sorted otherwise.")
@@ -43,29 +42,6 @@ class AssetUsage:
     documentType: str
     plane: str = strawberry.field(description='"draft" or "published"')
     fieldPath: str = strawberry.field(description="e.g. coverImage, body[2], seo.image")
-
-
-def to_asset(row: AssetRow) -> static.Asset:
-    """An asset row as the GraphQL `Asset`."""
-    return static.Asset(
-        id=strawberry.ID(str(row.id)),
-        assetType=row.asset_type,
-        filename=row.filename,
-        originalFilename=row.original_filename,
-        mimeType=row.mime_type,
-        size=row.size,
-        url=row.url,
-        width=row.width,
-        height=row.height,
-        title=row.title,
-        description=row.description,
-        alt=row.alt,
-        creditLine=row.credit_line,
-        metadata=row.metadata,
-        referenceCount=row.reference_count,
-        createdAt=row.created_at,
-        updatedAt=row.updated_at,
-    )
 
 
 async def _unit(info: strawberry.Info) -> tuple[AssetsAPI, Context]:

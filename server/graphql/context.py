@@ -9,13 +9,13 @@ execution, or rolls it back when the result has errors.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
+import strawberry
 from strawberry.dataloader import DataLoader
 
 from server.access.auth import (
@@ -34,6 +34,7 @@ from server.access.opening import (
     opening_sql,
 )
 from server.db.pool import Tx
+from server.engine.assets import assets_of
 from server.engine.context import Context
 from server.engine.local_api import FindResult, LocalAPI
 from server.errors import UnauthenticatedError
@@ -41,6 +42,7 @@ from server.graphql import types as static
 from server.graphql.typegen import document_instance
 
 if TYPE_CHECKING:
+    from server.assets.store import AssetRow
     from server.db.pool import Database
     from server.db.replicas import Replicas
     from server.delivery.services import Delivery
@@ -273,40 +275,28 @@ class RequestContext:
 
     async def _load_assets(self, ids: list[str]) -> list[static.Asset | None]:
         unit = await self.unit()
-        unit.require("asset.read")
-        valid = []
-        for value in ids:
-            try:
-                valid.append(uuid.UUID(value))
-            except ValueError:
-                continue
-        rows = await unit.tx.fetch(
-            "SELECT a.*, (SELECT count(DISTINCT r.document_id) FROM cms_asset_references r"
-            "  WHERE r.asset_id = a.id) AS reference_count"
-            " FROM cms_assets a WHERE a.id = ANY($1::uuid[])",
-            valid,
-        )
-        found = {str(row["id"]): asset_from_row(row) for row in rows}
-        return [found.get(value) for value in ids]
+        found = await assets_of(self.api).find_by_ids(unit, ids)
+        return [to_asset(found[value]) if value in found else None for value in ids]
 
 
-def asset_from_row(row: Any) -> static.Asset:
+def to_asset(row: AssetRow) -> static.Asset:
+    """An asset row as the GraphQL `Asset`."""
     return static.Asset(
-        id=str(row["id"]),  # type: ignore[arg-type]
-        assetType=row["asset_type"],
-        filename=row["filename"],
-        originalFilename=row["original_filename"],
-        mimeType=row["mime_type"],
-        size=row["size"],
-        url=row["url"],
-        width=row["width"],
-        height=row["height"],
-        title=row["title"],
-        description=row["description"],
-        alt=row["alt"],
-        creditLine=row["credit_line"],
-        metadata=row["metadata"],
-        referenceCount=row["reference_count"],
-        createdAt=row["created_at"],
-        updatedAt=row["updated_at"],
+        id=strawberry.ID(str(row.id)),
+        assetType=row.asset_type,
+        filename=row.filename,
+        originalFilename=row.original_filename,
+        mimeType=row.mime_type,
+        size=row.size,
+        url=row.url,
+        width=row.width,
+        height=row.height,
+        title=row.title,
+        description=row.description,
+        alt=row.alt,
+        creditLine=row.credit_line,
+        metadata=row.metadata,
+        referenceCount=row.reference_count,
+        createdAt=row.created_at,
+        updatedAt=row.updated_at,
     )
