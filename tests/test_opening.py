@@ -15,10 +15,10 @@ import pytest
 from server.access.auth import parse_credential
 from server.access.capabilities import ALL_CAPABILITIES, BUILT_IN_ROLES
 from server.access.credentials import secret_digest
-from server.access.opening import known_callers, opening_sql
+from server.access.opening import PRINCIPAL_SQL, known_callers, opening_sql
 from server.engine.postgres import PostgresAdapter
 from server.errors import ForbiddenError, UnauthenticatedError
-from server.graphql.context import PRINCIPAL_SQL, RequestContext
+from server.graphql.context import RequestContext
 from server.testing import running_api
 from tests.conftest import GraphQLClient
 from tests.test_graphql_access import ME, code, create_post, sign_in, sign_up

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +30,7 @@ import asyncpg
 from server.access.auth import Credential
 from server.access.credentials import LAST_USED_RESOLUTION_SECONDS
 from server.access.sessions import INSTANCE_ADMIN_ROLES
+from server.db.literals import boolean_literal, uuid_literal, word_literal
 from server.db.tenancy import Tenancy, request_role
 
 # The SQL expression that reads the caller's facts (JSON text) back in the opened transaction.
@@ -38,7 +38,6 @@ PRINCIPAL_SQL = "current_setting('app.principal', true)"
 
 # The key under which the opening keeps what `cms_read_known` checks the facts by (migration 0015).
 _ACCESS = '"access"'
-_WORD = re.compile(r"[A-Za-z0-9_]+")
 # Facts that may become a string literal by doubling their quotes: without a backslash (JSON writes
 # every control character and quote inside a string with one), so the literal means the same
 # whatever `standard_conforming_strings` says.
@@ -95,15 +94,15 @@ def opening_sql(
     if not _DIGEST.fullmatch(digest):
         raise ValueError("the credential digest must be a hex SHA-256")
     arguments = (
-        _word(kind),
+        word_literal(kind),
         f"'{digest}'",
-        _uuid(organization),
+        uuid_literal(organization),
         str(int(resolution)),
-        f"ARRAY[{', '.join(_word(name) for name in roles)}]::text[]",
-        _boolean(hierarchy),
+        f"ARRAY[{', '.join(word_literal(name) for name in roles)}]::text[]",
+        boolean_literal(hierarchy),
         str(int(timeout)),
-        _word(role) if role is not None else "NULL",
-        _boolean(read_only),
+        word_literal(role) if role is not None else "NULL",
+        boolean_literal(read_only),
     )
     # Lock waits end at the lock timeout (TIMEOUT) instead of holding the connection until the
     # statement timeout; SET takes no parameters, and the value is a checked integer.
@@ -113,10 +112,10 @@ def opening_sql(
     if fresh and _INLINABLE.fullmatch(known_facts):
         known = (
             f"'{known_facts.replace(chr(39), chr(39) * 2)}'",
-            _boolean(hierarchy),
+            boolean_literal(hierarchy),
             str(int(timeout)),
-            _word(role) if role is not None else "NULL",
-            _boolean(read_only),
+            word_literal(role) if role is not None else "NULL",
+            boolean_literal(read_only),
             str(int(tenancy.lock_timeout_ms)),
         )
         return f"SELECT cms_open_known({', '.join(known)})"
@@ -191,17 +190,3 @@ class KnownCallers:
 
 
 known_callers = KnownCallers()
-
-
-def _word(value: str) -> str:
-    if not _WORD.fullmatch(value):
-        raise ValueError(f"not a plain word: {value!r}")
-    return f"'{value}'"
-
-
-def _uuid(value: uuid.UUID | None) -> str:
-    return "NULL::uuid" if value is None else f"'{uuid.UUID(str(value))}'::uuid"
-
-
-def _boolean(value: bool) -> str:
-    return "true" if value else "false"

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
+from server.db.literals import boolean_literal, integer_literal, uuid_literal, word_literal
 from server.db.pool import Database, Tx
 from server.errors import InvalidInputError
 
@@ -43,6 +44,19 @@ def parse_org_id(org_id: str | uuid.UUID) -> uuid.UUID:
         ) from None
 
 
+def unit_of_work(
+    database: Database, *, opening: str, read_only: bool = False, commit_token: bool = False
+) -> AbstractAsyncContextManager[Tx]:
+    """How every unit of work begins: `BEGIN` and its `opening` (the statement that scopes it to an
+    organization, and for a request first checks the caller) in one round trip.
+
+    The local API's contexts open with `scope_sql`; a GraphQL request opens with
+    `server.access.opening.opening_sql`. Both end with the commit or rollback of the returned
+    transaction.
+    """
+    return database.transaction(read_only=read_only, opening=opening, commit_token=commit_token)
+
+
 @asynccontextmanager
 async def with_org_context(
     database: Database, tenancy: Tenancy, org_id: str | uuid.UUID, *, read_only: bool = False
@@ -59,41 +73,45 @@ async def with_org_context(
         The transaction. Use it for every statement of the unit of work; it commits on normal exit and
         rolls back on an exception.
     """
-    async with database.transaction(read_only=read_only) as tx:
-        await enter_org(tx, tenancy, org_id, read_only=read_only)
+    opening = scope_sql(tenancy, parse_org_id(org_id))
+    async with unit_of_work(database, opening=opening, read_only=read_only) as tx:
         yield tx
 
 
 async def enter_org(
     tx: Tx, tenancy: Tenancy, org_id: str | uuid.UUID, *, read_only: bool = False
 ) -> uuid.UUID:
-    """Scope an open transaction to `org_id` (and make it read-only): one statement.
+    """Scope an open transaction to `org_id` (and make it read-only): one statement, for a job
+    that moves from one organization to the next in one transaction (the scheduler)."""
+    org = parse_org_id(org_id)
+    await tx.execute(scope_sql(tenancy, org, read_only=read_only))
+    return org
 
-    The organizations it may read (`org_id` and, with the hierarchy on, its descendants) are found
+
+def scope_sql(tenancy: Tenancy, org: uuid.UUID, *, read_only: bool = False) -> str:
+    """The statement that scopes a transaction to `org`, with its values inlined (an opening takes
+    no parameters; `server.db.literals` checks each value).
+
+    The organizations it may read (`org` and, with the hierarchy on, its descendants) are found
     here once and kept for the policies in `app.readable_orgs`. Switching to read-only after earlier
     statements is allowed. (GraphQL requests do all this in their opening: `cms_open_request`.)
     """
-    org = parse_org_id(org_id)
-    await tx.execute(
-        "select set_config('app.organization_id', $1, true),"
-        " set_config('app.hierarchy', $2, true),"
-        " set_config('app.readable_orgs', cms_org_tree($5, $6)::text, true),"
-        " set_config('statement_timeout', $3, true),"
-        " set_config('lock_timeout', $7, true),"
+    organization = uuid_literal(org)
+    hierarchy = boolean_literal(tenancy.enable_hierarchy)
+    settings = [
+        f"set_config('app.organization_id', {organization}::text, true)",
+        f"set_config('app.hierarchy', {word_literal('on' if tenancy.enable_hierarchy else 'off')}, true)",
+        f"set_config('app.readable_orgs', cms_org_tree({organization}, {hierarchy})::text, true)",
+        f"set_config('statement_timeout', {integer_literal(tenancy.statement_timeout_ms)}::text, true)",
+        f"set_config('lock_timeout', {integer_literal(tenancy.lock_timeout_ms)}::text, true)",
         # As in `cms_open_request`: JIT costs more than these statements (tens of ms, uncached).
-        " set_config('jit', 'off', true),"
-        " set_config('role', $4, true)"
+        "set_config('jit', 'off', true)",
+        f"set_config('role', {word_literal(request_role(tenancy))}, true)",
+    ]
+    if read_only:
         # Only ever towards read-only: read-write may not be set after the first statement.
-        + (", set_config('transaction_read_only', 'on', true)" if read_only else ""),
-        str(org),
-        "on" if tenancy.enable_hierarchy else "off",
-        str(tenancy.statement_timeout_ms),
-        request_role(tenancy),
-        org,
-        tenancy.enable_hierarchy,
-        str(tenancy.lock_timeout_ms),
-    )
-    return org
+        settings.append("set_config('transaction_read_only', 'on', true)")
+    return "SELECT " + ", ".join(settings)
 
 
 def request_role(tenancy: Tenancy) -> str:
