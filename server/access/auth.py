@@ -34,6 +34,7 @@ from server.access.capabilities import (
     DOCUMENT_WRITES,
     INSTANCE_CAPABILITIES,
     has_capability,
+    missing,
 )
 from server.access.credentials import (
     API_KEY_PREFIX,
@@ -83,7 +84,7 @@ class Principal:
     def require(self, capability: str) -> None:
         """Raise `ForbiddenError` unless the caller holds `capability`."""
         if not self.can(capability):
-            raise ForbiddenError(f"not allowed: this needs the {capability} capability")
+            raise missing(capability)
 
 
 # Each refusal of `cms_authenticate` (migration 0004) has its own SQLSTATE; the messages live here.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from server.errors import InvalidInputError
+from server.errors import ForbiddenError, InvalidInputError
 
 # In their canonical order, which is also the order roles store them in.
 CAPABILITIES: tuple[str, ...] = (
@@ -98,3 +98,8 @@ def has_capability(granted: frozenset[str], capability: str) -> bool:
     if capability not in ALL_CAPABILITIES:
         raise ValueError(f"unknown capability: {capability!r}")
     return False
+
+
+def missing(capability: str) -> ForbiddenError:
+    """The refusal of an action that needs `capability`: one message wherever it is checked."""
+    return ForbiddenError(f"not allowed: this requires the '{capability}' capability")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from server.access.capabilities import DOCUMENT_WRITES
+from server.access.capabilities import DOCUMENT_WRITES, missing
 from server.db.pool import Tx
 from server.errors import ForbiddenError, InvalidInputError
 from server.model.reading import Perspective, check_perspective
@@ -31,7 +31,7 @@ class Context:
 
     def require(self, capability: str) -> None:
         if self.capabilities is not None and capability not in self.capabilities:
-            raise ForbiddenError(f"not allowed: this requires the '{capability}' capability")
+            raise missing(capability)
         if self.published_only and capability in DOCUMENT_WRITES:
             raise ForbiddenError("not allowed: this key may read published content only")
 

@@ -19,7 +19,7 @@ from strawberry.types.field import StrawberryField
 
 from server.engine.context import Context
 from server.engine.local_api import Collection, FindResult
-from server.errors import ForbiddenError, NotFoundError
+from server.errors import NotFoundError
 from server.graphql import types as static
 from server.graphql.context import RequestContext
 from server.graphql.inputs import data_json
@@ -525,8 +525,7 @@ async def delete_answer(
 
 async def require(context: RequestContext, capability: str) -> None:
     principal = await context.principal()
-    if capability not in principal.capabilities:
-        raise ForbiddenError(f"not allowed: this requires the '{capability}' capability")
+    principal.require(capability)
 
 
 def not_found(what: str) -> NotFoundError:
