@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import asyncpg
 
 from server.access.organizations import ORGANIZATION_FIELDS, Organization, organization_from_row
+from server.access.users import USER_FIELDS, User
 from server.db.pool import Tx
 from server.errors import InvalidInputError, NotFoundError
 
@@ -41,6 +42,15 @@ class Member:
     invitation_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RoleHolder:
+    """A member's role and what it allows (empty when the role is gone)."""
+
+    user_id: str
+    role: str
+    capabilities: frozenset[str]
 
 
 def _member(row: asyncpg.Record, prefix: str = "") -> Member:
@@ -197,6 +207,61 @@ class MemberStore:
             organization_id,
         )
         return [_member(row) for row in rows]
+
+    async def find_members_with_users(
+        self, tx: Tx, *, organization_id: uuid.UUID
+    ) -> list[tuple[Member, User | None]]:
+        """The organization's members with their users (None for a user who is gone), oldest
+        membership first, in one statement."""
+        rows = await tx.fetch(
+            f"""SELECT {_prefixed("m", _FIELDS)}, {_prefixed("u", USER_FIELDS)}
+                FROM cms_organization_members m LEFT JOIN users u ON u.id = m.user_id
+                WHERE m.organization_id = $1 ORDER BY m.created_at, m.user_id""",
+            organization_id,
+        )
+        return [
+            (_member(row, "m_"), User.from_row(row, "u_") if row["u_id"] is not None else None)
+            for row in rows
+        ]
+
+    async def has_member_with_email(
+        self, tx: Tx, *, organization_id: uuid.UUID, email: str
+    ) -> bool:
+        """Whether a member's user has this email (give it lower-cased)."""
+        return bool(
+            await tx.fetchval(
+                """SELECT EXISTS (SELECT 1 FROM cms_organization_members m
+                                  JOIN users u ON u.id = m.user_id
+                                  WHERE m.organization_id = $1 AND lower(u.email) = $2)""",
+                organization_id,
+                email,
+            )
+        )
+
+    async def lock_role_holders(
+        self, tx: Tx, *, organization_id: uuid.UUID, user_id: str, role: str
+    ) -> list[RoleHolder]:
+        """The member `user_id` and every holder of `role`, with their roles' capabilities,
+        locked until the transaction ends (so two concurrent changes of them take turns)."""
+        rows = await tx.fetch(
+            """SELECT m.user_id, m.role, r.capabilities
+               FROM cms_organization_members m
+               LEFT JOIN cms_organization_roles r
+                 ON r.organization_id = m.organization_id AND r.name = m.role
+               WHERE m.organization_id = $1 AND (m.role = $3 OR m.user_id = $2)
+               FOR UPDATE OF m""",
+            organization_id,
+            user_id,
+            role,
+        )
+        return [
+            RoleHolder(
+                user_id=row["user_id"],
+                role=row["role"],
+                capabilities=frozenset(row["capabilities"] or ()),
+            )
+            for row in rows
+        ]
 
     async def capabilities_for_member(
         self, tx: Tx, *, organization_id: uuid.UUID, user_id: str

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -127,6 +128,43 @@ class OrganizationStore:
             f"SELECT {_COLUMNS} FROM cms_organizations WHERE id = $1", organization_id
         )
         return organization_from_row(row) if row else None
+
+    async def find_organizations(
+        self, tx: Tx, *, organization_ids: Sequence[uuid.UUID]
+    ) -> list[Organization]:
+        """The organizations with these ids that exist, in no particular order (one statement)."""
+        rows = await tx.fetch(
+            f"SELECT {_COLUMNS} FROM cms_organizations WHERE id = ANY($1::uuid[])",
+            organization_ids,
+        )
+        return [organization_from_row(row) for row in rows]
+
+    async def find_children_in_view(
+        self, tx: Tx, *, parent_ids: Sequence[uuid.UUID], organization_id: uuid.UUID
+    ) -> list[Organization]:
+        """The children of `parent_ids` that `organization_id` sees, by name (one statement).
+
+        It sees its own subtree whole, and of each strict ancestor only the child on the line down
+        to it: siblings and their subtrees are other tenants' business.
+        """
+        # `line` is the organization and its ancestors. Below a strict ancestor only the child on
+        # the line shows; below the organization (or its descendants), all do.
+        rows = await tx.fetch(
+            f"""WITH RECURSIVE line AS (
+                  SELECT id, parent_organization_id FROM cms_organizations WHERE id = $2
+                  UNION
+                  SELECT o.id, o.parent_organization_id
+                  FROM cms_organizations o JOIN line ON o.id = line.parent_organization_id
+                )
+                SELECT {_COLUMNS} FROM cms_organizations
+                WHERE parent_organization_id = ANY($1::uuid[])
+                  AND (id IN (SELECT id FROM line)
+                       OR parent_organization_id NOT IN (SELECT id FROM line WHERE id <> $2))
+                ORDER BY name, id""",
+            parent_ids,
+            organization_id,
+        )
+        return [organization_from_row(row) for row in rows]
 
     async def find_organization_by_slug(self, tx: Tx, *, slug: str) -> Organization | None:
         """The organization a slug names, or None.

@@ -20,7 +20,8 @@ from server.errors import InvalidInputError
 
 PASSWORD_PROVIDER = "credential"  # noqa: S105 (a provider name)
 
-_COLUMNS = "id, name, email, email_verified, image, created_at, updated_at"
+USER_FIELDS = ("id", "name", "email", "email_verified", "image", "created_at", "updated_at")
+_COLUMNS = ", ".join(USER_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +35,9 @@ class User:
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> User:
-        values: dict[str, Any] = dict(row.items())
+    def from_row(cls, row: asyncpg.Record, prefix: str = "") -> User:
+        """A `User` from a row holding the user columns (optionally prefixed)."""
+        values: dict[str, Any] = {name: row[prefix + name] for name in USER_FIELDS}
         return cls(**values)
 
 

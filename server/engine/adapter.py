@@ -8,16 +8,17 @@ the reference implementation.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any, Protocol
 
 from server.access.invitations import Invitation
-from server.access.members import Member
+from server.access.members import Member, RoleHolder
 from server.access.organizations import UNSET, Organization, Unset, UserSession
 from server.access.profiles import UserProfile
 from server.access.roles import Role
+from server.access.users import User
 from server.content.documents import DocumentRow, References, Version
 from server.db.pool import Tx
 from server.model.types import SchemaType
@@ -43,6 +44,19 @@ class OrganizationAdapter(Protocol):
         self, tx: Tx, *, organization_id: uuid.UUID
     ) -> Organization | None:
         """The organization with this id, or None."""
+        ...
+
+    async def find_organizations(
+        self, tx: Tx, *, organization_ids: Sequence[uuid.UUID]
+    ) -> list[Organization]:
+        """The organizations with these ids that exist, in no particular order."""
+        ...
+
+    async def find_children_in_view(
+        self, tx: Tx, *, parent_ids: Sequence[uuid.UUID], organization_id: uuid.UUID
+    ) -> list[Organization]:
+        """The children of `parent_ids` that `organization_id` sees (its subtree whole, of each
+        ancestor only the child on the line down to it), by name."""
         ...
 
     async def find_organization_by_slug(self, tx: Tx, *, slug: str) -> Organization | None:
@@ -128,6 +142,24 @@ class OrganizationAdapter(Protocol):
         self, tx: Tx, *, organization_id: uuid.UUID
     ) -> list[Member]:
         """The organization's members."""
+        ...
+
+    async def find_members_with_users(
+        self, tx: Tx, *, organization_id: uuid.UUID
+    ) -> list[tuple[Member, User | None]]:
+        """The organization's members with their users, oldest membership first."""
+        ...
+
+    async def has_member_with_email(
+        self, tx: Tx, *, organization_id: uuid.UUID, email: str
+    ) -> bool:
+        """Whether a member's user has this (lower-cased) email."""
+        ...
+
+    async def lock_role_holders(
+        self, tx: Tx, *, organization_id: uuid.UUID, user_id: str, role: str
+    ) -> list[RoleHolder]:
+        """The member `user_id` and every holder of `role`, locked until the transaction ends."""
         ...
 
     async def capabilities_for_member(
