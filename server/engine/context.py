@@ -28,6 +28,8 @@ class Context:
     capabilities: frozenset[str] | None = None
     # API keys for public frontends may read published content only.
     published_only: bool = False
+    # The sign-in session when a signed-in user acts; None for API keys and the system.
+    session_id: str | None = None
 
     def require(self, capability: str) -> None:
         if self.capabilities is not None and capability not in self.capabilities:

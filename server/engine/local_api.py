@@ -31,6 +31,7 @@ from server.content.queries import Page, count_documents, find_document_by_id, f
 from server.content.references import resolve_references
 from server.content.singletons import empty_row, singleton_id
 from server.content.validation import document_links, validate_document
+from server.engine.access import AccessAPI
 from server.engine.context import Context, document_type, parse_id
 from server.engine.schedules import SchedulePage, SchedulesAPI
 from server.errors import (
@@ -155,6 +156,7 @@ class LocalAPI:
         self.max_page_size = max_page_size
         self.collections = Collections(self)
         self.schedules = SchedulesAPI(adapter, max_page_size=max_page_size)
+        self.access = AccessAPI(adapter)
 
     @asynccontextmanager
     async def context(
@@ -164,9 +166,11 @@ class LocalAPI:
         user_id: str | None = None,
         capabilities: frozenset[str] | None = frozenset(),
         published_only: bool = False,
+        session_id: str | None = None,
         read_only: bool = False,
     ) -> AsyncIterator[Context]:
-        """An org-scoped unit of work for a caller with `capabilities` (none by default)."""
+        """An org-scoped unit of work for a caller with `capabilities` (none by default); a
+        signed-in user's carries their `session_id`."""
         async with self.adapter.with_org_context(organization_id, read_only=read_only) as tx:
             yield Context(
                 tx=tx,
@@ -175,6 +179,7 @@ class LocalAPI:
                 user_id=user_id,
                 capabilities=capabilities,
                 published_only=published_only,
+                session_id=session_id,
             )
 
     @asynccontextmanager

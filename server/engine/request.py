@@ -118,6 +118,7 @@ class RequestUnit:
             user_id=principal.user_id,
             capabilities=principal.capabilities,
             published_only=principal.published_only,
+            session_id=principal.session_id,
         )
         return self._unit
 
