@@ -34,9 +34,13 @@ import httpx
 
 from server.db import migrate
 from server.db.embedded import start_embedded
+from server.db.pool import Database
+from server.db.rls import initialize_rls
 
 if TYPE_CHECKING:
     from server.engine.postgres import PostgresAdapter
+    from server.graphql.http import GraphQLEndpoint
+    from server.graphql.schema import BuiltSchema
     from server.services import Services
 
 
@@ -50,7 +54,21 @@ def server_url() -> str:
     if url:
         return url
     folder = Path(tempfile.mkdtemp(prefix="cms-test-"))
-    return start_embedded(folder, database="postgres", keep_running=False)
+    url = start_embedded(folder, database="postgres", keep_running=False)
+    asyncio.run(_without_durability(url))
+    return url
+
+
+async def _without_durability(url: str) -> None:
+    """A throwaway server need not survive a crash: no fsync, no full-page images after the
+    checkpoints each `CREATE DATABASE ... STRATEGY FILE_COPY` forces."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("ALTER SYSTEM SET fsync = off")
+        await conn.execute("ALTER SYSTEM SET full_page_writes = off")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
 
 
 def with_database(url: str, name: str) -> str:
@@ -102,7 +120,13 @@ def pooled_environment(url: str) -> dict[str, str]:
 
 
 class TestDatabases:
-    """Creates databases from a migrated template on one server."""
+    """Creates databases from migrated templates on one server.
+
+    Two templates are made once: one migrated, and a copy of it with Row-Level Security installed
+    as `initialize_rls()` leaves it (an API started on it only checks the policies). While a test
+    runs, the next copy of the template it used is already being made, and a dropped database goes
+    in the background: a test waits for neither.
+    """
 
     __test__ = False  # not a pytest class
 
@@ -110,49 +134,81 @@ class TestDatabases:
         self.url = url
         self.prefix = f"cmst_{uuid.uuid4().hex[:8]}"
         self.template = f"{self.prefix}_template"
+        self.rls_template = f"{self.prefix}_rls"
         self._counter = itertools.count(1)
         self._created: list[str] = []
+        # The next copy of each template, made while the current test runs.
+        self._ahead: dict[str, asyncio.Task[str]] = {}
+        self._dropping: set[asyncio.Task[None]] = set()
 
     async def _admin(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.url)
 
-    async def prepare(self) -> None:
-        """Create and migrate the template database (once per session)."""
+    async def _execute(self, sql: str) -> None:
         conn = await self._admin()
         try:
-            await conn.execute(f'CREATE DATABASE "{self.template}"')
+            await conn.execute(sql)
         finally:
             await conn.close()
+
+    async def prepare(self) -> None:
+        """Create and migrate the template database, then its copy with RLS (once per session)."""
+        await self._execute(f'CREATE DATABASE "{self.template}"')
         self._created.append(self.template)
         await asyncio.to_thread(migrate.upgrade, with_database(self.url, self.template))
-
-    async def create(self, *, empty: bool = False) -> str:
-        """A fresh database: a copy of the migrated template, or an empty one."""
-        name = f"{self.prefix}_{next(self._counter)}"
-        conn = await self._admin()
+        await self._copy(self.template, self.rls_template)
+        database = Database(with_database(self.url, self.rls_template), pool_size=1)
+        await database.connect()
         try:
-            if empty:
-                await conn.execute(f'CREATE DATABASE "{name}"')
-            else:
-                await conn.execute(
-                    f'CREATE DATABASE "{name}" TEMPLATE "{self.template}" STRATEGY FILE_COPY'
-                )
+            await initialize_rls(database)
         finally:
-            await conn.close()
-        self._created.append(name)
+            await database.disconnect()
+
+    async def create(self, *, empty: bool = False, rls: bool = False) -> str:
+        """A fresh database: a copy of the migrated template (`rls`: of the one with Row-Level
+        Security installed), or an empty one."""
+        if empty:
+            name = self._name()
+            await self._execute(f'CREATE DATABASE "{name}"')
+            self._created.append(name)
+            return with_database(self.url, name)
+        template = self.rls_template if rls else self.template
+        ahead = self._ahead.pop(template, None)
+        if ahead is not None and ahead.get_loop() is asyncio.get_running_loop():
+            name = await ahead
+        else:
+            # The first copy, or one begun on an event loop that is gone (a test loop per test):
+            # drop_all() drops whatever it made.
+            name = await self._copy(template, self._name())
+        self._ahead[template] = asyncio.create_task(self._copy(template, self._name()))
         return with_database(self.url, name)
 
+    def _name(self) -> str:
+        return f"{self.prefix}_{next(self._counter)}"
+
+    async def _copy(self, template: str, name: str) -> str:
+        self._created.append(name)
+        await self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
+        return name
+
     async def drop(self, url: str) -> None:
+        """Drop the database of `url` in the background (drop_all() waits for it)."""
         name = urlsplit(url).path.lstrip("/")
-        conn = await self._admin()
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        task = asyncio.create_task(self._drop(name))
+        self._dropping.add(task)
+        task.add_done_callback(self._dropping.discard)
+
+    async def _drop(self, name: str) -> None:
+        await self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if name in self._created:
             self._created.remove(name)
 
     async def drop_all(self) -> None:
+        running = asyncio.get_running_loop()
+        waiting = [t for t in (*self._ahead.values(), *self._dropping) if t.get_loop() is running]
+        # A failed copy or drop still leaves its name to drop below.
+        await asyncio.gather(*waiting, return_exceptions=True)
+        self._ahead.clear()
         conn = await self._admin()
         try:
             for name in reversed(self._created):
@@ -235,6 +291,26 @@ class GraphQLClient:
         return data
 
 
+# GraphQL schemas built by the APIs started so far, with their introspection setting: an API on
+# the same content model serves one of these instead of building its own.
+_SCHEMAS: list[tuple[str, BuiltSchema]] = []
+_SCHEMAS_KEPT = 8
+
+
+def _share_schema(endpoint: GraphQLEndpoint) -> None:
+    registry = endpoint.api.model.registry
+    for introspection, built in _SCHEMAS:
+        if introspection == endpoint.introspection and built.registry.same_as(registry):
+            endpoint.reuse(built)
+            return
+    try:
+        built = endpoint.current()
+    except (ValueError, TypeError):
+        return  # a model that cannot be served: its requests say so
+    _SCHEMAS.append((endpoint.introspection, built))
+    del _SCHEMAS[:-_SCHEMAS_KEPT]
+
+
 @asynccontextmanager
 async def running_api(
     url: str | None = None,
@@ -272,6 +348,7 @@ async def running_api(
     services = Services.create(settings, adapter)
     await services.start(connect=adapter is None)
     app = create_app(settings, services=services)
+    _share_schema(app.state.graphql)
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:

@@ -1,13 +1,14 @@
-"""Shared fixtures: a real PostgreSQL for every test that touches data.
+"""What only this suite needs; the databases, the adapter and the API come from the plugin.
 
-The server is DATABASE_URL when set, else an embedded PostgreSQL 18. Each test gets its own database,
-copied from a template migrated once per session.
+`server.pytest_plugin` gives every test that touches data a real PostgreSQL (DATABASE_URL when set,
+else an embedded PostgreSQL 18): its own database, copied from templates made once per session.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +21,9 @@ from server.db.pool import PooledConnection
 from server.engine.postgres import PostgresAdapter
 from server.testing import (
     GraphQLClient,
-    TestDatabases,
-    pooled_settings,
-    running_api,
-    server_url,
 )
+
+pytest_plugins = ["server.pytest_plugin"]
 
 __all__ = ["CMS", "GraphQLClient"]
 
@@ -40,43 +39,6 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     passwords.dummy_hash.cache_clear()
     yield
     passwords.dummy_hash.cache_clear()
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> str:
-    return server_url()
-
-
-@pytest.fixture(scope="session")
-async def databases(pg_url: str) -> AsyncIterator[TestDatabases]:
-    dbs = TestDatabases(pg_url)
-    await dbs.prepare()
-    yield dbs
-    await dbs.drop_all()
-
-
-@pytest.fixture
-async def db_url(databases: TestDatabases) -> AsyncIterator[str]:
-    """A fresh, migrated database (no RLS initialisation yet)."""
-    url = await databases.create()
-    yield url
-    await databases.drop(url)
-
-
-@pytest.fixture
-async def adapter(db_url: str) -> AsyncIterator[PostgresAdapter]:
-    """A connected adapter with RLS and hierarchy on: what the server runs with by default."""
-    reach = pooled_settings(db_url)
-    adapter = PostgresAdapter(
-        reach["database_url"],
-        direct_url=reach.get("database_direct_url"),
-        pool_mode=reach.get("database_pool_mode", "session"),
-        pool_size=4,
-        run_migrations=False,
-    )
-    await adapter.connect()
-    yield adapter
-    await adapter.disconnect()
 
 
 @pytest.fixture
@@ -127,16 +89,27 @@ class CMS:
 
 
 @pytest.fixture
-async def cms(adapter: PostgresAdapter) -> CMS:
+async def cms(cms_adapter: PostgresAdapter) -> CMS:
     from server.engine.local_api import LocalAPI
 
-    model = ContentModel(adapter, adapter.instance_transaction)
+    model = ContentModel(cms_adapter, cms_adapter.instance_transaction)
     await model.sync_dir(PROJECT_ROOT / "schema")
-    return CMS(adapter=adapter, model=model, api=LocalAPI(adapter, model))
+    return CMS(adapter=cms_adapter, model=model, api=LocalAPI(cms_adapter, model))
 
 
-@pytest.fixture
-async def gql(adapter: PostgresAdapter) -> AsyncIterator[GraphQLClient]:
-    """The API over httpx with an owner key of the organization `acme` (see `server.testing`)."""
-    async with running_api(adapter=adapter) as client:
-        yield client
+async def until_a_lock_wait(adapter: PostgresAdapter, *, seconds: float = 10) -> None:
+    """Return once a session on the adapter's database is waiting for a lock (a blocked statement),
+    polling on a connection of its own; fail after `seconds`."""
+    conn = await asyncpg.connect(adapter.database.direct_url)
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                waiting = await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                if waiting:
+                    return
+                await asyncio.sleep(0.005)
+    finally:
+        await conn.close()

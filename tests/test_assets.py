@@ -3,7 +3,6 @@ documents, deletes and their files, and tenant isolation."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import io
 import struct
@@ -23,7 +22,7 @@ from server.config import ConfigError, Settings
 from server.engine.assets import AssetsAPI
 from server.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from server.model.types import Registry
-from tests.conftest import CMS
+from tests.conftest import CMS, until_a_lock_wait
 
 LIMIT = 256 * 1024
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -477,7 +476,8 @@ async def test_delete_removes_the_file_after_commit(
     async with cms.api.context(org, capabilities=None) as ctx:
         deleted = await assets.delete(ctx, asset.id)
         assert deleted.id == asset.id
-        await asyncio.sleep(0.2)
+        # The clean-up has started and waits for this transaction's lock on the asset.
+        await until_a_lock_wait(cms.adapter)
         assert stored(folder) == [asset.filename]  # not before the commit
     await assets.settle()
     assert stored(folder) == []

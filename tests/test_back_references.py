@@ -52,21 +52,21 @@ def titles(page: dict[str, Any]) -> list[str]:
 
 
 async def test_referenced_by_lists_the_referencing_documents_in_the_perspective(
-    gql: GraphQLClient,
+    cms_api: GraphQLClient,
 ) -> None:
-    ada = await create(gql, "author", {"name": "Ada"})
-    await post(gql, "One", ada)
-    await post(gql, "Two", ada, publish=False)
-    await create(gql, "author", {"name": "Grace", "mentor": ada})
-    await post(gql, "Other", await create(gql, "author", {"name": "Linus"}))
+    ada = await create(cms_api, "author", {"name": "Ada"})
+    await post(cms_api, "One", ada)
+    await post(cms_api, "Two", ada, publish=False)
+    await create(cms_api, "author", {"name": "Grace", "mentor": ada})
+    await post(cms_api, "Other", await create(cms_api, "author", {"name": "Linus"}))
 
-    published = (await back(gql, ada))["referencedBy"]
+    published = (await back(cms_api, ada))["referencedBy"]
     assert sorted(titles(published)) == ["Grace", "One"]
     assert published["totalDocs"] == 2
     assert {d["__typename"] for d in published["docs"]} == {"Post", "Author"}
     assert all(d["status"] == "published" for d in published["docs"])
     # Read in the draft perspective, the default follows it: the draft-only post shows too.
-    drafts = (await back(gql, ada, p="draft"))["referencedBy"]
+    drafts = (await back(cms_api, ada, p="draft"))["referencedBy"]
     assert sorted(titles(drafts)) == ["Grace", "One", "Two"]
     # Most recently updated first; their own references are inlined as the selection reads them
     # (depth 0 by default: stubs).
@@ -75,61 +75,65 @@ async def test_referenced_by_lists_the_referencing_documents_in_the_perspective(
     assert one["author"] == {"name": None}
 
     # Pages.
-    first = (await back(gql, ada, p="draft", limit=2))["referencedBy"]
-    rest = (await back(gql, ada, p="draft", limit=2, offset=2))["referencedBy"]
+    first = (await back(cms_api, ada, p="draft", limit=2))["referencedBy"]
+    rest = (await back(cms_api, ada, p="draft", limit=2, offset=2))["referencedBy"]
     assert (first["totalDocs"], first["totalPages"], first["hasNextPage"]) == (3, 2, True)
     assert (rest["page"], rest["hasNextPage"], rest["hasPrevPage"]) == (2, False, True)
     assert titles(first) + titles(rest) == titles(drafts)
-    past = (await back(gql, ada, p="draft", limit=2, offset=5))["referencedBy"]
+    past = (await back(cms_api, ada, p="draft", limit=2, offset=5))["referencedBy"]
     assert (past["docs"], past["totalDocs"]) == ([], 3)
 
 
-async def test_a_draft_that_drops_a_reference_leaves_the_published_one(gql: GraphQLClient) -> None:
-    ada = await create(gql, "author", {"name": "Ada"})
-    bob = await create(gql, "author", {"name": "Bob"})
-    one = await post(gql, "One", ada)
-    await gql.data(
+async def test_a_draft_that_drops_a_reference_leaves_the_published_one(
+    cms_api: GraphQLClient,
+) -> None:
+    ada = await create(cms_api, "author", {"name": "Ada"})
+    bob = await create(cms_api, "author", {"name": "Bob"})
+    one = await post(cms_api, "One", ada)
+    await cms_api.data(
         'mutation($id: ID!, $a: String) { updatePost(id: $id, data: {author: {_type: "reference",'
         " _ref: $a}}) { id } }",
         {"id": one, "a": bob},
     )
-    assert titles((await back(gql, ada))["referencedBy"]) == ["One"]
-    assert titles((await back(gql, ada, bp="draft"))["referencedBy"]) == []
-    assert titles((await back(gql, bob, bp="draft"))["referencedBy"]) == ["One"]
-    assert titles((await back(gql, bob))["referencedBy"]) == []
+    assert titles((await back(cms_api, ada))["referencedBy"]) == ["One"]
+    assert titles((await back(cms_api, ada, bp="draft"))["referencedBy"]) == []
+    assert titles((await back(cms_api, bob, bp="draft"))["referencedBy"]) == ["One"]
+    assert titles((await back(cms_api, bob))["referencedBy"]) == []
 
 
-async def test_tenants_never_see_each_others_back_references(gql: GraphQLClient) -> None:
-    child = await gql.org_named("child", gql.org)
-    child_key = await gql.key_for(child)
-    other_key = await gql.key_for(await gql.org_named("other"))
-    author = await create(gql, "author", {"name": "Child's"}, key=child_key)
-    await post(gql, "By the child", author, key=child_key)
+async def test_tenants_never_see_each_others_back_references(cms_api: GraphQLClient) -> None:
+    child = await cms_api.org_named("child", cms_api.org)
+    child_key = await cms_api.key_for(child)
+    other_key = await cms_api.key_for(await cms_api.org_named("other"))
+    author = await create(cms_api, "author", {"name": "Child's"}, key=child_key)
+    await post(cms_api, "By the child", author, key=child_key)
     # The parent may read its child's documents, and so reference them.
-    await post(gql, "By the parent", author)
+    await post(cms_api, "By the parent", author)
 
-    from_child = (await back(gql, author, key=child_key))["referencedBy"]
+    from_child = (await back(cms_api, author, key=child_key))["referencedBy"]
     assert titles(from_child) == ["By the child"]
     assert from_child["totalDocs"] == 1
-    from_parent = (await back(gql, author))["referencedBy"]
+    from_parent = (await back(cms_api, author))["referencedBy"]
     assert sorted(titles(from_parent)) == ["By the child", "By the parent"]
     # Another tenant cannot read the document at all, nor ask the local API about it.
-    assert (await gql(BACK, {"id": author}, key=other_key))["data"]["author"] is None
-    api = gql.services.api
+    assert (await cms_api(BACK, {"id": author}, key=other_key))["data"]["author"] is None
+    api = cms_api.services.api
     async with api.context(
-        await gql.org_named("third"), capabilities=frozenset({"document.read"})
+        await cms_api.org_named("third"), capabilities=frozenset({"document.read"})
     ) as ctx:
         with pytest.raises(Exception) as refused:
             await api.get_back_references(ctx, author)
         assert getattr(refused.value, "code", None) == "NOT_FOUND"
 
 
-async def test_delete_and_unpublish_answers_say_which_references_break(gql: GraphQLClient) -> None:
-    ada = await create(gql, "author", {"name": "Ada"})
-    await post(gql, "Published", ada)
-    await post(gql, "Draft", ada, publish=False)
+async def test_delete_and_unpublish_answers_say_which_references_break(
+    cms_api: GraphQLClient,
+) -> None:
+    ada = await create(cms_api, "author", {"name": "Ada"})
+    await post(cms_api, "Published", ada)
+    await post(cms_api, "Draft", ada, publish=False)
 
-    unpublished = await gql.data(
+    unpublished = await cms_api.data(
         """mutation($id: ID!) { unpublishAuthor(id: $id) { status
              referencedBy(perspective: "published") { totalDocs docs { ... on Post { title } } } } }""",
         {"id": ada},
@@ -137,7 +141,7 @@ async def test_delete_and_unpublish_answers_say_which_references_break(gql: Grap
     assert unpublished["unpublishAuthor"]["status"] == "draft"
     assert titles(unpublished["unpublishAuthor"]["referencedBy"]) == ["Published"]
 
-    deleted = await gql.data(
+    deleted = await cms_api.data(
         """mutation($id: ID!) { deleteAuthor(id: $id) { success id
              referencedBy { totalDocs docs { __typename id ... on Post { title } } } } }""",
         {"id": ada},
@@ -146,17 +150,19 @@ async def test_delete_and_unpublish_answers_say_which_references_break(gql: Grap
     assert (answer["success"], answer["id"]) == (True, ada)
     assert sorted(titles(answer["referencedBy"])) == ["Draft", "Published"]
     # Those references now read as stubs.
-    left = await gql.data('{ allPost(perspective: "draft") { title author { _resolved _ref } } }')
+    left = await cms_api.data(
+        '{ allPost(perspective: "draft") { title author { _resolved _ref } } }'
+    )
     assert {p["title"]: p["author"] for p in left["allPost"]} == {
         "Published": {"_resolved": False, "_ref": ada},
         "Draft": {"_resolved": False, "_ref": ada},
     }
 
 
-async def test_referenced_by_takes_the_resolver_path(gql: GraphQLClient) -> None:
-    ada = await create(gql, "author", {"name": "Ada"})
-    await post(gql, "One", ada)
-    endpoint = gql.app.state.graphql
+async def test_referenced_by_takes_the_resolver_path(cms_api: GraphQLClient) -> None:
+    ada = await create(cms_api, "author", {"name": "Ada"})
+    await post(cms_api, "One", ada)
+    endpoint = cms_api.app.state.graphql
     planner = endpoint.current().planner
     query = "query($id: ID!) { author(id: $id) { name referencedBy { totalDocs } } }"
     fragment = (
@@ -167,27 +173,29 @@ async def test_referenced_by_takes_the_resolver_path(gql: GraphQLClient) -> None
     assert planner.plan(fragment, None) is None
     assert planner.plan("query($id: ID!) { author(id: $id) { name } }", None) is not None
     before = endpoint.compiled_served
-    data = await gql.data(query, {"id": ada})
+    data = await cms_api.data(query, {"id": ada})
     assert data["author"] == {"name": "Ada", "referencedBy": {"totalDocs": 1}}
     assert endpoint.compiled_served == before
     assert endpoint.compiled_failures == 0
 
 
-async def test_published_only_keys_read_published_back_references_only(gql: GraphQLClient) -> None:
-    ada = await create(gql, "author", {"name": "Ada"})
-    await post(gql, "One", ada)
-    await post(gql, "Two", ada, publish=False)
-    public = await gql.key_for(gql.org, published_only=True)
-    assert titles((await back(gql, ada, key=public))["referencedBy"]) == ["One"]
-    refused = await gql(BACK, {"id": ada, "bp": "draft"}, key=public)
+async def test_published_only_keys_read_published_back_references_only(
+    cms_api: GraphQLClient,
+) -> None:
+    ada = await create(cms_api, "author", {"name": "Ada"})
+    await post(cms_api, "One", ada)
+    await post(cms_api, "Two", ada, publish=False)
+    public = await cms_api.key_for(cms_api.org, published_only=True)
+    assert titles((await back(cms_api, ada, key=public))["referencedBy"]) == ["One"]
+    refused = await cms_api(BACK, {"id": ada, "bp": "draft"}, key=public)
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
-async def test_the_local_api_answers_back_references(gql: GraphQLClient) -> None:
-    ada = await create(gql, "author", {"name": "Ada"})
-    one = await post(gql, "One", ada)
-    api = gql.services.api
-    async with api.system_context(gql.org) as ctx:
+async def test_the_local_api_answers_back_references(cms_api: GraphQLClient) -> None:
+    ada = await create(cms_api, "author", {"name": "Ada"})
+    one = await post(cms_api, "One", ada)
+    api = cms_api.services.api
+    async with api.system_context(cms_api.org) as ctx:
         found = await api.get_back_references(ctx, ada, depth=1)
         assert [doc["id"] for doc in found.docs] == [one]
         assert found.docs[0]["author"]["name"] == "Ada"

@@ -62,18 +62,18 @@ def assert_one_error(result: Result, message: str) -> None:
 
 
 async def test_bootstrap_an_organization_tree_a_key_and_a_user(
-    db_url: str, adapter: PostgresAdapter
+    cms_database_url: str, cms_adapter: PostgresAdapter
 ) -> None:
-    created = await cli(db_url, "org", "create", "--name", "Acme", "--slug", "acme")
+    created = await cli(cms_database_url, "org", "create", "--name", "Acme", "--slug", "acme")
     assert created.code == 0, created
     acme = uuid.UUID(created.last)
     child = await cli(
-        db_url, "org", "create", "--name", "Acme EU", "--slug", "eu", "--parent", "acme"
+        cms_database_url, "org", "create", "--name", "Acme EU", "--slug", "eu", "--parent", "acme"
     )
     assert child.code == 0, child
     assert "under acme" in child.stdout[0]
-    async with adapter.instance_transaction() as tx:
-        eu = await adapter.find_organization_by_id(tx, organization_id=uuid.UUID(child.last))
+    async with cms_adapter.instance_transaction() as tx:
+        eu = await cms_adapter.find_organization_by_id(tx, organization_id=uuid.UUID(child.last))
     assert eu is not None
     assert (eu.slug, eu.name, eu.parent_organization_id, eu.created_by) == (
         "eu",
@@ -82,11 +82,11 @@ async def test_bootstrap_an_organization_tree_a_key_and_a_user(
         "cli",
     )
 
-    key = await cli(db_url, "apikey", "create", "--org", "acme", "--role", "editor")
+    key = await cli(cms_database_url, "apikey", "create", "--org", "acme", "--role", "editor")
     assert key.code == 0, key
     assert len(key.stdout) >= 2
     assert KEY_FORMAT.fullmatch(key.last)
-    async with adapter.instance_transaction() as tx:
+    async with cms_adapter.instance_transaction() as tx:
         principal = await authenticate(
             tx, authorization=f"Bearer {key.last}", organization_header=None
         )
@@ -95,7 +95,7 @@ async def test_bootstrap_an_organization_tree_a_key_and_a_user(
     assert str(principal.key_id) in key.stdout[0]
 
     user = await cli(
-        db_url,
+        cms_database_url,
         "user",
         "create",
         "--email",
@@ -111,9 +111,9 @@ async def test_bootstrap_an_organization_tree_a_key_and_a_user(
         password="a long enough password",
     )
     assert user.code == 0, user
-    async with adapter.instance_transaction() as tx:
-        profile = await adapter.find_user_profile(tx, user_id=user.last)
-        _, token = await adapter.sign_in(
+    async with cms_adapter.instance_transaction() as tx:
+        profile = await cms_adapter.find_user_profile(tx, user_id=user.last)
+        _, token = await cms_adapter.sign_in(
             tx, email="ada@example.com", password="a long enough password"
         )
         signed_in = await authenticate(
@@ -125,10 +125,14 @@ async def test_bootstrap_an_organization_tree_a_key_and_a_user(
     assert signed_in.capabilities == ALL_CAPABILITIES
 
 
-async def test_key_options_and_revocation(db_url: str, adapter: PostgresAdapter) -> None:
-    assert (await cli(db_url, "org", "create", "--name", "Acme", "--slug", "acme")).code == 0
+async def test_key_options_and_revocation(
+    cms_database_url: str, cms_adapter: PostgresAdapter
+) -> None:
+    assert (
+        await cli(cms_database_url, "org", "create", "--name", "Acme", "--slug", "acme")
+    ).code == 0
     created = await cli(
-        db_url,
+        cms_database_url,
         "apikey",
         "create",
         "--org",
@@ -144,19 +148,19 @@ async def test_key_options_and_revocation(db_url: str, adapter: PostgresAdapter)
     )
     assert created.code == 0, created
     secret = created.last
-    async with adapter.instance_transaction() as tx:
-        key = await adapter.find_api_key_by_secret(tx, secret=secret)
+    async with cms_adapter.instance_transaction() as tx:
+        key = await cms_adapter.find_api_key_by_secret(tx, secret=secret)
     assert key is not None
     assert key.name == "site"
     assert key.capabilities == frozenset({"document.read", "asset.upload", "asset.read"})
     assert (key.published_only, key.instance_admin) == (True, True)
     assert key.expires_at is not None
 
-    revoked = await cli(db_url, "apikey", "revoke", "--org", "acme", "--id", str(key.id))
+    revoked = await cli(cms_database_url, "apikey", "revoke", "--org", "acme", "--id", str(key.id))
     assert revoked.code == 0, revoked
-    async with adapter.instance_transaction() as tx:
-        assert await adapter.find_api_key_by_secret(tx, secret=secret) is None
-    again = await cli(db_url, "apikey", "revoke", "--org", "acme", "--id", str(key.id))
+    async with cms_adapter.instance_transaction() as tx:
+        assert await cms_adapter.find_api_key_by_secret(tx, secret=secret) is None
+    again = await cli(cms_database_url, "apikey", "revoke", "--org", "acme", "--id", str(key.id))
     assert_one_error(again, f"acme has no active API key {key.id}")
 
 
@@ -193,14 +197,14 @@ NEW_USER = "user create --email a@example.com --name A"
     ],
 )
 async def test_bad_input_is_one_error_line(
-    db_url: str, adapter: PostgresAdapter, command: str, message: str
+    cms_database_url: str, cms_adapter: PostgresAdapter, command: str, message: str
 ) -> None:
-    async with adapter.system_context() as tx:
-        await adapter.create_organization(tx, name="Acme", slug="acme", created_by="test")
-    result = await cli(db_url, *shlex.split(command))
+    async with cms_adapter.system_context() as tx:
+        await cms_adapter.create_organization(tx, name="Acme", slug="acme", created_by="test")
+    result = await cli(cms_database_url, *shlex.split(command))
     assert_one_error(result, message)
     assert result.stdout == []
-    async with adapter.instance_transaction() as tx:
+    async with cms_adapter.instance_transaction() as tx:
         # Nothing half-done is left behind: each command is one transaction.
         assert await tx.fetchval("SELECT count(*) FROM users") == 0
         assert await tx.fetchval("SELECT count(*) FROM cms_user_profiles") == 0
@@ -209,17 +213,21 @@ async def test_bad_input_is_one_error_line(
 
 
 async def test_a_user_gets_no_instance_role_unless_asked(
-    db_url: str, adapter: PostgresAdapter
+    cms_database_url: str, cms_adapter: PostgresAdapter
 ) -> None:
-    assert (await cli(db_url, "org", "create", "--name", "Acme", "--slug", "acme")).code == 0
+    assert (
+        await cli(cms_database_url, "org", "create", "--name", "Acme", "--slug", "acme")
+    ).code == 0
     member = await cli(
-        db_url, *shlex.split(f"{NEW_USER} --org acme --role viewer"), password="long-enough"
+        cms_database_url,
+        *shlex.split(f"{NEW_USER} --org acme --role viewer"),
+        password="long-enough",
     )
     assert member.code == 0, member
     assert "(viewer of acme)" in member.stdout[0]
-    async with adapter.instance_transaction() as tx:
-        assert await adapter.find_user_profile(tx, user_id=member.last) is None
-        _, token = await adapter.sign_in(tx, email="a@example.com", password="long-enough")
+    async with cms_adapter.instance_transaction() as tx:
+        assert await cms_adapter.find_user_profile(tx, user_id=member.last) is None
+        _, token = await cms_adapter.sign_in(tx, email="a@example.com", password="long-enough")
         signed_in = await authenticate(
             tx, authorization=f"Bearer {token}", organization_header=None
         )
@@ -228,13 +236,13 @@ async def test_a_user_gets_no_instance_role_unless_asked(
     assert not signed_in.instance_admin
 
     editor = await cli(
-        db_url,
+        cms_database_url,
         *shlex.split("user create --email b@example.com --name B --instance-role editor"),
         password="long-enough",
     )
     assert editor.code == 0, editor
     assert "(instance role editor)" in editor.stdout[0]
-    async with adapter.instance_transaction() as tx:
-        profile = await adapter.find_user_profile(tx, user_id=editor.last)
+    async with cms_adapter.instance_transaction() as tx:
+        profile = await cms_adapter.find_user_profile(tx, user_id=editor.last)
     assert profile is not None
     assert profile.role == "editor"

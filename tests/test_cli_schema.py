@@ -56,9 +56,9 @@ def test_schema_print_reads_the_schema_dir_without_a_database(
 
 
 async def test_schema_print_database_adds_types_registered_at_run_time(
-    db_url: str, adapter: PostgresAdapter, tmp_path: Path
+    cms_database_url: str, cms_adapter: PostgresAdapter, tmp_path: Path
 ) -> None:
-    env = server_env(tmp_path, **pooled_environment(db_url))
+    env = server_env(tmp_path, **pooled_environment(cms_database_url))
     from_dir = tmp_path / "from-dir.graphql"
     assert schema_print(env, "-o", str(from_dir)).returncode == 0
     served = tmp_path / "served.graphql"
@@ -70,8 +70,8 @@ async def test_schema_print_database_adds_types_registered_at_run_time(
     assert "type Post implements Document {" in sdl
     assert "input AuthorReferenceFilter {" in sdl
 
-    async with adapter.instance_transaction() as tx:
-        await adapter.register_schema_type(tx, schema_type=parse_schema_type(NOTE))
+    async with cms_adapter.instance_transaction() as tx:
+        await cms_adapter.register_schema_type(tx, schema_type=parse_schema_type(NOTE))
     again = schema_print(env, "--database")
     assert again.returncode == 0, again.stderr
     assert "type Note implements Document {" in again.stdout

@@ -30,9 +30,11 @@ async def create(client: httpx.AsyncClient, mutation: str, data: dict[str, str])
     return created
 
 
-async def test_client_caches_keep_stubs_apart_from_documents(db_url: str, tmp_path: Path) -> None:
+async def test_client_caches_keep_stubs_apart_from_documents(
+    cms_database_url: str, tmp_path: Path
+) -> None:
     node = require_node_packages(CACHES_DIR, "@apollo/client")
-    env = server_env(tmp_path, **pooled_environment(db_url))
+    env = server_env(tmp_path, **pooled_environment(cms_database_url))
     key = await owner_key(env, "caches")
     headers = {"Authorization": f"Bearer {key}"}
     serve = (sys.executable, "-m", "server", "serve")

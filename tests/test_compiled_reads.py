@@ -168,31 +168,31 @@ async def _stored(gql: GraphQLClient, document_id: str, data: dict[str, Any]) ->
 
 
 @pytest.fixture
-async def corpus(gql: GraphQLClient) -> Corpus:
+async def corpus(cms_api: GraphQLClient) -> Corpus:
     # Menus are saved while every reference takes every type; the fixture then narrows `to`.
-    async with gql.services.adapter.instance_transaction() as tx:
-        await gql.services.model.register(tx, widened(TEASER))
-    async with gql.services.adapter.instance_transaction() as tx:
-        await gql.services.model.register(tx, widened(MENU))
-    acme = gql.org
-    child = await gql.org_named("child", acme)
-    grandchild = await gql.org_named("grandchild", child)
-    sibling = await gql.org_named("sibling", acme)
-    other = await gql.org_named("other")
+    async with cms_api.services.adapter.instance_transaction() as tx:
+        await cms_api.services.model.register(tx, widened(TEASER))
+    async with cms_api.services.adapter.instance_transaction() as tx:
+        await cms_api.services.model.register(tx, widened(MENU))
+    acme = cms_api.org
+    child = await cms_api.org_named("child", acme)
+    grandchild = await cms_api.org_named("grandchild", child)
+    sibling = await cms_api.org_named("sibling", acme)
+    other = await cms_api.org_named("other")
     keys = {
-        "acme": gql.key,
-        "child": await gql.key_for(child),
-        "other": await gql.key_for(other),
+        "acme": cms_api.key,
+        "child": await cms_api.key_for(child),
+        "other": await cms_api.key_for(other),
     }
     orgs = {"acme": acme, "child": child, "grandchild": grandchild, "sibling": sibling}
-    c = Corpus(gql=gql, keys=keys, orgs={**orgs, "other": other})
+    c = Corpus(gql=cms_api, keys=keys, orgs={**orgs, "other": other})
     ids = c.ids
 
     def add(type_name: str, document_id: str) -> str:
         ids.setdefault(type_name, []).append(document_id)
         return document_id
 
-    async with gql.services.adapter.system_context(acme) as tx:
+    async with cms_api.services.adapter.system_context(acme) as tx:
         asset = await tx.fetchval(
             "INSERT INTO cms_assets (organization_id, asset_type, filename, original_filename,"
             " mime_type, size, url, path, width, height, title, metadata)"
@@ -208,15 +208,15 @@ async def corpus(gql: GraphQLClient) -> Corpus:
     for n in range(6):
         data = {"name": f"Author {n}", "mentor": ref(authors[mentors[n]]), "avatar": image}
         draft = {"name": f"Author {n} (draft)"} if n == 5 else None
-        async with gql.services.api.system_context(acme) as ctx:
-            await gql.services.api.collections.author.create(
+        async with cms_api.services.api.system_context(acme) as ctx:
+            await cms_api.services.api.collections.author.create(
                 ctx, data, id=uuid.UUID(authors[n]), publish=True
             )
             if draft:
-                await gql.services.api.collections.author.update(ctx, authors[n], draft)
+                await cms_api.services.api.collections.author.update(ctx, authors[n], draft)
         add("author", authors[n])
-    async with gql.services.api.system_context(acme) as ctx:
-        await gql.services.api.collections.author.create(
+    async with cms_api.services.api.system_context(acme) as ctx:
+        await cms_api.services.api.collections.author.create(
             ctx,
             {"name": "Draft author", "mentor": ref(authors[0])},
             id=uuid.UUID(authors[6]),
@@ -224,26 +224,41 @@ async def corpus(gql: GraphQLClient) -> Corpus:
     add("author", authors[6])
     missing = str(uuid.uuid4())
 
-    c0 = add("category", await _create(gql, acme, "category", {"title": "Root"}))
-    c1 = add("category", await _create(gql, acme, "category", {"title": "C1", "parent": ref(c0)}))
-    c2 = add("category", await _create(gql, acme, "category", {"title": "C2", "parent": ref(c1)}))
-    odd = add("category", await _create(gql, acme, "category", {"title": "Odd"}))
-    await _stored(gql, odd, {"parent": ref(authors[0])})
-    add("category", await _create(gql, acme, "category", {"title": "Lost", "parent": ref(missing)}))
+    c0 = add("category", await _create(cms_api, acme, "category", {"title": "Root"}))
+    c1 = add(
+        "category", await _create(cms_api, acme, "category", {"title": "C1", "parent": ref(c0)})
+    )
+    c2 = add(
+        "category", await _create(cms_api, acme, "category", {"title": "C2", "parent": ref(c1)})
+    )
+    odd = add("category", await _create(cms_api, acme, "category", {"title": "Odd"}))
+    await _stored(cms_api, odd, {"parent": ref(authors[0])})
+    add(
+        "category",
+        await _create(cms_api, acme, "category", {"title": "Lost", "parent": ref(missing)}),
+    )
 
     child_author = add(
-        "author", await _create(gql, child, "author", {"name": "Child", "mentor": ref(authors[0])})
+        "author",
+        await _create(cms_api, child, "author", {"name": "Child", "mentor": ref(authors[0])}),
     )
     child_category = add(
-        "category", await _create(gql, child, "category", {"title": "Child", "parent": ref(c0)})
+        "category", await _create(cms_api, child, "category", {"title": "Child", "parent": ref(c0)})
     )
     add(
         "author",
-        await _create(gql, grandchild, "author", {"name": "Grand", "mentor": ref(child_author)}),
+        await _create(
+            cms_api, grandchild, "author", {"name": "Grand", "mentor": ref(child_author)}
+        ),
     )
-    add("author", await _create(gql, sibling, "author", {"name": "Sibling"}))
-    other_post = add("post", await _create(gql, other, "post", {"title": "Other", "slug": "other"}))
-    add("author", await _create(gql, other, "author", {"name": "Other", "mentor": ref(authors[0])}))
+    add("author", await _create(cms_api, sibling, "author", {"name": "Sibling"}))
+    other_post = add(
+        "post", await _create(cms_api, other, "post", {"title": "Other", "slug": "other"})
+    )
+    add(
+        "author",
+        await _create(cms_api, other, "author", {"name": "Other", "mentor": ref(authors[0])}),
+    )
 
     posts = [str(uuid.uuid4()) for _ in range(7)]
     base = {
@@ -291,16 +306,16 @@ async def corpus(gql: GraphQLClient) -> Corpus:
     ]
     for n, spec in enumerate(specs):
         data = {**base, **spec, "slug": f"p{n}", "views": spec.get("views", 10 * n)}
-        async with gql.services.api.system_context(acme) as ctx:
-            collection = gql.services.api.collections.post
+        async with cms_api.services.api.system_context(acme) as ctx:
+            collection = cms_api.services.api.collections.post
             await collection.create(ctx, data, id=uuid.UUID(posts[n]), publish=n != 2)
             if n in (3, 5):
                 await collection.update(ctx, posts[n], {"title": f"{spec['title']} (draft)"})
         add("post", posts[n])
     zero_categories = [ref(c2, "k1"), ref(authors[3], "k2"), ref(missing, "k3")]
-    await _stored(gql, posts[0], {"categories": [*zero_categories, ref(child_category, "k4")]})
+    await _stored(cms_api, posts[0], {"categories": [*zero_categories, ref(child_category, "k4")]})
     await _raw(
-        gql,
+        cms_api,
         posts[4],
         "published_data",
         {
@@ -317,7 +332,7 @@ async def corpus(gql: GraphQLClient) -> Corpus:
         },
     )
     await _raw(
-        gql,
+        cms_api,
         posts[5],
         "published_data",
         {
@@ -331,7 +346,7 @@ async def corpus(gql: GraphQLClient) -> Corpus:
         },
     )
     await _raw(
-        gql,
+        cms_api,
         posts[6],
         "published_data",
         {
@@ -348,7 +363,7 @@ async def corpus(gql: GraphQLClient) -> Corpus:
     add(
         "post",
         await _create(
-            gql,
+            cms_api,
             child,
             "post",
             {
@@ -363,7 +378,7 @@ async def corpus(gql: GraphQLClient) -> Corpus:
     page = add(
         "page",
         await _create(
-            gql,
+            cms_api,
             acme,
             "page",
             {
@@ -378,7 +393,7 @@ async def corpus(gql: GraphQLClient) -> Corpus:
         ),
     )
     await _raw(
-        gql,
+        cms_api,
         page,
         "published_data",
         {
@@ -393,16 +408,16 @@ async def corpus(gql: GraphQLClient) -> Corpus:
     )
     # The singleton: published with a newer draft in acme, a draft only in the child (pointing at
     # acme's page, which the child cannot read), never saved in the other organizations.
-    settings = gql.services.api.collections.siteSettings
+    settings = cms_api.services.api.collections.siteSettings
     nav = [ref(page, "n1"), ref(missing, "n2"), ref(child_author, "n3")]
-    async with gql.services.api.system_context(acme) as ctx:
+    async with cms_api.services.api.system_context(acme) as ctx:
         await settings.create(
             ctx,
             {"siteName": "Acme", "mainNav": nav[:2], "logo": image, "footerText": "F"},
             publish=True,
         )
         await settings.update(ctx, settings.singleton_id(ctx), {"siteName": "Acme (draft)"})
-    async with gql.services.api.system_context(child) as ctx:
+    async with cms_api.services.api.system_context(child) as ctx:
         await settings.create(ctx, {"siteName": "Child", "mainNav": [ref(page, "n1")]})
     block = {
         "_type": "block",
@@ -456,7 +471,7 @@ async def corpus(gql: GraphQLClient) -> Corpus:
         add(
             "menu",
             await _create(
-                gql,
+                cms_api,
                 acme,
                 "menu",
                 {
@@ -471,10 +486,10 @@ async def corpus(gql: GraphQLClient) -> Corpus:
                 },
             ),
         )
-    async with gql.services.adapter.instance_transaction() as tx:
-        await gql.services.model.register(tx, TEASER)
-    async with gql.services.adapter.instance_transaction() as tx:
-        await gql.services.model.register(tx, MENU)
+    async with cms_api.services.adapter.instance_transaction() as tx:
+        await cms_api.services.model.register(tx, TEASER)
+    async with cms_api.services.adapter.instance_transaction() as tx:
+        await cms_api.services.model.register(tx, MENU)
     return c
 
 

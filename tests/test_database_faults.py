@@ -99,8 +99,10 @@ async def sent_while_ending(
 
 
 @pytest.mark.parametrize("query", [COMPILED, RESOLVED], ids=["compiled", "resolvers"])
-async def test_a_connection_killed_at_the_opening_is_replaced_once(db_url: str, query: str) -> None:
-    async with api(db_url) as (gql, admin):
+async def test_a_connection_killed_at_the_opening_is_replaced_once(
+    cms_database_url: str, query: str
+) -> None:
+    async with api(cms_database_url) as (gql, admin):
         # The opening checks the key: with its table locked, the opening waits, on a backend
         # that is then ended before it has done anything. The second attempt waits on a fresh one.
         response = await sent_while_ending(
@@ -113,8 +115,10 @@ async def test_a_connection_killed_at_the_opening_is_replaced_once(db_url: str, 
 
 
 @pytest.mark.parametrize("query", [COMPILED, RESOLVED], ids=["compiled", "resolvers"])
-async def test_a_second_lost_connection_is_service_unavailable(db_url: str, query: str) -> None:
-    async with api(db_url) as (gql, admin):
+async def test_a_second_lost_connection_is_service_unavailable(
+    cms_database_url: str, query: str
+) -> None:
+    async with api(cms_database_url) as (gql, admin):
         response = await sent_while_ending(gql, admin, query, locked="api_keys", deaths=2)
         assert (response.status_code, code(response)) == (503, "SERVICE_UNAVAILABLE")
         assert response.headers["Retry-After"] == "2"
@@ -122,8 +126,10 @@ async def test_a_second_lost_connection_is_service_unavailable(db_url: str, quer
         assert (await gql.data(query)) is not None
 
 
-async def test_a_connection_lost_after_the_opening_is_service_unavailable(db_url: str) -> None:
-    async with api(db_url) as (gql, admin):
+async def test_a_connection_lost_after_the_opening_is_service_unavailable(
+    cms_database_url: str,
+) -> None:
+    async with api(cms_database_url) as (gql, admin):
         # The opening is done; the content statement waits for the lock when its backend ends.
         response = await sent_while_ending(
             gql, admin, RESOLVED_CONTENT, locked="cms_documents", deaths=1
@@ -132,8 +138,8 @@ async def test_a_connection_lost_after_the_opening_is_service_unavailable(db_url
         assert response.headers["Retry-After"] == "2"
 
 
-async def test_a_compiled_read_lost_midway_is_read_again_once(db_url: str) -> None:
-    async with api(db_url) as (gql, admin):
+async def test_a_compiled_read_lost_midway_is_read_again_once(cms_database_url: str) -> None:
+    async with api(cms_database_url) as (gql, admin):
         # The read is its own read-only transaction, opening included: nothing of it remains
         # once its backend ends, so it runs once more on a fresh connection.
         response = await sent_while_ending(gql, admin, COMPILED, locked="cms_documents", deaths=1)
@@ -144,8 +150,8 @@ async def test_a_compiled_read_lost_midway_is_read_again_once(db_url: str) -> No
 
 
 @pytest.mark.parametrize("query", [COMPILED, '{ documents(type: "post") { totalDocs } }'])
-async def test_a_lock_wait_ends_at_the_lock_timeout(db_url: str, query: str) -> None:
-    async with api(db_url, lock_timeout_ms=100) as (gql, admin):
+async def test_a_lock_wait_ends_at_the_lock_timeout(cms_database_url: str, query: str) -> None:
+    async with api(cms_database_url, lock_timeout_ms=100) as (gql, admin):
         async with admin.transaction():
             await admin.execute("LOCK TABLE cms_documents IN ACCESS EXCLUSIVE MODE")
             async with asyncio.timeout(GUARD_SECONDS):
@@ -154,8 +160,8 @@ async def test_a_lock_wait_ends_at_the_lock_timeout(db_url: str, query: str) -> 
         assert "lock timeout" in response.json()["errors"][0]["message"]
 
 
-async def test_waiting_for_a_pooled_connection_is_bounded(db_url: str) -> None:
-    async with api(db_url, acquire_timeout=0.2) as (gql, _):
+async def test_waiting_for_a_pooled_connection_is_bounded(cms_database_url: str) -> None:
+    async with api(cms_database_url, acquire_timeout=0.2) as (gql, _):
         database = gql.services.adapter.database
         healthz = await gql.client.get("/healthz")
         assert (healthz.status_code, healthz.json()) == (200, {"status": "ok"})

@@ -42,9 +42,9 @@ query($id: ID!) { webhook(id: $id) { deliveries {
 
 
 @pytest.fixture
-async def api(db_url: str) -> AsyncIterator[GraphQLClient]:
+async def api(cms_database_url: str) -> AsyncIterator[GraphQLClient]:
     async with running_api(
-        db_url, webhook_allowed_hosts=("*", "127.0.0.1"), webhook_retry_base=0.05
+        cms_database_url, webhook_allowed_hosts=("*", "127.0.0.1"), webhook_retry_base=0.05
     ) as client:
         yield client
 
@@ -108,16 +108,16 @@ async def test_automatic_persisted_queries_over_get(api: GraphQLClient) -> None:
     assert bad.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
 
-async def test_persisted_queries_off(db_url: str) -> None:
-    async with running_api(db_url, persisted_queries="off") as api:
+async def test_persisted_queries_off(cms_database_url: str) -> None:
+    async with running_api(cms_database_url, persisted_queries="off") as api:
         extensions = {"persistedQuery": {"version": 1, "sha256Hash": _sha(ALL_POSTS)}}
         response = await _get(api, {"query": ALL_POSTS, "extensions": extensions}, api.key)
         code = response.json()["errors"][0]["extensions"]["code"]
         assert code == "PERSISTED_QUERY_NOT_SUPPORTED"
 
 
-async def test_trusted_documents(db_url: str) -> None:
-    async with running_api(db_url, persisted_queries="trusted") as api:
+async def test_trusted_documents(cms_database_url: str) -> None:
+    async with running_api(cms_database_url, persisted_queries="trusted") as api:
         refused = await api(ALL_POSTS)
         assert refused["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_TRUSTED"
         assert "data" not in refused
@@ -199,8 +199,8 @@ async def test_drafts_and_private_keys_are_not_stored(api: GraphQLClient) -> Non
     assert owner.headers["etag"]
 
 
-async def test_the_resolver_path_is_never_cacheable(db_url: str) -> None:
-    async with running_api(db_url, compiled_reads=False) as api:
+async def test_the_resolver_path_is_never_cacheable(cms_database_url: str) -> None:
+    async with running_api(cms_database_url, compiled_reads=False) as api:
         _, post_id = await _author_and_post(api)
         public_key = await api.key_for(api.org, role="viewer", published_only=True)
         response = await _get(api, {"query": POST_BY_ID, "variables": {"id": post_id}}, public_key)
@@ -210,8 +210,8 @@ async def test_the_resolver_path_is_never_cacheable(db_url: str) -> None:
         assert api.app.state.graphql.compiled_served == 0
 
 
-async def test_too_many_ids_give_type_keys(db_url: str) -> None:
-    async with running_api(db_url, surrogate_keys_max=1) as api:
+async def test_too_many_ids_give_type_keys(cms_database_url: str) -> None:
+    async with running_api(cms_database_url, surrogate_keys_max=1) as api:
         _, post_id = await _author_and_post(api)
         public_key = await api.key_for(api.org, role="viewer", published_only=True)
         response = await _get(api, {"query": POST_BY_ID, "variables": {"id": post_id}}, public_key)
@@ -330,8 +330,8 @@ async def test_webhooks_refuse_bad_urls_and_events(
     assert error["extensions"].get("path", path) == path
 
 
-async def test_private_addresses_are_refused_unless_allowed(db_url: str) -> None:
-    async with running_api(db_url) as api:  # WEBHOOK_ALLOWED_HOSTS=*: public hosts only
+async def test_private_addresses_are_refused_unless_allowed(cms_database_url: str) -> None:
+    async with running_api(cms_database_url) as api:  # WEBHOOK_ALLOWED_HOSTS=*: public hosts only
         for url in ("http://127.0.0.1:1/", "http://localhost:1/", "http://[::1]:1/"):
             refused = await api(CREATE_WEBHOOK, {"url": url, "events": ["document.published"]})
             assert "not allowed" in refused["errors"][0]["message"]
@@ -381,9 +381,11 @@ async def test_deliveries_are_signed_retried_and_in_order(
     assert all(d["deliveredAt"] and d["nextAttemptAt"] is None for d in log)
 
 
-async def test_deliveries_give_up_after_the_last_attempt(db_url: str, receiver: Receiver) -> None:
+async def test_deliveries_give_up_after_the_last_attempt(
+    cms_database_url: str, receiver: Receiver
+) -> None:
     async with running_api(
-        db_url,
+        cms_database_url,
         webhook_allowed_hosts=("127.0.0.1",),
         webhook_retry_base=0.01,
         webhook_max_attempts=2,
@@ -465,7 +467,7 @@ async def test_allowed_hosts_by_name_and_network() -> None:
 
 
 async def test_register_persisted_queries_from_the_command_line(
-    db_url: str, tmp_path: Path
+    cms_database_url: str, tmp_path: Path
 ) -> None:
     folder = tmp_path / "queries"
     folder.mkdir()
@@ -481,7 +483,7 @@ async def test_register_persisted_queries_from_the_command_line(
             }
         )
     )
-    env = {**os.environ, **pooled_environment(db_url)}
+    env = {**os.environ, **pooled_environment(cms_database_url)}
     assert await cli(env, "persisted-queries", "register", str(folder)) == _sha(ALL_POSTS)
     assert await cli(env, "persisted-queries", "register", str(manifest)) == _sha(other)
     manifest.write_text(json.dumps({"0" * 64: other}))
@@ -490,7 +492,7 @@ async def test_register_persisted_queries_from_the_command_line(
     )
     assert code == 1
     assert "is not the SHA-256" in out
-    async with running_api(db_url, persisted_queries="trusted") as api:
+    async with running_api(cms_database_url, persisted_queries="trusted") as api:
         assert await api.data(ALL_POSTS) == {"allPost": []}
         assert (await api.data(other))["me"]["kind"] == "apiKey"
 
@@ -513,7 +515,8 @@ async def test_two_workers_send_each_delivery_once(api: GraphQLClient, receiver:
     for _ in range(5):
         await asyncio.gather(mine.run_once(), other.run_once(), mine.run_once(), other.run_once())
     received = await receiver.wait_for(6)
-    await asyncio.sleep(0.2)
+    # Every send above was awaited, and neither worker finds anything left to do.
+    assert await asyncio.gather(mine.run_once(), other.run_once()) == [False, False]
     assert len(receiver.received) == 6
     ids = {r.headers["webhook-id"] for r in received}
     assert len(ids) == 6

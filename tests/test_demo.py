@@ -27,9 +27,9 @@ DEMO_URL = "http://127.0.0.1:8000"
 
 
 @pytest.fixture
-async def services(adapter: PostgresAdapter, tmp_path: Path) -> AsyncIterator[Services]:
-    settings = Settings(database_url=adapter.database.url, data_dir=tmp_path, demo_url=DEMO_URL)
-    services = Services.create(settings, adapter)
+async def services(cms_adapter: PostgresAdapter, tmp_path: Path) -> AsyncIterator[Services]:
+    settings = Settings(database_url=cms_adapter.database.url, data_dir=tmp_path, demo_url=DEMO_URL)
+    services = Services.create(settings, cms_adapter)
     await services.start(connect=False)
     yield services
     await services.model.close()
@@ -196,10 +196,10 @@ async def test_without_the_demo_flag_nothing_is_seeded(services: Services) -> No
 
 
 async def test_serve_with_a_database_url_seeds_nothing_and_shows_no_key(
-    db_url: str, tmp_path: Path
+    cms_database_url: str, tmp_path: Path
 ) -> None:
     # Even a DEMO_URL left in the environment is ignored once a database is configured.
-    env = server_env(tmp_path, **pooled_environment(db_url), DEMO_URL=DEMO_URL)
+    env = server_env(tmp_path, **pooled_environment(cms_database_url), DEMO_URL=DEMO_URL)
     serve = (sys.executable, "-m", "server", "serve")
     async with live_server(env, serve) as server, httpx.AsyncClient(base_url=server.url) as client:
         page = await client.get("/graphql", headers=BROWSER)
@@ -210,7 +210,7 @@ async def test_serve_with_a_database_url_seeds_nothing_and_shows_no_key(
     assert anonymous.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert not (tmp_path / KEY_FILE).exists()
     assert "GraphiQL" not in server.output.text
-    adapter = PostgresAdapter(db_url, pool_size=1, run_migrations=False)
+    adapter = PostgresAdapter(cms_database_url, pool_size=1, run_migrations=False)
     await adapter.database.connect()
     try:
         async with adapter.system_context() as tx:

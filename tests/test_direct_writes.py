@@ -168,37 +168,37 @@ async def _state(gql: GraphQLClient, id: str) -> Any:
 
 @pytest.mark.parametrize(("query", "variables", "direct"), CASES)
 async def test_a_direct_write_answers_as_the_resolvers_do(
-    gql: GraphQLClient, query: str, variables: Any, direct: bool
+    cms_api: GraphQLClient, query: str, variables: Any, direct: bool
 ) -> None:
-    endpoint = gql.app.state.graphql
+    endpoint = cms_api.app.state.graphql
     responses = []
-    for on, key in zip((True, False), await _twin_keys(gql), strict=True):
-        id, revision = await _twin(gql, key)
+    for on, key in zip((True, False), await _twin_keys(cms_api), strict=True):
+        id, revision = await _twin(cms_api, key)
         endpoint.direct_writes = on
         served = endpoint.direct_served
         try:
-            response = await gql.post(query, variables(id, revision), key=key)
+            response = await cms_api.post(query, variables(id, revision), key=key)
         finally:
             endpoint.direct_writes = True
         assert endpoint.direct_served == served + (1 if on and direct else 0), query
         body = ISO.sub(b'"<time>"', response.content.replace(id.encode(), b"<id>"))
-        responses.append((response.status_code, body, await _state(gql, id)))
+        responses.append((response.status_code, body, await _state(cms_api, id)))
     assert endpoint.direct_failures == 0
     assert responses[0][:2] == responses[1][:2]
     # The same write: the same stored document and history, whichever path made it.
     assert responses[0][2] == responses[1][2]
 
 
-async def test_a_refused_direct_write_changes_nothing(gql: GraphQLClient) -> None:
+async def test_a_refused_direct_write_changes_nothing(cms_api: GraphQLClient) -> None:
     """A caller without the capability: the resolver path refuses it, and nothing was written."""
-    id, revision = await _twin(gql, gql.key)
-    viewer = await gql.key_for(gql.org, role="viewer")
-    served = gql.app.state.graphql.direct_served
-    payload = await gql(
+    id, revision = await _twin(cms_api, cms_api.key)
+    viewer = await cms_api.key_for(cms_api.org, role="viewer")
+    served = cms_api.app.state.graphql.direct_served
+    payload = await cms_api(
         "mutation($id: ID!) { updatePost(id: $id, data: {views: 100}) { id revision } }",
         {"id": id},
         key=viewer,
     )
     assert payload["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    assert gql.app.state.graphql.direct_served == served
-    assert (await _state(gql, id))[1] == revision
+    assert cms_api.app.state.graphql.direct_served == served
+    assert (await _state(cms_api, id))[1] == revision

@@ -39,31 +39,31 @@ def refusal(result: dict[str, Any]) -> dict[str, Any]:
     ],
 )
 async def test_a_system_key_that_is_not_a_string_is_bad_input(
-    gql: GraphQLClient, data: dict[str, Any], field: str
+    cms_api: GraphQLClient, data: dict[str, Any], field: str
 ) -> None:
-    doc = await post(gql, "P", publish=False)
-    extensions = refusal(await gql(UPDATE_POST, {"id": doc, "data": data}))
+    doc = await post(cms_api, "P", publish=False)
+    extensions = refusal(await cms_api(UPDATE_POST, {"id": doc, "data": data}))
     assert extensions["code"] == "BAD_USER_INPUT"
     assert extensions["field"] == field
     assert [e["path"] for e in extensions["errors"]] == [field]
-    created = await gql(
+    created = await cms_api(
         'mutation($body: JSON) { createPost(data: {title: "P", body: $body}) { id } }',
         {"body": data.get("body")},
     )
     if "body" in data:
         assert refusal(created)["field"] == field
-    after = await gql.data(DRAFT, {"id": doc})
+    after = await cms_api.data(DRAFT, {"id": doc})
     assert after["post"]["_raw"]["_meta"]["revision"] == 1
 
 
 @pytest.mark.parametrize("key", ["_ref", "_id", "_type", "_meta", "_key", "_anything"])
-async def test_a_system_key_at_the_top_level_is_refused(gql: GraphQLClient, key: str) -> None:
-    target = await post(gql, "Target")
-    doc = await post(gql, "D", publish=False)
-    extensions = refusal(await gql(UPDATE_POST, {"id": doc, "data": {key: target}}))
+async def test_a_system_key_at_the_top_level_is_refused(cms_api: GraphQLClient, key: str) -> None:
+    target = await post(cms_api, "Target")
+    doc = await post(cms_api, "D", publish=False)
+    extensions = refusal(await cms_api(UPDATE_POST, {"id": doc, "data": {key: target}}))
     assert extensions["code"] == "BAD_USER_INPUT"
     assert extensions["field"] == key
-    read = await gql.data(DRAFT, {"id": doc})
+    read = await cms_api.data(DRAFT, {"id": doc})
     assert read["post"]["id"] == doc
     assert read["post"]["title"] == "D"
     assert key not in read["post"]["_raw"] or key == "_meta"
@@ -74,10 +74,10 @@ async def test_a_system_key_at_the_top_level_is_refused(gql: GraphQLClient, key:
 CREATE_CATEGORY = 'mutation { createCategory(data: {title: "Cat"}, publish: true) { id } }'
 
 
-async def test_a_reference_to_a_document_of_another_type_is_refused(gql: GraphQLClient) -> None:
-    category = (await gql.data(CREATE_CATEGORY))["createCategory"]["id"]
-    ada = await author(gql, "Ada")
-    created = await gql(
+async def test_a_reference_to_a_document_of_another_type_is_refused(cms_api: GraphQLClient) -> None:
+    category = (await cms_api.data(CREATE_CATEGORY))["createCategory"]["id"]
+    ada = await author(cms_api, "Ada")
+    created = await cms_api(
         'mutation($a: ID, $c: [ID!]) { createPost(data: {title: "x", author: $a,'
         " categories: $c}) { id } }",
         {"a": category, "c": [category]},
@@ -88,7 +88,7 @@ async def test_a_reference_to_a_document_of_another_type_is_refused(gql: GraphQL
     assert [(e["path"], e["rule"]) for e in extensions["errors"]] == [("author", "reference")]
     assert "category" in extensions["errors"][0]["message"]
 
-    doc = await post(gql, "P", author=ada, categories=[category])
+    doc = await post(cms_api, "P", author=ada, categories=[category])
     for data, field in [
         ({"author": {"_type": "reference", "_ref": category}}, "author"),
         ({"categories": [{"_type": "reference", "_ref": ada, "_key": "k"}]}, "categories[0]"),
@@ -102,9 +102,9 @@ async def test_a_reference_to_a_document_of_another_type_is_refused(gql: GraphQL
             "related[1]",
         ),
     ]:
-        extensions = refusal(await gql(UPDATE_POST, {"id": doc, "data": data}))
+        extensions = refusal(await cms_api(UPDATE_POST, {"id": doc, "data": data}))
         assert (extensions["code"], extensions["field"]) == ("BAD_USER_INPUT", field)
-    read = await gql.data(
+    read = await cms_api.data(
         'query($id: ID!) { post(id: $id, perspective: "draft") { revision author { name }'
         " categories { title } } }",
         {"id": doc},
@@ -117,14 +117,14 @@ async def test_a_reference_to_a_document_of_another_type_is_refused(gql: GraphQL
 
 
 async def test_a_reference_to_an_unreadable_or_missing_document_is_kept(
-    gql: GraphQLClient,
+    cms_api: GraphQLClient,
 ) -> None:
-    other = await gql.org_named("other")
-    other_key = await gql.key_for(other)
-    hidden = (await gql.data(CREATE_CATEGORY, key=other_key))["createCategory"]["id"]
+    other = await cms_api.org_named("other")
+    other_key = await cms_api.key_for(other)
+    hidden = (await cms_api.data(CREATE_CATEGORY, key=other_key))["createCategory"]["id"]
     missing = "4b1f1f3c-0000-4000-8000-000000000000"
-    doc = await post(gql, "P", author=hidden, categories=[missing])
-    read = await gql.data(
+    doc = await post(cms_api, "P", author=hidden, categories=[missing])
+    read = await cms_api.data(
         "query($id: ID!) { post(id: $id) {"
         " author { _ref _resolved } categories { _ref _resolved } } }",
         {"id": doc},
@@ -148,36 +148,36 @@ async def events(gql: GraphQLClient, doc: str) -> list[tuple[int, str, int | Non
     return [(v["versionNumber"], v["eventType"], v["restoredFrom"]) for v in versions]
 
 
-async def test_a_restore_is_recorded_as_a_restore_of_its_version(gql: GraphQLClient) -> None:
-    doc = await post(gql, "v1", publish=False)
-    await gql.data(UPDATE_POST, {"id": doc, "data": {"title": "v2"}})
-    restored = await gql.data(RESTORE, {"id": doc, "n": 1})
+async def test_a_restore_is_recorded_as_a_restore_of_its_version(cms_api: GraphQLClient) -> None:
+    doc = await post(cms_api, "v1", publish=False)
+    await cms_api.data(UPDATE_POST, {"id": doc, "data": {"title": "v2"}})
+    restored = await cms_api.data(RESTORE, {"id": doc, "n": 1})
     assert restored["restoreDocumentVersion"] == {"title": "v1", "revision": 3}
-    assert await events(gql, doc) == [(3, "restore", 1), (2, "draft", None), (1, "draft", None)]
+    assert await events(cms_api, doc) == [(3, "restore", 1), (2, "draft", None), (1, "draft", None)]
     # The draft is version 1's data already: nothing to record.
-    again = await gql.data(RESTORE, {"id": doc, "n": 3})
+    again = await cms_api.data(RESTORE, {"id": doc, "n": 3})
     assert again["restoreDocumentVersion"] == {"title": "v1", "revision": 3}
-    assert len(await events(gql, doc)) == 3
+    assert len(await events(cms_api, doc)) == 3
 
 
-async def test_a_save_that_changes_nothing_writes_nothing(gql: GraphQLClient) -> None:
-    doc = await post(gql, "Same", publish=False, views=3)
+async def test_a_save_that_changes_nothing_writes_nothing(cms_api: GraphQLClient) -> None:
+    doc = await post(cms_api, "Same", publish=False, views=3)
     for data in [{}, {"title": "Same"}, {"views": 3, "excerpt": None}]:
-        answer = await gql.data(UPDATE_POST, {"id": doc, "data": data})
+        answer = await cms_api.data(UPDATE_POST, {"id": doc, "data": data})
         assert answer["updatePost"] == {"id": doc, "title": "Same", "revision": 1}
-    assert await events(gql, doc) == [(1, "draft", None)]
-    stale = await gql(
+    assert await events(cms_api, doc) == [(1, "draft", None)]
+    stale = await cms_api(
         "mutation($id: ID!) { updatePost(id: $id, data: {}, expectedRevision: 7) { id } }",
         {"id": doc},
     )
     assert refusal(stale)["code"] == "CONFLICT"
-    published = await gql.data(
+    published = await cms_api.data(
         "mutation($id: ID!) { updatePost(id: $id, data: {}, publish: true) { status revision } }",
         {"id": doc},
     )
     assert published["updatePost"] == {"status": "published", "revision": 1}
-    assert await events(gql, doc) == [(2, "publish", None), (1, "draft", None)]
-    changed = await gql.data(UPDATE_POST, {"id": doc, "data": {"views": 3.5}})
+    assert await events(cms_api, doc) == [(2, "publish", None), (1, "draft", None)]
+    changed = await cms_api.data(UPDATE_POST, {"id": doc, "data": {"views": 3.5}})
     assert changed["updatePost"]["revision"] == 2
 
 
@@ -203,47 +203,51 @@ def answer(result: dict[str, Any], ids: dict[str, str]) -> str:
 
 @pytest.mark.parametrize("operation", ID_OPERATIONS)
 async def test_what_a_caller_cannot_read_answers_as_an_absent_id(
-    gql: GraphQLClient, operation: str
+    cms_api: GraphQLClient, operation: str
 ) -> None:
     ids = {
-        "draft": await post(gql, "Draft", publish=False),
-        "published": await post(gql, "Published"),
+        "draft": await post(cms_api, "Draft", publish=False),
+        "published": await post(cms_api, "Published"),
         "absent": "4b1f1f3c-0000-4000-8000-000000000000",
     }
-    other = await gql.org_named("other")
-    other_key = await gql.key_for(other)
+    other = await cms_api.org_named("other")
+    other_key = await cms_api.key_for(other)
     ids["other"] = (
-        await gql.data(
+        await cms_api.data(
             'mutation { createPost(data: {title: "Theirs", slug: "t"}, publish: true) { id } }',
             key=other_key,
         )
     )["createPost"]["id"]
     callers = {
-        "published-only owner": await gql.key_for(gql.org, published_only=True),
-        "published-only viewer": await gql.key_for(gql.org, role="viewer", published_only=True),
-        "owner": gql.key,
+        "published-only owner": await cms_api.key_for(cms_api.org, published_only=True),
+        "published-only viewer": await cms_api.key_for(
+            cms_api.org, role="viewer", published_only=True
+        ),
+        "owner": cms_api.key,
     }
     for caller, key in callers.items():
-        absent = answer(await gql(operation, {"id": ids["absent"]}, key=key), {"X": ids["absent"]})
+        absent = answer(
+            await cms_api(operation, {"id": ids["absent"]}, key=key), {"X": ids["absent"]}
+        )
         hidden = ["other"] if caller == "owner" else ["draft", "published", "other"]
         for role in hidden:
-            result = await gql(operation, {"id": ids[role]}, key=key)
+            result = await cms_api(operation, {"id": ids[role]}, key=key)
             assert answer(result, {"X": ids[role]}) == absent, (caller, role)
     # Nothing was written by the callers that may not write.
-    read = await gql.data(
+    read = await cms_api.data(
         'query($id: ID!) { post(id: $id, perspective: "draft") { revision status } }',
         {"id": ids["draft"]},
     )
     assert read["post"] is None or read["post"]["revision"] == 1
 
 
-async def test_a_published_only_key_cannot_write_documents(gql: GraphQLClient) -> None:
-    doc = await post(gql, "Draft only", publish=False)
-    public = await gql.key_for(gql.org, published_only=True)
-    result = await gql(UPDATE_POST, {"id": doc, "data": {}}, key=public)
+async def test_a_published_only_key_cannot_write_documents(cms_api: GraphQLClient) -> None:
+    doc = await post(cms_api, "Draft only", publish=False)
+    public = await cms_api.key_for(cms_api.org, published_only=True)
+    result = await cms_api(UPDATE_POST, {"id": doc, "data": {}}, key=public)
     assert refusal(result)["code"] == "FORBIDDEN"
     assert "Draft only" not in str(result)
-    me = await gql.data("{ me { capabilities publishedOnly } }", key=public)
+    me = await cms_api.data("{ me { capabilities publishedOnly } }", key=public)
     assert me["me"]["publishedOnly"] is True
     assert not [
         c for c in me["me"]["capabilities"] if c.startswith("document.") and c != "document.read"
@@ -252,9 +256,11 @@ async def test_a_published_only_key_cannot_write_documents(gql: GraphQLClient) -
         'mutation($c: [String!]) { createApiKey(name: "site", capabilities: $c,'
         " publishedOnly: true) { secret } }"
     )
-    refused = await gql(create_key, {"c": ["document.read", "document.update"]})
+    refused = await cms_api(create_key, {"c": ["document.read", "document.update"]})
     assert (refusal(refused)["code"], refusal(refused)["field"]) == (
         "BAD_USER_INPUT",
         "capabilities",
     )
-    assert (await gql.data(create_key, {"c": ["document.read", "asset.upload"]}))["createApiKey"]
+    assert (await cms_api.data(create_key, {"c": ["document.read", "asset.upload"]}))[
+        "createApiKey"
+    ]

@@ -197,15 +197,15 @@ def created(title: str) -> datetime:
 
 
 @pytest.fixture(scope="module")
-async def world(databases: TestDatabases) -> AsyncIterator[PostgresAdapter]:
+async def world(cms_databases: TestDatabases) -> AsyncIterator[PostgresAdapter]:
     """A migrated database with RLS on, holding the world below (shared by the module's tests)."""
-    url = await databases.create()
+    url = await cms_databases.create()
     adapter = PostgresAdapter(url, pool_size=4, run_migrations=False)
     await adapter.connect()
     await _build_world(adapter)
     yield adapter
     await adapter.disconnect()
-    await databases.drop(url)
+    await cms_databases.drop(url)
 
 
 async def _build_world(adapter: PostgresAdapter) -> None:

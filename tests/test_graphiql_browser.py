@@ -50,8 +50,8 @@ WAIT_SECONDS = 20
 QUERY = '{ allPost(sort: ["title"]) { title author { name } } }'
 
 
-async def test_the_page_is_served_to_browsers_only(gql: GraphQLClient) -> None:
-    page = await gql.client.get("/graphql", headers={"Accept": BROWSER_HTML})
+async def test_the_page_is_served_to_browsers_only(cms_api: GraphQLClient) -> None:
+    page = await cms_api.client.get("/graphql", headers={"Accept": BROWSER_HTML})
     assert page.status_code == 200
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
@@ -60,18 +60,18 @@ async def test_the_page_is_served_to_browsers_only(gql: GraphQLClient) -> None:
     # Not the demo: no key, and the page never holds an Authorization header.
     assert "Authorization" not in page.text
     assert "Bearer" not in page.text
-    api = await gql.client.get("/api/graphql", headers={"Accept": BROWSER_HTML})
+    api = await cms_api.client.get("/api/graphql", headers={"Accept": BROWSER_HTML})
     assert '"endpoint": "/api/graphql"' in api.text
 
-    with_query = await gql.client.get(
+    with_query = await cms_api.client.get(
         "/graphql", params={"query": "{ __typename }"}, headers={"Accept": BROWSER_HTML}
     )
     assert with_query.json() == {"data": {"__typename": "Query"}}
-    client = await gql.client.get("/graphql", headers={"Accept": "application/json"})
+    client = await cms_api.client.get("/graphql", headers={"Accept": "application/json"})
     assert client.status_code == 400
 
 
-async def test_assets_are_served_with_cache_headers(gql: GraphQLClient) -> None:
+async def test_assets_are_served_with_cache_headers(cms_api: GraphQLClient) -> None:
     for name in (
         "graphiql/graphiql.min.js",
         "graphiql/graphiql.min.css",
@@ -79,19 +79,19 @@ async def test_assets_are_served_with_cache_headers(gql: GraphQLClient) -> None:
         "graphiql/react-dom.production.min.js",
         "playground.js",
     ):
-        versioned = await gql.client.get(asset_url(name))
+        versioned = await cms_api.client.get(asset_url(name))
         assert versioned.status_code == 200, name
         assert versioned.headers["cache-control"] == "public, max-age=31536000, immutable"
         assert "etag" in versioned.headers
-        revalidated = await gql.client.get(
+        revalidated = await cms_api.client.get(
             asset_url(name), headers={"If-None-Match": versioned.headers["etag"]}
         )
         assert revalidated.status_code == 304
-    plain = await gql.client.get("/static/playground.js")
+    plain = await cms_api.client.get("/static/playground.js")
     assert plain.headers["cache-control"] == "public, max-age=3600"
-    assert (await gql.client.get("/static/graphiql/missing.js")).status_code == 404
+    assert (await cms_api.client.get("/static/graphiql/missing.js")).status_code == 404
     for license_file in ("LICENSE.graphiql", "LICENSE.react", "LICENSE.react-dom"):
-        assert (await gql.client.get(f"/static/graphiql/{license_file}")).status_code == 200
+        assert (await cms_api.client.get(f"/static/graphiql/{license_file}")).status_code == 200
 
 
 def _chromium() -> str | None:
@@ -100,11 +100,13 @@ def _chromium() -> str | None:
     )
 
 
-async def test_graphiql_runs_a_query_in_headless_chromium(db_url: str, tmp_path: Path) -> None:
+async def test_graphiql_runs_a_query_in_headless_chromium(
+    cms_database_url: str, tmp_path: Path
+) -> None:
     chromium = _chromium()
     require_tool(chromium is not None, "chromium", "install it with `apt-get install -y chromium`")
     assert chromium is not None
-    env = server_env(tmp_path / "data", **pooled_environment(db_url))
+    env = server_env(tmp_path / "data", **pooled_environment(cms_database_url))
     async with live_server(env | {"DEMO_URL": "http://127.0.0.1"}) as server:
         key = (tmp_path / "data" / "dev-api-key").read_text().strip()
         async with browser(chromium, tmp_path / "profile") as page:

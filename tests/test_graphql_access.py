@@ -190,9 +190,9 @@ async def use_mailer(
 # me and the organization tree
 
 
-async def test_me_for_an_api_key(gql: GraphQLClient) -> None:
-    viewer = await gql.key_for(gql.org, role="viewer")
-    me = (await gql.data(ME, key=viewer))["me"]
+async def test_me_for_an_api_key(cms_api: GraphQLClient) -> None:
+    viewer = await cms_api.key_for(cms_api.org, role="viewer")
+    me = (await cms_api.data(ME, key=viewer))["me"]
     assert me["userId"].startswith("apikey:")
     assert me["kind"] == "apiKey"
     assert me["capabilities"] == ["document.read", "asset.read"]
@@ -200,82 +200,82 @@ async def test_me_for_an_api_key(gql: GraphQLClient) -> None:
     assert me["organization"] == {"slug": "acme", "parent": None}
 
 
-async def test_me_needs_credentials(gql: GraphQLClient) -> None:
-    assert code(await gql(ME, key=None)) == "UNAUTHENTICATED"
-    assert code(await gql(ME, key="cms_00000000_nope")) == "UNAUTHENTICATED"
+async def test_me_needs_credentials(cms_api: GraphQLClient) -> None:
+    assert code(await cms_api(ME, key=None)) == "UNAUTHENTICATED"
+    assert code(await cms_api(ME, key="cms_00000000_nope")) == "UNAUTHENTICATED"
 
 
-async def test_me_for_a_signed_in_user(gql: GraphQLClient) -> None:
-    user_id = await sign_up(gql, "ann@example.com", member_of=gql.org, role="editor")
-    signed_in = await gql.data(
+async def test_me_for_a_signed_in_user(cms_api: GraphQLClient) -> None:
+    user_id = await sign_up(cms_api, "ann@example.com", member_of=cms_api.org, role="editor")
+    signed_in = await cms_api.data(
         SIGN_IN, {"email": "ANN@example.com", "password": PASSWORD}, key=None
     )
     assert signed_in["signIn"]["userId"] == user_id
     token = signed_in["signIn"]["token"]
     # No header needed: the user's only organization is the one.
-    me = (await as_user(gql, ME, token, None))["data"]["me"]
+    me = (await as_user(cms_api, ME, token, None))["data"]["me"]
     assert (me["userId"], me["kind"]) == (user_id, "user")
     assert "document.publish" in me["capabilities"]
     assert "apiKey.manage" not in me["capabilities"]
     assert me["organization"]["slug"] == "acme"
 
 
-async def test_organization_with_parent_and_children(gql: GraphQLClient) -> None:
-    eu = await gql.org_named("acme-eu", parent=gql.org)
-    await gql.org_named("acme-us", parent=gql.org)
-    await gql.org_named("acme-eu-north", parent=eu)
+async def test_organization_with_parent_and_children(cms_api: GraphQLClient) -> None:
+    eu = await cms_api.org_named("acme-eu", parent=cms_api.org)
+    await cms_api.org_named("acme-us", parent=cms_api.org)
+    await cms_api.org_named("acme-eu-north", parent=eu)
     tree = """{ organization { id name slug createdAt parent { slug }
                   children { slug parent { slug } children { slug } } } }"""
-    root = (await gql.data(tree))["organization"]
-    assert (root["id"], root["slug"], root["parent"]) == (str(gql.org), "acme", None)
+    root = (await cms_api.data(tree))["organization"]
+    assert (root["id"], root["slug"], root["parent"]) == (str(cms_api.org), "acme", None)
     assert root["children"] == [
         {"slug": "acme-eu", "parent": {"slug": "acme"}, "children": [{"slug": "acme-eu-north"}]},
         {"slug": "acme-us", "parent": {"slug": "acme"}, "children": []},
     ]
-    child = (await gql.data(tree, key=await gql.key_for(eu)))["organization"]
+    child = (await cms_api.data(tree, key=await cms_api.key_for(eu)))["organization"]
     assert child["parent"] == {"slug": "acme"}
     assert [c["slug"] for c in child["children"]] == ["acme-eu-north"]
 
 
-async def test_siblings_and_their_subtrees_stay_hidden(gql: GraphQLClient) -> None:
+async def test_siblings_and_their_subtrees_stay_hidden(cms_api: GraphQLClient) -> None:
     """A child sees its line of ancestors, never the rest of their subtrees."""
-    blog = await gql.org_named("acme-blog", parent=gql.org)
-    shop = await gql.org_named("acme-shop", parent=gql.org)
-    await gql.org_named("acme-shop-eu", parent=shop)
-    drafts = await gql.org_named("acme-blog-drafts", parent=blog)
-    await gql.org_named("acme-blog-drafts-old", parent=drafts)
+    blog = await cms_api.org_named("acme-blog", parent=cms_api.org)
+    shop = await cms_api.org_named("acme-shop", parent=cms_api.org)
+    await cms_api.org_named("acme-shop-eu", parent=shop)
+    drafts = await cms_api.org_named("acme-blog-drafts", parent=blog)
+    await cms_api.org_named("acme-blog-drafts-old", parent=drafts)
     up = """{ organization { slug parent { slug children { slug children { slug } } } }
               me { organization { parent { children { slug } } } } }"""
-    seen = await gql.data(up, key=await gql.key_for(blog))
+    seen = await cms_api.data(up, key=await cms_api.key_for(blog))
     assert seen["organization"]["parent"] == {
         "slug": "acme",
         "children": [{"slug": "acme-blog", "children": [{"slug": "acme-blog-drafts"}]}],
     }
     assert seen["me"]["organization"]["parent"] == {"children": [{"slug": "acme-blog"}]}
     two_up = "{ organization { parent { parent { slug children { slug children { slug } } } } } }"
-    seen = await gql.data(two_up, key=await gql.key_for(drafts))
+    seen = await cms_api.data(two_up, key=await cms_api.key_for(drafts))
     assert seen["organization"]["parent"]["parent"] == {
         "slug": "acme",
         "children": [{"slug": "acme-blog", "children": [{"slug": "acme-blog-drafts"}]}],
     }
     # The root still sees its whole subtree.
-    root = await gql.data("{ organization { children { slug children { slug } } } }")
+    root = await cms_api.data("{ organization { children { slug children { slug } } } }")
     assert root["organization"]["children"] == [
         {"slug": "acme-blog", "children": [{"slug": "acme-blog-drafts"}]},
         {"slug": "acme-shop", "children": [{"slug": "acme-shop-eu"}]},
     ]
 
 
-async def test_children_take_one_statement_per_level(gql: GraphQLClient) -> None:
+async def test_children_take_one_statement_per_level(cms_api: GraphQLClient) -> None:
     for n in range(4):
-        child = await gql.org_named(f"child-{n}", parent=gql.org)
+        child = await cms_api.org_named(f"child-{n}", parent=cms_api.org)
         for m in range(3):
-            await gql.org_named(f"grandchild-{n}-{m}", parent=child)
-    database = gql.services.adapter.database
+            await cms_api.org_named(f"grandchild-{n}-{m}", parent=child)
+    database = cms_api.services.adapter.database
 
     async def statements(query: str) -> int:
         before = database.statements
-        await gql.data(query)
+        await cms_api.data(query)
         return int(database.statements - before)
 
     await statements("{ organization { slug } }")  # the process now knows the caller
@@ -293,70 +293,72 @@ mutation($name: String!, $slug: String!) {
 }"""
 
 
-async def test_create_organization_makes_a_child(gql: GraphQLClient) -> None:
-    created = (await gql.data(CREATE_ORG, {"name": "Acme EU", "slug": "acme-eu"}))[
+async def test_create_organization_makes_a_child(cms_api: GraphQLClient) -> None:
+    created = (await cms_api.data(CREATE_ORG, {"name": "Acme EU", "slug": "acme-eu"}))[
         "createOrganization"
     ]
     assert created["parent"] == {"slug": "acme"}
     assert (created["name"], created["children"]) == ("Acme EU", [])
-    children = await gql.data("{ organization { children { id slug } } }")
+    children = await cms_api.data("{ organization { children { id slug } } }")
     assert children["organization"]["children"] == [{"id": created["id"], "slug": "acme-eu"}]
     # An API key is nobody: the child has no members yet.
-    members = await gql.data(
-        "{ members { userId } }", key=await gql.key_for(uuid.UUID(created["id"]))
+    members = await cms_api.data(
+        "{ members { userId } }", key=await cms_api.key_for(uuid.UUID(created["id"]))
     )
     assert members["members"] == []
 
 
-async def test_create_organization_errors(gql: GraphQLClient) -> None:
-    editor = await gql.key_for(gql.org, role="editor")
-    denied = await gql(CREATE_ORG, {"name": "X", "slug": "x"}, key=editor)
+async def test_create_organization_errors(cms_api: GraphQLClient) -> None:
+    editor = await cms_api.key_for(cms_api.org, role="editor")
+    denied = await cms_api(CREATE_ORG, {"name": "X", "slug": "x"}, key=editor)
     assert code(denied) == "FORBIDDEN"
-    assert code(await gql(CREATE_ORG, {"name": "X", "slug": "Not A Slug"})) == "BAD_USER_INPUT"
-    await gql.data(CREATE_ORG, {"name": "X", "slug": "x"})
-    assert code(await gql(CREATE_ORG, {"name": "X", "slug": "x"})) == "CONFLICT"
+    assert code(await cms_api(CREATE_ORG, {"name": "X", "slug": "Not A Slug"})) == "BAD_USER_INPUT"
+    await cms_api.data(CREATE_ORG, {"name": "X", "slug": "x"})
+    assert code(await cms_api(CREATE_ORG, {"name": "X", "slug": "x"})) == "CONFLICT"
 
 
-async def test_creating_an_organization_reveals_no_other_tenants_slugs(gql: GraphQLClient) -> None:
+async def test_creating_an_organization_reveals_no_other_tenants_slugs(
+    cms_api: GraphQLClient,
+) -> None:
     """Slugs are unique among siblings: another tenant's slug is free to take in one's own org."""
-    await gql.org_named("acme-blog", parent=gql.org)
-    globex = await gql.org_named("globex")
-    created = await gql.data(
-        CREATE_ORG, {"name": "Blog", "slug": "acme-blog"}, key=await gql.key_for(globex)
+    await cms_api.org_named("acme-blog", parent=cms_api.org)
+    globex = await cms_api.org_named("globex")
+    created = await cms_api.data(
+        CREATE_ORG, {"name": "Blog", "slug": "acme-blog"}, key=await cms_api.key_for(globex)
     )
     assert created["createOrganization"]["parent"] == {"slug": "globex"}
 
 
-async def test_a_signed_in_user_owns_the_organization_they_create(gql: GraphQLClient) -> None:
-    user_id = await sign_up(gql, "ann@example.com", member_of=gql.org, role="admin")
-    token = await sign_in(gql, "ann@example.com")
-    created = await as_user(gql, CREATE_ORG, token, gql.org, name="Lab", slug="lab")
+async def test_a_signed_in_user_owns_the_organization_they_create(cms_api: GraphQLClient) -> None:
+    user_id = await sign_up(cms_api, "ann@example.com", member_of=cms_api.org, role="admin")
+    token = await sign_in(cms_api, "ann@example.com")
+    created = await as_user(cms_api, CREATE_ORG, token, cms_api.org, name="Lab", slug="lab")
     child = created["data"]["createOrganization"]["id"]
-    members = await as_user(gql, "{ members { userId role email } }", token, uuid.UUID(child))
+    members = await as_user(cms_api, "{ members { userId role email } }", token, uuid.UUID(child))
     assert members["data"]["members"] == [
         {"userId": user_id, "role": "owner", "email": "ann@example.com"}
     ]
 
 
-async def test_keys_see_exactly_what_their_organization_may(gql: GraphQLClient) -> None:
-    parent_key = gql.key
+async def test_keys_see_exactly_what_their_organization_may(cms_api: GraphQLClient) -> None:
+    parent_key = cms_api.key
     made = {}
     for slug in ("acme-eu", "acme-us"):
-        result = await gql.data(CREATE_ORG, {"name": slug, "slug": slug})
+        result = await cms_api.data(CREATE_ORG, {"name": slug, "slug": slug})
         made[slug] = uuid.UUID(result["createOrganization"]["id"])
-    child_key = await gql.key_for(made["acme-eu"])
-    sibling_key = await gql.key_for(made["acme-us"])
-    other_key = await gql.key_for(await gql.org_named("globex"))
+    child_key = await cms_api.key_for(made["acme-eu"])
+    sibling_key = await cms_api.key_for(made["acme-us"])
+    other_key = await cms_api.key_for(await cms_api.org_named("globex"))
 
-    await create_post(gql, parent_key, "parent post")
-    child_post = await create_post(gql, child_key, "child post")
-    sibling_post = await create_post(gql, sibling_key, "sibling post")
-    await create_post(gql, other_key, "globex post")
+    await create_post(cms_api, parent_key, "parent post")
+    child_post = await create_post(cms_api, child_key, "child post")
+    sibling_post = await create_post(cms_api, sibling_key, "sibling post")
+    await create_post(cms_api, other_key, "globex post")
 
-    assert await titles(gql, parent_key) == ["child post", "parent post", "sibling post"]
-    assert await titles(gql, child_key) == ["child post"]
-    assert await titles(gql, sibling_key) == ["sibling post"]
-    assert await titles(gql, other_key) == ["globex post"]
+    assert await titles(cms_api, parent_key) == ["child post", "parent post", "sibling post"]
+    assert await titles(cms_api, child_key) == ["child post"]
+    assert await titles(cms_api, sibling_key) == ["sibling post"]
+    assert await titles(cms_api, other_key) == ["globex post"]
 
     update = 'mutation($id: ID!) { updatePost(id: $id, data: {title: "taken"}) { id } }'
     delete = "mutation($id: ID!) { deletePost(id: $id) { success } }"
@@ -366,22 +368,22 @@ async def test_keys_see_exactly_what_their_organization_may(gql: GraphQLClient) 
         (parent_key, child_post),  # parents read their children's content, never write it
         (other_key, child_post),
     ]:
-        assert code(await gql(update, {"id": target}, key=key)) in {"FORBIDDEN", "NOT_FOUND"}
-        assert code(await gql(delete, {"id": target}, key=key)) in {"FORBIDDEN", "NOT_FOUND"}
-    assert await titles(gql, parent_key) == ["child post", "parent post", "sibling post"]
+        assert code(await cms_api(update, {"id": target}, key=key)) in {"FORBIDDEN", "NOT_FOUND"}
+        assert code(await cms_api(delete, {"id": target}, key=key)) in {"FORBIDDEN", "NOT_FOUND"}
+    assert await titles(cms_api, parent_key) == ["child post", "parent post", "sibling post"]
     one = "query($id: ID!) { post(id: $id) { title } }"
-    assert (await gql.data(one, {"id": child_post}, key=sibling_key))["post"] is None
+    assert (await cms_api.data(one, {"id": child_post}, key=sibling_key))["post"] is None
 
 
 # Invitations
 
 
 async def test_invite_mail_sign_up_sign_in_accept(
-    gql: GraphQLClient, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+    cms_api: GraphQLClient, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mailer = await use_mailer(monkeypatch, gql, parse_smtp_url(sink.url))
-    await create_post(gql, gql.key, "welcome")
-    invited = (await gql.data(INVITE, {"email": " Bob@Example.com ", "role": "editor"}))[
+    mailer = await use_mailer(monkeypatch, cms_api, parse_smtp_url(sink.url))
+    await create_post(cms_api, cms_api.key, "welcome")
+    invited = (await cms_api.data(INVITE, {"email": " Bob@Example.com ", "role": "editor"}))[
         "inviteMember"
     ]
     assert (invited["email"], invited["role"], invited["acceptedAt"]) == (
@@ -401,70 +403,74 @@ async def test_invite_mail_sign_up_sign_in_accept(
     assert match is not None, body
     token = match.group(1)
 
-    user_id = await sign_up(gql, "bob@example.com", name="Bob")
-    session = await sign_in(gql, "bob@example.com")
+    user_id = await sign_up(cms_api, "bob@example.com", name="Bob")
+    session = await sign_in(cms_api, "bob@example.com")
     # Bob belongs to no organization yet, so only the accept works for him.
-    assert code(await as_user(gql, ME, session, None)) == "FORBIDDEN"
-    accepted = await as_user(gql, ACCEPT, session, None, token=token)
+    assert code(await as_user(cms_api, ME, session, None)) == "FORBIDDEN"
+    accepted = await as_user(cms_api, ACCEPT, session, None, token=token)
     assert accepted["data"]["acceptInvitation"] == {
         "userId": user_id,
         "role": "editor",
         "email": "bob@example.com",
     }
-    read = await as_user(gql, ALL_POSTS, session, gql.org)
+    read = await as_user(cms_api, ALL_POSTS, session, cms_api.org)
     assert read["data"]["allPost"] == [{"title": "welcome"}]
-    members = await gql.data("{ members { userId role email name } }")
+    members = await cms_api.data("{ members { userId role email name } }")
     assert members["members"] == [
         {"userId": user_id, "role": "editor", "email": "bob@example.com", "name": "Bob"}
     ]
-    again = await as_user(gql, ACCEPT, session, None, token=token)
+    again = await as_user(cms_api, ACCEPT, session, None, token=token)
     assert code(again) == "BAD_USER_INPUT"
 
 
-async def test_without_smtp_the_inviter_gets_the_token(gql: GraphQLClient) -> None:
-    invited = (await gql.data(INVITE, {"email": "bob@example.com", "role": "viewer"}))[
+async def test_without_smtp_the_inviter_gets_the_token(cms_api: GraphQLClient) -> None:
+    invited = (await cms_api.data(INVITE, {"email": "bob@example.com", "role": "viewer"}))[
         "inviteMember"
     ]
     assert invited["token"]
-    await sign_up(gql, "bob@example.com")
-    await sign_up(gql, "eve@example.com")
-    eve = await sign_in(gql, "eve@example.com")
-    assert code(await as_user(gql, ACCEPT, eve, None, token=invited["token"])) == "FORBIDDEN"
-    bob = await sign_in(gql, "bob@example.com")
-    assert code(await as_user(gql, ACCEPT, bob, None, token="nope")) == "NOT_FOUND"
-    accepted = await as_user(gql, ACCEPT, bob, None, token=invited["token"])
+    await sign_up(cms_api, "bob@example.com")
+    await sign_up(cms_api, "eve@example.com")
+    eve = await sign_in(cms_api, "eve@example.com")
+    assert code(await as_user(cms_api, ACCEPT, eve, None, token=invited["token"])) == "FORBIDDEN"
+    bob = await sign_in(cms_api, "bob@example.com")
+    assert code(await as_user(cms_api, ACCEPT, bob, None, token="nope")) == "NOT_FOUND"
+    accepted = await as_user(cms_api, ACCEPT, bob, None, token=invited["token"])
     assert accepted["data"]["acceptInvitation"]["role"] == "viewer"
 
 
-async def test_accepting_needs_a_user_session(gql: GraphQLClient) -> None:
-    assert code(await gql(ACCEPT, {"token": "x"}, key=None)) == "UNAUTHENTICATED"
-    assert code(await gql(ACCEPT, {"token": "x"})) == "FORBIDDEN"
+async def test_accepting_needs_a_user_session(cms_api: GraphQLClient) -> None:
+    assert code(await cms_api(ACCEPT, {"token": "x"}, key=None)) == "UNAUTHENTICATED"
+    assert code(await cms_api(ACCEPT, {"token": "x"})) == "FORBIDDEN"
     stale = "cms_session_" + "x" * 43
-    assert code(await gql(ACCEPT, {"token": "x"}, key=stale)) == "UNAUTHENTICATED"
+    assert code(await cms_api(ACCEPT, {"token": "x"}, key=stale)) == "UNAUTHENTICATED"
 
 
-async def test_invite_checks(gql: GraphQLClient) -> None:
-    viewer = await gql.key_for(gql.org, role="viewer")
+async def test_invite_checks(cms_api: GraphQLClient) -> None:
+    viewer = await cms_api.key_for(cms_api.org, role="viewer")
     variables = {"email": "bob@example.com", "role": "editor"}
-    assert code(await gql(INVITE, variables, key=viewer)) == "FORBIDDEN"
-    inviter = await capability_key(gql, gql.org, "member.invite", "document.read", "asset.read")
-    assert code(await gql(INVITE, variables, key=inviter)) == "FORBIDDEN"  # editor > inviter
-    assert (await gql.data(INVITE, {**variables, "role": "viewer"}, key=inviter))["inviteMember"]
-    assert code(await gql(INVITE, {**variables, "role": "ghost"})) == "BAD_USER_INPUT"
-    assert code(await gql(INVITE, {**variables, "email": "not an address"})) == "BAD_USER_INPUT"
-    await sign_up(gql, "ann@example.com", member_of=gql.org)
-    assert code(await gql(INVITE, {**variables, "email": "ANN@example.com"})) == "CONFLICT"
+    assert code(await cms_api(INVITE, variables, key=viewer)) == "FORBIDDEN"
+    inviter = await capability_key(
+        cms_api, cms_api.org, "member.invite", "document.read", "asset.read"
+    )
+    assert code(await cms_api(INVITE, variables, key=inviter)) == "FORBIDDEN"  # editor > inviter
+    assert (await cms_api.data(INVITE, {**variables, "role": "viewer"}, key=inviter))[
+        "inviteMember"
+    ]
+    assert code(await cms_api(INVITE, {**variables, "role": "ghost"})) == "BAD_USER_INPUT"
+    assert code(await cms_api(INVITE, {**variables, "email": "not an address"})) == "BAD_USER_INPUT"
+    await sign_up(cms_api, "ann@example.com", member_of=cms_api.org)
+    assert code(await cms_api(INVITE, {**variables, "email": "ANN@example.com"})) == "CONFLICT"
 
 
 async def test_a_mail_failure_is_logged_not_fatal(
-    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    cms_api: GraphQLClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     closed = SmtpSink()
     await closed.start()
     await closed.stop()  # nothing listens on this port any more
-    mailer = await use_mailer(monkeypatch, gql, SmtpServer("127.0.0.1", closed.port, timeout=2))
+    mailer = await use_mailer(monkeypatch, cms_api, SmtpServer("127.0.0.1", closed.port, timeout=2))
     with caplog.at_level(logging.WARNING, logger="server.access.mail"):
-        invited = await gql.data(INVITE, {"email": "bob@example.com", "role": "viewer"})
+        invited = await cms_api.data(INVITE, {"email": "bob@example.com", "role": "viewer"})
         await mailer.aclose()
     assert invited["inviteMember"]["email"] == "bob@example.com"
     assert "could not send" in caplog.text
@@ -473,65 +479,67 @@ async def test_a_mail_failure_is_logged_not_fatal(
 # Members
 
 
-async def test_members_listing_rules(gql: GraphQLClient) -> None:
-    await sign_up(gql, "ann@example.com", member_of=gql.org)
-    viewer = await gql.key_for(gql.org, role="viewer")
-    listed = await gql.data("{ members { email role } }", key=viewer)
+async def test_members_listing_rules(cms_api: GraphQLClient) -> None:
+    await sign_up(cms_api, "ann@example.com", member_of=cms_api.org)
+    viewer = await cms_api.key_for(cms_api.org, role="viewer")
+    listed = await cms_api.data("{ members { email role } }", key=viewer)
     assert listed["members"] == [{"email": "ann@example.com", "role": "owner"}]
-    public = await gql.key_for(gql.org, role="viewer", published_only=True)
-    assert code(await gql("{ members { email } }", key=public)) == "FORBIDDEN"
+    public = await cms_api.key_for(cms_api.org, role="viewer", published_only=True)
+    assert code(await cms_api("{ members { email } }", key=public)) == "FORBIDDEN"
 
 
-async def test_the_last_owner_stays(gql: GraphQLClient) -> None:
-    ann = await sign_up(gql, "ann@example.com", member_of=gql.org)
-    assert code(await gql(REMOVE, {"userId": ann})) == "CONFLICT"
-    assert code(await gql(CHANGE_ROLE, {"userId": ann, "role": "admin"})) == "CONFLICT"
-    assert (await gql.data(CHANGE_ROLE, {"userId": ann, "role": "owner"}))["changeMemberRole"]
+async def test_the_last_owner_stays(cms_api: GraphQLClient) -> None:
+    ann = await sign_up(cms_api, "ann@example.com", member_of=cms_api.org)
+    assert code(await cms_api(REMOVE, {"userId": ann})) == "CONFLICT"
+    assert code(await cms_api(CHANGE_ROLE, {"userId": ann, "role": "admin"})) == "CONFLICT"
+    assert (await cms_api.data(CHANGE_ROLE, {"userId": ann, "role": "owner"}))["changeMemberRole"]
 
-    bob = await sign_up(gql, "bob@example.com", name="Bob", member_of=gql.org, role="viewer")
-    promoted = await gql.data(CHANGE_ROLE, {"userId": bob, "role": "owner"})
+    bob = await sign_up(
+        cms_api, "bob@example.com", name="Bob", member_of=cms_api.org, role="viewer"
+    )
+    promoted = await cms_api.data(CHANGE_ROLE, {"userId": bob, "role": "owner"})
     assert promoted["changeMemberRole"] == {
         "userId": bob,
         "role": "owner",
         "email": "bob@example.com",
         "name": "Bob",
     }
-    demoted = await gql.data(CHANGE_ROLE, {"userId": ann, "role": "editor"})
+    demoted = await cms_api.data(CHANGE_ROLE, {"userId": ann, "role": "editor"})
     assert demoted["changeMemberRole"]["role"] == "editor"
-    assert code(await gql(REMOVE, {"userId": bob})) == "CONFLICT"
-    removed = await gql.data(REMOVE, {"userId": ann})
+    assert code(await cms_api(REMOVE, {"userId": bob})) == "CONFLICT"
+    removed = await cms_api.data(REMOVE, {"userId": ann})
     assert removed["removeMember"] == {"success": True, "id": ann}
-    assert code(await gql(REMOVE, {"userId": ann})) == "NOT_FOUND"
+    assert code(await cms_api(REMOVE, {"userId": ann})) == "NOT_FOUND"
 
 
-async def test_member_changes_need_their_capability_and_more(gql: GraphQLClient) -> None:
-    ann = await sign_up(gql, "ann@example.com", member_of=gql.org)
-    bob = await sign_up(gql, "bob@example.com", member_of=gql.org, role="viewer")
-    await sign_up(gql, "cy@example.com", member_of=gql.org)
-    editor = await gql.key_for(gql.org, role="editor")
-    assert code(await gql(REMOVE, {"userId": bob}, key=editor)) == "FORBIDDEN"
-    assert code(await gql(CHANGE_ROLE, {"userId": bob, "role": "editor"}, key=editor)) == (
+async def test_member_changes_need_their_capability_and_more(cms_api: GraphQLClient) -> None:
+    ann = await sign_up(cms_api, "ann@example.com", member_of=cms_api.org)
+    bob = await sign_up(cms_api, "bob@example.com", member_of=cms_api.org, role="viewer")
+    await sign_up(cms_api, "cy@example.com", member_of=cms_api.org)
+    editor = await cms_api.key_for(cms_api.org, role="editor")
+    assert code(await cms_api(REMOVE, {"userId": bob}, key=editor)) == "FORBIDDEN"
+    assert code(await cms_api(CHANGE_ROLE, {"userId": bob, "role": "editor"}, key=editor)) == (
         "FORBIDDEN"
     )
     manager = await capability_key(
-        gql, gql.org, "member.remove", "member.changeRole", "document.update", "asset.read"
+        cms_api, cms_api.org, "member.remove", "member.changeRole", "document.update", "asset.read"
     )
     # Neither may it touch an owner, nor hand out a role above its own.
-    assert code(await gql(REMOVE, {"userId": ann}, key=manager)) == "FORBIDDEN"
-    assert code(await gql(CHANGE_ROLE, {"userId": bob, "role": "admin"}, key=manager)) == (
+    assert code(await cms_api(REMOVE, {"userId": ann}, key=manager)) == "FORBIDDEN"
+    assert code(await cms_api(CHANGE_ROLE, {"userId": bob, "role": "admin"}, key=manager)) == (
         "FORBIDDEN"
     )
-    assert code(await gql(CHANGE_ROLE, {"userId": bob, "role": "nope"})) == "BAD_USER_INPUT"
-    assert (await gql.data(REMOVE, {"userId": bob}, key=manager))["removeMember"]["success"]
+    assert code(await cms_api(CHANGE_ROLE, {"userId": bob, "role": "nope"})) == "BAD_USER_INPUT"
+    assert (await cms_api.data(REMOVE, {"userId": bob}, key=manager))["removeMember"]["success"]
 
 
 # API keys
 
 
-async def test_create_list_and_revoke_api_keys(gql: GraphQLClient) -> None:
-    created = (await gql.data(CREATE_KEY, {"name": "site", "role": "viewer", "expiresInDays": 30}))[
-        "createApiKey"
-    ]
+async def test_create_list_and_revoke_api_keys(cms_api: GraphQLClient) -> None:
+    created = (
+        await cms_api.data(CREATE_KEY, {"name": "site", "role": "viewer", "expiresInDays": 30})
+    )["createApiKey"]
     key = created["key"]
     assert created["secret"].startswith(key["prefix"] + "_")
     assert (key["role"], key["capabilities"], key["instanceAdmin"]) == (
@@ -540,38 +548,44 @@ async def test_create_list_and_revoke_api_keys(gql: GraphQLClient) -> None:
         False,
     )
     assert key["expiresAt"] is not None
-    me = await gql.data("{ me { capabilities } }", key=created["secret"])
+    me = await cms_api.data("{ me { capabilities } }", key=created["secret"])
     assert me["me"]["capabilities"] == ["document.read", "asset.read"]
 
-    listed = (await gql.data("{ apiKeys { id name prefix revokedAt lastUsedAt } }"))["apiKeys"]
+    listed = (await cms_api.data("{ apiKeys { id name prefix revokedAt lastUsedAt } }"))["apiKeys"]
     assert {"id": key["id"], "name": "site", "prefix": key["prefix"], "revokedAt": None} == {
         k: v for k, v in listed[0].items() if k != "lastUsedAt"
     }
     assert "secret" not in str(listed)
 
     revoke = "mutation($id: ID!) { revokeApiKey(id: $id) { success id } }"
-    assert (await gql.data(revoke, {"id": key["id"]}))["revokeApiKey"] == {
+    assert (await cms_api.data(revoke, {"id": key["id"]}))["revokeApiKey"] == {
         "success": True,
         "id": key["id"],
     }
-    assert code(await gql("{ me { userId } }", key=created["secret"])) == "UNAUTHENTICATED"
-    assert code(await gql(revoke, {"id": key["id"]})) == "NOT_FOUND"
-    assert code(await gql(revoke, {"id": "not-a-uuid"})) == "BAD_USER_INPUT"
+    assert code(await cms_api("{ me { userId } }", key=created["secret"])) == "UNAUTHENTICATED"
+    assert code(await cms_api(revoke, {"id": key["id"]})) == "NOT_FOUND"
+    assert code(await cms_api(revoke, {"id": "not-a-uuid"})) == "BAD_USER_INPUT"
 
 
-async def test_api_key_capability_checks(gql: GraphQLClient) -> None:
-    viewer = await gql.key_for(gql.org, role="viewer")
-    editor = await gql.key_for(gql.org, role="editor")
-    assert code(await gql(CREATE_KEY, {"name": "k", "role": "viewer"}, key=viewer)) == "FORBIDDEN"
-    assert code(await gql("{ apiKeys { id } }", key=viewer)) == "FORBIDDEN"
-    assert code(await gql(CREATE_KEY, {"name": "k", "role": "owner"}, key=editor)) == "FORBIDDEN"
+async def test_api_key_capability_checks(cms_api: GraphQLClient) -> None:
+    viewer = await cms_api.key_for(cms_api.org, role="viewer")
+    editor = await cms_api.key_for(cms_api.org, role="editor")
+    assert (
+        code(await cms_api(CREATE_KEY, {"name": "k", "role": "viewer"}, key=viewer)) == "FORBIDDEN"
+    )
+    assert code(await cms_api("{ apiKeys { id } }", key=viewer)) == "FORBIDDEN"
+    assert (
+        code(await cms_api(CREATE_KEY, {"name": "k", "role": "owner"}, key=editor)) == "FORBIDDEN"
+    )
 
-    manager = await capability_key(gql, gql.org, "apiKey.manage", "document.update")
-    assert code(await gql(CREATE_KEY, {"name": "k", "role": "owner"}, key=manager)) == "FORBIDDEN"
+    manager = await capability_key(cms_api, cms_api.org, "apiKey.manage", "document.update")
+    assert (
+        code(await cms_api(CREATE_KEY, {"name": "k", "role": "owner"}, key=manager)) == "FORBIDDEN"
+    )
     more = {"name": "k", "capabilities": ["document.publish"]}
-    assert code(await gql(CREATE_KEY, more, key=manager)) == "FORBIDDEN"
+    assert code(await cms_api(CREATE_KEY, more, key=manager)) == "FORBIDDEN"
     fewer = {"name": "k", "capabilities": ["document.read"], "publishedOnly": True}
-    made = (await gql.data(CREATE_KEY, fewer, key=manager))["createApiKey"]["key"]
+    made = (await cms_api.data(CREATE_KEY, fewer, key=manager))["createApiKey"]["key"]
     assert (made["role"], made["capabilities"], made["publishedOnly"]) == (
         None,
         ["document.read"],
@@ -579,48 +593,52 @@ async def test_api_key_capability_checks(gql: GraphQLClient) -> None:
     )
 
     # Even an instance admin cannot mint an instance-admin key over GraphQL.
-    admin = await gql.key_for(gql.org, instance_admin=True)
+    admin = await cms_api.key_for(cms_api.org, instance_admin=True)
     schema = {"name": "k", "capabilities": ["schema.manage"]}
-    assert code(await gql(CREATE_KEY, schema, key=admin)) == "BAD_USER_INPUT"
-    assert code(await gql(CREATE_KEY, schema)) == "FORBIDDEN"
-    owner_made = (await gql.data(CREATE_KEY, {"name": "k", "role": "owner"}, key=admin))[
+    assert code(await cms_api(CREATE_KEY, schema, key=admin)) == "BAD_USER_INPUT"
+    assert code(await cms_api(CREATE_KEY, schema)) == "FORBIDDEN"
+    owner_made = (await cms_api.data(CREATE_KEY, {"name": "k", "role": "owner"}, key=admin))[
         "createApiKey"
     ]
     assert owner_made["key"]["instanceAdmin"] is False
 
     both = {"name": "k", "role": "viewer", "capabilities": ["document.read"]}
-    assert code(await gql(CREATE_KEY, both)) == "BAD_USER_INPUT"
-    assert code(await gql(CREATE_KEY, {"name": "k"})) == "BAD_USER_INPUT"
-    assert code(await gql(CREATE_KEY, {"name": "k", "role": "ghost"})) == "BAD_USER_INPUT"
+    assert code(await cms_api(CREATE_KEY, both)) == "BAD_USER_INPUT"
+    assert code(await cms_api(CREATE_KEY, {"name": "k"})) == "BAD_USER_INPUT"
+    assert code(await cms_api(CREATE_KEY, {"name": "k", "role": "ghost"})) == "BAD_USER_INPUT"
     expiry = {"name": "k", "role": "viewer", "expiresInDays": 0}
-    assert code(await gql(CREATE_KEY, expiry)) == "BAD_USER_INPUT"
+    assert code(await cms_api(CREATE_KEY, expiry)) == "BAD_USER_INPUT"
 
 
-async def test_a_published_only_key_mints_only_published_only_keys(gql: GraphQLClient) -> None:
-    public = await gql.key_for(gql.org, published_only=True)
-    assert code(await gql(CREATE_KEY, {"name": "k", "role": "viewer"}, key=public)) == "FORBIDDEN"
+async def test_a_published_only_key_mints_only_published_only_keys(cms_api: GraphQLClient) -> None:
+    public = await cms_api.key_for(cms_api.org, published_only=True)
+    assert (
+        code(await cms_api(CREATE_KEY, {"name": "k", "role": "viewer"}, key=public)) == "FORBIDDEN"
+    )
     allowed = {"name": "k", "role": "viewer", "publishedOnly": True}
-    assert (await gql.data(CREATE_KEY, allowed, key=public))["createApiKey"]["secret"]
+    assert (await cms_api.data(CREATE_KEY, allowed, key=public))["createApiKey"]["secret"]
 
 
 # Sessions
 
 
-async def test_sign_in_and_sign_out(gql: GraphQLClient) -> None:
-    await sign_up(gql, "ann@example.com", member_of=gql.org)
-    wrong = await gql(SIGN_IN, {"email": "ann@example.com", "password": "wrong password"}, key=None)
+async def test_sign_in_and_sign_out(cms_api: GraphQLClient) -> None:
+    await sign_up(cms_api, "ann@example.com", member_of=cms_api.org)
+    wrong = await cms_api(
+        SIGN_IN, {"email": "ann@example.com", "password": "wrong password"}, key=None
+    )
     assert code(wrong) == "UNAUTHENTICATED"
-    unknown = await gql(SIGN_IN, {"email": "who@example.com", "password": PASSWORD}, key=None)
+    unknown = await cms_api(SIGN_IN, {"email": "who@example.com", "password": PASSWORD}, key=None)
     assert code(unknown) == "UNAUTHENTICATED"
 
-    token = await sign_in(gql, "ann@example.com")
-    assert (await as_user(gql, ME, token, gql.org))["data"]["me"]["kind"] == "user"
+    token = await sign_in(cms_api, "ann@example.com")
+    assert (await as_user(cms_api, ME, token, cms_api.org))["data"]["me"]["kind"] == "user"
     sign_out = "mutation { signOut { success } }"
-    assert (await gql.data(sign_out, key=token))["signOut"] == {"success": True}
-    assert code(await as_user(gql, ME, token, gql.org)) == "UNAUTHENTICATED"
-    assert code(await gql(sign_out, key=token)) == "UNAUTHENTICATED"
-    assert code(await gql(sign_out, key=None)) == "UNAUTHENTICATED"
-    assert code(await gql(sign_out)) == "FORBIDDEN"
+    assert (await cms_api.data(sign_out, key=token))["signOut"] == {"success": True}
+    assert code(await as_user(cms_api, ME, token, cms_api.org)) == "UNAUTHENTICATED"
+    assert code(await cms_api(sign_out, key=token)) == "UNAUTHENTICATED"
+    assert code(await cms_api(sign_out, key=None)) == "UNAUTHENTICATED"
+    assert code(await cms_api(sign_out)) == "FORBIDDEN"
 
 
 # Settings

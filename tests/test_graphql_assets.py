@@ -35,18 +35,18 @@ def png(width: int = 5, height: int = 7) -> bytes:
 
 
 @pytest.fixture
-async def gql(adapter: PostgresAdapter, tmp_path: Path) -> AsyncIterator[GraphQLClient]:
+async def cms_api(cms_adapter: PostgresAdapter, tmp_path: Path) -> AsyncIterator[GraphQLClient]:
     """The app with its files in a temporary folder and a small upload limit."""
     from server.app import create_app
     from server.config import Settings
     from server.services import Services
 
     settings = Settings(
-        database_url=adapter.database.url,
+        database_url=cms_adapter.database.url,
         asset_dir=tmp_path / "assets",
         max_upload_bytes=LIMIT,
     )
-    services = Services.create(settings, adapter)
+    services = Services.create(settings, cms_adapter)
     await services.start(connect=False)
     app = create_app(settings, services=services)
     transport = httpx.ASGITransport(app=app)
@@ -97,9 +97,9 @@ def error_code(payload: dict[str, Any]) -> str:
     return code
 
 
-async def test_upload_and_serve_an_image(gql: GraphQLClient) -> None:
+async def test_upload_and_serve_an_image(cms_api: GraphQLClient) -> None:
     data = png(5, 7)
-    asset = await upload(gql, data, filename="../../etc/cat.png", title="Cat", alt="A cat")
+    asset = await upload(cms_api, data, filename="../../etc/cat.png", title="Cat", alt="A cat")
     assert {k: asset[k] for k in ("assetType", "mimeType", "width", "height", "size")} == {
         "assetType": "image",
         "mimeType": "image/png",
@@ -112,7 +112,7 @@ async def test_upload_and_serve_an_image(gql: GraphQLClient) -> None:
     assert asset["metadata"]["format"] == "PNG"
     assert asset["url"] == f"/assets/{asset['filename']}"
 
-    served = await gql.client.get(asset["url"])
+    served = await cms_api.client.get(asset["url"])
     assert served.status_code == 200
     assert served.content == data
     assert served.headers["content-type"] == "image/png"
@@ -122,12 +122,14 @@ async def test_upload_and_serve_an_image(gql: GraphQLClient) -> None:
     assert served.headers["content-disposition"].startswith("inline")
     assert "sandbox" in served.headers["content-security-policy"]
 
-    again = await gql.client.get(asset["url"], headers={"If-None-Match": served.headers["etag"]})
+    again = await cms_api.client.get(
+        asset["url"], headers={"If-None-Match": served.headers["etag"]}
+    )
     assert (again.status_code, again.content) == (304, b"")
-    head = await gql.client.head(asset["url"])
+    head = await cms_api.client.head(asset["url"])
     assert (head.status_code, head.headers["content-length"]) == (200, str(len(data)))
 
-    found = await gql.data(
+    found = await cms_api.data(
         f"query($id: ID!) {{ asset(id: $id) {{ {ASSET_FIELDS} }} }}", {"id": asset["id"]}
     )
     assert found["asset"] == asset
@@ -136,35 +138,35 @@ async def test_upload_and_serve_an_image(gql: GraphQLClient) -> None:
 @pytest.mark.parametrize(
     "path", [f"/assets/{uuid.uuid4().hex}.png", "/assets/passwd", "/assets/..%2F..%2Fetc%2Fpasswd"]
 )
-async def test_unknown_files_are_not_found(gql: GraphQLClient, path: str) -> None:
-    response = await gql.client.get(path)
+async def test_unknown_files_are_not_found(cms_api: GraphQLClient, path: str) -> None:
+    response = await cms_api.client.get(path)
     assert response.status_code == 404
 
 
-async def test_markup_is_served_as_an_inert_download(gql: GraphQLClient) -> None:
+async def test_markup_is_served_as_an_inert_download(cms_api: GraphQLClient) -> None:
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
-    asset = await upload(gql, svg, filename="logo.svg", content_type="image/svg+xml")
+    asset = await upload(cms_api, svg, filename="logo.svg", content_type="image/svg+xml")
     assert (asset["assetType"], asset["mimeType"]) == ("file", "application/octet-stream")
     assert asset["metadata"]["neutralised"] == "image/svg+xml"
-    served = await gql.client.get(asset["url"])
+    served = await cms_api.client.get(asset["url"])
     assert served.content == svg
     assert served.headers["content-type"] == "application/octet-stream"
     assert served.headers["content-disposition"].startswith("attachment")
     assert served.headers["x-content-type-options"] == "nosniff"
 
 
-async def test_a_pdf_is_a_download(gql: GraphQLClient) -> None:
+async def test_a_pdf_is_a_download(cms_api: GraphQLClient) -> None:
     pdf = b"%PDF-1.7\n%%EOF\n"
-    asset = await upload(gql, pdf, filename="doc.pdf", content_type="application/pdf")
-    served = await gql.client.get(asset["url"])
+    asset = await upload(cms_api, pdf, filename="doc.pdf", content_type="application/pdf")
+    served = await cms_api.client.get(asset["url"])
     assert served.headers["content-type"] == "application/pdf"
     assert served.headers["content-disposition"].startswith("attachment")
 
 
-async def test_images_resolve_on_posts_and_count_references(gql: GraphQLClient) -> None:
-    cover = await upload(gql, png(40, 30), title="Cover")
-    unused = await upload(gql, png(1, 1), title="Spare")
-    created = await gql.data(
+async def test_images_resolve_on_posts_and_count_references(cms_api: GraphQLClient) -> None:
+    cover = await upload(cms_api, png(40, 30), title="Cover")
+    unused = await upload(cms_api, png(1, 1), title="Spare")
+    created = await cms_api.data(
         """mutation($data: PostDataInput!) { createPost(data: $data, publish: true) {
              id coverImage { url width height alt asset { id url width height referenceCount } }
            } }""",
@@ -190,7 +192,7 @@ async def test_images_resolve_on_posts_and_count_references(gql: GraphQLClient) 
             "referenceCount": 1,
         },
     }
-    await gql.data(
+    await cms_api.data(
         "mutation($id: ID!, $data: JSON!) { updatePost(id: $id, data: $data) { id } }",
         {
             "id": post["id"],
@@ -205,7 +207,7 @@ async def test_images_resolve_on_posts_and_count_references(gql: GraphQLClient) 
             },
         },
     )
-    usage = await gql.data(
+    usage = await cms_api.data(
         "query($id: ID!) { assetUsage(id: $id) { documentId documentType plane fieldPath } }",
         {"id": cover["id"]},
     )
@@ -216,7 +218,7 @@ async def test_images_resolve_on_posts_and_count_references(gql: GraphQLClient) 
     ]
     assert {u["documentId"] for u in usage["assetUsage"]} == {post["id"]}
 
-    pages = await gql.data(
+    pages = await cms_api.data(
         """{ inUse: allAsset(usage: "in-use") { totalDocs docs { id referenceCount } }
              unused: allAsset(usage: "unused") { totalDocs docs { id referenceCount } } }"""
     )
@@ -224,11 +226,11 @@ async def test_images_resolve_on_posts_and_count_references(gql: GraphQLClient) 
     assert pages["unused"] == {"totalDocs": 1, "docs": [{"id": unused["id"], "referenceCount": 0}]}
 
 
-async def test_all_asset_pages(gql: GraphQLClient) -> None:
+async def test_all_asset_pages(cms_api: GraphQLClient) -> None:
     names = ["b.png", "a.png", "c.png"]
     for name in names:
-        await upload(gql, png(), filename=name)
-    result = await gql.data(
+        await upload(cms_api, png(), filename=name)
+    result = await cms_api.data(
         """{ allAsset(sort: "name-asc", limit: 2, assetType: "image", mimeType: "image/*") {
              docs { originalFilename } totalDocs limit offset page totalPages hasNextPage hasPrevPage
            } }"""
@@ -243,7 +245,7 @@ async def test_all_asset_pages(gql: GraphQLClient) -> None:
         "hasNextPage": True,
         "hasPrevPage": False,
     }
-    second = await gql.data(
+    second = await cms_api.data(
         '{ allAsset(sort: "name-asc", limit: 2, offset: 2, search: "PNG") {'
         " docs { originalFilename } page hasNextPage hasPrevPage } }"
     )
@@ -255,9 +257,9 @@ async def test_all_asset_pages(gql: GraphQLClient) -> None:
     }
 
 
-async def test_update_and_delete(gql: GraphQLClient) -> None:
-    asset = await upload(gql, png(), title="T", alt="A", creditLine="C")
-    updated = await gql.data(
+async def test_update_and_delete(cms_api: GraphQLClient) -> None:
+    asset = await upload(cms_api, png(), title="T", alt="A", creditLine="C")
+    updated = await cms_api.data(
         """mutation($id: ID!) { updateAsset(id: $id, title: "New", alt: null) {
              title alt creditLine description } }""",
         {"id": asset["id"]},
@@ -268,24 +270,24 @@ async def test_update_and_delete(gql: GraphQLClient) -> None:
         "creditLine": "C",
         "description": None,
     }
-    post = await gql.data(
+    post = await cms_api.data(
         """mutation($data: PostDataInput!) { createPost(data: $data) { id } }""",
         {"data": {"title": "P", "coverImage": {"assetId": asset["id"]}}},
     )
     delete = (
         "mutation($id: ID!, $force: Boolean) { deleteAsset(id: $id, force: $force) { success id } }"
     )
-    refused = await gql(delete, {"id": asset["id"]})
+    refused = await cms_api(delete, {"id": asset["id"]})
     assert error_code(refused) == "CONFLICT"
-    assert (await gql.client.get(asset["url"])).status_code == 200
+    assert (await cms_api.client.get(asset["url"])).status_code == 200
 
-    forced = await gql.data(delete, {"id": asset["id"], "force": True})
+    forced = await cms_api.data(delete, {"id": asset["id"], "force": True})
     assert forced["deleteAsset"] == {"success": True, "id": asset["id"]}
-    await service(gql).settle()
-    assert (await gql.client.get(asset["url"])).status_code == 404
-    gone = await gql.data("query($id: ID!) { asset(id: $id) { id } }", {"id": asset["id"]})
+    await service(cms_api).settle()
+    assert (await cms_api.client.get(asset["url"])).status_code == 404
+    gone = await cms_api.data("query($id: ID!) { asset(id: $id) { id } }", {"id": asset["id"]})
     assert gone["asset"] is None
-    draft = await gql.data(
+    draft = await cms_api.data(
         'query($id: ID!) { post(id: $id, perspective: "draft") { coverImage { url } _raw } }',
         {"id": post["createPost"]["id"]},
     )
@@ -293,64 +295,64 @@ async def test_update_and_delete(gql: GraphQLClient) -> None:
     assert "coverImage" not in draft["post"]["_raw"]
 
 
-async def test_error_codes(gql: GraphQLClient) -> None:
+async def test_error_codes(cms_api: GraphQLClient) -> None:
     too_big = await upload_request(
-        gql, b"x" * (LIMIT + 1), filename="big.txt", content_type="text/plain"
+        cms_api, b"x" * (LIMIT + 1), filename="big.txt", content_type="text/plain"
     )
     assert too_big.status_code == 200
     assert error_code(too_big.json()) == "PAYLOAD_TOO_LARGE"
 
-    mismatch = await upload_request(gql, b"%PDF-1.4\n", content_type="image/png")
+    mismatch = await upload_request(cms_api, b"%PDF-1.4\n", content_type="image/png")
     assert error_code(mismatch.json()) == "BAD_USER_INPUT"
     assert mismatch.json()["errors"][0]["extensions"]["field"] == "file"
 
-    anonymous = await upload_request(gql, png(), key=None)
+    anonymous = await upload_request(cms_api, png(), key=None)
     assert error_code(anonymous.json()) == "UNAUTHENTICATED"
 
-    viewer = await gql.key_for(gql.org, role="viewer")
-    refused = await upload_request(gql, png(), key=viewer)
+    viewer = await cms_api.key_for(cms_api.org, role="viewer")
+    refused = await upload_request(cms_api, png(), key=viewer)
     assert error_code(refused.json()) == "FORBIDDEN"
-    asset = await upload(gql, png())
+    asset = await upload(cms_api, png())
     for mutation in (
         'mutation($id: ID!) { updateAsset(id: $id, title: "x") { id } }',
         "mutation($id: ID!) { deleteAsset(id: $id) { success } }",
     ):
-        assert error_code(await gql(mutation, {"id": asset["id"]}, key=viewer)) == "FORBIDDEN"
-    seen = await gql.data(
+        assert error_code(await cms_api(mutation, {"id": asset["id"]}, key=viewer)) == "FORBIDDEN"
+    seen = await cms_api.data(
         "query($id: ID!) { asset(id: $id) { id } }", {"id": asset["id"]}, key=viewer
     )
     assert seen["asset"] == {"id": asset["id"]}
 
-    missing = await gql(
+    missing = await cms_api(
         "mutation($id: ID!) { deleteAsset(id: $id) { success } }", {"id": str(uuid.uuid4())}
     )
     assert error_code(missing) == "NOT_FOUND"
-    malformed = await gql('{ asset(id: "not-a-uuid") { id } }')
+    malformed = await cms_api('{ asset(id: "not-a-uuid") { id } }')
     assert error_code(malformed) == "BAD_USER_INPUT"
-    bad_filter = await gql('{ allAsset(usage: "sometimes") { totalDocs } }')
+    bad_filter = await cms_api('{ allAsset(usage: "sometimes") { totalDocs } }')
     assert error_code(bad_filter) == "BAD_USER_INPUT"
 
 
-async def test_a_body_over_the_request_limit_is_refused_with_a_code(gql: GraphQLClient) -> None:
-    response = await upload_request(gql, b"x" * (2 * 1024 * 1024), content_type="text/plain")
+async def test_a_body_over_the_request_limit_is_refused_with_a_code(cms_api: GraphQLClient) -> None:
+    response = await upload_request(cms_api, b"x" * (2 * 1024 * 1024), content_type="text/plain")
     assert response.status_code in (200, 413)
     assert error_code(response.json()) == "PAYLOAD_TOO_LARGE"
 
 
-async def test_other_organizations_cannot_see_or_delete(gql: GraphQLClient) -> None:
-    asset = await upload(gql, png())
-    rival = await gql.key_for(await gql.org_named("rival"))
-    seen = await gql.data(
+async def test_other_organizations_cannot_see_or_delete(cms_api: GraphQLClient) -> None:
+    asset = await upload(cms_api, png())
+    rival = await cms_api.key_for(await cms_api.org_named("rival"))
+    seen = await cms_api.data(
         "query($id: ID!) { asset(id: $id) { id } }", {"id": asset["id"]}, key=rival
     )
     assert seen["asset"] is None
-    listed = await gql.data("{ allAsset { totalDocs } }", key=rival)
+    listed = await cms_api.data("{ allAsset { totalDocs } }", key=rival)
     assert listed["allAsset"]["totalDocs"] == 0
-    deleted = await gql(
+    deleted = await cms_api(
         "mutation($id: ID!) { deleteAsset(id: $id, force: true) { success } }",
         {"id": asset["id"]},
         key=rival,
     )
     assert error_code(deleted) == "NOT_FOUND"
     # Files are public by URL: the unguessable name is the only key.
-    assert (await gql.client.get(asset["url"])).status_code == 200
+    assert (await cms_api.client.get(asset["url"])).status_code == 200

@@ -36,15 +36,15 @@ async def post(gql: GraphQLClient, title: str, *, publish: bool = True, **data: 
     return str(result["createPost"]["id"])
 
 
-async def test_create_update_publish_unpublish_delete(gql: GraphQLClient) -> None:
-    ada = await author(gql, "Ada")
-    created = await gql.data(
+async def test_create_update_publish_unpublish_delete(cms_api: GraphQLClient) -> None:
+    ada = await author(cms_api, "Ada")
+    created = await cms_api.data(
         CREATE_POST, {"data": {"title": "Hello", "slug": "hello", "views": 3, "author": ada}}
     )
     doc = created["createPost"]
     assert (doc["status"], doc["revision"], doc["hasUnpublishedChanges"]) == ("draft", 1, True)
 
-    updated = await gql.data(
+    updated = await cms_api.data(
         """mutation($id: ID!) { updatePost(id: $id, data: {views: 4, excerpt: "x"},
              expectedRevision: 1) { revision views excerpt author { name } } }""",
         {"id": doc["id"]},
@@ -56,7 +56,7 @@ async def test_create_update_publish_unpublish_delete(gql: GraphQLClient) -> Non
         "author": {"name": "Ada"},
     }
 
-    published = await gql.data(
+    published = await cms_api.data(
         "mutation($id: ID!) { publishPost(id: $id, expectedRevision: 2) { status publishedHash"
         " hasUnpublishedChanges } }",
         {"id": doc["id"]},
@@ -65,30 +65,34 @@ async def test_create_update_publish_unpublish_delete(gql: GraphQLClient) -> Non
     assert len(published["publishPost"]["publishedHash"]) == 20
     assert published["publishPost"]["hasUnpublishedChanges"] is False
 
-    seen = await gql.data("query($id: ID!) { post(id: $id) { title views } }", {"id": doc["id"]})
+    seen = await cms_api.data(
+        "query($id: ID!) { post(id: $id) { title views } }", {"id": doc["id"]}
+    )
     assert seen["post"] == {"title": "Hello", "views": 4}
 
-    await gql.data("mutation($id: ID!) { unpublishPost(id: $id) { status } }", {"id": doc["id"]})
-    gone = await gql.data("query($id: ID!) { post(id: $id) { title } }", {"id": doc["id"]})
+    await cms_api.data(
+        "mutation($id: ID!) { unpublishPost(id: $id) { status } }", {"id": doc["id"]}
+    )
+    gone = await cms_api.data("query($id: ID!) { post(id: $id) { title } }", {"id": doc["id"]})
     assert gone["post"] is None
-    draft = await gql.data(
+    draft = await cms_api.data(
         'query($id: ID!) { post(id: $id, perspective: "draft") { title } }', {"id": doc["id"]}
     )
     assert draft["post"] == {"title": "Hello"}
 
-    deleted = await gql.data(
+    deleted = await cms_api.data(
         "mutation($id: ID!) { deletePost(id: $id) { success } }", {"id": doc["id"]}
     )
     assert deleted["deletePost"]["success"] is True
-    versions = await gql(
+    versions = await cms_api(
         "query($id: ID!) { documentVersions(id: $id) { totalVersions } }", {"id": doc["id"]}
     )
     assert versions["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
 
-async def test_update_null_removes_a_key(gql: GraphQLClient) -> None:
-    doc = await post(gql, "T", publish=False, excerpt="gone soon")
-    result = await gql.data(
+async def test_update_null_removes_a_key(cms_api: GraphQLClient) -> None:
+    doc = await post(cms_api, "T", publish=False, excerpt="gone soon")
+    result = await cms_api.data(
         "mutation($id: ID!) { updatePost(id: $id, data: {excerpt: null}) { excerpt _raw } }",
         {"id": doc},
     )
@@ -96,29 +100,31 @@ async def test_update_null_removes_a_key(gql: GraphQLClient) -> None:
     assert "excerpt" not in result["updatePost"]["_raw"]
 
 
-async def test_typed_and_json_filters_sort_and_pages(gql: GraphQLClient) -> None:
-    ada = await author(gql, "Ada")
-    bob = await author(gql, "Bob")
+async def test_typed_and_json_filters_sort_and_pages(cms_api: GraphQLClient) -> None:
+    ada = await author(cms_api, "Ada")
+    bob = await author(cms_api, "Bob")
     for n, views in enumerate([5, 100, 20, 9]):
-        await post(gql, f"Post {n}", views=views, author=ada if n % 2 else bob, tags=["x", f"t{n}"])
-    await post(gql, "Draft only", publish=False, views=1000)
+        await post(
+            cms_api, f"Post {n}", views=views, author=ada if n % 2 else bob, tags=["x", f"t{n}"]
+        )
+    await post(cms_api, "Draft only", publish=False, views=1000)
 
-    typed = await gql.data(
+    typed = await cms_api.data(
         """{ allPost(where: {views: {greater_than: 8}, author: {where: {name: {equals: "Ada"}}}},
                     sort: ["-views"]) { title views } }"""
     )
     assert typed["allPost"] == [{"title": "Post 1", "views": 100}, {"title": "Post 3", "views": 9}]
 
-    numeric = await gql.data('{ allPost(sort: ["views"], depth: 0) { views } }')
+    numeric = await cms_api.data('{ allPost(sort: ["views"], depth: 0) { views } }')
     assert [p["views"] for p in numeric["allPost"]] == [5, 9, 20, 100]
 
-    nested = await gql.data(
+    nested = await cms_api.data(
         '{ allPost(where: {OR: [{tags: {equals: "t0"}}, {title: {contains: "2"}}]},'
         ' sort: ["title"]) { title } }'
     )
     assert [p["title"] for p in nested["allPost"]] == ["Post 0", "Post 2"]
 
-    page = await gql.data(
+    page = await cms_api.data(
         '{ allPostPage(limit: 3, offset: 0, sort: ["views"]) { docs { views } totalDocs page'
         " totalPages hasNextPage hasPrevPage limit offset } }"
     )
@@ -132,10 +138,10 @@ async def test_typed_and_json_filters_sort_and_pages(gql: GraphQLClient) -> None
         "limit": 3,
         "offset": 0,
     }
-    drafts = await gql.data('{ allPostPage(perspective: "draft") { totalDocs } }')
+    drafts = await cms_api.data('{ allPostPage(perspective: "draft") { totalDocs } }')
     assert drafts["allPostPage"]["totalDocs"] == 5
 
-    escape = await gql.data(
+    escape = await cms_api.data(
         """query($where: JSON) { documents(type: "post", where: $where, sort: ["-views"]) {
              docs totalDocs } }""",
         {"where": {"author.name": "Ada", "views": {"less_than": 50}}},
@@ -144,23 +150,23 @@ async def test_typed_and_json_filters_sort_and_pages(gql: GraphQLClient) -> None
     assert escape["documents"]["docs"][0]["title"] == "Post 3"
 
 
-async def test_depth_and_cycles_resolve_to_stubs(gql: GraphQLClient) -> None:
+async def test_depth_and_cycles_resolve_to_stubs(cms_api: GraphQLClient) -> None:
     # ada -> bob -> ada (a 2-cycle); cy -> cy (a self-reference)
-    ada = await author(gql, "Ada")
-    bob = await author(gql, "Bob", mentor=ada)
-    await gql.data(
+    ada = await author(cms_api, "Ada")
+    bob = await author(cms_api, "Bob", mentor=ada)
+    await cms_api.data(
         "mutation($id: ID!, $m: JSON!) { updateAuthor(id: $id, data: $m, publish: true) { id } }",
         {"id": ada, "m": {"mentor": {"_type": "reference", "_ref": bob}}},
     )
-    cy = await author(gql, "Cy")
-    await gql.data(
+    cy = await author(cms_api, "Cy")
+    await cms_api.data(
         "mutation($id: ID!, $m: JSON!) { updateAuthor(id: $id, data: $m, publish: true) { id } }",
         {"id": cy, "m": {"mentor": {"_type": "reference", "_ref": cy}}},
     )
 
     query = """query($id: ID!, $depth: Int) { author(id: $id, depth: $depth) { name mentor {
         id _ref name _resolved mentor { id _ref name _resolved mentor { id _resolved } } } } }"""
-    deep = await gql.data(query, {"id": ada, "depth": 5})
+    deep = await cms_api.data(query, {"id": ada, "depth": 5})
     assert deep["author"]["mentor"]["name"] == "Bob"
     assert deep["author"]["mentor"]["_resolved"] is True
     # Bob's mentor is Ada again: a cycle, left as a stub.
@@ -175,12 +181,12 @@ async def test_depth_and_cycles_resolve_to_stubs(gql: GraphQLClient) -> None:
         "mentor": None,
     }
 
-    shallow = await gql.data(query, {"id": ada, "depth": 0})
+    shallow = await cms_api.data(query, {"id": ada, "depth": 0})
     assert shallow["author"]["mentor"]["_resolved"] is False
     assert shallow["author"]["mentor"]["id"] is None
     assert shallow["author"]["mentor"]["_ref"] == bob
 
-    self_ref = await gql.data(query, {"id": cy, "depth": 5})
+    self_ref = await cms_api.data(query, {"id": cy, "depth": 5})
     assert self_ref["author"]["mentor"] == {
         "id": None,
         "_ref": cy,
@@ -190,10 +196,10 @@ async def test_depth_and_cycles_resolve_to_stubs(gql: GraphQLClient) -> None:
     }
 
 
-async def test_published_reads_never_show_drafts_through_references(gql: GraphQLClient) -> None:
-    hidden = await author(gql, "Draft author", publish=False)
-    doc = await post(gql, "Public", author=hidden)
-    result = await gql.data(
+async def test_published_reads_never_show_drafts_through_references(cms_api: GraphQLClient) -> None:
+    hidden = await author(cms_api, "Draft author", publish=False)
+    doc = await post(cms_api, "Public", author=hidden)
+    result = await cms_api.data(
         "query($id: ID!) { post(id: $id, depth: 3) { author { id _ref name _resolved } } }",
         {"id": doc},
     )
@@ -203,19 +209,19 @@ async def test_published_reads_never_show_drafts_through_references(gql: GraphQL
         "name": None,
         "_resolved": False,
     }
-    draft = await gql.data(
+    draft = await cms_api.data(
         'query($id: ID!) { post(id: $id, perspective: "draft") { author { name _resolved } } }',
         {"id": doc},
     )
     assert draft["post"]["author"] == {"name": "Draft author", "_resolved": True}
 
 
-async def test_version_history_and_restore(gql: GraphQLClient) -> None:
-    doc = await post(gql, "v1", publish=False)
-    await gql.data(
+async def test_version_history_and_restore(cms_api: GraphQLClient) -> None:
+    doc = await post(cms_api, "v1", publish=False)
+    await cms_api.data(
         'mutation($id: ID!) { updatePost(id: $id, data: {title: "v2"}) { id } }', {"id": doc}
     )
-    history = await gql.data(
+    history = await cms_api.data(
         "query($id: ID!) { documentVersions(id: $id, limit: 10) { totalVersions versions {"
         " versionNumber eventType data } } }",
         {"id": doc},
@@ -223,7 +229,7 @@ async def test_version_history_and_restore(gql: GraphQLClient) -> None:
     versions = history["documentVersions"]["versions"]
     assert [(v["versionNumber"], v["eventType"]) for v in versions] == [(2, "draft"), (1, "draft")]
     assert versions[1]["data"]["title"] == "v1"
-    restored = await gql.data(
+    restored = await cms_api.data(
         "mutation($id: ID!) { restoreDocumentVersion(id: $id, versionNumber: 1) {"
         " ... on Post { title revision } } }",
         {"id": doc},
@@ -273,20 +279,20 @@ async def test_version_history_and_restore(gql: GraphQLClient) -> None:
     ],
 )
 async def test_errors_carry_a_stable_code(
-    gql: GraphQLClient, query: str, variables: dict[str, Any] | None, code: str
+    cms_api: GraphQLClient, query: str, variables: dict[str, Any] | None, code: str
 ) -> None:
-    result = await gql(query, variables)
+    result = await cms_api(query, variables)
     assert result["errors"], result
     assert result["errors"][0]["extensions"]["code"] == code, result["errors"]
     assert "Traceback" not in str(result)
 
 
-async def test_stale_revision_is_a_conflict(gql: GraphQLClient) -> None:
-    doc = await post(gql, "T", publish=False)
-    await gql.data(
+async def test_stale_revision_is_a_conflict(cms_api: GraphQLClient) -> None:
+    doc = await post(cms_api, "T", publish=False)
+    await cms_api.data(
         'mutation($id: ID!) { updatePost(id: $id, data: {title: "A"}) { id } }', {"id": doc}
     )
-    result = await gql(
+    result = await cms_api(
         'mutation($id: ID!) { updatePost(id: $id, data: {title: "B"},'
         " expectedRevision: 1) { id } }",
         {"id": doc},
@@ -296,57 +302,59 @@ async def test_stale_revision_is_a_conflict(gql: GraphQLClient) -> None:
     assert error["extensions"]["currentRevision"] == 2
 
 
-async def test_no_token_is_unauthenticated_and_a_viewer_cannot_write(gql: GraphQLClient) -> None:
-    result = await gql("{ allPost { title } }", key=None)
+async def test_no_token_is_unauthenticated_and_a_viewer_cannot_write(
+    cms_api: GraphQLClient,
+) -> None:
+    result = await cms_api("{ allPost { title } }", key=None)
     assert result["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-    bad = await gql("{ allPost { title } }", key="cms_nope_nope")
+    bad = await cms_api("{ allPost { title } }", key="cms_nope_nope")
     assert bad["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-    viewer = await gql.key_for(gql.org, role="viewer")
-    denied = await gql('mutation { createPost(data: {title: "x"}) { id } }', key=viewer)
+    viewer = await cms_api.key_for(cms_api.org, role="viewer")
+    denied = await cms_api('mutation { createPost(data: {title: "x"}) { id } }', key=viewer)
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert denied["data"] is None
 
 
-async def test_a_failed_mutation_rolls_back_the_whole_operation(gql: GraphQLClient) -> None:
-    result = await gql(
+async def test_a_failed_mutation_rolls_back_the_whole_operation(cms_api: GraphQLClient) -> None:
+    result = await cms_api(
         'mutation { a: createPost(data: {title: "kept?"}) { id }'
         ' b: createPost(data: {title: "x", views: -5}, publish: true) { id } }'
     )
     assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
-    drafts = await gql.data('{ allPostPage(perspective: "draft") { totalDocs } }')
+    drafts = await cms_api.data('{ allPostPage(perspective: "draft") { totalDocs } }')
     assert drafts["allPostPage"]["totalDocs"] == 0
 
 
-async def test_limits_give_query_too_complex(gql: GraphQLClient) -> None:
+async def test_limits_give_query_too_complex(cms_api: GraphQLClient) -> None:
     deep = "{ allPost { " + "author { mentor { " * 8 + "id" + " } }" * 8 + " } }"
     huge = "{ allPost { " + " ".join(["title"] * 6000) + " } }"
     for query in (deep, huge):
-        result = await gql(query)
+        result = await cms_api(query)
         assert result["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", result
 
 
-async def test_operation_name_chooses_among_several(gql: GraphQLClient) -> None:
+async def test_operation_name_chooses_among_several(cms_api: GraphQLClient) -> None:
     body = {
         "query": "query A { allPost { id } } query B { allAuthor { id } }",
         "operationName": "B",
     }
-    response = await gql.client.post(
-        "/graphql", json=body, headers={"Authorization": f"Bearer {gql.key}"}
+    response = await cms_api.client.post(
+        "/graphql", json=body, headers={"Authorization": f"Bearer {cms_api.key}"}
     )
     assert response.json() == {"data": {"allAuthor": []}}
 
 
-async def test_sort_takes_a_string_where_a_list_is_declared(gql: GraphQLClient) -> None:
+async def test_sort_takes_a_string_where_a_list_is_declared(cms_api: GraphQLClient) -> None:
     """`sort` is `[String!]`; one string, literal or in a `[String!]` variable, is a list of one
     (`docs/clients.md`). A `$sort: String` declaration is refused."""
-    await post(gql, "B post")
-    await post(gql, "A post")
-    literal = await gql.data('{ allPost(sort: "title") { title } }')
-    variable = await gql.data(
+    await post(cms_api, "B post")
+    await post(cms_api, "A post")
+    literal = await cms_api.data('{ allPost(sort: "title") { title } }')
+    variable = await cms_api.data(
         "query($s: [String!]) { allPost(sort: $s) { title } }", {"s": "-title"}
     )
     assert [p["title"] for p in literal["allPost"]] == ["A post", "B post"]
     assert [p["title"] for p in variable["allPost"]] == ["B post", "A post"]
-    refused = await gql("query($s: String) { allPost(sort: $s) { title } }", {"s": "title"})
+    refused = await cms_api("query($s: String) { allPost(sort: $s) { title } }", {"s": "title"})
     assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", refused
     assert "used in position expecting type" in refused["errors"][0]["message"]

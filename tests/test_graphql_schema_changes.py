@@ -21,71 +21,71 @@ RECIPE = {
 REGISTER = "mutation($d: JSON!) { registerSchemaType(definition: $d) { name kind } }"
 
 
-async def test_only_instance_admins_manage_schema_types(gql: GraphQLClient) -> None:
-    denied = await gql(REGISTER, {"d": RECIPE})
+async def test_only_instance_admins_manage_schema_types(cms_api: GraphQLClient) -> None:
+    denied = await cms_api(REGISTER, {"d": RECIPE})
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    deleted = await gql('mutation { deleteSchemaType(name: "post") { success } }')
+    deleted = await cms_api('mutation { deleteSchemaType(name: "post") { success } }')
     assert deleted["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
-async def test_a_registered_type_is_served_by_the_next_request(gql: GraphQLClient) -> None:
-    admin = await gql.key_for(gql.org, instance_admin=True)
-    before = await gql("{ allRecipe { title } }")
+async def test_a_registered_type_is_served_by_the_next_request(cms_api: GraphQLClient) -> None:
+    admin = await cms_api.key_for(cms_api.org, instance_admin=True)
+    before = await cms_api("{ allRecipe { title } }")
     assert before["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
 
-    registered = await gql.data(REGISTER, {"d": RECIPE}, key=admin)
+    registered = await cms_api.data(REGISTER, {"d": RECIPE}, key=admin)
     assert registered["registerSchemaType"] == {"name": "recipe", "kind": "document"}
 
-    created = await gql.data(
+    created = await cms_api.data(
         'mutation { createRecipe(data: {title: "Soup", minutes: 20}, publish: true) { id minutes } }'
     )
     assert created["createRecipe"]["minutes"] == 20
-    listed = await gql.data("{ allRecipe { title } }")
+    listed = await cms_api.data("{ allRecipe { title } }")
     assert listed["allRecipe"] == [{"title": "Soup"}]
 
-    bad = await gql(
+    bad = await cms_api(
         REGISTER, {"d": {**RECIPE, "fields": [{"name": "x", "type": "nope"}]}}, key=admin
     )
     assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
-    in_use = await gql('mutation { deleteSchemaType(name: "author") { success } }', key=admin)
+    in_use = await cms_api('mutation { deleteSchemaType(name: "author") { success } }', key=admin)
     assert in_use["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"  # recipe.chef uses it
 
-    await gql.data('mutation { deleteSchemaType(name: "recipe") { success } }', key=admin)
-    gone = await gql("{ allRecipe { title } }")
+    await cms_api.data('mutation { deleteSchemaType(name: "recipe") { success } }', key=admin)
+    gone = await cms_api("{ allRecipe { title } }")
     assert gone["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     # The documents stay in the database and return with the type.
-    await gql.data(REGISTER, {"d": RECIPE}, key=admin)
-    back = await gql.data("{ allRecipe { title } }")
+    await cms_api.data(REGISTER, {"d": RECIPE}, key=admin)
+    back = await cms_api.data("{ allRecipe { title } }")
     assert back["allRecipe"] == [{"title": "Soup"}]
 
 
-async def test_a_schema_change_commits_with_its_operation(gql: GraphQLClient) -> None:
+async def test_a_schema_change_commits_with_its_operation(cms_api: GraphQLClient) -> None:
     """A registration in an operation that fails elsewhere rolls back with it: nothing is stored,
     the live registry keeps what it had, and no other process is told of a change."""
-    admin = await gql.key_for(gql.org, instance_admin=True)
-    failed = await gql(
+    admin = await cms_api.key_for(cms_api.org, instance_admin=True)
+    failed = await cms_api(
         "mutation($d: JSON!) { registerSchemaType(definition: $d) { name }"
         ' deleteSchemaType(name: "no-such-type") { success } }',
         {"d": RECIPE},
         key=admin,
     )
     assert failed["errors"][0]["extensions"]["code"] == "NOT_FOUND"
-    assert "recipe" not in gql.services.model.registry
-    async with gql.services.adapter.instance_transaction() as tx:
+    assert "recipe" not in cms_api.services.model.registry
+    async with cms_api.services.adapter.instance_transaction() as tx:
         stored = await tx.fetchval("SELECT count(*) FROM cms_schema_types WHERE name = 'recipe'")
     assert stored == 0
-    after = await gql("{ allRecipe { title } }")
+    after = await cms_api("{ allRecipe { title } }")
     assert after["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
 
     # The same registration on its own commits, and the next request is served the new type.
-    await gql.data(REGISTER, {"d": RECIPE}, key=admin)
-    assert "recipe" in gql.services.model.registry
-    assert (await gql.data("{ allRecipe { title } }")) == {"allRecipe": []}
+    await cms_api.data(REGISTER, {"d": RECIPE}, key=admin)
+    assert "recipe" in cms_api.services.model.registry
+    assert (await cms_api.data("{ allRecipe { title } }")) == {"allRecipe": []}
 
 
-async def test_other_processes_pick_the_change_up_within_a_second(gql: GraphQLClient) -> None:
-    database = gql.services.adapter.database
+async def test_other_processes_pick_the_change_up_within_a_second(cms_api: GraphQLClient) -> None:
+    database = cms_api.services.adapter.database
     settings = Settings(
         database_url=database.url,
         database_pool_mode=database.pool_mode,
@@ -96,8 +96,8 @@ async def test_other_processes_pick_the_change_up_within_a_second(gql: GraphQLCl
     await other.start()
     try:
         assert "recipe" not in other.model.registry
-        admin = await gql.key_for(gql.org, instance_admin=True)
-        await gql.data(REGISTER, {"d": RECIPE}, key=admin)
+        admin = await cms_api.key_for(cms_api.org, instance_admin=True)
+        await cms_api.data(REGISTER, {"d": RECIPE}, key=admin)
         for _ in range(20):
             if "recipe" in other.model.registry:
                 break

@@ -10,18 +10,18 @@ from server.engine.postgres import PostgresAdapter
 from server.services import Services
 
 
-async def test_healthz_follows_the_database(adapter: PostgresAdapter) -> None:
-    settings = Settings(database_url=adapter.database.url)
-    app = create_app(settings, services=Services.create(settings, adapter))
+async def test_healthz_follows_the_database(cms_adapter: PostgresAdapter) -> None:
+    settings = Settings(database_url=cms_adapter.database.url)
+    app = create_app(settings, services=Services.create(settings, cms_adapter))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         ok = await client.get("/healthz")
         assert (ok.status_code, ok.json()) == (200, {"status": "ok"})
 
-        await adapter.disconnect()
+        await cms_adapter.disconnect()
         down = await client.get("/healthz")
         assert (down.status_code, down.json()) == (503, {"status": "unavailable"})
-        await adapter.database.connect()
+        await cms_adapter.database.connect()
 
 
 async def test_is_healthy_is_false_for_an_unreachable_server() -> None:

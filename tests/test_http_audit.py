@@ -23,9 +23,11 @@ AUDIT_DIR = PROJECT_ROOT / "tests" / "http_audit"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
-async def test_graphql_http_audit_passes_without_warnings(db_url: str, tmp_path: Path) -> None:
+async def test_graphql_http_audit_passes_without_warnings(
+    cms_database_url: str, tmp_path: Path
+) -> None:
     node = require_node_packages(AUDIT_DIR, "graphql-http")
-    env = server_env(tmp_path, **pooled_environment(db_url))
+    env = server_env(tmp_path, **pooled_environment(cms_database_url))
     key = await owner_key(env, "audit")
     serve = (sys.executable, "-m", "server", "serve")
     async with live_server(env, serve) as server:
@@ -40,9 +42,9 @@ async def test_graphql_http_audit_passes_without_warnings(db_url: str, tmp_path:
 
 
 @pytest.fixture
-async def client(gql: GraphQLClient) -> httpx.AsyncClient:
-    gql.client.headers["Authorization"] = f"Bearer {gql.key}"
-    return gql.client
+async def client(cms_api: GraphQLClient) -> httpx.AsyncClient:
+    cms_api.client.headers["Authorization"] = f"Bearer {cms_api.key}"
+    return cms_api.client
 
 
 def codes(body: dict[str, Any]) -> list[str]:

@@ -52,9 +52,9 @@ async def accept(adapter: PostgresAdapter, token: str, user_id: str = "u1") -> M
         return await INVITATIONS.accept_invitation(tx, token=token, user_id=user_id)
 
 
-async def test_create_invitation_stores_only_the_token_hash(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+async def test_create_invitation_stores_only_the_token_hash(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         invitation, token = await INVITATIONS.create_invitation(
             tx,
             organization_id=org.id,
@@ -78,15 +78,15 @@ async def test_create_invitation_stores_only_the_token_hash(adapter: PostgresAda
     assert invitation.expires_at - now == timedelta(days=7)
 
 
-async def test_every_invitation_gets_its_own_token(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    tokens = {await invite(adapter, org) for _ in range(3)}
+async def test_every_invitation_gets_its_own_token(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter)
+    tokens = {await invite(cms_adapter, org) for _ in range(3)}
     assert len(tokens) == 3
 
 
-async def test_create_invitation_with_a_custom_expiry(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+async def test_create_invitation_with_a_custom_expiry(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         invitation, _ = await INVITATIONS.create_invitation(
             tx,
             organization_id=org.id,
@@ -112,11 +112,11 @@ async def test_create_invitation_with_a_custom_expiry(adapter: PostgresAdapter) 
     ],
 )
 async def test_create_invitation_refuses_bad_input(
-    adapter: PostgresAdapter, changes: dict[str, object], path: str
+    cms_adapter: PostgresAdapter, changes: dict[str, object], path: str
 ) -> None:
-    org = await make_org(adapter)
+    org = await make_org(cms_adapter)
     arguments: dict[str, object] = {"email": "ann@example.com", "role": "editor", **changes}
-    async with adapter.system_context() as tx:
+    async with cms_adapter.system_context() as tx:
         with pytest.raises(InvalidInputError) as caught:
             await INVITATIONS.create_invitation(
                 tx,
@@ -129,8 +129,8 @@ async def test_create_invitation_refuses_bad_input(
     assert count == 0
 
 
-async def test_create_invitation_to_a_missing_organization(adapter: PostgresAdapter) -> None:
-    async with adapter.system_context() as tx:
+async def test_create_invitation_to_a_missing_organization(cms_adapter: PostgresAdapter) -> None:
+    async with cms_adapter.system_context() as tx:
         with pytest.raises(NotFoundError):
             await INVITATIONS.create_invitation(
                 tx,
@@ -141,14 +141,14 @@ async def test_create_invitation_to_a_missing_organization(adapter: PostgresAdap
             )
 
 
-async def test_find_invitations(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    other = await make_org(adapter, "other")
-    first = await invite(adapter, org, email="ann@example.com")
-    second = await invite(adapter, org, email="bob@example.com")
-    elsewhere = await invite(adapter, other, email="Ann@example.com")
-    await expire(adapter, second)
-    async with adapter.system_context() as tx:
+async def test_find_invitations(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter)
+    other = await make_org(cms_adapter, "other")
+    first = await invite(cms_adapter, org, email="ann@example.com")
+    second = await invite(cms_adapter, org, email="bob@example.com")
+    elsewhere = await invite(cms_adapter, other, email="Ann@example.com")
+    await expire(cms_adapter, second)
+    async with cms_adapter.system_context() as tx:
         by_token = await INVITATIONS.find_invitation_by_token(tx, token=first)
         unknown = await INVITATIONS.find_invitation_by_token(tx, token="nope")
         of_org = await INVITATIONS.find_organization_invitations(tx, organization_id=org.id)
@@ -170,11 +170,11 @@ async def test_find_invitations(adapter: PostgresAdapter) -> None:
     assert for_bob == []
 
 
-async def test_accept_invitation_makes_a_member(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    token = await invite(adapter, org, role="viewer")
-    member = await accept(adapter, token)
-    async with adapter.system_context() as tx:
+async def test_accept_invitation_makes_a_member(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter)
+    token = await invite(cms_adapter, org, role="viewer")
+    member = await accept(cms_adapter, token)
+    async with cms_adapter.system_context() as tx:
         invitation = await INVITATIONS.find_invitation_by_token(tx, token=token)
         capabilities = await MEMBERS.capabilities_for_member(
             tx, organization_id=org.id, user_id="u1"
@@ -186,11 +186,13 @@ async def test_accept_invitation_makes_a_member(adapter: PostgresAdapter) -> Non
     assert capabilities == {"document.read", "asset.read"}
 
 
-async def test_accepting_as_an_existing_member_updates_the_role(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+async def test_accepting_as_an_existing_member_updates_the_role(
+    cms_adapter: PostgresAdapter,
+) -> None:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         before = await MEMBERS.add_member(tx, organization_id=org.id, user_id="u1", role="viewer")
-    member = await accept(adapter, await invite(adapter, org, role="admin"))
+    member = await accept(cms_adapter, await invite(cms_adapter, org, role="admin"))
     assert (member.id, member.role) == (before.id, "admin")
     assert member.invitation_id is not None
 
@@ -204,58 +206,58 @@ async def test_accepting_as_an_existing_member_updates_the_role(adapter: Postgre
     ],
 )
 async def test_a_spent_expired_or_unknown_token_is_refused(
-    adapter: PostgresAdapter, spoil: str, error: type[CMSError], message: str
+    cms_adapter: PostgresAdapter, spoil: str, error: type[CMSError], message: str
 ) -> None:
-    org = await make_org(adapter)
-    token = await invite(adapter, org)
+    org = await make_org(cms_adapter)
+    token = await invite(cms_adapter, org)
     if spoil == "use":
-        await accept(adapter, token, user_id="first")
+        await accept(cms_adapter, token, user_id="first")
     elif spoil == "expire":
-        await expire(adapter, token)
+        await expire(cms_adapter, token)
     else:
         token = "a-token-nobody-was-given"
     with pytest.raises(error, match=message):
-        await accept(adapter, token, user_id="u1")
-    async with adapter.system_context() as tx:
+        await accept(cms_adapter, token, user_id="u1")
+    async with cms_adapter.system_context() as tx:
         assert await MEMBERS.find_user_membership(tx, user_id="u1", organization_id=org.id) is None
 
 
 async def test_accepting_after_the_role_was_deleted_changes_nothing(
-    adapter: PostgresAdapter,
+    cms_adapter: PostgresAdapter,
 ) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         await ROLES.create_role(tx, organization_id=org.id, name="author", capabilities=[])
-    token = await invite(adapter, org, role="author")
-    async with adapter.system_context() as tx:
+    token = await invite(cms_adapter, org, role="author")
+    async with cms_adapter.system_context() as tx:
         await ROLES.delete_role(tx, organization_id=org.id, name="author")
     with pytest.raises(InvalidInputError, match="role 'author' no longer exists"):
-        await accept(adapter, token)
-    async with adapter.system_context() as tx:
+        await accept(cms_adapter, token)
+    async with cms_adapter.system_context() as tx:
         invitation = await INVITATIONS.find_invitation_by_token(tx, token=token)
     assert invitation is not None
     assert invitation.accepted_at is None
 
 
-async def test_concurrent_accepts_of_one_token_admit_one_user(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    token = await invite(adapter, org)
+async def test_concurrent_accepts_of_one_token_admit_one_user(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter)
+    token = await invite(cms_adapter, org)
     results = await asyncio.gather(
-        *(accept(adapter, token, user_id=f"u{i}") for i in range(4)), return_exceptions=True
+        *(accept(cms_adapter, token, user_id=f"u{i}") for i in range(4)), return_exceptions=True
     )
     members = [r for r in results if isinstance(r, Member)]
     refused = [r for r in results if isinstance(r, InvalidInputError)]
     assert len(members) == 1
     assert len(refused) == 3
-    async with adapter.system_context() as tx:
+    async with cms_adapter.system_context() as tx:
         assert len(await MEMBERS.find_organization_members(tx, organization_id=org.id)) == 1
 
 
-async def test_delete_invitation(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    other = await make_org(adapter, "other")
-    token = await invite(adapter, org)
-    async with adapter.system_context() as tx:
+async def test_delete_invitation(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter)
+    other = await make_org(cms_adapter, "other")
+    token = await invite(cms_adapter, org)
+    async with cms_adapter.system_context() as tx:
         invitation = await INVITATIONS.find_invitation_by_token(tx, token=token)
         assert invitation is not None
         assert not await INVITATIONS.delete_invitation(
@@ -266,27 +268,27 @@ async def test_delete_invitation(adapter: PostgresAdapter) -> None:
         )
         assert not await INVITATIONS.delete_invitation(tx, invitation_id=invitation.id)
         assert await INVITATIONS.find_invitation_by_token(tx, token=token) is None
-    other_token = await invite(adapter, org)
-    async with adapter.system_context() as tx:
+    other_token = await invite(cms_adapter, org)
+    async with cms_adapter.system_context() as tx:
         found = await INVITATIONS.find_invitation_by_token(tx, token=other_token)
         assert found is not None
         assert await INVITATIONS.delete_invitation(tx, invitation_id=found.id)
 
 
-async def test_cleanup_expired_invitations(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    expired = [await invite(adapter, org) for _ in range(2)]
-    used_then_expired = await invite(adapter, org)
-    valid = await invite(adapter, org)
-    await accept(adapter, used_then_expired)
+async def test_cleanup_expired_invitations(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter)
+    expired = [await invite(cms_adapter, org) for _ in range(2)]
+    used_then_expired = await invite(cms_adapter, org)
+    valid = await invite(cms_adapter, org)
+    await accept(cms_adapter, used_then_expired)
     for token in [*expired, used_then_expired]:
-        await expire(adapter, token)
-    async with adapter.system_context() as tx:
+        await expire(cms_adapter, token)
+    async with cms_adapter.system_context() as tx:
         assert await INVITATIONS.cleanup_expired_invitations(tx) == 2
         assert await INVITATIONS.cleanup_expired_invitations(tx) == 0
         left = await INVITATIONS.find_organization_invitations(tx, organization_id=org.id)
     kept = {hashlib.sha256(t.encode()).hexdigest() for t in (used_then_expired, valid)}
-    async with adapter.system_context() as tx:
+    async with cms_adapter.system_context() as tx:
         hashes = {r["token_hash"] for r in await tx.fetch("SELECT token_hash FROM cms_invitations")}
     assert len(left) == 2
     assert hashes == kept

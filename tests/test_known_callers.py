@@ -73,95 +73,100 @@ def titles(payload: dict[str, Any]) -> list[str]:
 
 
 async def test_a_caller_met_recently_reads_the_short_way_with_the_same_answer(
-    gql: GraphQLClient, round_trips: list[str]
+    cms_api: GraphQLClient, round_trips: list[str]
 ) -> None:
-    await gql.data(CREATE, {"t": "one"})
+    await cms_api.data(CREATE, {"t": "one"})
     known_callers.clear()
-    first, statement = await read(gql, gql.key, round_trips)
+    first, statement = await read(cms_api, cms_api.key, round_trips)
     assert statement.startswith(FULL)
-    second, statement = await read(gql, gql.key, round_trips)
+    second, statement = await read(cms_api, cms_api.key, round_trips)
     assert statement.startswith(KNOWN)
     assert first == second
     assert titles(second) == ["one"]
 
 
 async def test_a_revoked_key_is_refused_at_its_next_read(
-    gql: GraphQLClient, round_trips: list[str]
+    cms_api: GraphQLClient, round_trips: list[str]
 ) -> None:
-    key = await gql.key_for(gql.org, role="viewer")
-    await met(gql, key, round_trips)
-    await sql(gql, "UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1", secret_digest(key))
-    payload, _ = await read(gql, key, round_trips)
+    key = await cms_api.key_for(cms_api.org, role="viewer")
+    await met(cms_api, key, round_trips)
+    await sql(
+        cms_api, "UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1", secret_digest(key)
+    )
+    payload, _ = await read(cms_api, key, round_trips)
     assert code(payload) == "UNAUTHENTICATED"
 
 
 async def test_a_key_whose_expiry_passes_is_refused_though_nothing_changed(
-    gql: GraphQLClient, round_trips: list[str]
+    cms_api: GraphQLClient, round_trips: list[str]
 ) -> None:
-    key = await gql.key_for(gql.org, role="viewer")
+    key = await cms_api.key_for(cms_api.org, role="viewer")
     await sql(
-        gql,
+        cms_api,
         "UPDATE api_keys SET expires_at = now() + interval '1 second' WHERE key_hash = $1",
         secret_digest(key),
     )
-    await met(gql, key, round_trips)
-    before = await epoch(gql)
+    await met(cms_api, key, round_trips)
+    before = await epoch(cms_api)
     left = (
         "SELECT extract(epoch FROM expires_at - clock_timestamp()) FROM api_keys"
         " WHERE expires_at IS NOT NULL"
     )
-    async with gql.services.adapter.instance_transaction() as tx:
+    async with cms_api.services.adapter.instance_transaction() as tx:
         await asyncio.sleep(max(float(await tx.fetchval(left)), 0) + 0.05)
         assert await tx.fetchval(left) < 0  # expired by the database's clock
-    payload, _ = await read(gql, key, round_trips)
+    payload, _ = await read(cms_api, key, round_trips)
     assert code(payload) == "UNAUTHENTICATED"
-    assert await epoch(gql) == before
+    assert await epoch(cms_api) == before
 
 
 async def test_a_new_child_organization_is_read_at_once(
-    gql: GraphQLClient, round_trips: list[str]
+    cms_api: GraphQLClient, round_trips: list[str]
 ) -> None:
-    await gql.data(CREATE, {"t": "parents"})
-    assert titles(await met(gql, gql.key, round_trips)) == ["parents"]
-    child = await gql.org_named("child", parent=gql.org)
-    await gql.data(CREATE, {"t": "childs"}, key=await gql.key_for(child))
-    payload, _ = await read(gql, gql.key, round_trips)
+    await cms_api.data(CREATE, {"t": "parents"})
+    assert titles(await met(cms_api, cms_api.key, round_trips)) == ["parents"]
+    child = await cms_api.org_named("child", parent=cms_api.org)
+    await cms_api.data(CREATE, {"t": "childs"}, key=await cms_api.key_for(child))
+    payload, _ = await read(cms_api, cms_api.key, round_trips)
     assert titles(payload) == ["childs", "parents"]
 
 
 async def test_an_organization_moved_away_is_no_longer_read(
-    gql: GraphQLClient, round_trips: list[str]
+    cms_api: GraphQLClient, round_trips: list[str]
 ) -> None:
-    child = await gql.org_named("child", parent=gql.org)
-    other = await gql.org_named("other")
-    await gql.data(CREATE, {"t": "childs"}, key=await gql.key_for(child))
-    assert titles(await met(gql, gql.key, round_trips)) == ["childs"]
+    child = await cms_api.org_named("child", parent=cms_api.org)
+    other = await cms_api.org_named("other")
+    await cms_api.data(CREATE, {"t": "childs"}, key=await cms_api.key_for(child))
+    assert titles(await met(cms_api, cms_api.key, round_trips)) == ["childs"]
     await sql(
-        gql, "UPDATE cms_organizations SET parent_organization_id = $1 WHERE id = $2", other, child
+        cms_api,
+        "UPDATE cms_organizations SET parent_organization_id = $1 WHERE id = $2",
+        other,
+        child,
     )
-    payload, _ = await read(gql, gql.key, round_trips)
+    payload, _ = await read(cms_api, cms_api.key, round_trips)
     assert titles(payload) == []
 
 
 async def test_a_role_that_loses_the_read_capability_is_refused(
-    gql: GraphQLClient, round_trips: list[str]
+    cms_api: GraphQLClient, round_trips: list[str]
 ) -> None:
-    adapter = gql.services.adapter
+    adapter = cms_api.services.adapter
     async with adapter.instance_transaction() as tx:
         await tx.execute(
             "INSERT INTO cms_organization_roles (organization_id, name, capabilities)"
             " VALUES ($1, 'reader', '[\"document.read\"]')",
-            gql.org,
+            cms_api.org,
         )
-    key = await gql.key_for(gql.org, role="reader")
-    await met(gql, key, round_trips)
+    key = await cms_api.key_for(cms_api.org, role="reader")
+    await met(cms_api, key, round_trips)
     await sql(
-        gql,
+        cms_api,
         "UPDATE cms_organization_roles SET capabilities = '[]'"
         " WHERE organization_id = $1 AND name = 'reader'",
-        gql.org,
+        cms_api.org,
     )
-    payload, _ = await read(gql, key, round_trips)
+    payload, _ = await read(cms_api, key, round_trips)
     assert code(payload) == "FORBIDDEN"
 
 
@@ -174,34 +179,34 @@ async def test_a_role_that_loses_the_read_capability_is_refused(
     ],
 )
 async def test_a_session_loses_what_it_read_by_at_once(
-    gql: GraphQLClient, round_trips: list[str], change: str
+    cms_api: GraphQLClient, round_trips: list[str], change: str
 ) -> None:
-    user_id = await sign_up(gql, "ann@example.com", member_of=gql.org, role="viewer")
-    token = await sign_in(gql, "ann@example.com")
-    await met(gql, token, round_trips, org=gql.org)
-    await sql(gql, change, user_id)
-    payload, _ = await read(gql, token, round_trips, org=gql.org)
+    user_id = await sign_up(cms_api, "ann@example.com", member_of=cms_api.org, role="viewer")
+    token = await sign_in(cms_api, "ann@example.com")
+    await met(cms_api, token, round_trips, org=cms_api.org)
+    await sql(cms_api, change, user_id)
+    payload, _ = await read(cms_api, token, round_trips, org=cms_api.org)
     assert code(payload) in ("UNAUTHENTICATED", "FORBIDDEN")
 
 
 async def test_key_use_sign_ins_and_new_keys_leave_the_counter_alone(
-    gql: GraphQLClient, round_trips: list[str]
+    cms_api: GraphQLClient, round_trips: list[str]
 ) -> None:
-    before = await epoch(gql)
-    await sql(gql, "UPDATE api_keys SET last_used_at = now() - interval '1 hour'")
-    await read(gql, gql.key, round_trips)  # a full opening, which bumps `last_used_at`
-    await gql.key_for(gql.org)
-    await sign_up(gql, "ann@example.com", member_of=gql.org, role="viewer")
-    after_sign_up = await epoch(gql)
+    before = await epoch(cms_api)
+    await sql(cms_api, "UPDATE api_keys SET last_used_at = now() - interval '1 hour'")
+    await read(cms_api, cms_api.key, round_trips)  # a full opening, which bumps `last_used_at`
+    await cms_api.key_for(cms_api.org)
+    await sign_up(cms_api, "ann@example.com", member_of=cms_api.org, role="viewer")
+    after_sign_up = await epoch(cms_api)
     assert after_sign_up > before  # a membership is a change...
-    await sign_in(gql, "ann@example.com")
-    assert await epoch(gql) == after_sign_up  # ...a sign-in and a key's use are not
+    await sign_in(cms_api, "ann@example.com")
+    assert await epoch(cms_api) == after_sign_up  # ...a sign-in and a key's use are not
 
 
 async def test_the_counter_watches_every_column_of_api_keys_but_last_used_at(
-    gql: GraphQLClient,
+    cms_api: GraphQLClient,
 ) -> None:
-    async with gql.services.adapter.instance_transaction() as tx:
+    async with cms_api.services.adapter.instance_transaction() as tx:
         columns = await tx.fetch(
             "SELECT a.attname FROM pg_attribute a"
             " WHERE a.attrelid = 'api_keys'::regclass AND a.attnum > 0 AND NOT a.attisdropped"
@@ -219,25 +224,27 @@ async def test_the_counter_watches_every_column_of_api_keys_but_last_used_at(
 @pytest.mark.parametrize(
     "change",
     [
-        lambda gql: sql(gql, "UPDATE api_keys SET role = 'viewer'"),
-        lambda gql: sql(gql, "UPDATE cms_organization_roles SET capabilities = capabilities"),
-        lambda gql: sql(gql, "UPDATE cms_user_profiles SET role = role"),
-        lambda gql: sql(gql, "UPDATE cms_user_sessions SET user_id = user_id"),
-        lambda gql: sql(gql, "UPDATE cms_organization_members SET role = role"),
-        lambda gql: gql.org_named("another"),
+        lambda cms_api: sql(cms_api, "UPDATE api_keys SET role = 'viewer'"),
+        lambda cms_api: sql(
+            cms_api, "UPDATE cms_organization_roles SET capabilities = capabilities"
+        ),
+        lambda cms_api: sql(cms_api, "UPDATE cms_user_profiles SET role = role"),
+        lambda cms_api: sql(cms_api, "UPDATE cms_user_sessions SET user_id = user_id"),
+        lambda cms_api: sql(cms_api, "UPDATE cms_organization_members SET role = role"),
+        lambda cms_api: cms_api.org_named("another"),
     ],
 )
 async def test_each_table_the_opening_reads_moves_the_counter(
-    gql: GraphQLClient, change: Callable[[GraphQLClient], Awaitable[object]]
+    cms_api: GraphQLClient, change: Callable[[GraphQLClient], Awaitable[object]]
 ) -> None:
-    adapter = gql.services.adapter
-    user_id = await sign_up(gql, "ann@example.com", member_of=gql.org, role="viewer")
+    adapter = cms_api.services.adapter
+    user_id = await sign_up(cms_api, "ann@example.com", member_of=cms_api.org, role="viewer")
     async with adapter.instance_transaction() as tx:
         await adapter.create_user_profile(tx, user_id=user_id, role="editor")
-        await adapter.set_active_organization(tx, user_id=user_id, organization_id=gql.org)
-    before = await epoch(gql)
-    await change(gql)
-    assert await epoch(gql) == before + 1
+        await adapter.set_active_organization(tx, user_id=user_id, organization_id=cms_api.org)
+    before = await epoch(cms_api)
+    await change(cms_api)
+    assert await epoch(cms_api) == before + 1
 
 
 def test_facts_are_fresh_for_a_while_and_only_with_what_the_database_checks() -> None:

@@ -18,9 +18,9 @@ async def make_org(adapter: PostgresAdapter, slug: str) -> Organization:
         return await adapter.create_organization(tx, name=slug, slug=slug, created_by="user-1")
 
 
-async def test_add_member(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter, "acme")
-    async with adapter.with_org_context(org.id) as tx:
+async def test_add_member(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter, "acme")
+    async with cms_adapter.with_org_context(org.id) as tx:
         member = await MEMBERS.add_member(tx, organization_id=org.id, user_id="u1", role="editor")
         row = await tx.fetchrow(
             "SELECT role, invitation_id FROM cms_organization_members WHERE id = $1", member.id
@@ -31,9 +31,9 @@ async def test_add_member(adapter: PostgresAdapter) -> None:
     assert row["role"] == "editor"
 
 
-async def test_add_member_with_an_unknown_role_is_refused(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter, "acme")
-    async with adapter.system_context() as tx:
+async def test_add_member_with_an_unknown_role_is_refused(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter, "acme")
+    async with cms_adapter.system_context() as tx:
         with pytest.raises(InvalidInputError, match="no role 'superuser'") as caught:
             await MEMBERS.add_member(tx, organization_id=org.id, user_id="u1", role="superuser")
         count = await tx.fetchval("SELECT count(*) FROM cms_organization_members")
@@ -42,36 +42,36 @@ async def test_add_member_with_an_unknown_role_is_refused(adapter: PostgresAdapt
 
 
 async def test_add_member_to_a_missing_organization_is_not_found(
-    adapter: PostgresAdapter,
+    cms_adapter: PostgresAdapter,
 ) -> None:
-    async with adapter.system_context() as tx:
+    async with cms_adapter.system_context() as tx:
         with pytest.raises(NotFoundError, match="no such organization"):
             await MEMBERS.add_member(tx, organization_id=uuid.uuid4(), user_id="u1", role="owner")
 
 
-async def test_adding_a_member_twice_is_a_conflict(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter, "acme")
-    async with adapter.system_context() as tx:
+async def test_adding_a_member_twice_is_a_conflict(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter, "acme")
+    async with cms_adapter.system_context() as tx:
         await MEMBERS.add_member(tx, organization_id=org.id, user_id="u1", role="viewer")
     with pytest.raises(ConflictError, match="already a member"):
-        async with adapter.system_context() as tx:
+        async with cms_adapter.system_context() as tx:
             await MEMBERS.add_member(tx, organization_id=org.id, user_id="u1", role="editor")
 
 
-async def test_remove_member(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter, "acme")
-    async with adapter.system_context() as tx:
+async def test_remove_member(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter, "acme")
+    async with cms_adapter.system_context() as tx:
         await MEMBERS.add_member(tx, organization_id=org.id, user_id="u1", role="viewer")
         assert await MEMBERS.remove_member(tx, organization_id=org.id, user_id="u1") is True
         assert await MEMBERS.remove_member(tx, organization_id=org.id, user_id="u1") is False
         assert await MEMBERS.find_user_membership(tx, user_id="u1", organization_id=org.id) is None
 
 
-async def test_update_member_role(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter, "acme")
-    async with adapter.system_context() as tx:
+async def test_update_member_role(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter, "acme")
+    async with cms_adapter.system_context() as tx:
         added = await MEMBERS.add_member(tx, organization_id=org.id, user_id="u1", role="viewer")
-    async with adapter.system_context() as tx:
+    async with cms_adapter.system_context() as tx:
         updated = await MEMBERS.update_member_role(
             tx, organization_id=org.id, user_id="u1", role="admin"
         )
@@ -89,17 +89,17 @@ async def test_update_member_role(adapter: PostgresAdapter) -> None:
     assert stored == updated
 
 
-async def test_find_user_organizations_and_members(adapter: PostgresAdapter) -> None:
-    beta = await make_org(adapter, "beta")
-    alpha = await make_org(adapter, "alpha")
-    await make_org(adapter, "gamma")
-    async with adapter.system_context() as tx:
+async def test_find_user_organizations_and_members(cms_adapter: PostgresAdapter) -> None:
+    beta = await make_org(cms_adapter, "beta")
+    alpha = await make_org(cms_adapter, "alpha")
+    await make_org(cms_adapter, "gamma")
+    async with cms_adapter.system_context() as tx:
         in_beta = await MEMBERS.add_member(tx, organization_id=beta.id, user_id="u1", role="owner")
         in_alpha = await MEMBERS.add_member(
             tx, organization_id=alpha.id, user_id="u1", role="viewer"
         )
         other = await MEMBERS.add_member(tx, organization_id=beta.id, user_id="u2", role="editor")
-    async with adapter.with_org_context(beta.id, read_only=True) as tx:
+    async with cms_adapter.with_org_context(beta.id, read_only=True) as tx:
         assert await MEMBERS.find_user_organizations(tx, user_id="u1") == [
             (alpha, in_alpha),
             (beta, in_beta),
@@ -114,10 +114,10 @@ async def test_find_user_organizations_and_members(adapter: PostgresAdapter) -> 
 
 @pytest.mark.parametrize("role", list(BUILT_IN_ROLES))
 async def test_capabilities_for_member_with_a_built_in_role(
-    adapter: PostgresAdapter, role: str
+    cms_adapter: PostgresAdapter, role: str
 ) -> None:
-    org = await make_org(adapter, "acme")
-    async with adapter.with_org_context(org.id) as tx:
+    org = await make_org(cms_adapter, "acme")
+    async with cms_adapter.with_org_context(org.id) as tx:
         await MEMBERS.add_member(tx, organization_id=org.id, user_id="u1", role=role)
         capabilities = await MEMBERS.capabilities_for_member(
             tx, organization_id=org.id, user_id="u1"
@@ -126,11 +126,11 @@ async def test_capabilities_for_member_with_a_built_in_role(
 
 
 async def test_capabilities_for_member_with_a_custom_role_and_for_strangers(
-    adapter: PostgresAdapter,
+    cms_adapter: PostgresAdapter,
 ) -> None:
-    org = await make_org(adapter, "acme")
-    other = await make_org(adapter, "other")
-    async with adapter.system_context() as tx:
+    org = await make_org(cms_adapter, "acme")
+    other = await make_org(cms_adapter, "other")
+    async with cms_adapter.system_context() as tx:
         await tx.execute(
             "INSERT INTO cms_organization_roles (organization_id, name, capabilities)"
             " VALUES ($1, 'reviewer', $2)",

@@ -10,9 +10,9 @@ from server.db import migrate
 from server.testing import TestDatabases
 
 
-async def test_alembic_check_reports_no_drift(db_url: str) -> None:
-    await asyncio.to_thread(migrate.check, db_url)
-    assert await asyncio.to_thread(migrate.pending_changes, db_url) == []
+async def test_alembic_check_reports_no_drift(cms_database_url: str) -> None:
+    await asyncio.to_thread(migrate.check, cms_database_url)
+    assert await asyncio.to_thread(migrate.pending_changes, cms_database_url) == []
 
 
 async def _objects(url: str) -> dict[str, int]:
@@ -37,8 +37,8 @@ async def _objects(url: str) -> dict[str, int]:
         await conn.close()
 
 
-async def test_upgrade_downgrade_upgrade_round_trip(databases: TestDatabases) -> None:
-    url = await databases.create(empty=True)
+async def test_upgrade_downgrade_upgrade_round_trip(cms_databases: TestDatabases) -> None:
+    url = await cms_databases.create(empty=True)
     try:
         await asyncio.to_thread(migrate.upgrade, url)
         migrated = await _objects(url)
@@ -53,11 +53,11 @@ async def test_upgrade_downgrade_upgrade_round_trip(databases: TestDatabases) ->
         assert await asyncio.to_thread(migrate.current_revision, url) == migrate.head_revision()
         await asyncio.to_thread(migrate.check, url)
     finally:
-        await databases.drop(url)
+        await cms_databases.drop(url)
 
 
-async def test_push_syncs_a_database_without_writing_a_file(databases: TestDatabases) -> None:
-    url = await databases.create(empty=True)
+async def test_push_syncs_a_database_without_writing_a_file(cms_databases: TestDatabases) -> None:
+    url = await cms_databases.create(empty=True)
     try:
         assert await asyncio.to_thread(migrate.push, url) == []  # migrations cover everything
         conn = await asyncpg.connect(url)
@@ -73,4 +73,4 @@ async def test_push_syncs_a_database_without_writing_a_file(databases: TestDatab
         ]
         assert await asyncio.to_thread(migrate.pending_changes, url) == []
     finally:
-        await databases.drop(url)
+        await cms_databases.drop(url)

@@ -41,10 +41,10 @@ def request_context(gql: GraphQLClient, key: str | None, **options: Any) -> Requ
 
 
 async def test_open_checks_and_scopes_in_one_round_trip(
-    gql: GraphQLClient, round_trips: list[str]
+    cms_api: GraphQLClient, round_trips: list[str]
 ) -> None:
-    child = await gql.org_named("acme-eu", parent=gql.org)
-    context = request_context(gql, await gql.key_for(gql.org, role="viewer"))
+    child = await cms_api.org_named("acme-eu", parent=cms_api.org)
+    context = request_context(cms_api, await cms_api.key_for(cms_api.org, role="viewer"))
     round_trips.clear()
     tx = await context.open()
     assert len(round_trips) == 1
@@ -57,12 +57,12 @@ async def test_open_checks_and_scopes_in_one_round_trip(
         f" current_setting('app.readable_orgs') AS cached, {PRINCIPAL_SQL} AS principal"
     )
     assert row is not None
-    assert (row["role"], row["read_only"], row["org"]) == ("cms_request", "on", gql.org)
-    assert row["readable"] == [gql.org, child]
-    assert row["cached"] == f"{{{gql.org},{child}}}"
+    assert (row["role"], row["read_only"], row["org"]) == ("cms_request", "on", cms_api.org)
+    assert row["readable"] == [cms_api.org, child]
+    assert row["cached"] == f"{{{cms_api.org},{child}}}"
     # A data statement brings the principal back with it; no statement of its own is needed.
     unit = context.accept_principal(row["principal"])
-    assert (unit.tx, unit.organization_id) == (tx, gql.org)
+    assert (unit.tx, unit.organization_id) == (tx, cms_api.org)
     assert unit.capabilities == BUILT_IN_ROLES["viewer"]
     assert await context.unit() is unit
     assert await context.principal() == context._principal
@@ -71,12 +71,12 @@ async def test_open_checks_and_scopes_in_one_round_trip(
     assert round_trips[-1] == "COMMIT"
 
 
-async def test_unit_opens_then_reads_the_principal(gql: GraphQLClient) -> None:
-    key = await gql.key_for(gql.org, role="editor")
-    context = request_context(gql, key, read_only=False)
+async def test_unit_opens_then_reads_the_principal(cms_api: GraphQLClient) -> None:
+    key = await cms_api.key_for(cms_api.org, role="editor")
+    context = request_context(cms_api, key, read_only=False)
     unit = await context.unit()
     assert unit.tx.statements == 2
-    assert unit.organization_id == gql.org
+    assert unit.organization_id == cms_api.org
     assert unit.user_id.startswith("apikey:")  # type: ignore[union-attr]
     assert await unit.tx.fetchval("SELECT current_setting('transaction_read_only')") == "off"
     await context.finish(commit=False)
@@ -92,32 +92,32 @@ async def test_unit_opens_then_reads_the_principal(gql: GraphQLClient) -> None:
     ],
 )
 async def test_a_known_caller_opens_in_one_statement_while_its_facts_hold(
-    gql: GraphQLClient,
+    cms_api: GraphQLClient,
     round_trips: list[str],
     monkeypatch: pytest.MonkeyPatch,
     fresh_seconds: float,
     known_opening: str,
 ) -> None:
     monkeypatch.setattr(known_callers, "fresh_seconds", fresh_seconds)
-    key = await gql.key_for(gql.org, role="editor")
-    first = await (context := request_context(gql, key, read_only=False)).unit()
+    key = await cms_api.key_for(cms_api.org, role="editor")
+    first = await (context := request_context(cms_api, key, read_only=False)).unit()
     assert first.capabilities == BUILT_IN_ROLES["editor"]
     await context.finish(commit=True)
 
     round_trips.clear()
-    again = await (context := request_context(gql, key, read_only=False)).unit()
+    again = await (context := request_context(cms_api, key, read_only=False)).unit()
     assert again.tx.statements == 1
     assert round_trips[0].startswith(f"{known_opening}(")
     assert again.capabilities == first.capabilities
     await context.finish(commit=True)
 
     # The key's role changes: the opening refuses the kept facts, and the request opens again.
-    async with gql.services.adapter.instance_transaction() as tx:
+    async with cms_api.services.adapter.instance_transaction() as tx:
         await tx.execute(
             "UPDATE api_keys SET role = 'viewer' WHERE key_hash = $1", secret_digest(key)
         )
     round_trips.clear()
-    changed = await (context := request_context(gql, key, read_only=False)).unit()
+    changed = await (context := request_context(cms_api, key, read_only=False)).unit()
     assert changed.capabilities == BUILT_IN_ROLES["viewer"]
     assert [sql.split("(")[0] for sql in round_trips[:3]] == [
         known_opening,
@@ -125,38 +125,38 @@ async def test_a_known_caller_opens_in_one_statement_while_its_facts_hold(
         "BEGIN; SELECT cms_open_request",
     ]
     await context.finish(commit=True)
-    known = await (context := request_context(gql, key, read_only=False)).unit()
+    known = await (context := request_context(cms_api, key, read_only=False)).unit()
     assert (known.tx.statements, known.capabilities) == (1, BUILT_IN_ROLES["viewer"])
     await context.finish(commit=True)
 
     # Kept facts never stand in for the credential check.
-    async with gql.services.adapter.instance_transaction() as tx:
+    async with cms_api.services.adapter.instance_transaction() as tx:
         await tx.execute(
             "UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1", secret_digest(key)
         )
     with pytest.raises(UnauthenticatedError):
-        await request_context(gql, key, read_only=False).unit()
+        await request_context(cms_api, key, read_only=False).unit()
 
 
 async def test_a_refused_opening_is_rolled_back_at_once(
-    gql: GraphQLClient, round_trips: list[str]
+    cms_api: GraphQLClient, round_trips: list[str]
 ) -> None:
-    other = await gql.org_named("other")
-    context = request_context(gql, gql.key, organization_header=str(other))
+    other = await cms_api.org_named("other")
+    context = request_context(cms_api, cms_api.key, organization_header=str(other))
     round_trips.clear()
     with pytest.raises(ForbiddenError, match="another organization"):
         await context.open()
     assert round_trips == [round_trips[0], "ROLLBACK"]
     assert context._transaction is None
     with pytest.raises(UnauthenticatedError, match="authentication required"):
-        await request_context(gql, None).open()
+        await request_context(cms_api, None).open()
     with pytest.raises(UnauthenticatedError, match="revoked or expired API key"):
-        await request_context(gql, "not-a-key").open()
+        await request_context(cms_api, "not-a-key").open()
     assert len(round_trips) == 2  # neither reached the database
 
 
-def test_only_checked_values_are_inlined(gql: GraphQLClient) -> None:
-    tenancy = gql.services.adapter.tenancy
+def test_only_checked_values_are_inlined(cms_api: GraphQLClient) -> None:
+    tenancy = cms_api.services.adapter.tenancy
     hostile = "cms_session_x');DROP/**/TABLE/**/users;--"
     credential = parse_credential(f"Bearer {hostile}", None)
     assert credential.digest == secret_digest(hostile)
@@ -178,74 +178,74 @@ def test_only_checked_values_are_inlined(gql: GraphQLClient) -> None:
 # Over HTTP: the same rules as before the opening was one round trip
 
 
-async def test_a_key_of_another_organization_is_forbidden(gql: GraphQLClient) -> None:
-    other = await gql.org_named("other")
+async def test_a_key_of_another_organization_is_forbidden(cms_api: GraphQLClient) -> None:
+    other = await cms_api.org_named("other")
     headers = {"X-Organization-Id": str(other)}
-    response = await gql.post(ME, headers=headers)
+    response = await cms_api.post(ME, headers=headers)
     assert code(response.json()) == "FORBIDDEN"
     assert "another organization" in response.json()["errors"][0]["message"]
-    own = await gql.post(ME, headers={"X-Organization-Id": str(gql.org)})
+    own = await cms_api.post(ME, headers={"X-Organization-Id": str(cms_api.org)})
     assert own.json()["data"]["me"]["organization"]["slug"] == "acme"
-    bad = await gql.post(ME, headers={"X-Organization-Id": "acme"})
+    bad = await cms_api.post(ME, headers={"X-Organization-Id": "acme"})
     assert code(bad.json()) == "BAD_USER_INPUT"
 
 
-async def test_a_revoked_or_expired_key_is_unauthenticated(gql: GraphQLClient) -> None:
-    key = await gql.key_for(gql.org, role="viewer")
-    assert "errors" not in await gql(ME, key=key)
-    async with gql.services.adapter.instance_transaction() as tx:
+async def test_a_revoked_or_expired_key_is_unauthenticated(cms_api: GraphQLClient) -> None:
+    key = await cms_api.key_for(cms_api.org, role="viewer")
+    assert "errors" not in await cms_api(ME, key=key)
+    async with cms_api.services.adapter.instance_transaction() as tx:
         await tx.execute(
             "UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1", secret_digest(key)
         )
-    revoked = await gql(ME, key=key)
+    revoked = await cms_api(ME, key=key)
     assert code(revoked) == "UNAUTHENTICATED"
     assert revoked["errors"][0]["message"] == "invalid, revoked or expired API key"
-    expired = await gql.key_for(gql.org, role="viewer")
-    async with gql.services.adapter.instance_transaction() as tx:
+    expired = await cms_api.key_for(cms_api.org, role="viewer")
+    async with cms_api.services.adapter.instance_transaction() as tx:
         await tx.execute(
             "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE key_hash = $1",
             secret_digest(expired),
         )
-    assert code(await gql(ME, key=expired)) == "UNAUTHENTICATED"
+    assert code(await cms_api(ME, key=expired)) == "UNAUTHENTICATED"
 
 
-async def test_an_api_key_use_is_recorded_in_a_read_only_request(gql: GraphQLClient) -> None:
+async def test_an_api_key_use_is_recorded_in_a_read_only_request(cms_api: GraphQLClient) -> None:
     async def last_used() -> Any:
-        async with gql.services.adapter.instance_transaction() as tx:
+        async with cms_api.services.adapter.instance_transaction() as tx:
             return await tx.fetchval(
-                "SELECT last_used_at FROM api_keys WHERE key_hash = $1", secret_digest(gql.key)
+                "SELECT last_used_at FROM api_keys WHERE key_hash = $1", secret_digest(cms_api.key)
             )
 
     assert await last_used() is None
-    await gql.data(ALL_POSTS)
+    await cms_api.data(ALL_POSTS)
     first = await last_used()
     assert first is not None
-    await gql.data(ALL_POSTS)
+    await cms_api.data(ALL_POSTS)
     assert await last_used() == first  # at most once a minute
 
 
-async def test_an_expired_session_is_unauthenticated(gql: GraphQLClient) -> None:
-    await sign_up(gql, "ann@example.com", member_of=gql.org, role="editor")
-    token = await sign_in(gql, "ann@example.com")
-    assert "errors" not in await gql(ME, key=token)
-    async with gql.services.adapter.instance_transaction() as tx:
+async def test_an_expired_session_is_unauthenticated(cms_api: GraphQLClient) -> None:
+    await sign_up(cms_api, "ann@example.com", member_of=cms_api.org, role="editor")
+    token = await sign_in(cms_api, "ann@example.com")
+    assert "errors" not in await cms_api(ME, key=token)
+    async with cms_api.services.adapter.instance_transaction() as tx:
         await tx.execute("UPDATE sessions SET expires_at = now() - interval '1 second'")
-    expired = await gql(ME, key=token)
+    expired = await cms_api(ME, key=token)
     assert code(expired) == "UNAUTHENTICATED"
     assert expired["errors"][0]["message"] == "invalid or expired session; sign in again"
 
 
-async def test_a_session_chooses_its_organization(gql: GraphQLClient) -> None:
-    other, foreign = await gql.org_named("other"), await gql.org_named("foreign")
-    user_id = await sign_up(gql, "ann@example.com", member_of=gql.org, role="viewer")
-    adapter = gql.services.adapter
+async def test_a_session_chooses_its_organization(cms_api: GraphQLClient) -> None:
+    other, foreign = await cms_api.org_named("other"), await cms_api.org_named("foreign")
+    user_id = await sign_up(cms_api, "ann@example.com", member_of=cms_api.org, role="viewer")
+    adapter = cms_api.services.adapter
     async with adapter.instance_transaction() as tx:
         await adapter.add_member(tx, organization_id=other, user_id=user_id, role="editor")
-    token = await sign_in(gql, "ann@example.com")
+    token = await sign_in(cms_api, "ann@example.com")
 
     async def me(org: uuid.UUID | None) -> dict[str, Any]:
         headers = {"X-Organization-Id": str(org)} if org is not None else None
-        payload: dict[str, Any] = (await gql.post(ME, key=token, headers=headers)).json()
+        payload: dict[str, Any] = (await cms_api.post(ME, key=token, headers=headers)).json()
         return payload
 
     # Two memberships and no active organization: the caller must choose.
@@ -255,33 +255,33 @@ async def test_a_session_chooses_its_organization(gql: GraphQLClient) -> None:
     assert set(chosen["capabilities"]) == BUILT_IN_ROLES["editor"]
     assert code(await me(foreign)) == "FORBIDDEN"
     async with adapter.instance_transaction() as tx:
-        await adapter.set_active_organization(tx, user_id=user_id, organization_id=gql.org)
+        await adapter.set_active_organization(tx, user_id=user_id, organization_id=cms_api.org)
     assert (await me(None))["data"]["me"]["organization"]["slug"] == "acme"
 
 
-async def test_an_instance_admin_session_acts_anywhere(gql: GraphQLClient) -> None:
-    other = await gql.org_named("other")
-    user_id = await sign_up(gql, "root@example.com", member_of=gql.org, role="viewer")
-    adapter = gql.services.adapter
+async def test_an_instance_admin_session_acts_anywhere(cms_api: GraphQLClient) -> None:
+    other = await cms_api.org_named("other")
+    user_id = await sign_up(cms_api, "root@example.com", member_of=cms_api.org, role="viewer")
+    adapter = cms_api.services.adapter
     async with adapter.instance_transaction() as tx:
         await adapter.create_user_profile(tx, user_id=user_id, role="super_admin")
-    token = await sign_in(gql, "root@example.com")
+    token = await sign_in(cms_api, "root@example.com")
     for org in (None, other):
         headers = {"X-Organization-Id": str(org)} if org is not None else None
-        me = (await gql.post(ME, key=token, headers=headers)).json()["data"]["me"]
+        me = (await cms_api.post(ME, key=token, headers=headers)).json()["data"]["me"]
         assert set(me["capabilities"]) == ALL_CAPABILITIES
         assert me["instanceAdmin"]
-    missing = await gql.post(ME, key=token, headers={"X-Organization-Id": str(uuid.uuid4())})
+    missing = await cms_api.post(ME, key=token, headers={"X-Organization-Id": str(uuid.uuid4())})
     assert code(missing.json()) == "NOT_FOUND"
 
 
-async def test_a_published_only_key_reads_published_content_only(gql: GraphQLClient) -> None:
-    public = await gql.key_for(gql.org, role="viewer", published_only=True)
-    await create_post(gql, gql.key, "hello")
-    me = (await gql.data(ME, key=public))["me"]
+async def test_a_published_only_key_reads_published_content_only(cms_api: GraphQLClient) -> None:
+    public = await cms_api.key_for(cms_api.org, role="viewer", published_only=True)
+    await create_post(cms_api, cms_api.key, "hello")
+    me = (await cms_api.data(ME, key=public))["me"]
     assert me["publishedOnly"]
-    assert (await gql.data(ALL_POSTS, key=public))["allPost"] == [{"title": "hello"}]
-    drafts = await gql('{ allPost(perspective: "draft") { title } }', key=public)
+    assert (await cms_api.data(ALL_POSTS, key=public))["allPost"] == [{"title": "hello"}]
+    drafts = await cms_api('{ allPost(perspective: "draft") { title } }', key=public)
     assert code(drafts) == "FORBIDDEN"
 
 
@@ -289,8 +289,8 @@ async def test_a_published_only_key_reads_published_content_only(gql: GraphQLCli
 
 
 @pytest.fixture
-async def one_connection(db_url: str) -> AsyncIterator[GraphQLClient]:
-    adapter = PostgresAdapter(db_url, pool_size=1, run_migrations=False)
+async def one_connection(cms_database_url: str) -> AsyncIterator[GraphQLClient]:
+    adapter = PostgresAdapter(cms_database_url, pool_size=1, run_migrations=False)
     await adapter.connect()
     try:
         async with running_api(adapter=adapter) as client:

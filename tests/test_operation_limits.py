@@ -28,8 +28,8 @@ def code(payload: dict[str, Any]) -> str:
     return value
 
 
-async def test_the_standard_query_needs_no_key(gql: GraphQLClient) -> None:
-    schema = (await gql.data(STANDARD, key=None))["__schema"]
+async def test_the_standard_query_needs_no_key(cms_api: GraphQLClient) -> None:
+    schema = (await cms_api.data(STANDARD, key=None))["__schema"]
     assert schema["queryType"] == {"name": "Query", "kind": "OBJECT"}
     assert any(t["name"] == "Post" for t in schema["types"])
 
@@ -52,9 +52,9 @@ async def test_the_standard_query_needs_no_key(gql: GraphQLClient) -> None:
     ids=["aliases", "fragments", "fields cycle", "aliased list", "interfaces twice", "depth"],
 )
 async def test_introspection_beyond_the_limits_is_too_complex(
-    gql: GraphQLClient, query: str
+    cms_api: GraphQLClient, query: str
 ) -> None:
-    payload = await gql(query, key=None)
+    payload = await cms_api(query, key=None)
     assert code(payload) == "QUERY_TOO_COMPLEX"
     assert "data" not in payload
 
@@ -69,13 +69,13 @@ def layered_fragments(on: str, field: str, layers: int) -> str:
 
 
 @pytest.mark.parametrize("compiled", [True, False])
-async def test_fragments_are_measured_once_each(gql: GraphQLClient, compiled: bool) -> None:
+async def test_fragments_are_measured_once_each(cms_api: GraphQLClient, compiled: bool) -> None:
     """The limits measure each fragment once; expanding every spread would never finish."""
-    gql.app.state.graphql.compiled_reads = compiled
+    cms_api.app.state.graphql.compiled_reads = compiled
     query = "{ allPost { ...F40 } } " + layered_fragments("Post", "title", 40)
-    assert await gql(query) == {"data": {"allPost": []}}
+    assert await cms_api(query) == {"data": {"allPost": []}}
     query = '{ __type(name: "Post") { ...F40 } } ' + layered_fragments("__Type", "name", 40)
-    assert await gql(query, key=None) == {"data": {"__type": {"name": "Post"}}}
+    assert await cms_api(query, key=None) == {"data": {"__type": {"name": "Post"}}}
 
 
 @pytest.mark.parametrize(
@@ -86,15 +86,17 @@ async def test_fragments_are_measured_once_each(gql: GraphQLClient, compiled: bo
     ],
     ids=["depth", "aliases"],
 )
-async def test_depth_and_aliases_stay_limited(gql: GraphQLClient, query: str, message: str) -> None:
-    payload = await gql(query)
+async def test_depth_and_aliases_stay_limited(
+    cms_api: GraphQLClient, query: str, message: str
+) -> None:
+    payload = await cms_api(query)
     assert code(payload) == "QUERY_TOO_COMPLEX"
     assert message in payload["errors"][0]["message"]
 
 
 @pytest.fixture
-async def authenticated(adapter: PostgresAdapter) -> AsyncIterator[GraphQLClient]:
-    async with running_api(adapter=adapter, introspection="authenticated") as client:
+async def authenticated(cms_adapter: PostgresAdapter) -> AsyncIterator[GraphQLClient]:
+    async with running_api(adapter=cms_adapter, introspection="authenticated") as client:
         yield client
 
 
@@ -109,8 +111,8 @@ async def test_authenticated_introspection_needs_a_valid_key(
     assert await authenticated("{ __typename }", key=None) == {"data": {"__typename": "Query"}}
 
 
-async def test_nobody_may_introspect(adapter: PostgresAdapter) -> None:
-    async with running_api(adapter=adapter, introspection="nobody") as client:
+async def test_nobody_may_introspect(cms_adapter: PostgresAdapter) -> None:
+    async with running_api(adapter=cms_adapter, introspection="nobody") as client:
         payload = await client('{ __type(name: "Post") { name } }')
         assert code(payload) == "GRAPHQL_VALIDATION_FAILED"
         assert await client.data("{ allPost { title } }") == {"allPost": []}

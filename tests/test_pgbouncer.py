@@ -51,17 +51,17 @@ REGISTER = "mutation($d: JSON!) { registerSchemaType(definition: $d) { name } }"
 
 
 @pytest.fixture(scope="module")
-async def bouncer(pg_url: str) -> AsyncIterator[Bouncer]:
-    async with pgbouncer(pg_url, pool_size=1) as running:
+async def bouncer(cms_server_url: str) -> AsyncIterator[Bouncer]:
+    async with pgbouncer(cms_server_url, pool_size=1) as running:
         yield running
 
 
 @pytest.fixture
-async def pooled(bouncer: Bouncer, db_url: str) -> AsyncIterator[PostgresAdapter]:
+async def pooled(bouncer: Bouncer, cms_database_url: str) -> AsyncIterator[PostgresAdapter]:
     """The adapter through PgBouncer; its own pool holds several client connections."""
     adapter = PostgresAdapter(
-        bouncer.url(db_url),
-        direct_url=db_url,
+        bouncer.url(cms_database_url),
+        direct_url=cms_database_url,
         pool_mode="transaction",
         pool_size=4,
         run_migrations=False,
@@ -72,7 +72,7 @@ async def pooled(bouncer: Bouncer, db_url: str) -> AsyncIterator[PostgresAdapter
 
 
 @pytest.fixture
-async def gql(pooled: PostgresAdapter) -> AsyncIterator[GraphQLClient]:
+async def cms_api(pooled: PostgresAdapter) -> AsyncIterator[GraphQLClient]:
     async with running_api(adapter=pooled) as client:
         yield client
 
@@ -113,18 +113,18 @@ async def titles(client: GraphQLClient, key: str, query: str = TITLES) -> set[st
 
 
 async def test_interleaved_tenants_on_one_server_connection_see_only_their_own(
-    gql: GraphQLClient, pooled: PostgresAdapter, bouncer: Bouncer, db_url: str
+    cms_api: GraphQLClient, pooled: PostgresAdapter, bouncer: Bouncer, cms_database_url: str
 ) -> None:
-    through = bouncer.url(db_url)
+    through = bouncer.url(cms_database_url)
     fresh = await probe(through)
-    orgs = {"a": gql.org, "b": await gql.org_named("beta")}
-    keys = {"a": gql.key, "b": await gql.key_for(orgs["b"])}
-    compiled = gql.app.state.graphql
+    orgs = {"a": cms_api.org, "b": await cms_api.org_named("beta")}
+    keys = {"a": cms_api.key, "b": await cms_api.key_for(orgs["b"])}
+    compiled = cms_api.app.state.graphql
     async with running_api(adapter=pooled, org_slug="gamma", compiled_reads=False) as resolvers:
         # Writes, interleaved: each tenant creates its posts at the same time as the other.
         created = await asyncio.gather(
             *(
-                gql.data(CREATE, {"t": f"{tenant}-{n}", "s": f"{tenant}-{n}"}, key=keys[tenant])
+                cms_api.data(CREATE, {"t": f"{tenant}-{n}", "s": f"{tenant}-{n}"}, key=keys[tenant])
                 for n in range(8)
                 for tenant in ("a", "b")
             )
@@ -138,19 +138,19 @@ async def test_interleaved_tenants_on_one_server_connection_see_only_their_own(
         reads: list[Any] = []
         for _ in range(6):
             for tenant in "ab":
-                reads.append(titles(gql, keys[tenant]))  # the compiled path
+                reads.append(titles(cms_api, keys[tenant]))  # the compiled path
                 reads.append(titles(resolvers, keys[tenant]))  # the resolvers
-                reads.append(titles(gql, keys[tenant], DRAFT_TITLES))
+                reads.append(titles(cms_api, keys[tenant], DRAFT_TITLES))
             reads.append(probe(through))
         # Direct writes (`updatePost { id revision }`), and each tenant reaching for the other's
         # documents, in the same stream.
         writes = [
-            gql(UPDATE, {"id": ids[tenant][n], "v": n}, key=keys[tenant])
+            cms_api(UPDATE, {"id": ids[tenant][n], "v": n}, key=keys[tenant])
             for n in range(4)
             for tenant in "ab"
         ]
         trespass = [
-            gql(UPDATE, {"id": ids["b"][0], "v": 99}, key=keys["a"]),
+            cms_api(UPDATE, {"id": ids["b"][0], "v": 99}, key=keys["a"]),
             resolvers(UPDATE, {"id": ids["a"][0], "v": 99}, key=keys["b"]),
         ]
         results = await asyncio.gather(*reads, *writes, *trespass)
@@ -173,7 +173,7 @@ async def test_interleaved_tenants_on_one_server_connection_see_only_their_own(
     for body in results[len(reads) + len(writes) :]:
         assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
-    conn = await asyncpg.connect(db_url)
+    conn = await asyncpg.connect(cms_database_url)
     try:
         rows = await conn.fetch(
             "select organization_id, draft_data->>'title' as title,"
@@ -191,16 +191,16 @@ async def test_interleaved_tenants_on_one_server_connection_see_only_their_own(
 
 
 async def test_compiled_reads_send_their_text_and_stay_prepared_on_the_session(
-    gql: GraphQLClient, bouncer: Bouncer, db_url: str, round_trips: list[str]
+    cms_api: GraphQLClient, bouncer: Bouncer, cms_database_url: str, round_trips: list[str]
 ) -> None:
-    through = bouncer.url(db_url)
-    endpoint = gql.app.state.graphql
-    await gql.data(CREATE, {"t": "Hello", "s": "hello"})
-    assert await titles(gql, gql.key) == {"Hello"}
+    through = bouncer.url(cms_database_url)
+    endpoint = cms_api.app.state.graphql
+    await cms_api.data(CREATE, {"t": "Hello", "s": "hello"})
+    assert await titles(cms_api, cms_api.key) == {"Hello"}
     served = endpoint.compiled_served
     round_trips.clear()
     for _ in range(3):
-        assert await titles(gql, gql.key) == {"Hello"}
+        assert await titles(cms_api, cms_api.key) == {"Hello"}
     assert endpoint.compiled_served == served + 3
     assert endpoint.compiled_failures == 0
     # One round trip each, and each carries the read's text to `cms_read_pooled` (the caller was
@@ -211,17 +211,17 @@ async def test_compiled_reads_send_their_text_and_stay_prepared_on_the_session(
     state = await probe(through)
     assert len(state["prepared"]) == 1
     assert state["prepared"][0].startswith("cms_read_")
-    health = await gql.client.get("/healthz")
+    health = await cms_api.client.get("/healthz")
     assert health.status_code == 200, health.text
 
 
 async def test_a_server_session_keeps_at_most_the_cap_of_reads(
-    gql: GraphQLClient, bouncer: Bouncer, db_url: str, monkeypatch: pytest.MonkeyPatch
+    cms_api: GraphQLClient, bouncer: Bouncer, cms_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the cap, the read prepared longest ago on the session goes; answers do not change."""
     monkeypatch.setattr(round_trip, "PREPARED_PER_CONNECTION", 2)
-    through = bouncer.url(db_url)
-    await gql.data(CREATE, {"t": "Hello", "s": "hello"})
+    through = bouncer.url(cms_database_url)
+    await cms_api.data(CREATE, {"t": "Hello", "s": "hello"})
     reads = [
         "{ allPost { title } }",
         "{ allPost { slug } }",
@@ -230,21 +230,21 @@ async def test_a_server_session_keeps_at_most_the_cap_of_reads(
     ]
     kept = []
     for query in reads:
-        assert "errors" not in await gql(query)
+        assert "errors" not in await cms_api(query)
         kept.append((await probe(through))["prepared"])
     assert [len(names) for names in kept] == [1, 2, 2, 2]
     assert kept[2][0] not in kept[0], "the third read makes the first go"
     assert set(kept[0]) <= set(kept[3]), "asked again, the first is prepared again"
-    assert gql.app.state.graphql.compiled_failures == 0
+    assert cms_api.app.state.graphql.compiled_failures == 0
 
 
 async def test_statement_counts_are_the_same_as_direct(
-    gql: GraphQLClient, adapter: PostgresAdapter, round_trips: list[str]
+    cms_api: GraphQLClient, cms_adapter: PostgresAdapter, round_trips: list[str]
 ) -> None:
     """The pooled path runs the statements, and the round trips, that the direct one does."""
-    async with running_api(adapter=adapter, org_slug="direct") as direct:
+    async with running_api(adapter=cms_adapter, org_slug="direct") as direct:
         counts = []
-        for client in (direct, gql):
+        for client in (direct, cms_api):
             database = client.services.adapter.database
             seen = []
             created = await client.data(CREATE, {"t": "Counted", "s": "counted"})
@@ -268,16 +268,16 @@ async def test_statement_counts_are_the_same_as_direct(
 
 
 async def test_a_schema_change_reaches_another_instance_through_pgbouncer(
-    pg_url: str, db_url: str
+    cms_server_url: str, cms_database_url: str
 ) -> None:
     # Two server connections: registering a type holds the request's transaction while the
     # change commits in a transaction of its own (docs/scaling.md).
-    async with pgbouncer(pg_url, pool_size=2) as wider:
-        through = wider.url(db_url)
+    async with pgbouncer(cms_server_url, pool_size=2) as wider:
+        through = wider.url(cms_database_url)
         # Started as a deployment starts: migrations and RLS set-up over the direct URL.
         pooled: dict[str, Any] = {
             "database_pool_mode": "transaction",
-            "database_direct_url": db_url,
+            "database_direct_url": cms_database_url,
         }
         async with (
             running_api(through, **pooled) as one,
@@ -311,9 +311,11 @@ async def test_a_schema_change_reaches_another_instance_through_pgbouncer(
             assert [body for body in bodies if "errors" in body] == []
 
 
-async def test_the_probe_sees_what_a_session_setting_leaves(bouncer: Bouncer, db_url: str) -> None:
+async def test_the_probe_sees_what_a_session_setting_leaves(
+    bouncer: Bouncer, cms_database_url: str
+) -> None:
     """The leak check can fail: a session-level setting shows on PgBouncer's one server session."""
-    through = bouncer.url(db_url)
+    through = bouncer.url(cms_database_url)
     fresh = await probe(through)
     conn = await asyncpg.connect(through, statement_cache_size=0)
     try:

@@ -50,8 +50,8 @@ DATES = ["2025-01-02", "2024-02-29", "2025-02-29", "2025-00-01", "0000-01-01", "
 
 
 @pytest.fixture
-async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
-    connection = await asyncpg.connect(db_url)
+async def conn(cms_database_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    connection = await asyncpg.connect(cms_database_url)
     yield connection
     await connection.close()
 

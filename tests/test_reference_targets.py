@@ -71,16 +71,16 @@ PERSPECTIVES = ["published", "draft"]
 
 @pytest.mark.parametrize("perspective", PERSPECTIVES)
 async def test_a_wrong_type_stored_before_the_check_is_a_stub_in_every_form(
-    gql: GraphQLClient, perspective: str
+    cms_api: GraphQLClient, perspective: str
 ) -> None:
-    category = (await gql.data(CREATE_CATEGORY))["createCategory"]["id"]
-    ada = await author(gql, "Ada")
-    mentee = await author(gql, "Mentee", mentor=ada)
-    wrong = await post(gql, "Wrong", author=ada, categories=[category])
-    deep = await post(gql, "Deep", author=mentee)
+    category = (await cms_api.data(CREATE_CATEGORY))["createCategory"]["id"]
+    ada = await author(cms_api, "Ada")
+    mentee = await author(cms_api, "Mentee", mentor=ada)
+    wrong = await post(cms_api, "Wrong", author=ada, categories=[category])
+    deep = await post(cms_api, "Deep", author=mentee)
     # As stored before saves checked the target's type:
     await store(
-        gql,
+        cms_api,
         wrong,
         {
             "author": ref(category),
@@ -88,14 +88,14 @@ async def test_a_wrong_type_stored_before_the_check_is_a_stub_in_every_form(
             "related": [ref(category, "r1"), ref(deep, "r2")],
         },
     )
-    await store(gql, mentee, {"mentor": ref(category)})  # two levels below `deep`
-    await store(gql, category, {"parent": ref(ada)})
+    await store(cms_api, mentee, {"mentor": ref(category)})  # two levels below `deep`
+    await store(cms_api, category, {"parent": ref(ada)})
 
     variables = {"p": perspective}
     for depth in range(1, 6):
         args = f"depth: {depth}, perspective: $p"
         data = await both(
-            gql,
+            cms_api,
             f"query($p: String, $w: ID!, $d: ID!) {{"
             f" wrong: post(id: $w, {args}) {{ _raw author {{ _resolved _ref }}"
             f" categories {{ _resolved _ref }} related {{ _resolved _ref title }} }}"
@@ -128,8 +128,8 @@ async def test_a_wrong_type_stored_before_the_check_is_a_stub_in_every_form(
         assert by_id(data["categories"]["docs"], category)["parent"] == ref(ada)
 
     # The local API, which Python callers use, reads the same.
-    async with gql.services.api.system_context(gql.org) as ctx:
-        found = await gql.services.api.collections.post.find_by_id(
+    async with cms_api.services.api.system_context(cms_api.org) as ctx:
+        found = await cms_api.services.api.collections.post.find_by_id(
             ctx, wrong, depth=3, perspective=perspective
         )
     assert found is not None
@@ -218,12 +218,12 @@ def narrowed(definition: Any) -> Any:
 
 @pytest.mark.parametrize("perspective", PERSPECTIVES)
 async def test_a_wrong_type_left_by_a_narrowed_to_is_a_stub_in_every_form(
-    gql: GraphQLClient, perspective: str
+    cms_api: GraphQLClient, perspective: str
 ) -> None:
-    async with gql.services.adapter.instance_transaction() as tx:
-        await gql.services.model.register(tx, SHELF)
-    category = (await gql.data(CREATE_CATEGORY))["createCategory"]["id"]
-    ada = await author(gql, "Ada")
+    async with cms_api.services.adapter.instance_transaction() as tx:
+        await cms_api.services.model.register(tx, SHELF)
+    category = (await cms_api.data(CREATE_CATEGORY))["createCategory"]["id"]
+    ada = await author(cms_api, "Ada")
     block = {
         "_type": "block",
         "_key": "b",
@@ -242,17 +242,17 @@ async def test_a_wrong_type_left_by_a_narrowed_to_is_a_stub_in_every_form(
         "text": [block, {"_type": "callout", "_key": "k", "see": ref(category)}],
         "box": {"items": [ref(category, "c"), ref(ada, "a")]},
     }
-    async with gql.services.api.system_context(gql.org) as ctx:
-        created = await gql.services.api.collections["shelf"].create(ctx, data, publish=True)
+    async with cms_api.services.api.system_context(cms_api.org) as ctx:
+        created = await cms_api.services.api.collections["shelf"].create(ctx, data, publish=True)
     shelf = created["id"]
-    async with gql.services.adapter.instance_transaction() as tx:
-        await gql.services.model.register(tx, narrowed(SHELF))
+    async with cms_api.services.adapter.instance_transaction() as tx:
+        await cms_api.services.model.register(tx, narrowed(SHELF))
 
     selection = "_raw title mixed text box { items } pick { _resolved _ref }"
     for depth in range(1, 4):
         args = f"depth: {depth}, perspective: $p"
         read = await both(
-            gql,
+            cms_api,
             f"query($p: String, $id: ID!) {{ one: shelf(id: $id, {args}) {{ {selection} }}"
             f" all: allShelf({args}) {{ {selection} }}"
             f' docs: documents(type: "shelf", {args}) {{ docs }} }}',

@@ -54,7 +54,7 @@ async def pair() -> AsyncIterator[Pair]:
 
 
 @pytest.fixture
-async def gql(pair: Pair, request: pytest.FixtureRequest) -> AsyncIterator[GraphQLClient]:
+async def cms_api(pair: Pair, request: pytest.FixtureRequest) -> AsyncIterator[GraphQLClient]:
     """The API on the primary with the replica, patient with lag; its own organization."""
     async with running_api(
         pair.primary.url(),
@@ -111,106 +111,106 @@ async def create(client: GraphQLClient, title: str) -> tuple[str, str]:
 
 
 async def test_published_reads_go_to_the_replica_the_rest_to_the_primary(
-    gql: GraphQLClient,
+    cms_api: GraphQLClient,
 ) -> None:
-    _, token = await create(gql, "first")
-    await caught_up(gql, token)
-    before = served(gql)
-    assert await titles(gql) == {"first"}
-    after = served(gql)
+    _, token = await create(cms_api, "first")
+    await caught_up(cms_api, token)
+    before = served(cms_api)
+    assert await titles(cms_api) == {"first"}
+    after = served(cms_api)
     assert after[0] == before[0] + 1
     assert after[1] == before[1], "the primary ran nothing"
     assert after[2] == before[2] + 1
 
-    before = served(gql)
-    assert await titles(gql, DRAFT_TITLES) == {"first"}
-    after = served(gql)
+    before = served(cms_api)
+    assert await titles(cms_api, DRAFT_TITLES) == {"first"}
+    after = served(cms_api)
     assert after[0] == before[0]
     assert after[2] == before[2]
 
 
-async def test_a_key_whose_last_use_is_due_is_served_by_the_primary(gql: GraphQLClient) -> None:
-    await create(gql, "used")
-    fresh = replace(gql, key=await gql.key_for(gql.org, published_only=True))
-    await caught_up(gql)
+async def test_a_key_whose_last_use_is_due_is_served_by_the_primary(cms_api: GraphQLClient) -> None:
+    await create(cms_api, "used")
+    fresh = replace(cms_api, key=await cms_api.key_for(cms_api.org, published_only=True))
+    await caught_up(cms_api)
     # The opening bumps an API key's `last_used_at` (at most once a minute): a replica cannot
     # write, so the primary serves that request, and writes it.
-    before = served(gql)
+    before = served(cms_api)
     assert await titles(fresh) == {"used"}
-    after = served(gql)
+    after = served(cms_api)
     assert after[0] == before[0]
     assert after[1] > before[1]
     digest = parse_credential(f"Bearer {fresh.key}", None).digest
-    async with gql.services.adapter.database.transaction() as tx:
+    async with cms_api.services.adapter.database.transaction() as tx:
         used = await tx.fetchval("select last_used_at from api_keys where key_hash = $1", digest)
     assert used is not None
-    await caught_up(gql)
+    await caught_up(cms_api)
     assert await titles(fresh) == {"used"}
-    assert served(gql)[0] == before[0] + 1
+    assert served(cms_api)[0] == before[0] + 1
 
 
-async def test_rls_holds_on_the_replica(gql: GraphQLClient) -> None:
-    await create(gql, "mine")
-    other = await gql.org_named("other-tenant")
-    stranger = replace(gql, org=other, key=await gql.key_for(other))
+async def test_rls_holds_on_the_replica(cms_api: GraphQLClient) -> None:
+    await create(cms_api, "mine")
+    other = await cms_api.org_named("other-tenant")
+    stranger = replace(cms_api, org=other, key=await cms_api.key_for(other))
     await titles(stranger)  # the new key's `last_used_at`, on the primary
-    await titles(gql)
-    await caught_up(gql)
-    before = served(gql)
+    await titles(cms_api)
+    await caught_up(cms_api)
+    before = served(cms_api)
     assert await titles(stranger) == set()
-    assert await titles(gql) == {"mine"}
-    assert served(gql)[0] == before[0] + 2
+    assert await titles(cms_api) == {"mine"}
+    assert served(cms_api)[0] == before[0] + 2
 
 
 async def test_the_token_waits_for_the_replica_to_replay_the_write(
-    gql: GraphQLClient, pair: Pair
+    cms_api: GraphQLClient, pair: Pair
 ) -> None:
-    post, _ = await create(gql, "old")
-    await titles(gql)  # the key's `last_used_at`, on the primary
-    await caught_up(gql)
+    post, _ = await create(cms_api, "old")
+    await titles(cms_api)  # the key's `last_used_at`, on the primary
+    await caught_up(cms_api)
     standby = await replica(pair)
     try:
         await standby.execute("select pg_wal_replay_pause()")
-        body = await gql(RETITLE, {"id": post, "t": "new"})
+        body = await cms_api(RETITLE, {"id": post, "t": "new"})
         assert "errors" not in body, body
         token = body["extensions"]["consistencyToken"]
         parse_lsn(token)
 
         # Without the token, the paused replica answers: it has not seen the write.
-        assert await titles(gql) == {"old"}
+        assert await titles(cms_api) == {"old"}
         # With it, the primary does, until the replica has replayed it.
-        before = served(gql)
-        assert await titles(gql, **{"X-Consistency-Token": token}) == {"new"}
-        assert served(gql)[0] == before[0]
+        before = served(cms_api)
+        assert await titles(cms_api, **{"X-Consistency-Token": token}) == {"new"}
+        assert served(cms_api)[0] == before[0]
     finally:
         await standby.execute("select pg_wal_replay_resume()")
         await standby.close()
-    await caught_up(gql, token)
-    before = served(gql)
-    assert await titles(gql, **{"X-Consistency-Token": token}) == {"new"}
-    assert served(gql)[0] == before[0] + 1
+    await caught_up(cms_api, token)
+    before = served(cms_api)
+    assert await titles(cms_api, **{"X-Consistency-Token": token}) == {"new"}
+    assert served(cms_api)[0] == before[0] + 1
 
 
-async def test_every_mutation_carries_a_token(gql: GraphQLClient) -> None:
-    post, created = await create(gql, "tokens")
-    body = await gql(RETITLE, {"id": post, "t": "tokens 2"})
+async def test_every_mutation_carries_a_token(cms_api: GraphQLClient) -> None:
+    post, created = await create(cms_api, "tokens")
+    body = await cms_api(RETITLE, {"id": post, "t": "tokens 2"})
     assert "errors" not in body, body
     written = body["extensions"]["consistencyToken"]
     assert parse_lsn(written) > parse_lsn(created)
     # Queries carry none, and neither does a mutation that failed (nothing was committed).
-    assert "extensions" not in await gql(TITLES)
-    failed = await gql(RETITLE, {"id": "00000000-0000-0000-0000-000000000000", "t": "x"})
+    assert "extensions" not in await cms_api(TITLES)
+    failed = await cms_api(RETITLE, {"id": "00000000-0000-0000-0000-000000000000", "t": "x"})
     assert failed["errors"]
     assert "consistencyToken" not in failed.get("extensions", {})
     # Version history reads the primary, which is not a replica's business.
-    before = served(gql)
-    versions = await gql.data(VERSIONS, {"id": post})
+    before = served(cms_api)
+    versions = await cms_api.data(VERSIONS, {"id": post})
     assert versions["documentVersions"]["totalVersions"] >= 2
-    assert served(gql)[0] == before[0]
+    assert served(cms_api)[0] == before[0]
 
 
-async def test_a_malformed_token_is_a_bad_request(gql: GraphQLClient) -> None:
-    response = await gql.post(TITLES, headers={"X-Consistency-Token": "yesterday"})
+async def test_a_malformed_token_is_a_bad_request(cms_api: GraphQLClient) -> None:
+    response = await cms_api.post(TITLES, headers={"X-Consistency-Token": "yesterday"})
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
@@ -245,27 +245,29 @@ async def test_a_lagging_replica_is_skipped_and_reported(pair: Pair) -> None:
         assert served(client)[0] == before[0] + 1
 
 
-async def test_a_stopped_replica_is_skipped_and_reported(gql: GraphQLClient, pair: Pair) -> None:
-    await create(gql, "survives")
-    await titles(gql)
-    await caught_up(gql)
+async def test_a_stopped_replica_is_skipped_and_reported(
+    cms_api: GraphQLClient, pair: Pair
+) -> None:
+    await create(cms_api, "survives")
+    await titles(cms_api)
+    await caught_up(cms_api)
     await asyncio.to_thread(pair.replica.stop, "immediate")
     try:
         # The request that finds it gone is served by the primary, and the replica skipped.
-        before = served(gql)
-        assert await titles(gql) == {"survives"}
-        assert await titles(gql) == {"survives"}
-        assert served(gql)[0] == before[0]
-        health = await wait_for_status(gql, "down")
+        before = served(cms_api)
+        assert await titles(cms_api) == {"survives"}
+        assert await titles(cms_api) == {"survives"}
+        assert served(cms_api)[0] == before[0]
+        health = await wait_for_status(cms_api, "down")
         assert health.status_code == 200
         assert health.json()["status"] == "ok"
     finally:
         await asyncio.to_thread(pair.replica.start)
-    await wait_for_status(gql, "ok")
-    await caught_up(gql)
-    before = served(gql)
-    assert await titles(gql) == {"survives"}
-    assert served(gql)[0] == before[0] + 1
+    await wait_for_status(cms_api, "ok")
+    await caught_up(cms_api)
+    before = served(cms_api)
+    assert await titles(cms_api) == {"survives"}
+    assert served(cms_api)[0] == before[0] + 1
 
 
 async def wait_for_status(client: GraphQLClient, status: str) -> Any:
@@ -315,7 +317,7 @@ async def test_the_resolver_path_routes_published_reads_too(pair: Pair) -> None:
 
 
 async def test_the_token_costs_one_statement_and_only_with_replicas(
-    gql: GraphQLClient, pair: Pair
+    cms_api: GraphQLClient, pair: Pair
 ) -> None:
     async def statements_of_a_write(client: GraphQLClient, post: str) -> tuple[int, bool]:
         await client.data(RETITLE, {"id": post, "t": "warm"})  # the caller's facts, known
@@ -325,12 +327,12 @@ async def test_the_token_costs_one_statement_and_only_with_replicas(
         assert "errors" not in body, body
         return database.statements - before, "extensions" in body
 
-    post, _ = await create(gql, "counted")
+    post, _ = await create(cms_api, "counted")
     async with running_api(pair.primary.url(), org_slug="no-replicas") as plain:
         other, _ = await create_without_token(plain, "counted")
         without, carried = await statements_of_a_write(plain, other)
         assert not carried
-    with_replicas, carried = await statements_of_a_write(gql, post)
+    with_replicas, carried = await statements_of_a_write(cms_api, post)
     assert carried
     assert with_replicas == without + 1
 
@@ -390,21 +392,21 @@ async def test_a_schema_change_reaches_another_instance_and_replicas_answer_as_r
 
 
 async def test_published_reads_go_on_while_the_primary_is_down(
-    gql: GraphQLClient, pair: Pair
+    cms_api: GraphQLClient, pair: Pair
 ) -> None:
-    await create(gql, "lasting")
-    await titles(gql)  # the key's `last_used_at`, on the primary
-    await caught_up(gql)
+    await create(cms_api, "lasting")
+    await titles(cms_api)  # the key's `last_used_at`, on the primary
+    await caught_up(cms_api)
     await asyncio.to_thread(pair.primary.stop, "fast")
     try:
-        before = served(gql)
-        assert await titles(gql) == {"lasting"}
-        assert served(gql)[0] == before[0] + 1
-        health = await gql.client.get("/healthz")
+        before = served(cms_api)
+        assert await titles(cms_api) == {"lasting"}
+        assert served(cms_api)[0] == before[0] + 1
+        health = await cms_api.client.get("/healthz")
         assert health.status_code == 503
         assert health.json()["replicas"][0]["status"] == "ok"
         # Drafts need the primary.
-        response = await gql.post(DRAFT_TITLES)
+        response = await cms_api.post(DRAFT_TITLES)
         assert response.status_code == 503
     finally:
         await asyncio.to_thread(pair.primary.start)

@@ -135,12 +135,12 @@ async def _insert_asset(tx: Tx, org: uuid.UUID) -> uuid.UUID:
 
 
 @pytest.fixture
-async def world(adapter: PostgresAdapter) -> World:
-    return await build_world(adapter)
+async def world(cms_adapter: PostgresAdapter) -> World:
+    return await build_world(cms_adapter)
 
 
-async def test_the_matrix_runs_as_a_superuser(adapter: PostgresAdapter) -> None:
-    async with adapter.database.transaction() as tx:
+async def test_the_matrix_runs_as_a_superuser(cms_adapter: PostgresAdapter) -> None:
+    async with cms_adapter.database.transaction() as tx:
         assert await tx.fetchval("select rolsuper from pg_roles where rolname = current_user")
 
 
@@ -153,18 +153,18 @@ async def _visible_orgs(tx: Tx, world: World, table: str) -> set[str]:
 @pytest.mark.parametrize("org", list(TREE))
 @pytest.mark.parametrize("table", RLS_TABLES)
 async def test_reads_see_own_org_and_every_descendant(
-    adapter: PostgresAdapter, world: World, org: str, table: str
+    cms_adapter: PostgresAdapter, world: World, org: str, table: str
 ) -> None:
-    async with adapter.with_org_context(world.orgs[org], read_only=True) as tx:
+    async with cms_adapter.with_org_context(world.orgs[org], read_only=True) as tx:
         assert await _visible_orgs(tx, world, table) == DESCENDANTS[org]
 
 
 @pytest.mark.parametrize("org", list(TREE))
 async def test_writes_succeed_only_in_own_org(
-    adapter: PostgresAdapter, world: World, org: str
+    cms_adapter: PostgresAdapter, world: World, org: str
 ) -> None:
     for target in TREE:
-        async with adapter.with_org_context(world.orgs[org]) as tx:
+        async with cms_adapter.with_org_context(world.orgs[org]) as tx:
             if target == org:
                 await _insert_document(tx, world.orgs[target], title="mine")
                 continue
@@ -174,7 +174,7 @@ async def test_writes_succeed_only_in_own_org(
     for target in TREE:
         if target == org:
             continue
-        async with adapter.with_org_context(world.orgs[org]) as tx:
+        async with cms_adapter.with_org_context(world.orgs[org]) as tx:
             updated = await tx.execute(
                 'update cms_documents set draft_data = \'{"title": "hacked"}\' where id = $1',
                 world.documents[target],
@@ -182,7 +182,7 @@ async def test_writes_succeed_only_in_own_org(
             deleted = await tx.execute("delete from cms_assets where id = $1", world.assets[target])
             assert (updated, deleted) == ("UPDATE 0", "DELETE 0")
 
-    async with adapter.system_context() as tx:
+    async with cms_adapter.system_context() as tx:
         titles = await tx.fetch("select draft_data->>'title' as title from cms_documents")
         assets = await tx.fetchval("select count(*) from cms_assets")
     assert "hacked" not in {row["title"] for row in titles}
@@ -190,9 +190,9 @@ async def test_writes_succeed_only_in_own_org(
 
 
 async def test_a_write_cannot_move_a_row_to_another_org(
-    adapter: PostgresAdapter, world: World
+    cms_adapter: PostgresAdapter, world: World
 ) -> None:
-    async with adapter.with_org_context(world.orgs["parent"]) as tx:
+    async with cms_adapter.with_org_context(world.orgs["parent"]) as tx:
         with pytest.raises(ForbiddenError):
             await tx.execute(
                 "update cms_documents set organization_id = $1 where id = $2",
@@ -202,9 +202,9 @@ async def test_a_write_cannot_move_a_row_to_another_org(
 
 
 async def test_no_org_set_sees_nothing_and_writes_nothing(
-    adapter: PostgresAdapter, world: World
+    cms_adapter: PostgresAdapter, world: World
 ) -> None:
-    async with adapter.database.transaction() as tx:
+    async with cms_adapter.database.transaction() as tx:
         await tx.execute("set local role cms_request")
         assert await tx.fetchval("select count(*) from cms_documents") == 0
         with pytest.raises(ForbiddenError):
@@ -212,9 +212,9 @@ async def test_no_org_set_sees_nothing_and_writes_nothing(
 
 
 async def test_readable_orgs_are_found_once_per_transaction(
-    adapter: PostgresAdapter, world: World
+    cms_adapter: PostgresAdapter, world: World
 ) -> None:
-    async with adapter.with_org_context(world.orgs["parent"], read_only=True) as tx:
+    async with cms_adapter.with_org_context(world.orgs["parent"], read_only=True) as tx:
         cached = await tx.fetchval("select current_setting('app.readable_orgs')::uuid[]")
         assert {name for name, org in world.orgs.items() if org in cached} == DESCENDANTS["parent"]
         assert cached[0] == world.orgs["parent"]
@@ -233,10 +233,10 @@ async def test_readable_orgs_are_found_once_per_transaction(
 
 
 async def test_a_transaction_sees_the_organizations_it_adds_or_moves(
-    adapter: PostgresAdapter, world: World
+    cms_adapter: PostgresAdapter, world: World
 ) -> None:
-    async with adapter.with_org_context(world.orgs["parent"]) as tx:
-        new = await adapter.create_organization(
+    async with cms_adapter.with_org_context(world.orgs["parent"]) as tx:
+        new = await cms_adapter.create_organization(
             tx,
             name="new",
             slug="new",
@@ -259,40 +259,42 @@ async def test_a_transaction_sees_the_organizations_it_adds_or_moves(
 
 
 async def test_the_request_role_cannot_switch_on_override(
-    adapter: PostgresAdapter, world: World
+    cms_adapter: PostgresAdapter, world: World
 ) -> None:
-    async with adapter.with_org_context(world.orgs["grandchild"]) as tx:
+    async with cms_adapter.with_org_context(world.orgs["grandchild"]) as tx:
         await tx.execute("select set_config('app.override_access', 'true', true)")
         assert await _visible_orgs(tx, world, "cms_documents") == {"grandchild"}
 
 
-async def test_system_context_sees_everything(adapter: PostgresAdapter, world: World) -> None:
-    async with adapter.system_context() as tx:
+async def test_system_context_sees_everything(cms_adapter: PostgresAdapter, world: World) -> None:
+    async with cms_adapter.system_context() as tx:
         assert await _visible_orgs(tx, world, "cms_documents") == set(TREE)
 
 
-async def test_invalid_org_id_is_an_input_error(adapter: PostgresAdapter) -> None:
+async def test_invalid_org_id_is_an_input_error(cms_adapter: PostgresAdapter) -> None:
     with pytest.raises(InvalidInputError, match="invalid organization id"):
-        async with adapter.with_org_context("not-a-uuid"):
+        async with cms_adapter.with_org_context("not-a-uuid"):
             pass
 
 
 async def test_settings_do_not_leak_to_the_next_transaction(
-    adapter: PostgresAdapter, world: World
+    cms_adapter: PostgresAdapter, world: World
 ) -> None:
-    async with adapter.with_org_context(world.orgs["parent"]) as tx:
+    async with cms_adapter.with_org_context(world.orgs["parent"]) as tx:
         backend = await tx.fetchval("select pg_backend_pid()")
     # The pool hands the same connection out again; it must carry no org and no role.
-    for _ in range(adapter.database.pool_size):
-        async with adapter.database.transaction() as tx:
+    for _ in range(cms_adapter.database.pool_size):
+        async with cms_adapter.database.transaction() as tx:
             if await tx.fetchval("select pg_backend_pid()") != backend:
                 continue
             assert await tx.fetchval("select current_setting('app.organization_id', true)") == ""
             assert await tx.fetchval("select current_user") != "cms_request"
 
 
-async def test_hierarchy_off_reads_only_own_org(db_url: str) -> None:
-    adapter = PostgresAdapter(db_url, pool_size=2, run_migrations=False, enable_hierarchy=False)
+async def test_hierarchy_off_reads_only_own_org(cms_database_url: str) -> None:
+    adapter = PostgresAdapter(
+        cms_database_url, pool_size=2, run_migrations=False, enable_hierarchy=False
+    )
     await adapter.connect()
     try:
         world = await build_world(adapter)
@@ -303,8 +305,8 @@ async def test_hierarchy_off_reads_only_own_org(db_url: str) -> None:
         await adapter.disconnect()
 
 
-async def test_rls_off_is_single_tenant(db_url: str) -> None:
-    adapter = PostgresAdapter(db_url, pool_size=2, run_migrations=False, enable_rls=False)
+async def test_rls_off_is_single_tenant(cms_database_url: str) -> None:
+    adapter = PostgresAdapter(cms_database_url, pool_size=2, run_migrations=False, enable_rls=False)
     await adapter.connect()
     try:
         world = await build_world(adapter)
@@ -337,13 +339,15 @@ async def _policies(url: str) -> list[tuple[str, ...]]:
     return [tuple(map(str, row.values())) for row in [*rows, *flags]]
 
 
-async def test_migration_and_initialize_rls_install_the_same_policies(db_url: str) -> None:
-    from_migration = await _policies(db_url)
+async def test_migration_and_initialize_rls_install_the_same_policies(
+    cms_database_url: str,
+) -> None:
+    from_migration = await _policies(cms_database_url)
     assert len(from_migration) == 4 * len(RLS_TABLES) + len(RLS_TABLES)
-    adapter = PostgresAdapter(db_url, pool_size=2, run_migrations=False)
+    adapter = PostgresAdapter(cms_database_url, pool_size=2, run_migrations=False)
     await adapter.connect()
     await adapter.disconnect()
-    assert await _policies(db_url) == from_migration
+    assert await _policies(cms_database_url) == from_migration
 
 
 async def _definitions(url: str) -> list[str]:
@@ -363,29 +367,31 @@ async def _definitions(url: str) -> list[str]:
     return [row["definition"] for row in [*rows, *triggers]]
 
 
-async def test_migration_and_initialize_rls_install_the_same_functions(db_url: str) -> None:
-    from_migration = await _definitions(db_url)
+async def test_migration_and_initialize_rls_install_the_same_functions(
+    cms_database_url: str,
+) -> None:
+    from_migration = await _definitions(cms_database_url)
     assert any("app.readable_orgs" in definition for definition in from_migration)
-    adapter = PostgresAdapter(db_url, pool_size=2, run_migrations=False)
+    adapter = PostgresAdapter(cms_database_url, pool_size=2, run_migrations=False)
     await adapter.connect()
     await adapter.disconnect()
-    assert await _definitions(db_url) == from_migration
+    assert await _definitions(cms_database_url) == from_migration
 
 
-async def test_initialize_rls_is_idempotent_and_repairs_drift(adapter: PostgresAdapter) -> None:
+async def test_initialize_rls_is_idempotent_and_repairs_drift(cms_adapter: PostgresAdapter) -> None:
     async def oids() -> list[int]:
-        async with adapter.database.transaction() as tx:
+        async with cms_adapter.database.transaction() as tx:
             return [row["oid"] for row in await tx.fetch("select oid from pg_policy order by oid")]
 
     before = await oids()
-    await initialize_rls(adapter.database)
+    await initialize_rls(cms_adapter.database)
     assert await oids() == before  # nothing to do: nothing recreated
 
-    async with adapter.database.transaction() as tx:
+    async with cms_adapter.database.transaction() as tx:
         await tx.execute("drop policy cms_documents_select on cms_documents")
         await tx.execute("alter table cms_assets no force row level security")
-    await initialize_rls(adapter.database)
-    async with adapter.database.transaction() as tx:
+    await initialize_rls(cms_adapter.database)
+    async with cms_adapter.database.transaction() as tx:
         assert await tx.fetchval("select count(*) from pg_policies") == 4 * len(RLS_TABLES)
         assert await tx.fetchval(
             "select relforcerowsecurity from pg_class where relname = 'cms_assets'"
@@ -393,20 +399,20 @@ async def test_initialize_rls_is_idempotent_and_repairs_drift(adapter: PostgresA
 
 
 @pytest.fixture
-async def owner_url(pg_url: str, databases: TestDatabases) -> AsyncIterator[str]:
+async def owner_url(cms_server_url: str, cms_databases: TestDatabases) -> AsyncIterator[str]:
     """A database owned by a plain login role (no superuser, no BYPASSRLS), migrated as that role."""
     role = f"cms_owner_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(pg_url)
-    name = f"{databases.prefix}_{role}"
+    admin = await asyncpg.connect(cms_server_url)
+    name = f"{cms_databases.prefix}_{role}"
     try:
         await admin.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS")
         await admin.execute(f'CREATE DATABASE "{name}" OWNER {role}')
     finally:
         await admin.close()
     # Keep the rest of the URL (host, socket) but log in as the owner role.
-    url = _as_user(with_database(pg_url, name), role)
+    url = _as_user(with_database(cms_server_url, name), role)
     yield url
-    admin = await asyncpg.connect(pg_url)
+    admin = await asyncpg.connect(cms_server_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.execute(f"DROP ROLE IF EXISTS {role}")

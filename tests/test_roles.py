@@ -11,6 +11,7 @@ from server.access.organizations import Organization
 from server.access.roles import RoleStore
 from server.engine.postgres import PostgresAdapter
 from server.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from tests.conftest import until_a_lock_wait
 
 ROLES = RoleStore()
 MEMBERS = MemberStore()
@@ -21,9 +22,9 @@ async def make_org(adapter: PostgresAdapter, slug: str = "acme") -> Organization
         return await adapter.create_organization(tx, name=slug, slug=slug, created_by="user-1")
 
 
-async def test_list_and_find_roles(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+async def test_list_and_find_roles(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         custom = await ROLES.create_role(
             tx, organization_id=org.id, name="author", capabilities=["document.create"]
         )
@@ -40,10 +41,10 @@ async def test_list_and_find_roles(adapter: PostgresAdapter) -> None:
 
 
 async def test_create_role_normalises_and_stores_capabilities_in_canonical_order(
-    adapter: PostgresAdapter,
+    cms_adapter: PostgresAdapter,
 ) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         role = await ROLES.create_role(
             tx,
             organization_id=org.id,
@@ -69,19 +70,19 @@ async def test_create_role_normalises_and_stores_capabilities_in_canonical_order
     ],
 )
 async def test_create_role_refuses_bad_capabilities(
-    adapter: PostgresAdapter, capabilities: list[str], message: str
+    cms_adapter: PostgresAdapter, capabilities: list[str], message: str
 ) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         with pytest.raises(InvalidInputError, match=message) as caught:
             await ROLES.create_role(tx, organization_id=org.id, name="x", capabilities=capabilities)
     assert caught.value.path == "capabilities"
 
 
 @pytest.mark.parametrize("name", ["", "Author", "1st", "has space", "x" * 101, "-x"])
-async def test_create_role_refuses_bad_names(adapter: PostgresAdapter, name: str) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+async def test_create_role_refuses_bad_names(cms_adapter: PostgresAdapter, name: str) -> None:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         with pytest.raises(InvalidInputError) as caught:
             await ROLES.create_role(tx, organization_id=org.id, name=name, capabilities=[])
     assert caught.value.path == "name"
@@ -89,30 +90,41 @@ async def test_create_role_refuses_bad_names(adapter: PostgresAdapter, name: str
 
 @pytest.mark.parametrize("name", ["owner", "viewer", "author"])
 async def test_create_role_with_a_taken_name_is_a_conflict(
-    adapter: PostgresAdapter, name: str
+    cms_adapter: PostgresAdapter, name: str
 ) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         await ROLES.create_role(tx, organization_id=org.id, name="author", capabilities=[])
     with pytest.raises(ConflictError, match="role with this name already exists"):
-        async with adapter.system_context() as tx:
+        async with cms_adapter.system_context() as tx:
             await ROLES.create_role(tx, organization_id=org.id, name=name, capabilities=[])
 
 
-async def test_the_same_role_name_in_two_organizations(adapter: PostgresAdapter) -> None:
-    first, second = await make_org(adapter, "first"), await make_org(adapter, "second")
-    async with adapter.system_context() as tx:
-        for org in (first, second):
-            await ROLES.create_role(tx, organization_id=org.id, name="author", capabilities=[])
+async def test_the_same_role_name_in_two_organizations(cms_adapter: PostgresAdapter) -> None:
+    first, second = await make_org(cms_adapter, "first"), await make_org(cms_adapter, "second")
+    async with cms_adapter.system_context() as tx:
+        created = [
+            await ROLES.create_role(
+                tx, organization_id=org.id, name="author", capabilities=["document.create"]
+            )
+            for org in (first, second)
+        ]
+    async with cms_adapter.system_context() as tx:
+        found = [
+            await ROLES.find_role(tx, organization_id=org.id, name="author")
+            for org in (first, second)
+        ]
+    assert found == created
+    assert created[0].id != created[1].id
 
 
-async def test_update_a_custom_role(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+async def test_update_a_custom_role(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         role = await ROLES.create_role(
             tx, organization_id=org.id, name="author", description="Writes", capabilities=[]
         )
-    async with adapter.system_context() as tx:
+    async with cms_adapter.system_context() as tx:
         more = await ROLES.update_role(
             tx, organization_id=org.id, name="author", capabilities=["document.create"]
         )
@@ -127,9 +139,9 @@ async def test_update_a_custom_role(adapter: PostgresAdapter) -> None:
     assert cleared.description is None
 
 
-async def test_update_role_errors(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+async def test_update_role_errors(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         with pytest.raises(NotFoundError):
             await ROLES.update_role(tx, organization_id=org.id, name="ghost", description="x")
         with pytest.raises(InvalidInputError, match="'nope'"):
@@ -139,9 +151,9 @@ async def test_update_role_errors(adapter: PostgresAdapter) -> None:
 
 
 @pytest.mark.parametrize("name", list(BUILT_IN_ROLES))
-async def test_built_in_roles_are_protected(adapter: PostgresAdapter, name: str) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+async def test_built_in_roles_are_protected(cms_adapter: PostgresAdapter, name: str) -> None:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         with pytest.raises(ForbiddenError, match=f"built-in role '{name}' cannot be changed"):
             await ROLES.update_role(
                 tx, organization_id=org.id, name=name, capabilities=["document.read"]
@@ -153,18 +165,18 @@ async def test_built_in_roles_are_protected(adapter: PostgresAdapter, name: str)
     assert renamed.capabilities == BUILT_IN_ROLES[name]
 
 
-async def test_delete_role(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+async def test_delete_role(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         await ROLES.create_role(tx, organization_id=org.id, name="author", capabilities=[])
         assert await ROLES.delete_role(tx, organization_id=org.id, name="author") is True
         assert await ROLES.delete_role(tx, organization_id=org.id, name="author") is False
         assert await ROLES.find_role(tx, organization_id=org.id, name="author") is None
 
 
-async def test_a_role_held_by_members_cannot_be_deleted(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+async def test_a_role_held_by_members_cannot_be_deleted(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         await ROLES.create_role(tx, organization_id=org.id, name="author", capabilities=[])
         await MEMBERS.add_member(tx, organization_id=org.id, user_id="u1", role="author")
         with pytest.raises(ConflictError, match="still assigned"):
@@ -172,30 +184,30 @@ async def test_a_role_held_by_members_cannot_be_deleted(adapter: PostgresAdapter
         assert await ROLES.find_role(tx, organization_id=org.id, name="author") is not None
 
 
-async def test_delete_role_waits_for_a_concurrent_assignment(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+async def test_delete_role_waits_for_a_concurrent_assignment(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         await ROLES.create_role(tx, organization_id=org.id, name="author", capabilities=[])
     assigned = asyncio.Event()
     release = asyncio.Event()
 
     async def assign() -> None:
-        async with adapter.system_context() as tx:
+        async with cms_adapter.system_context() as tx:
             await MEMBERS.add_member(tx, organization_id=org.id, user_id="u1", role="author")
             assigned.set()
             await release.wait()
 
     async def delete() -> None:
         await assigned.wait()
-        async with adapter.system_context() as tx:
+        async with cms_adapter.system_context() as tx:
             await ROLES.delete_role(tx, organization_id=org.id, name="author")
 
     assigning = asyncio.create_task(assign())
     deleting = asyncio.create_task(delete())
     try:
         await assigned.wait()
-        await asyncio.sleep(0.2)
         # The delete is blocked on the role row until the assignment commits.
+        await until_a_lock_wait(cms_adapter)
         assert not deleting.done()
     finally:
         release.set()
@@ -204,9 +216,9 @@ async def test_delete_role_waits_for_a_concurrent_assignment(adapter: PostgresAd
         await deleting
 
 
-async def test_seed_builtin_roles_is_idempotent_and_repairs(adapter: PostgresAdapter) -> None:
-    org = await make_org(adapter)
-    async with adapter.system_context() as tx:
+async def test_seed_builtin_roles_is_idempotent_and_repairs(cms_adapter: PostgresAdapter) -> None:
+    org = await make_org(cms_adapter)
+    async with cms_adapter.system_context() as tx:
         await ROLES.create_role(
             tx, organization_id=org.id, name="author", capabilities=["document.create"]
         )
@@ -232,9 +244,9 @@ async def test_seed_builtin_roles_is_idempotent_and_repairs(adapter: PostgresAda
     assert roles["author"].capabilities == {"document.create", "document.read"}
 
 
-async def test_roles_of_a_missing_organization(adapter: PostgresAdapter) -> None:
-    async with adapter.system_context() as tx:
+async def test_roles_of_a_missing_organization(cms_adapter: PostgresAdapter) -> None:
+    async with cms_adapter.system_context() as tx:
         assert await ROLES.list_roles(tx, organization_id=uuid.uuid4()) == []
     with pytest.raises(NotFoundError):
-        async with adapter.system_context() as tx:
+        async with cms_adapter.system_context() as tx:
             await ROLES.create_role(tx, organization_id=uuid.uuid4(), name="x", capabilities=[])

@@ -35,10 +35,10 @@ async def publish_post(gql: GraphQLClient, title: str) -> None:
 
 
 @pytest.fixture
-async def one_connection(gql: GraphQLClient) -> AsyncIterator[Database]:
+async def one_connection(cms_api: GraphQLClient) -> AsyncIterator[Database]:
     """A pool of one connection on the test database, so every call meets the same session."""
     # The session path, so PostgreSQL itself, even when the run goes through a pooler.
-    database = Database(gql.services.adapter.database.direct_url, pool_size=1)
+    database = Database(cms_api.services.adapter.database.direct_url, pool_size=1)
     await database.connect()
     try:
         yield database
@@ -95,21 +95,21 @@ def _statement(gql: GraphQLClient, query: str, variables: dict[str, Any]) -> run
 
 
 async def test_a_read_is_its_own_transaction_and_leaves_the_session_clean(
-    gql: GraphQLClient, one_connection: Database
+    cms_api: GraphQLClient, one_connection: Database
 ) -> None:
-    await publish_post(gql, 'A "quoted" post')
-    await publish_post(gql, "Another")
+    await publish_post(cms_api, 'A "quoted" post')
+    await publish_post(cms_api, "Another")
     statement = _statement(
-        gql,
+        cms_api,
         "query($titles: [String!]!) {"
         ' allPost(where: {title: {in: $titles}}, sort: ["title"]) { title } }',
         {"titles": ['A "quoted" post', "Another", *HOSTILE]},
     )
-    credential = parse_credential(f"Bearer {gql.key}", None)
-    opening = opening_arguments(credential, gql.services.adapter.tenancy)
+    credential = parse_credential(f"Bearer {cms_api.key}", None)
+    opening = opening_arguments(credential, cms_api.services.adapter.tenancy)
 
     facts, values = await round_trip.fetch(one_connection, opening, statement, cancel_after=5)
-    assert principal_from_text(facts).organization_id == gql.org
+    assert principal_from_text(facts).organization_id == cms_api.org
     assert orjson.loads(run.body(statement, values)) == {
         "data": {"allPost": [{"title": 'A "quoted" post'}, {"title": "Another"}]}
     }
@@ -134,12 +134,12 @@ async def test_a_read_is_its_own_transaction_and_leaves_the_session_clean(
 
 
 async def test_a_read_the_session_lost_is_prepared_again(
-    gql: GraphQLClient, one_connection: Database
+    cms_api: GraphQLClient, one_connection: Database
 ) -> None:
-    await publish_post(gql, "Kept")
-    statement = _statement(gql, "{ allPost { title } }", {})
+    await publish_post(cms_api, "Kept")
+    statement = _statement(cms_api, "{ allPost { title } }", {})
     opening = opening_arguments(
-        parse_credential(f"Bearer {gql.key}", None), gql.services.adapter.tenancy
+        parse_credential(f"Bearer {cms_api.key}", None), cms_api.services.adapter.tenancy
     )
     first = await round_trip.fetch(one_connection, opening, statement, cancel_after=None)
     async with one_connection.session() as conn:
@@ -154,15 +154,15 @@ async def test_a_read_the_session_lost_is_prepared_again(
 
 
 async def test_past_the_limit_a_session_forgets_its_reads_and_keeps_the_drivers(
-    gql: GraphQLClient, one_connection: Database, monkeypatch: pytest.MonkeyPatch
+    cms_api: GraphQLClient, one_connection: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(round_trip, "PREPARED_PER_CONNECTION", 1)
-    await publish_post(gql, "Kept")
+    await publish_post(cms_api, "Kept")
     opening = opening_arguments(
-        parse_credential(f"Bearer {gql.key}", None), gql.services.adapter.tenancy
+        parse_credential(f"Bearer {cms_api.key}", None), cms_api.services.adapter.tenancy
     )
-    titles = _statement(gql, "{ allPost { title } }", {})
-    ids = _statement(gql, "{ allPost { id } }", {})
+    titles = _statement(cms_api, "{ allPost { title } }", {})
+    ids = _statement(cms_api, "{ allPost { id } }", {})
     for statement in (titles, ids, titles):
         _, values = await round_trip.fetch(one_connection, opening, statement, cancel_after=None)
         assert (values[0] or "").startswith("[{")
@@ -173,11 +173,11 @@ async def test_past_the_limit_a_session_forgets_its_reads_and_keeps_the_drivers(
 
 
 async def test_a_refused_credential_is_the_domain_error(
-    gql: GraphQLClient, one_connection: Database
+    cms_api: GraphQLClient, one_connection: Database
 ) -> None:
-    statement = _statement(gql, "{ allPost { title } }", {})
+    statement = _statement(cms_api, "{ allPost { title } }", {})
     opening = opening_arguments(
-        parse_credential("Bearer cms_unknown_key", None), gql.services.adapter.tenancy
+        parse_credential("Bearer cms_unknown_key", None), cms_api.services.adapter.tenancy
     )
     with pytest.raises(UnauthenticatedError):
         await round_trip.fetch(one_connection, opening, statement, cancel_after=None)

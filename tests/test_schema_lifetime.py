@@ -74,19 +74,19 @@ def _references(built: Any) -> dict[str, weakref.ref[Any]]:
     }
 
 
-async def test_a_replaced_schema_is_collected(gql: GraphQLClient) -> None:
-    admin = await gql.key_for(gql.org, instance_admin=True)
-    endpoint = gql.app.state.graphql
-    await gql.data(REGISTER, {"d": _note(0)}, key=admin)
-    await _serve_reads(gql, admin)
+async def test_a_replaced_schema_is_collected(cms_api: GraphQLClient) -> None:
+    admin = await cms_api.key_for(cms_api.org, instance_admin=True)
+    endpoint = cms_api.app.state.graphql
+    await cms_api.data(REGISTER, {"d": _note(0)}, key=admin)
+    await _serve_reads(cms_api, admin)
     modules = set(sys.modules)
     gc.collect()
     schemas = _live_schemas()
 
     replaced = _references(endpoint.current())
     for fields in range(1, 4):
-        await gql.data(REGISTER, {"d": _note(fields)}, key=admin)
-        await _serve_reads(gql, admin)
+        await cms_api.data(REGISTER, {"d": _note(fields)}, key=admin)
+        await _serve_reads(cms_api, admin)
     current = endpoint.current()
     gc.collect()
 

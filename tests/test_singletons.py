@@ -57,10 +57,10 @@ async def read(
     return result
 
 
-async def test_the_schema_serves_a_singleton_without_ids_or_lists(gql: GraphQLClient) -> None:
+async def test_the_schema_serves_a_singleton_without_ids_or_lists(cms_api: GraphQLClient) -> None:
     fields = '{ __type(name: "%s") { fields { name args { name } type { kind } } } }'
-    q = await gql.data(fields % "Query")
-    m = await gql.data(fields % "Mutation")
+    q = await cms_api.data(fields % "Query")
+    m = await cms_api.data(fields % "Mutation")
     queries = {f["name"]: f for f in q["__type"]["fields"]}
     mutations = {f["name"]: f for f in m["__type"]["fields"]}
     assert "allSiteSettings" not in queries
@@ -80,9 +80,13 @@ async def test_the_schema_serves_a_singleton_without_ids_or_lists(gql: GraphQLCl
     assert queries["post"]["args"][0]["name"] == "id"
 
 
-async def test_the_id_is_the_same_in_sql_and_python(gql: GraphQLClient) -> None:
-    async with gql.services.adapter.system_context() as tx:
-        for org, name in [(gql.org, "siteSettings"), (uuid.uuid4(), "x"), (uuid.uuid4(), "é ü")]:
+async def test_the_id_is_the_same_in_sql_and_python(cms_api: GraphQLClient) -> None:
+    async with cms_api.services.adapter.system_context() as tx:
+        for org, name in [
+            (cms_api.org, "siteSettings"),
+            (uuid.uuid4(), "x"),
+            (uuid.uuid4(), "é ü"),
+        ]:
             in_sql = await tx.fetchval("SELECT cms_singleton_id($1, $2)", org, name)
             assert in_sql == singleton_id(org, name)
             assert in_sql.version == 3
@@ -90,31 +94,31 @@ async def test_the_id_is_the_same_in_sql_and_python(gql: GraphQLClient) -> None:
 
 @pytest.mark.parametrize("perspective", ["published", "draft"])
 async def test_a_singleton_never_saved_reads_as_its_empty_document(
-    gql: GraphQLClient, perspective: str
+    cms_api: GraphQLClient, perspective: str
 ) -> None:
-    expected_id = str(singleton_id(gql.org, "siteSettings"))
-    empty = await read(gql, perspective)
+    expected_id = str(singleton_id(cms_api.org, "siteSettings"))
+    empty = await read(cms_api, perspective)
     assert empty["id"] == empty["_id"] == empty["_ref"] == expected_id
     assert (empty["status"], empty["revision"], empty["siteName"]) == ("draft", 0, None)
     assert empty["createdAt"] is None
     assert empty["updatedAt"] is None
     assert empty["mainNav"] is None
-    assert empty["_raw"]["_meta"]["organizationId"] == str(gql.org)
+    assert empty["_raw"]["_meta"]["organizationId"] == str(cms_api.org)
     # Reading created nothing.
-    async with gql.services.adapter.system_context() as tx:
+    async with cms_api.services.adapter.system_context() as tx:
         assert await tx.fetchval("SELECT count(*) FROM cms_documents") == 0
     # A key that reads published content only sees the same empty document.
-    public = await gql.key_for(gql.org, published_only=True)
-    assert await read(gql, key=public) == await read(gql)
+    public = await cms_api.key_for(cms_api.org, published_only=True)
+    assert await read(cms_api, key=public) == await read(cms_api)
 
 
-async def test_first_save_creates_publish_shows_it(gql: GraphQLClient) -> None:
-    expected_id = str(singleton_id(gql.org, "siteSettings"))
-    page = await gql.data(
+async def test_first_save_creates_publish_shows_it(cms_api: GraphQLClient) -> None:
+    expected_id = str(singleton_id(cms_api.org, "siteSettings"))
+    page = await cms_api.data(
         'mutation { createPage(data: {title: "Home", slug: "home"}, publish: true) { id } }'
     )
     home = page["createPage"]["id"]
-    saved = await gql.data(
+    saved = await cms_api.data(
         UPDATE,
         {
             "data": {
@@ -130,17 +134,17 @@ async def test_first_save_creates_publish_shows_it(gql: GraphQLClient) -> None:
         "status": "draft",
         "siteName": "Acme",
     }
-    draft = await read(gql, "draft")
+    draft = await read(cms_api, "draft")
     assert (draft["siteName"], draft["revision"]) == ("Acme", 1)
     assert draft["mainNav"] == [{"id": home, "title": "Home", "_resolved": True, "_ref": home}]
     # Not published yet: the published perspective reads the empty document, nothing of the draft.
-    published = await read(gql)
+    published = await read(cms_api)
     assert (published["siteName"], published["revision"], published["createdAt"]) == (None, 0, None)
 
-    stale = await gql(UPDATE, {"data": {"footerText": "x"}, "rev": 0})
+    stale = await cms_api(UPDATE, {"data": {"footerText": "x"}, "rev": 0})
     assert stale["errors"][0]["extensions"]["code"] == "CONFLICT"
 
-    done = await gql.data(
+    done = await cms_api.data(
         "mutation { publishSiteSettings(expectedRevision: 1) { id status siteName } }"
     )
     assert done["publishSiteSettings"] == {
@@ -148,80 +152,82 @@ async def test_first_save_creates_publish_shows_it(gql: GraphQLClient) -> None:
         "status": "published",
         "siteName": "Acme",
     }
-    published = await read(gql, depth=0)
+    published = await read(cms_api, depth=0)
     assert published["siteName"] == "Acme"
     assert published["mainNav"] == [{"id": None, "title": None, "_resolved": False, "_ref": home}]
-    await read(gql, "draft", depth=2)
+    await read(cms_api, "draft", depth=2)
 
-    await gql.data("mutation { unpublishSiteSettings { status } }")
-    assert (await read(gql))["siteName"] is None
-    assert (await read(gql, "draft"))["siteName"] == "Acme"
+    await cms_api.data("mutation { unpublishSiteSettings { status } }")
+    assert (await read(cms_api))["siteName"] is None
+    assert (await read(cms_api, "draft"))["siteName"] == "Acme"
 
-    deleted = await gql.data("mutation { deleteSiteSettings { success id } }")
+    deleted = await cms_api.data("mutation { deleteSiteSettings { success id } }")
     assert deleted["deleteSiteSettings"] == {"success": True, "id": expected_id}
-    assert (await read(gql, "draft"))["revision"] == 0
+    assert (await read(cms_api, "draft"))["revision"] == 0
 
 
-async def test_a_second_singleton_is_refused(gql: GraphQLClient) -> None:
+async def test_a_second_singleton_is_refused(cms_api: GraphQLClient) -> None:
     create = 'mutation { createSiteSettings(data: {siteName: "One"}) { id siteName } }'
-    first = await gql.data(create)
-    assert first["createSiteSettings"]["id"] == str(singleton_id(gql.org, "siteSettings"))
-    second = await gql(create)
+    first = await cms_api.data(create)
+    assert first["createSiteSettings"]["id"] == str(singleton_id(cms_api.org, "siteSettings"))
+    second = await cms_api(create)
     assert second["errors"][0]["extensions"]["code"] == "SINGLETON_EXISTS"
     # Nor through the local API, with any id.
-    api = gql.services.api
-    async with api.system_context(gql.org) as ctx:
+    api = cms_api.services.api
+    async with api.system_context(cms_api.org) as ctx:
         with pytest.raises(Exception, match="singleton") as refused:
             await api.collections.siteSettings.create(ctx, {"siteName": "Two"})
         assert getattr(refused.value, "code", None) == "SINGLETON_EXISTS"
-    async with api.system_context(gql.org) as ctx:
+    async with api.system_context(cms_api.org) as ctx:
         with pytest.raises(Exception, match="derived") as wrong:
             await api.collections.siteSettings.create(ctx, {"siteName": "Two"}, id=uuid.uuid4())
         assert getattr(wrong.value, "code", None) == "BAD_USER_INPUT"
-    async with gql.services.adapter.system_context() as tx:
+    async with cms_api.services.adapter.system_context() as tx:
         assert await tx.fetchval("SELECT count(*) FROM cms_documents") == 1
 
 
-async def test_publishing_a_singleton_never_saved_checks_its_rules(gql: GraphQLClient) -> None:
-    refused = await gql("mutation { publishSiteSettings { id } }")
+async def test_publishing_a_singleton_never_saved_checks_its_rules(cms_api: GraphQLClient) -> None:
+    refused = await cms_api("mutation { publishSiteSettings { id } }")
     assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
-    missing = await gql("mutation { unpublishSiteSettings { id } }")
+    missing = await cms_api("mutation { unpublishSiteSettings { id } }")
     assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
-    await gql.data(UPDATE, {"data": {"siteName": "Acme"}, "publish": True})
-    assert (await read(gql))["siteName"] == "Acme"
+    await cms_api.data(UPDATE, {"data": {"siteName": "Acme"}, "publish": True})
+    assert (await read(cms_api))["siteName"] == "Acme"
 
 
-async def test_a_child_organization_has_its_own_singleton(gql: GraphQLClient) -> None:
-    await gql.data(UPDATE, {"data": {"siteName": "Parent", "footerText": "p"}, "publish": True})
-    child = await gql.org_named("child", gql.org)
-    child_key = await gql.key_for(child)
+async def test_a_child_organization_has_its_own_singleton(cms_api: GraphQLClient) -> None:
+    await cms_api.data(UPDATE, {"data": {"siteName": "Parent", "footerText": "p"}, "publish": True})
+    child = await cms_api.org_named("child", cms_api.org)
+    child_key = await cms_api.key_for(child)
     for perspective in ("published", "draft"):
-        seen = await read(gql, perspective, key=child_key)
+        seen = await read(cms_api, perspective, key=child_key)
         assert seen["id"] == str(singleton_id(child, "siteSettings"))
         assert (seen["siteName"], seen["footerText"], seen["revision"]) == (None, None, 0)
-    saved = await gql.data(UPDATE, {"data": {"siteName": "Child"}, "publish": True}, key=child_key)
+    saved = await cms_api.data(
+        UPDATE, {"data": {"siteName": "Child"}, "publish": True}, key=child_key
+    )
     assert saved["updateSiteSettings"]["id"] == str(singleton_id(child, "siteSettings"))
-    assert (await read(gql, key=child_key))["siteName"] == "Child"
+    assert (await read(cms_api, key=child_key))["siteName"] == "Child"
     # The parent (which may read its child's documents) still reads its own.
-    assert (await read(gql))["siteName"] == "Parent"
+    assert (await read(cms_api))["siteName"] == "Parent"
     # Another tenant, too.
-    other = await gql.key_for(await gql.org_named("other"))
-    assert (await read(gql, "draft", key=other))["siteName"] is None
+    other = await cms_api.key_for(await cms_api.org_named("other"))
+    assert (await read(cms_api, "draft", key=other))["siteName"] is None
     # The child cannot write the parent's singleton by its id either.
-    api = gql.services.api
+    api = cms_api.services.api
     async with api.context(child, capabilities=None) as ctx:
         with pytest.raises(Exception) as refused:
             await api.collections.siteSettings.update(
-                ctx, singleton_id(gql.org, "siteSettings"), {"siteName": "x"}
+                ctx, singleton_id(cms_api.org, "siteSettings"), {"siteName": "x"}
             )
         assert getattr(refused.value, "code", None) == "NOT_FOUND"
 
 
-async def test_the_local_api_gets_a_singleton(gql: GraphQLClient) -> None:
-    api = gql.services.api
-    async with api.system_context(gql.org) as ctx:
+async def test_the_local_api_gets_a_singleton(cms_api: GraphQLClient) -> None:
+    api = cms_api.services.api
+    async with api.system_context(cms_api.org) as ctx:
         collection = api.collections.siteSettings
-        assert collection.singleton_id(ctx) == singleton_id(gql.org, "siteSettings")
+        assert collection.singleton_id(ctx) == singleton_id(cms_api.org, "siteSettings")
         empty = await collection.get(ctx, perspective="draft")
         assert empty["id"] == str(collection.singleton_id(ctx))
         assert empty["_meta"]["revision"] == 0

@@ -34,7 +34,7 @@ def ref(target: uuid.UUID, key: str | None = None) -> dict[str, str]:
 
 
 @pytest.fixture
-async def blog(gql: GraphQLClient) -> list[str]:
+async def blog(cms_api: GraphQLClient) -> list[str]:
     """Authors in a 12-long mentor loop, two parent categories with four children below them, and
     posts referencing an author and two child categories: all published."""
     # All are created in one transaction, so they share `updated_at` and the default sort
@@ -42,8 +42,8 @@ async def blog(gql: GraphQLClient) -> list[str]:
     authors = sorted(uuid.uuid4() for _ in range(AUTHORS))
     categories = [uuid.uuid4() for _ in range(6)]
     posts = []
-    async with gql.services.api.system_context(gql.org) as ctx:
-        collections = gql.services.api.collections
+    async with cms_api.services.api.system_context(cms_api.org) as ctx:
+        collections = cms_api.services.api.collections
         for n, author in enumerate(authors):
             mentor = ref(authors[(n + 1) % AUTHORS])
             data = {"name": f"Author {n}", "mentor": mentor}
@@ -102,21 +102,21 @@ def with_limit(scenario: Scenario, limit: int) -> bytes:
 
 @pytest.mark.parametrize("name", ["Q1", "Q2", "Q3"])
 async def test_a_post_list_is_one_statement_whatever_its_depth_and_size(
-    gql: GraphQLClient, blog: list[str], name: str
+    cms_api: GraphQLClient, blog: list[str], name: str
 ) -> None:
     scenario = BY_NAME[name]
     counts = {}
     for limit in (5, 40):
-        counts[limit], data = await statements(gql, with_limit(scenario, limit))
+        counts[limit], data = await statements(cms_api, with_limit(scenario, limit))
         matching = POSTS if name != "Q3" else sum(1 for n in range(POSTS) if 100 * n > 500)
         assert len(data["allPost"]) == min(limit, matching)
     assert counts == {5: READ, 40: READ}
 
 
-async def test_the_deepest_list_is_one_statement(gql: GraphQLClient, blog: list[str]) -> None:
+async def test_the_deepest_list_is_one_statement(cms_api: GraphQLClient, blog: list[str]) -> None:
     scenario = BY_NAME["Q5"]
     for limit in (5, 50):
-        count, data = await statements(gql, with_limit(scenario, limit))
+        count, data = await statements(cms_api, with_limit(scenario, limit))
         assert len(data["allAuthor"]) == min(limit, AUTHORS)
         # Five levels of mentors below each author, each one resolved.
         mentor = data["allAuthor"][0]
@@ -126,39 +126,41 @@ async def test_the_deepest_list_is_one_statement(gql: GraphQLClient, blog: list[
         assert count == READ
 
 
-async def test_a_post_by_id_is_one_statement(gql: GraphQLClient, blog: list[str]) -> None:
+async def test_a_post_by_id_is_one_statement(cms_api: GraphQLClient, blog: list[str]) -> None:
     scenario = BY_NAME["Q4"]
     for post_id in blog[:5]:
-        count, data = await statements(gql, scenario.body({"id": post_id}))
+        count, data = await statements(cms_api, scenario.body({"id": post_id}))
         assert data["post"]["author"]["name"] is not None
         assert count == READ
 
 
-async def test_several_root_fields_share_one_statement(gql: GraphQLClient, blog: list[str]) -> None:
+async def test_several_root_fields_share_one_statement(
+    cms_api: GraphQLClient, blog: list[str]
+) -> None:
     query = (
         "query($id: ID!) { one: post(id: $id, depth: 1) { title author { name } }"
         " all: allPost(limit: 3) { id } page: allPostPage(limit: 2) { totalDocs docs { slug } }"
         ' documents(type: "author", limit: 2) { totalDocs docs } }'
     )
     body = orjson.dumps({"query": query, "variables": {"id": blog[0]}})
-    count, data = await statements(gql, body)
+    count, data = await statements(cms_api, body)
     assert list(data) == ["one", "all", "page", "documents"]
     assert data["page"]["totalDocs"] == POSTS
     assert count == READ
 
 
 async def test_a_draft_save_and_a_publish_cost_a_fixed_number_of_statements(
-    gql: GraphQLClient, blog: list[str]
+    cms_api: GraphQLClient, blog: list[str]
 ) -> None:
     scenario = BY_NAME["W1"]
     post_id = blog[0]
     revision = 1
-    await meet(gql)
+    await meet(cms_api)
     for step in range(3):
         variables = update_variables(post_id, revision, step / 10)
-        update, data = await statements(gql, scenario.body(variables))
+        update, data = await statements(cms_api, scenario.body(variables))
         revision = data["updatePost"]["revision"]
-        publish, _ = await statements(gql, scenario.body({"id": post_id}, second=True))
+        publish, _ = await statements(cms_api, scenario.body({"id": post_id}, second=True))
         # Lock, then the write with its version and reference index (one statement). The
         # answer selects no reference, so none is inlined (`resolvers.reference_depth`).
         assert (update, publish) == (OPENING + 2, OPENING + 2)
@@ -166,11 +168,11 @@ async def test_a_draft_save_and_a_publish_cost_a_fixed_number_of_statements(
 
 
 async def test_a_write_inlines_only_the_references_its_answer_selects(
-    gql: GraphQLClient, blog: list[str]
+    cms_api: GraphQLClient, blog: list[str]
 ) -> None:
     post_id = blog[0]
     base = "mutation($id: ID!) { publishPost(id: $id) { id %s } }"
-    await meet(gql)
+    await meet(cms_api)
     for selection, levels in [
         ("revision", 0),
         ("author { name }", 1),
@@ -180,11 +182,11 @@ async def test_a_write_inlines_only_the_references_its_answer_selects(
         ("_raw", 2),
     ]:
         body = orjson.dumps({"query": base % selection, "variables": {"id": post_id}})
-        count, data = await statements(gql, body)
+        count, data = await statements(cms_api, body)
         assert count == OPENING + 2 + levels, selection
         assert data["publishPost"]["id"] == post_id
     count, data = await statements(
-        gql,
+        cms_api,
         orjson.dumps(
             {
                 "query": base % "author { mentor { name } }",
@@ -196,14 +198,14 @@ async def test_a_write_inlines_only_the_references_its_answer_selects(
 
 
 async def test_a_read_request_is_one_round_trip(
-    gql: GraphQLClient, blog: list[str], round_trips: list[str]
+    cms_api: GraphQLClient, blog: list[str], round_trips: list[str]
 ) -> None:
     """No `BEGIN`, no `COMMIT`: the statement is the request's transaction."""
     sent = round_trips
     body = with_limit(BY_NAME["Q1"], 5)
-    await statements(gql, body)  # prepares the read on the connection
+    await statements(cms_api, body)  # prepares the read on the connection
     sent.clear()
-    count, _ = await statements(gql, body)
+    count, _ = await statements(cms_api, body)
     assert count == READ
     assert len(sent) == 1
     # A caller met moments ago: its facts are checked by the access counter (migration 0015);
@@ -212,12 +214,12 @@ async def test_a_read_request_is_one_round_trip(
 
 
 async def test_a_read_by_a_caller_not_met_yet_is_one_round_trip_too(
-    gql: GraphQLClient, blog: list[str], round_trips: list[str]
+    cms_api: GraphQLClient, blog: list[str], round_trips: list[str]
 ) -> None:
     """The full opening (credential check, tree walk) runs inside the read's one statement."""
     known_callers.clear()
     sent = round_trips
-    count, _ = await statements(gql, with_limit(BY_NAME["Q1"], 5))
+    count, _ = await statements(cms_api, with_limit(BY_NAME["Q1"], 5))
     assert count == READ
     assert len(sent) == 1
     assert sent[0].startswith(

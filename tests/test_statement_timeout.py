@@ -9,9 +9,11 @@ from server.errors import TimedOutError
 from tests.conftest import CMS
 
 
-async def test_a_slow_statement_is_cancelled(db_url: str, cms: CMS) -> None:
+async def test_a_slow_statement_is_cancelled(cms_database_url: str, cms: CMS) -> None:
     org = await cms.org("slow")
-    adapter = PostgresAdapter(db_url, pool_size=1, run_migrations=False, statement_timeout_ms=100)
+    adapter = PostgresAdapter(
+        cms_database_url, pool_size=1, run_migrations=False, statement_timeout_ms=100
+    )
     await adapter.connect()
     try:
         async with adapter.with_org_context(org) as tx:

@@ -145,11 +145,11 @@ def _env(tmp_path: Path, db_url: str, **variables: str) -> dict[str, str]:
 
 
 async def test_varnish_caches_published_reads_and_purges_exactly(
-    db_url: str, tmp_path: Path
+    cms_database_url: str, tmp_path: Path
 ) -> None:
     varnishd = _require_varnish()
     cache_port = free_port()
-    env = _env(tmp_path, db_url, PURGE_URLS=f"http://127.0.0.1:{cache_port}/")
+    env = _env(tmp_path, cms_database_url, PURGE_URLS=f"http://127.0.0.1:{cache_port}/")
     owner = await owner_key(env, "site")
     public = await cli(
         env, "apikey", "create", "--org", "site", "--role", "viewer", "--published-only"
@@ -160,7 +160,7 @@ async def test_varnish_caches_published_reads_and_purges_exactly(
         second = await _create_post(client, api.url, owner, "Second")
         # The creations' purges (which find no cache yet, and retry) must be over before the
         # cache starts: a late one would purge what the test has just cached.
-        await _outbox_drained(db_url)
+        await _outbox_drained(cms_database_url)
         async with varnish(varnishd, cache_port, backend_port) as cache:
 
             async def cached(query: str, key: str, **variables: Any) -> str:
@@ -212,10 +212,10 @@ async def test_varnish_caches_published_reads_and_purges_exactly(
             assert revalidated.status_code == 304
 
 
-async def test_a_publish_is_delivered_after_kill_9(db_url: str, tmp_path: Path) -> None:
+async def test_a_publish_is_delivered_after_kill_9(cms_database_url: str, tmp_path: Path) -> None:
     async with webhook_receiver() as receiver:
         # A lease of 2 x 1 + 5 seconds: the killed process's claim runs out soon.
-        env = _env(tmp_path, db_url, WEBHOOK_TIMEOUT="1", WEBHOOK_RETRY_BASE="0.2")
+        env = _env(tmp_path, cms_database_url, WEBHOOK_TIMEOUT="1", WEBHOOK_RETRY_BASE="0.2")
         owner = await owner_key(env, "site")
         # The first request is answered late: the server is killed while it waits for it.
         receiver.delays = [3.0]

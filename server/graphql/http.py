@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from server.db.pool import Database
     from server.db.replicas import Replicas
     from server.delivery.services import Delivery
+    from server.model.types import Registry
 
 # A compiled read run on one database (the primary or a replica): the facts and the texts.
 Fetch = Callable[["Database"], Awaitable[tuple[str, list[str | None]]]]
@@ -349,15 +350,25 @@ class GraphQLEndpoint:
         self.dev_key: str | None = None
         self.demo_query: str | None = None
         self._built: BuiltSchema | None = None
+        # The registry `_built` was last checked against: a reload that finds the same types
+        # (a new object, equal) keeps the schema.
+        self._checked: Registry | None = None
 
     def current(self) -> BuiltSchema:
         registry = self.api.model.registry
         built = self._built
-        if built is None or built.registry is not registry:
-            log.info("building the GraphQL schema for %d schema types", len(registry))
-            built = build_schema(registry, introspection=self.introspection)
-            self._built = built
+        if built is None or self._checked is not registry:
+            if built is None or not built.registry.same_as(registry):
+                log.info("building the GraphQL schema for %d schema types", len(registry))
+                built = build_schema(registry, introspection=self.introspection)
+                self._built = built
+            self._checked = registry
         return built
+
+    def reuse(self, built: BuiltSchema) -> None:
+        """Serve `built`, made by another endpoint with the same `introspection`, while the content
+        model has the same types (tests start many apps on one model)."""
+        self._built, self._checked = built, None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self._limit(Headers(scope=scope))

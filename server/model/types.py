@@ -223,6 +223,10 @@ class Registry(Mapping[str, SchemaType]):
     def __repr__(self) -> str:
         return f"Registry({list(self._types)!r})"
 
+    def same_as(self, other: Registry) -> bool:
+        """The same types in the same order (what a GraphQL schema is built from)."""
+        return self is other or list(self._types.items()) == list(other._types.items())
+
     def document_types(self) -> tuple[SchemaType, ...]:
         return tuple(t for t in self._types.values() if t.kind == "document")
 
