@@ -12,8 +12,8 @@ Fixtures:
     cms_databases  (session) throwaway databases on it, copied from migrated templates
     cms_database_url         a fresh migrated database for one test (Row-Level Security not yet set
                              up: what a first start-up finds)
-    cms_adapter              a connected `PostgresAdapter` on a fresh database with Row-Level Security
-                             and the hierarchy on, as the server runs by default
+    cms_adapter              a connected `PostgresAdapter` on that database, with Row-Level Security
+                             set up and the hierarchy on, as the server runs by default
     cms_api                  the API on `cms_adapter`: the content model of `SCHEMA_DIR`, an
                              organization, an owner API key and an httpx client
                              (`server.testing.GraphQLClient`); `cms_api.key_for(...)` makes more keys
@@ -44,16 +44,19 @@ async def cms_databases(cms_server_url: str) -> AsyncIterator[TestDatabases]:
 
 
 @pytest.fixture
-async def cms_database_url(cms_databases: TestDatabases) -> AsyncIterator[str]:
-    url = await cms_databases.create()
+async def cms_database_url(
+    cms_databases: TestDatabases, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
+    # With `cms_adapter` the test meets the database only after the adapter set up RLS on it:
+    # a copy of the template where that is done already saves the work.
+    url = await cms_databases.create(rls="cms_adapter" in request.fixturenames)
     yield url
     await cms_databases.drop(url)
 
 
 @pytest.fixture
-async def cms_adapter(cms_databases: TestDatabases) -> AsyncIterator[PostgresAdapter]:
-    url = await cms_databases.create(rls=True)
-    reach = pooled_settings(url)
+async def cms_adapter(cms_database_url: str) -> AsyncIterator[PostgresAdapter]:
+    reach = pooled_settings(cms_database_url)
     adapter = PostgresAdapter(
         reach["database_url"],
         direct_url=reach.get("database_direct_url"),
@@ -62,11 +65,8 @@ async def cms_adapter(cms_databases: TestDatabases) -> AsyncIterator[PostgresAda
         run_migrations=False,
     )
     await adapter.connect()
-    try:
-        yield adapter
-    finally:
-        await adapter.disconnect()
-        await cms_databases.drop(url)
+    yield adapter
+    await adapter.disconnect()
 
 
 @pytest.fixture
