@@ -1,8 +1,9 @@
 """Testing support, here and in downstream projects: throwaway databases and a running API.
 
-`TestDatabases` migrates one template database per test session and hands each test a fresh copy
-(`CREATE DATABASE ... TEMPLATE`), which takes milliseconds. The server is `DATABASE_URL` when set,
-else an embedded PostgreSQL 18 in a temporary folder.
+`TestDatabases` migrates one template database per test session (and keeps a copy of it with
+Row-Level Security set up) and hands each test a fresh copy (`CREATE DATABASE ... TEMPLATE`), made
+while the previous test ran. The server is `DATABASE_URL` when set, else an embedded PostgreSQL 18
+in a temporary folder, run without fsync.
 
 With `DATABASE_POOL_MODE=transaction` the run goes through a transaction pooler: `DATABASE_URL` is
 the pooler (PgBouncer forwarding every database name to the server, `* = host=... port=...`) and
@@ -11,8 +12,9 @@ the API under test reaches them through the pooler (`pooled_settings`, `pooled_e
 deployment behind PgBouncer does.
 
 `running_api()` starts the API on such a database with an organization and an owner API key, and
-gives a `GraphQLClient` (httpx over the ASGI app). The pytest plugin `server.pytest_plugin` wraps
-both as fixtures.
+gives a `GraphQLClient` (httpx over the ASGI app); APIs started on the same content model share one
+GraphQL schema. The pytest plugin `server.pytest_plugin` wraps both as fixtures, for this project's
+tests as for downstream ones.
 """
 
 from __future__ import annotations
