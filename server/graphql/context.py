@@ -17,12 +17,12 @@ from server.access.mail import Mailer
 from server.engine.assets import assets_of
 from server.engine.local_api import FindResult
 from server.engine.request import RequestUnit
+from server.engine.webhooks import WebhooksAPI
 from server.graphql import types as static
 from server.graphql.typegen import document_instance
 
 if TYPE_CHECKING:
     from server.assets.store import AssetRow
-    from server.delivery.services import Delivery
     from server.graphql.typegen import GeneratedTypes
     from server.model.types import Registry
 
@@ -34,8 +34,8 @@ class RequestContext(RequestUnit):
 
     generated: GeneratedTypes
     mailer: Mailer | None = None
-    # Content delivery (webhook tests, persisted queries); None in contexts made without a server.
-    delivery: Delivery | None = None
+    # Webhooks and persisted query registration; None in contexts made without content delivery.
+    webhooks: WebhooksAPI | None = None
     assets: DataLoader[str, static.Asset | None] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -46,6 +46,7 @@ from server.db.consistency import CONSISTENCY_HEADER, TokenError, parse_lsn
 from server.delivery import caching
 from server.delivery.persisted_queries import is_sha256, sha256
 from server.engine.local_api import LocalAPI
+from server.engine.webhooks import WebhooksAPI
 from server.errors import CMSError, ConflictError, UnavailableError
 from server.graphql import routing
 from server.graphql.context import RequestContext
@@ -330,6 +331,7 @@ class GraphQLEndpoint:
         self.replica_served = 0
         # Persisted queries and the cache policy; None serves neither (plain GraphQL over HTTP).
         self.delivery = delivery
+        self.webhooks = WebhooksAPI(delivery) if delivery is not None else None
         self.compiled_reads = compiled_reads
         # Document mutations answered from the row they wrote (`direct_writes`): on with the
         # compiled reads, so that `COMPILED_READS=false` serves everything through the resolvers.
@@ -533,7 +535,7 @@ class GraphQLEndpoint:
             authorization=request.headers.get("authorization"),
             organization_header=request.headers.get("x-organization-id"),
             mailer=self.mailer,
-            delivery=self.delivery,
+            webhooks=self.webhooks,
             # Only replicas make the token worth its statement.
             wants_consistency_token=bool(self.replicas),
         )
