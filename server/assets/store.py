@@ -26,11 +26,11 @@ from typing import IO, Any, Literal
 
 import asyncpg
 
-from server.access.organizations import UNSET, Unset
 from server.content.filters import escape_like
 from server.db.pool import Tx
 from server.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from server.model.reading import check_page
+from server.model.unset import UNSET, Unset
 
 # Uploads up to this size stay in memory while they are checked; larger ones go to a temporary file.
 _SPOOL_BYTES = 1024 * 1024

@@ -60,6 +60,21 @@ from server.errors import (
 if TYPE_CHECKING:
     from server.engine.postgres import PostgresAdapter
 
+# With the types its calls take and return, for its callers.
+__all__ = [
+    "MAX_KEY_LIFETIME_DAYS",
+    "OWNER_ROLE",
+    "AccessAPI",
+    "ApiKey",
+    "Mailer",
+    "Membership",
+    "Organization",
+    "check_grantable",
+    "key_expiry",
+    "ordered",
+    "session_token",
+]
+
 OWNER_ROLE = "owner"
 MAX_KEY_LIFETIME_DAYS = 3650
 

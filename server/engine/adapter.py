@@ -15,13 +15,14 @@ from typing import Any, Protocol
 
 from server.access.invitations import Invitation
 from server.access.members import Member, RoleHolder
-from server.access.organizations import UNSET, Organization, Unset, UserSession
+from server.access.organizations import Organization, UserSession
 from server.access.profiles import UserProfile
 from server.access.roles import Role
 from server.access.users import User
 from server.content.documents import DocumentRow, References, Version
 from server.db.pool import Tx
 from server.model.types import SchemaType
+from server.model.unset import UNSET, Unset
 
 
 class OrganizationAdapter(Protocol):

@@ -32,13 +32,12 @@ import hashlib
 import logging
 import uuid
 import weakref
-from collections.abc import AsyncIterable, Sequence
-from typing import IO
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from typing import IO, Protocol
 
-from server.access.organizations import UNSET, Unset
 from server.assets.cleanup import draft_references, remove_asset_values
 from server.assets.file_types import Detected, detect
-from server.assets.storage import StorageAdapter, storage_name
+from server.assets.storage import CHUNK_SIZE, StorageAdapter, storage_name
 from server.assets.store import (
     AssetPage,
     AssetRow,
@@ -51,10 +50,26 @@ from server.config import DEFAULT_MAX_UPLOAD_BYTES
 from server.content.hash import content_hash
 from server.engine.context import Context, parse_id
 from server.engine.local_api import LocalAPI
+from server.model.unset import UNSET, Unset
+
+# The rows this service returns, for its callers.
+__all__ = ["AssetPage", "AssetRow", "AssetUsage", "AssetsAPI", "Readable", "assets_of", "chunks"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 20
+
+
+class Readable(Protocol):
+    """An uploaded file as a web framework hands it over."""
+
+    async def read(self, size: int = -1) -> bytes: ...
+
+
+async def chunks(upload: Readable) -> AsyncIterator[bytes]:
+    """An uploaded file's bytes in the storage's chunks, for `AssetsAPI.upload`."""
+    while chunk := await upload.read(CHUNK_SIZE):
+        yield chunk
 
 
 class AssetsAPI:

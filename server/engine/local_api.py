@@ -53,6 +53,19 @@ if TYPE_CHECKING:
     from server.content.schedules import ScheduleRow
     from server.engine.postgres import PostgresAdapter
 
+# With the row type its calls return, for its callers.
+__all__ = [
+    "DEFAULT_BACK_REFERENCES",
+    "Collection",
+    "Collections",
+    "DocumentRow",
+    "FindResult",
+    "LocalAPI",
+    "VersionPage",
+    "render",
+    "rendered",
+]
+
 DEFAULT_BACK_REFERENCES = 20
 
 

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from server.engine.postgres import PostgresAdapter
 
 
+# With the row type its calls return, for its callers.
+__all__ = ["SchedulePage", "ScheduleRow", "SchedulesAPI", "check_status", "check_time"]
+
+
 @dataclass(frozen=True)
 class SchedulePage:
     schedules: list[ScheduleRow]

@@ -10,18 +10,16 @@ Capabilities: `asset.read` for the queries, `asset.upload` for `uploadAsset` and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import strawberry
 from strawberry.file_uploads import Upload
 
-from server.access.organizations import UNSET
-from server.assets.storage import CHUNK_SIZE
-from server.engine.assets import AssetsAPI, assets_of
+from server.engine.assets import AssetsAPI, assets_of, chunks
 from server.engine.context import Context
 from server.graphql import types as static
 from server.graphql.context import RequestContext, to_asset
+from server.model.unset import UNSET
 
 
 @strawberry.type(description="A page of assets, newest first unless sorted otherwise.")
@@ -53,11 +51,6 @@ async def _unit(info: strawberry.Info) -> tuple[AssetsAPI, Context]:
 def _given(value: Any) -> Any:
     # GraphQL's "argument left out" is Strawberry's UNSET; the store's is ours.
     return UNSET if value is strawberry.UNSET else value
-
-
-async def _upload_chunks(upload: Any) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(CHUNK_SIZE):
-        yield chunk
 
 
 @strawberry.type
@@ -154,7 +147,7 @@ class AssetMutations:
         upload: Any = file  # a Starlette UploadFile
         row = await assets.upload(
             unit,
-            _upload_chunks(upload),
+            chunks(upload),
             filename=getattr(upload, "filename", None),
             content_type=getattr(upload, "content_type", None),
             title=title,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from server.access.mail import Mailer
+from server.engine.access import Mailer
 from server.engine.assets import assets_of
 from server.engine.local_api import FindResult
 from server.engine.request import RequestUnit
@@ -22,7 +22,7 @@ from server.graphql import types as static
 from server.graphql.typegen import document_instance
 
 if TYPE_CHECKING:
-    from server.assets.store import AssetRow
+    from server.engine.assets import AssetRow
     from server.graphql.typegen import GeneratedTypes
     from server.model.types import Registry
 

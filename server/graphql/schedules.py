@@ -12,8 +12,8 @@ from typing import Annotated
 
 import strawberry
 
-from server.content.schedules import ScheduleRow
 from server.engine.context import Context
+from server.engine.schedules import ScheduleRow
 from server.graphql.context import RequestContext
 
 
