@@ -39,7 +39,6 @@ from server.assets.cleanup import draft_references, remove_asset_values
 from server.assets.file_types import Detected, detect
 from server.assets.storage import CHUNK_SIZE, StorageAdapter, storage_name
 from server.assets.store import (
-    AssetPage,
     AssetRow,
     AssetUsage,
     check_text,
@@ -50,10 +49,11 @@ from server.config import DEFAULT_MAX_UPLOAD_BYTES
 from server.content.hash import content_hash
 from server.engine.context import Context, parse_id
 from server.engine.local_api import LocalAPI
+from server.model.pages import Page
 from server.model.unset import UNSET, Unset
 
 # The rows this service returns, for its callers.
-__all__ = ["AssetPage", "AssetRow", "AssetUsage", "AssetsAPI", "Readable", "assets_of", "chunks"]
+__all__ = ["AssetRow", "AssetUsage", "AssetsAPI", "Readable", "assets_of", "chunks"]
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class AssetsAPI:
         sort: str | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
         offset: int = 0,
-    ) -> AssetPage:
+    ) -> Page[AssetRow]:
         """A page of assets; the filters are those of `AssetStore.find_assets`."""
         ctx.require("asset.read")
         return await self.api.adapter.find_assets(

@@ -16,7 +16,6 @@ so a refusal never says whether it exists.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ from server.content.schedules import STATUSES, ScheduleRow
 from server.content.validation import validate_document
 from server.engine.context import Context, document_type, parse_id
 from server.errors import InvalidInputError, NotFoundError
+from server.model.pages import Page
 from server.model.reading import check_page
 
 if TYPE_CHECKING:
@@ -32,15 +32,7 @@ if TYPE_CHECKING:
 
 
 # With the row type its calls return, for its callers.
-__all__ = ["SchedulePage", "ScheduleRow", "SchedulesAPI", "check_status", "check_time"]
-
-
-@dataclass(frozen=True)
-class SchedulePage:
-    schedules: list[ScheduleRow]
-    total: int
-    limit: int
-    offset: int
+__all__ = ["ScheduleRow", "SchedulesAPI", "check_status", "check_time"]
 
 
 def check_time(value: object) -> datetime:
@@ -126,7 +118,7 @@ class SchedulesAPI:
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> SchedulePage:
+    ) -> Page[ScheduleRow]:
         """The readable schedules (this organization's and its descendants'), soonest first."""
         ctx.require("document.read")
         ctx.perspective("draft")  # schedules are about drafts
@@ -139,7 +131,7 @@ class SchedulesAPI:
             limit=limit,
             offset=offset,
         )
-        return SchedulePage(schedules=rows, total=total, limit=limit, offset=offset)
+        return Page.counted(rows, total=total, limit=limit, offset=offset)
 
     async def cancel(
         self, ctx: Context, schedule_id: str | uuid.UUID, *, type_name: str | None = None

@@ -23,15 +23,8 @@ from server.model.unset import UNSET
 
 
 @strawberry.type(description="A page of assets, newest first unless sorted otherwise.")
-class AssetPage:
-    docs: list[static.Asset]
-    totalDocs: int
-    limit: int
-    offset: int
-    page: int
-    totalPages: int
-    hasNextPage: bool
-    hasPrevPage: bool
+class AssetPage(static.Page[static.Asset]):
+    pass
 
 
 @strawberry.type(description="A place an asset is used: a document's image or file field.")
@@ -103,17 +96,7 @@ class AssetQueries:
             limit=20 if limit is None else limit,
             offset=offset or 0,
         )
-        pages = -(-page.total // page.limit)
-        return AssetPage(
-            docs=[to_asset(row) for row in page.rows],
-            totalDocs=page.total,
-            limit=page.limit,
-            offset=page.offset,
-            page=page.offset // page.limit + 1,
-            totalPages=pages,
-            hasNextPage=page.offset + len(page.rows) < page.total,
-            hasPrevPage=page.offset > 0,
-        )
+        return AssetPage.of(page, [to_asset(row) for row in page.items])
 
     @strawberry.field(description="Where an asset is used, draft and published, by field path")
     async def assetUsage(self, info: strawberry.Info, id: strawberry.ID) -> list[AssetUsage]:

@@ -93,10 +93,13 @@ COLUMN_FILTERS: dict[str, Annotation] = {
 # GraphQL names the generated types must leave alone: the fixed types and the scalars.
 _RESERVED = frozenset(
     {
+        # The static types' names (a generic such as `Page[T]` is only a template: the schema
+        # holds its named specialisations).
         *(
             name
             for name, value in vars(static).items()
             if hasattr(value, "__strawberry_definition__")
+            and not value.__strawberry_definition__.is_graphql_generic
         ),
         *("ID", "String", "Int", "Float", "Boolean", "JSON", "Date", "DateTime"),
     }
@@ -497,16 +500,7 @@ class TypeGenerator:
     def _page(self, schema_type: SchemaType) -> None:
         document = graphql_name(schema_type.name)
         name = self._claim(f"{document}Page")
-        annotations: dict[str, Annotation] = {
-            "docs": ListOf(Named(document)),
-            "totalDocs": int,
-            "limit": int,
-            "offset": int,
-            "page": int,
-            "totalPages": int,
-            "hasNextPage": bool,
-            "hasPrevPage": bool,
-        }
+        annotations: dict[str, Annotation] = {"docs": ListOf(Named(document)), **static.PAGE_TOTALS}
         self.out.pages[schema_type.name] = self._make_class(name, annotations, required=True)
 
 
