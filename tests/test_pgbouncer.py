@@ -14,6 +14,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 import pytest
@@ -21,7 +22,8 @@ import pytest
 from server.engine.postgres import PostgresAdapter
 from server.query import round_trip
 from server.testing import GraphQLClient, running_api
-from tests.pgbouncer import Bouncer, pgbouncer
+from tests.pgbouncer import Bouncer, Target, pgbouncer
+from tests.wire import counting_proxy
 
 CREATE = (
     "mutation($t: String!, $s: String!) {"
@@ -322,3 +324,72 @@ async def test_the_probe_sees_what_a_session_setting_leaves(bouncer: Bouncer, db
             assert_clean(await probe(through), fresh)
     finally:
         await conn.close()
+
+
+async def test_a_compiled_read_is_one_round_trip_on_each_side_of_pgbouncer(
+    pg_url: str, db_url: str
+) -> None:
+    """On the wire: a compiled read sends the pooler one Parse, Bind, Execute and Sync, and the
+    pooler sends the server the same and nothing more (no `SET client_encoding` of its own before
+    the transaction), as a direct connection's read is one round trip to the server."""
+    server = Target.of(pg_url)
+    async with counting_proxy(server.host, server.port) as to_server:
+        # PgBouncer reaches the server through the second proxy, the API PgBouncer through the first.
+        password = f":{quote(server.password, safe='')}" if server.password else ""
+        user = quote(server.user, safe="")
+        upstream = f"postgresql://{user}{password}@127.0.0.1:{to_server.port}/"
+        async with (
+            pgbouncer(upstream, pool_size=1) as bouncer,
+            counting_proxy("127.0.0.1", bouncer.port) as to_pooler,
+        ):
+            database = Target.of(db_url).database
+            through = f"postgresql://{quote(bouncer.user, safe='')}@127.0.0.1:{to_pooler.port}/"
+            adapter = PostgresAdapter(
+                through + database,
+                direct_url=db_url,
+                pool_mode="transaction",
+                pool_size=1,
+                run_migrations=False,
+            )
+            await adapter.connect()
+            try:
+                async with running_api(adapter=adapter, scheduler_enabled=False) as client:
+                    await client.data(CREATE, {"t": "Hello", "s": "hello"})
+                    # The first reads describe the call (once per client connection) and
+                    # prepare the read on the server session (once per session).
+                    for _ in range(3):
+                        assert await titles(client, client.key) == {"Hello"}
+                    to_pooler.clear()
+                    to_server.clear()
+                    for _ in range(5):
+                        assert await titles(client, client.key) == {"Hello"}
+                    one_each = {"P": 5, "B": 5, "E": 5, "S": 5}
+                    assert to_pooler.counts == one_each, to_pooler.sent
+                    assert to_server.counts == one_each, to_server.sent
+                    assert to_pooler.round_trips == to_server.round_trips == 5
+            finally:
+                await adapter.disconnect()
+
+
+async def test_a_compiled_read_is_one_round_trip_direct(db_url: str) -> None:
+    """The same read on a session of its own: Bind, Execute and Sync of the prepared call."""
+    server = Target.of(db_url)
+    async with counting_proxy(server.host, server.port) as wire:
+        direct = PostgresAdapter(
+            f"postgresql://{quote(server.user, safe='')}@127.0.0.1:{wire.port}/{server.database}",
+            pool_size=1,
+            run_migrations=False,
+        )
+        await direct.connect()
+        try:
+            async with running_api(adapter=direct, scheduler_enabled=False) as client:
+                await client.data(CREATE, {"t": "Hello", "s": "hello"})
+                for _ in range(3):
+                    assert await titles(client, client.key) == {"Hello"}
+                wire.clear()
+                for _ in range(5):
+                    assert await titles(client, client.key) == {"Hello"}
+                assert wire.counts == {"B": 5, "E": 5, "S": 5}, wire.sent
+                assert wire.round_trips == 5
+        finally:
+            await direct.disconnect()
