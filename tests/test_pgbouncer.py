@@ -19,10 +19,11 @@ from urllib.parse import quote
 import asyncpg
 import pytest
 
+from bench.pgbouncer import Upstream
 from server.engine.postgres import PostgresAdapter
 from server.query import round_trip
 from server.testing import GraphQLClient, running_api
-from tests.pgbouncer import Bouncer, Target, pgbouncer
+from tests.pgbouncer import Bouncer, pgbouncer
 from tests.wire import counting_proxy
 
 CREATE = (
@@ -332,7 +333,7 @@ async def test_a_compiled_read_is_one_round_trip_on_each_side_of_pgbouncer(
     """On the wire: a compiled read sends the pooler one Parse, Bind, Execute and Sync, and the
     pooler sends the server the same and nothing more (no `SET client_encoding` of its own before
     the transaction), as a direct connection's read is one round trip to the server."""
-    server = Target.of(pg_url)
+    server = Upstream.of(pg_url)
     async with counting_proxy(server.host, server.port) as to_server:
         # PgBouncer reaches the server through the second proxy, the API PgBouncer through the first.
         password = f":{quote(server.password, safe='')}" if server.password else ""
@@ -342,7 +343,7 @@ async def test_a_compiled_read_is_one_round_trip_on_each_side_of_pgbouncer(
             pgbouncer(upstream, pool_size=1) as bouncer,
             counting_proxy("127.0.0.1", bouncer.port) as to_pooler,
         ):
-            database = Target.of(db_url).database
+            database = Upstream.of(db_url).database
             through = f"postgresql://{quote(bouncer.user, safe='')}@127.0.0.1:{to_pooler.port}/"
             adapter = PostgresAdapter(
                 through + database,
@@ -373,7 +374,7 @@ async def test_a_compiled_read_is_one_round_trip_on_each_side_of_pgbouncer(
 
 async def test_a_compiled_read_is_one_round_trip_direct(db_url: str) -> None:
     """The same read on a session of its own: Bind, Execute and Sync of the prepared call."""
-    server = Target.of(db_url)
+    server = Upstream.of(db_url)
     async with counting_proxy(server.host, server.port) as wire:
         direct = PostgresAdapter(
             f"postgresql://{quote(server.user, safe='')}@127.0.0.1:{wire.port}/{server.database}",
