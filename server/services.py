@@ -11,6 +11,7 @@ from server.config import Settings
 from server.content.content_model import ContentModel
 from server.db.replicas import Replicas
 from server.delivery.services import Delivery
+from server.engine.adapter import DatabaseAdapter
 from server.engine.local_api import LocalAPI
 from server.engine.postgres import PostgresAdapter
 from server.engine.scheduler import Scheduler
@@ -21,7 +22,7 @@ class Services:
     """Everything a server process holds: the adapter (pool), the live content model, the local API."""
 
     settings: Settings
-    adapter: PostgresAdapter
+    adapter: DatabaseAdapter
     model: ContentModel
     api: LocalAPI
     scheduler: Scheduler
@@ -30,7 +31,7 @@ class Services:
     mailer: Mailer | None = None
 
     @classmethod
-    def create(cls, settings: Settings, adapter: PostgresAdapter | None = None) -> Services:
+    def create(cls, settings: Settings, adapter: DatabaseAdapter | None = None) -> Services:
         if adapter is None:
             if settings.database_url is None:
                 raise RuntimeError(

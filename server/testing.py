@@ -36,7 +36,7 @@ from server.db import migrate
 from server.db.embedded import start_embedded
 
 if TYPE_CHECKING:
-    from server.engine.postgres import PostgresAdapter
+    from server.engine.adapter import DatabaseAdapter
     from server.services import Services
 
 
@@ -239,7 +239,7 @@ class GraphQLClient:
 async def running_api(
     url: str | None = None,
     *,
-    adapter: PostgresAdapter | None = None,
+    adapter: DatabaseAdapter | None = None,
     org_slug: str = "acme",
     schema_dir: Path | None = None,
     **settings_changes: Any,

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -31,6 +31,7 @@ from server.content.references import resolve_references
 from server.content.singletons import empty_row, singleton_id
 from server.content.validation import document_links, validate_document
 from server.engine.access import AccessAPI
+from server.engine.adapter import Access, Assets, Documents, Schedules, Transactions
 from server.engine.context import Context, document_type, parse_id
 from server.engine.schedules import SchedulesAPI
 from server.errors import (
@@ -51,7 +52,6 @@ from server.model.types import Registry, SchemaType
 
 if TYPE_CHECKING:
     from server.content.schedules import ScheduleRow
-    from server.engine.postgres import PostgresAdapter
 
 # With the row type its calls return, for its callers.
 __all__ = [
@@ -121,10 +121,15 @@ def _same_json(data: Mapping[str, Any], stored: Mapping[str, Any] | None) -> boo
     )
 
 
+class EngineAdapter(Transactions, Documents, Assets, Schedules, Access, Protocol):
+    """What the local API holds: its own documents and transactions, and what the services built
+    on it reach through it (access, schedules, assets, the scheduler, the request opener)."""
+
+
 class LocalAPI:
     def __init__(
         self,
-        adapter: PostgresAdapter,
+        adapter: EngineAdapter,
         model: ContentModel,
         *,
         max_page_size: int = 200,

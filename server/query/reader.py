@@ -23,7 +23,7 @@ from server.query.run import Statement
 if TYPE_CHECKING:
     from server.db.pool import Database
     from server.db.replicas import Replicas
-    from server.engine.postgres import PostgresAdapter
+    from server.engine.adapter import Transactions
 
 __all__ = ["CONSISTENCY_HEADER", "CompiledReads", "Credential", "Principal", "consistency_token"]
 
@@ -51,7 +51,7 @@ def consistency_token(raw: str | None) -> int | None:
 class CompiledReads:
     """Runs compiled reads on the primary or a replica, and counts those a replica served."""
 
-    def __init__(self, adapter: PostgresAdapter, replicas: Replicas | None = None) -> None:
+    def __init__(self, adapter: Transactions, replicas: Replicas | None = None) -> None:
         self.adapter = adapter
         # Published reads go to a replica when one may serve them (`server/db/replicas.py`).
         self.replicas = replicas
