@@ -15,8 +15,8 @@ from starlette.routing import Mount, Route
 from server.asset_files import mount_assets
 from server.config import Settings
 from server.demo import prepare_demo
-from server.graphql.http import GraphQLEndpoint
-from server.graphql.playground import STATIC_PATH, static_assets
+from server.http.endpoint import GraphQLEndpoint
+from server.http.playground import STATIC_PATH, static_assets
 from server.query.reader import CompiledReads
 from server.services import Services
 

@@ -49,8 +49,8 @@ from server.graphql import routing
 from server.graphql.context import RequestContext
 from server.graphql.extensions import format_error
 from server.graphql.introspection import introspects
-from server.graphql.playground import playground_response
 from server.graphql.schema import MAX_TOKENS, BuiltSchema, build_schema
+from server.http.playground import playground_response
 from server.query import round_trip, run
 from server.query.plan import chosen_operation
 from server.query.reader import CONSISTENCY_HEADER, CompiledReads, consistency_token
