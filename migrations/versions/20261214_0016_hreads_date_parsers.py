@@ -35,15 +35,20 @@ depends_on: str | Sequence[str] | None = None
 
 # op.execute reads `:name` as a bind parameter, so no colon in these bodies follows a character
 # other than a letter or digit and precedes one (hence `[:]` and `(?:[0]...` in the patterns).
-TO_DATE = """
-CREATE OR REPLACE FUNCTION cms_to_date(value text) RETURNS date
+_DATE = "^[0-9]{4}-(?:[0][1-9]|[1][0-2])-(?:[0][1-9]|[12][0-9]|[3][01])"
+
+
+def _parser(name: str, returns: str, pattern: str, result: str) -> str:
+    """A parser of the date at positions 1-10 of any value `pattern` matches, then `result`."""
+    return f"""
+CREATE OR REPLACE FUNCTION {name}(value text) RETURNS {returns}
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
   y int;
   m int;
   last_day int;
 BEGIN
-  IF value !~ '^[0-9]{4}-(?:[0][1-9]|[1][0-2])-(?:[0][1-9]|[12][0-9]|[3][01])$' THEN
+  IF value !~ ({pattern}) THEN
     RETURN NULL;
   END IF;
   y := substr(value, 1, 4)::int;
@@ -56,47 +61,36 @@ BEGIN
   IF y = 0 OR substr(value, 9, 2)::int > last_day THEN
     RETURN NULL;
   END IF;
-  RETURN make_date(y, m, substr(value, 9, 2)::int);
-END
+{result}END
 $$
 """
 
+
+TO_DATE = _parser(
+    "cms_to_date",
+    "date",
+    f"'{_DATE}$'",
+    "  RETURN make_date(y, m, substr(value, 9, 2)::int);\n",
+)
+
 # The pattern is migration 0002's with every group non-capturing and its date part as strict as
-# `cms_to_date`'s. A value that matches has its date at positions 1-10, its time (if any) from
-# position 12, and a sign or `Z` after that position only in its offset.
-TO_TIMESTAMPTZ = """
-CREATE OR REPLACE FUNCTION cms_to_timestamptz(value text) RETURNS timestamptz
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
-DECLARE
-  y int;
-  m int;
-  last_day int;
-BEGIN
-  IF value !~ ('^[0-9]{4}-(?:[0][1-9]|[1][0-2])-(?:[0][1-9]|[12][0-9]|[3][01])'
-               '(?:[Tt ](?:[01][0-9]|2[0-3])[:][0-5][0-9](?:[:][0-5][0-9](?:[.][0-9]{1,20})?)?'
-               '(?:[Zz]|[+-](?:[0][0-9]|[1][0-5])(?:[:]?[0-5][0-9])?)?)?$') THEN
-    RETURN NULL;
-  END IF;
-  y := substr(value, 1, 4)::int;
-  m := substr(value, 6, 2)::int;
-  last_day := CASE
-    WHEN m = 2 THEN CASE WHEN y % 4 = 0 AND (y % 100 <> 0 OR y % 400 = 0) THEN 29 ELSE 28 END
-    WHEN m IN (4, 6, 9, 11) THEN 30
-    ELSE 31
-  END;
-  IF y = 0 OR substr(value, 9, 2)::int > last_day THEN
-    RETURN NULL;
-  END IF;
-  IF length(value) = 10 THEN
+# `cms_to_date`'s. A value that matches has its time (if any) from position 12, and a sign or `Z`
+# after that position only in its offset.
+TO_TIMESTAMPTZ = _parser(
+    "cms_to_timestamptz",
+    "timestamptz",
+    f"'{_DATE}'\n"
+    "    '(?:[Tt ](?:[01][0-9]|2[0-3])[:][0-5][0-9](?:[:][0-5][0-9](?:[.][0-9]{1,20})?)?'\n"
+    "    '(?:[Zz]|[+-](?:[0][0-9]|[1][0-5])(?:[:]?[0-5][0-9])?)?)?$'",
+    """  IF length(value) = 10 THEN
     RETURN (value || 'T00:00:00+00')::timestamptz;
   END IF;
   IF substr(value, 12) !~ '[-+Zz]' THEN
     RETURN (value || '+00')::timestamptz;
   END IF;
   RETURN value::timestamptz;
-END
-$$
-"""
+""",
+)
 
 _FORMER = runpy.run_path(str(Path(__file__).with_name("20261125_0002_query_functions.py")))
 FORMER_TO_DATE, FORMER_TO_TIMESTAMPTZ = (
