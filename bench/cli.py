@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         " side by side"
     )
     results["meta"]["pgbouncer_pool_size"] = pgbouncer.POOL_SIZE
+    results["meta"]["pgbouncer_socket"] = "its Unix socket"
+    results["meta"]["pgbouncer_settings"] = pgbouncer.SETTINGS
     with (
         _servers(folder, 1, loaded.url, rls_off_url, org) as (api, floor, api_rls_off),
         _pooled_api(folder, admin_url, loaded.url) as api_pgbouncer,

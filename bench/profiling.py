@@ -75,7 +75,7 @@ def _name(frame: Frame) -> str:
 
 
 # The request's entry points wrap everything; their inclusive time says nothing.
-_ENTRY_POINTS = ("/server/graphql/http.py", "/server/app.py")
+_ENTRY_POINTS = ("/server/http/endpoint.py", "/server/app.py")
 
 
 def _is_server(path: str | None) -> bool:

@@ -245,12 +245,14 @@ def _pgbouncer_lines(results: dict[str, Any]) -> list[str]:
     if not ratios:
         return []
     pool = results["meta"].get("pgbouncer_pool_size", "?")
+    socket = results["meta"].get("pgbouncer_socket", "TCP on 127.0.0.1")
     same = ", ".join(name for name, same in results.get("same_rows_pgbouncer", {}).items() if same)
     lines = [
         "",
         "The API through PgBouncer in transaction mode (`DATABASE_POOL_MODE=transaction`,"
-        f" `default_pool_size` {pool}, `docs/scaling.md`), one worker, measured in turns with the"
-        f" API direct and the others above; the same JSON as direct for {same or 'none'}:",
+        f" `default_pool_size` {pool}, reached over {socket}, `docs/scaling.md`), one worker,"
+        " measured in turns with the API direct and the others above; the same JSON as direct"
+        f" for {same or 'none'}:",
         "",
         "| scenario | direct req/s | through PgBouncer req/s | PgBouncer / direct"
         " | through PgBouncer p50 / p99 ms | errors |",

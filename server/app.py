@@ -15,8 +15,9 @@ from starlette.routing import Mount, Route
 from server.asset_files import mount_assets
 from server.config import Settings
 from server.demo import prepare_demo
-from server.graphql.http import GraphQLEndpoint
-from server.graphql.playground import STATIC_PATH, static_assets
+from server.http.endpoint import GraphQLEndpoint
+from server.http.playground import STATIC_PATH, static_assets
+from server.query.reader import CompiledReads
 from server.services import Services
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         compiled_reads=settings.compiled_reads,
         introspection=settings.introspection,
         delivery=running.delivery,
-        replicas=running.replicas,
+        reads=CompiledReads(running.api.adapter, running.replicas),
     )
 
     @asynccontextmanager

@@ -12,7 +12,7 @@ Fixtures:
     cms_databases  (session) throwaway databases on it, copied from migrated templates
     cms_database_url         a fresh migrated database for one test (Row-Level Security not yet set
                              up: what a first start-up finds)
-    cms_adapter              a connected `PostgresAdapter` on that database, with Row-Level Security
+    cms_adapter              a connected adapter (`PostgresAdapter`) on that database, with Row-Level Security
                              set up and the hierarchy on, as the server runs by default
     cms_api                  the API on `cms_adapter`: the content model of `SCHEMA_DIR`, an
                              organization, an owner API key and an httpx client
@@ -25,7 +25,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.engine.postgres import PostgresAdapter
+from server.engine.adapter import DatabaseAdapter
+from server.services import database_adapter
 from server.testing import GraphQLClient, TestDatabases, pooled_settings, running_api, server_url
 
 
@@ -55,9 +56,9 @@ async def cms_database_url(
 
 
 @pytest.fixture
-async def cms_adapter(cms_database_url: str) -> AsyncIterator[PostgresAdapter]:
+async def cms_adapter(cms_database_url: str) -> AsyncIterator[DatabaseAdapter]:
     reach = pooled_settings(cms_database_url)
-    adapter = PostgresAdapter(
+    adapter = database_adapter(
         reach["database_url"],
         direct_url=reach.get("database_direct_url"),
         pool_mode=reach.get("database_pool_mode", "session"),
@@ -70,6 +71,6 @@ async def cms_adapter(cms_database_url: str) -> AsyncIterator[PostgresAdapter]:
 
 
 @pytest.fixture
-async def cms_api(cms_adapter: PostgresAdapter) -> AsyncIterator[GraphQLClient]:
+async def cms_api(cms_adapter: DatabaseAdapter) -> AsyncIterator[GraphQLClient]:
     async with running_api(adapter=cms_adapter) as client:
         yield client

@@ -5,15 +5,23 @@ scheduler, content delivery, the read replicas and the mailer; and how they star
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from server.access.mail import Mailer
 from server.config import Settings
 from server.content.content_model import ContentModel
 from server.db.replicas import Replicas
 from server.delivery.services import Delivery
+from server.engine.adapter import DatabaseAdapter
 from server.engine.local_api import LocalAPI
 from server.engine.postgres import PostgresAdapter
 from server.engine.scheduler import Scheduler
+
+
+def database_adapter(url: str, **options: Any) -> DatabaseAdapter:
+    """The adapter on its own, without the rest of a process (the pytest plugin's `cms_adapter`);
+    `options` are `PostgresAdapter`'s."""
+    return PostgresAdapter(url, **options)
 
 
 @dataclass
@@ -21,7 +29,7 @@ class Services:
     """Everything a server process holds: the adapter (pool), the live content model, the local API."""
 
     settings: Settings
-    adapter: PostgresAdapter
+    adapter: DatabaseAdapter
     model: ContentModel
     api: LocalAPI
     scheduler: Scheduler
@@ -30,7 +38,7 @@ class Services:
     mailer: Mailer | None = None
 
     @classmethod
-    def create(cls, settings: Settings, adapter: PostgresAdapter | None = None) -> Services:
+    def create(cls, settings: Settings, adapter: DatabaseAdapter | None = None) -> Services:
         if adapter is None:
             if settings.database_url is None:
                 raise RuntimeError(

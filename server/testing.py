@@ -40,9 +40,9 @@ from server.db.pool import Database
 from server.db.rls import initialize_rls
 
 if TYPE_CHECKING:
-    from server.engine.postgres import PostgresAdapter
-    from server.graphql.http import GraphQLEndpoint
+    from server.engine.adapter import DatabaseAdapter
     from server.graphql.schema import BuiltSchema
+    from server.http.endpoint import GraphQLEndpoint
     from server.services import Services
 
 
@@ -317,7 +317,7 @@ def _share_schema(endpoint: GraphQLEndpoint) -> None:
 async def running_api(
     url: str | None = None,
     *,
-    adapter: PostgresAdapter | None = None,
+    adapter: DatabaseAdapter | None = None,
     org_slug: str = "acme",
     schema_dir: Path | None = None,
     **settings_changes: Any,

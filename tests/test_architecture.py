@@ -1,5 +1,7 @@
 """The layers hold: imports point down (`[tool.importlinter]` in pyproject.toml), no module takes
 part in an import circle (type-only imports included), and no module evaluates code from strings.
+The adapter contract (server/engine/adapter.py) is what its consumers type against and call: they
+do not name `PostgresAdapter`, and it promises nothing server code does not call.
 
 docs/architecture.md draws the layers these rules keep.
 """
@@ -59,3 +61,47 @@ def test_no_code_is_evaluated_from_strings() -> None:
             ):
                 calls.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.func.id}")
     assert calls == []
+
+
+def _code(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
+
+
+def test_only_the_services_and_the_command_line_name_the_postgres_adapter() -> None:
+    # Everything else types against the protocols of server/engine/adapter.py.
+    naming = sorted(
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "server").rglob("*.py")
+        if any(
+            (isinstance(node, ast.Name) and node.id == "PostgresAdapter")
+            or (isinstance(node, ast.alias) and node.name == "PostgresAdapter")
+            for node in ast.walk(_code(path))
+        )
+    )
+    assert naming == ["server/cli/admin.py", "server/engine/postgres.py", "server/services.py"]
+
+
+def test_the_adapter_contract_holds_only_what_server_code_calls() -> None:
+    contract = [ROOT / "server/engine/adapter.py", ROOT / "server/content/content_model.py"]
+    promised = {
+        member.name
+        for path in contract
+        for node in _code(path).body
+        if isinstance(node, ast.ClassDef)
+        and any(isinstance(base, ast.Name) and base.id == "Protocol" for base in node.bases)
+        for member in node.body
+        if isinstance(member, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    called = {
+        node.attr
+        for path in (ROOT / "server").rglob("*.py")
+        for node in ast.walk(_code(path))
+        # Called on an adapter (`adapter.x`, `self.api.adapter.x`) or the content model's store.
+        if isinstance(node, ast.Attribute)
+        and (
+            (isinstance(node.value, ast.Name) and node.value.id == "adapter")
+            or (isinstance(node.value, ast.Attribute) and node.value.attr in {"adapter", "store"})
+        )
+    }
+    assert len(promised) > 50
+    assert sorted(promised - called) == []

@@ -423,7 +423,7 @@ async def test_find_filters_sorts_and_pages(cms: CMS, assets: AssetsAPI, org: uu
     async def ids(**filters: Any) -> list[uuid.UUID]:
         async with cms.api.context(org, capabilities=None) as ctx:
             page = await assets.find(ctx, **filters)
-        return [row.id for row in page.rows]
+        return [row.id for row in page.items]
 
     assert await ids() == [text.id, unused.id, used.id]
     assert await ids(sort="oldest") == [used.id, unused.id, text.id]
@@ -442,9 +442,9 @@ async def test_find_filters_sorts_and_pages(cms: CMS, assets: AssetsAPI, org: uu
     async with cms.api.context(org, capabilities=None) as ctx:
         page = await assets.find(ctx, limit=2, offset=1)
         beyond = await assets.find(ctx, limit=2, offset=10)
-    assert ([row.id for row in page.rows], page.total) == ([unused.id, used.id], 3)
-    assert [row.reference_count for row in page.rows] == [0, 1]
-    assert (beyond.rows, beyond.total) == ([], 3)
+    assert ([row.id for row in page.items], page.total) == ([unused.id, used.id], 3)
+    assert [row.reference_count for row in page.items] == [0, 1]
+    assert (beyond.items, beyond.total) == ([], 3)
 
     for bad in ({"usage": "sometimes"}, {"sort": "size"}, {"asset_type": "video"}, {"limit": 0}):
         async with cms.api.context(org, capabilities=None) as ctx:

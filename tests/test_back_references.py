@@ -197,7 +197,7 @@ async def test_the_local_api_answers_back_references(cms_api: GraphQLClient) -> 
     api = cms_api.services.api
     async with api.system_context(cms_api.org) as ctx:
         found = await api.get_back_references(ctx, ada, depth=1)
-        assert [doc["id"] for doc in found.docs] == [one]
-        assert found.docs[0]["author"]["name"] == "Ada"
-        assert found.total_docs == 1
-        assert (await api.get_back_references(ctx, one)).total_docs == 0
+        assert [doc["id"] for doc in found.items] == [one]
+        assert found.items[0]["author"]["name"] == "Ada"
+        assert found.total == 1
+        assert (await api.get_back_references(ctx, one)).total == 0

@@ -193,7 +193,7 @@ async def test_version_history_lists_gets_and_restores(cms: CMS, org: uuid.UUID)
         one = await cms.api.collections.post.version(ctx, doc["id"], 1)
         restored = await cms.api.collections.post.restore_version(ctx, doc["id"], 1)
         live = await cms.api.collections.post.find_by_id(ctx, doc["id"])
-    assert [(v.version_number, v.event_type) for v in page.versions] == [
+    assert [(v.version_number, v.event_type) for v in page.items] == [
         (3, "publish"),
         (2, "draft"),
     ]

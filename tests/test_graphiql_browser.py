@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from server.graphql.playground import CONTENT_SECURITY_POLICY, asset_url
+from server.http.playground import CONTENT_SECURITY_POLICY, asset_url
 from server.testing import pooled_environment
 from tests.conftest import GraphQLClient
 from tests.live_server import Output, live_server, require_tool, server_env

@@ -13,15 +13,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 import pytest
 
+from bench.pgbouncer import Upstream
 from server.engine.postgres import PostgresAdapter
 from server.query import round_trip
 from server.testing import GraphQLClient, running_api
 from tests.pgbouncer import Bouncer, pgbouncer
+from tests.wire import Wire, counting_proxy
 
 CREATE = (
     "mutation($t: String!, $s: String!) {"
@@ -324,3 +328,69 @@ async def test_the_probe_sees_what_a_session_setting_leaves(
             assert_clean(await probe(through), fresh)
     finally:
         await conn.close()
+
+
+def via(wire: Wire, upstream: Upstream, database: str = "") -> str:
+    """A URL for `upstream`'s user (and password) and `database`, through the proxy `wire`."""
+    password = f":{quote(upstream.password, safe='')}" if upstream.password else ""
+    user = quote(upstream.user, safe="")
+    return f"postgresql://{user}{password}@{wire.host}:{wire.port}/{database}"
+
+
+@asynccontextmanager
+async def api_on(url: str, **options: Any) -> AsyncIterator[GraphQLClient]:
+    """The API on one pooled connection to `url`, without a scheduler polling in between."""
+    adapter = PostgresAdapter(url, pool_size=1, run_migrations=False, **options)
+    await adapter.connect()
+    try:
+        async with running_api(adapter=adapter, scheduler_enabled=False) as client:
+            yield client
+    finally:
+        await adapter.disconnect()
+
+
+async def five_reads(client: GraphQLClient, *wires: Wire) -> None:
+    """Five compiled reads, counted on `wires`, after three that describe the call (once per
+    client connection) and prepare the read on the server session (once per session)."""
+    await client.data(CREATE, {"t": "Hello", "s": "hello"})
+    for _ in range(3):
+        assert await titles(client, client.key) == {"Hello"}
+    for wire in wires:
+        wire.clear()
+    for _ in range(5):
+        assert await titles(client, client.key) == {"Hello"}
+
+
+async def test_a_compiled_read_is_one_round_trip_on_each_side_of_pgbouncer(
+    cms_server_url: str, cms_database_url: str
+) -> None:
+    """On the wire: a compiled read sends the pooler one Parse, Bind, Execute and Sync, and the
+    pooler sends the server the same and nothing more (no `SET client_encoding` of its own before
+    the transaction), as a direct connection's read is one round trip to the server."""
+    server = Upstream.of(cms_server_url)
+    # The API reaches PgBouncer through one proxy, PgBouncer the server through the other.
+    async with (
+        counting_proxy(server.host, server.port) as to_server,
+        pgbouncer(via(to_server, server), pool_size=1) as bouncer,
+        counting_proxy("127.0.0.1", bouncer.port) as to_pooler,
+    ):
+        pooler = Upstream.of(bouncer.url(cms_database_url))
+        through = via(to_pooler, pooler, pooler.database)
+        async with api_on(through, direct_url=cms_database_url, pool_mode="transaction") as client:
+            await five_reads(client, to_pooler, to_server)
+            one_each = {"P": 5, "B": 5, "E": 5, "S": 5}
+            assert to_pooler.counts == one_each, to_pooler.sent
+            assert to_server.counts == one_each, to_server.sent
+            assert to_pooler.round_trips == to_server.round_trips == 5
+
+
+async def test_a_compiled_read_is_one_round_trip_direct(cms_database_url: str) -> None:
+    """The same read on a session of its own: Bind, Execute and Sync of the prepared call."""
+    server = Upstream.of(cms_database_url)
+    async with (
+        counting_proxy(server.host, server.port) as wire,
+        api_on(via(wire, server, server.database)) as client,
+    ):
+        await five_reads(client, wire)
+        assert wire.counts == {"B": 5, "E": 5, "S": 5}, wire.sent
+        assert wire.round_trips == 5

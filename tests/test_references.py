@@ -118,7 +118,7 @@ async def test_unreadable_targets_stay_unresolved(cms: CMS) -> None:
         page = await cms.api.collections.author.find(ctx, depth=1, sort=["name"], limit=10)
     assert seen is not None
     assert seen["author"] == ref(foreign["id"])  # another tenant: not readable
-    mentors = {doc["name"]: doc.get("mentor") for doc in page.docs}
+    mentors = {doc["name"]: doc.get("mentor") for doc in page.items}
     assert mentors[f"points at {below['id']}"]["name"] == "in the child"  # readable down the tree
     assert mentors[f"points at {draft['id']}"] == ref(draft["id"])  # unpublished
     assert mentors[f"points at {missing}"] == ref(missing)  # missing
@@ -127,7 +127,7 @@ async def test_unreadable_targets_stay_unresolved(cms: CMS) -> None:
         drafts = await cms.api.collections.author.find(
             ctx, depth=1, sort=["name"], limit=10, perspective="draft"
         )
-    by_name = {doc["name"]: doc.get("mentor") for doc in drafts.docs}
+    by_name = {doc["name"]: doc.get("mentor") for doc in drafts.items}
     assert by_name[f"points at {draft['id']}"]["name"] == "never published"
 
 
@@ -161,7 +161,7 @@ async def test_statements_do_not_grow_with_the_documents(cms: CMS, org: uuid.UUI
         async with cms.api.system_context(org) as ctx:
             before = ctx.tx.statements
             result = await cms.api.collections.post.find(ctx, limit=limit, depth=depth)
-            return ctx.tx.statements - before, len(result.docs)
+            return ctx.tx.statements - before, len(result.items)
 
     for depth in range(6):
         small, few = await cost(5, depth)

@@ -427,8 +427,8 @@ async def test_the_local_api(cms: CMS) -> None:
             ctx, post["id"], NOW + timedelta(hours=1)
         )
         page = await cms.api.collections.post.get_scheduled(ctx, post["id"])
-        assert [s.id for s in page.schedules] == [schedule.id, unpublish.id]
-        assert (await cms.api.collections.author.get_scheduled(ctx)).schedules == []
+        assert [s.id for s in page.items] == [schedule.id, unpublish.id]
+        assert (await cms.api.collections.author.get_scheduled(ctx)).items == []
         with pytest.raises(Exception, match="not found"):
             await cms.api.collections.author.schedule_publish(ctx, post["id"], NOW)
         with pytest.raises(Exception, match="not found"):

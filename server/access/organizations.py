@@ -7,28 +7,19 @@ Every organization is created with its built-in roles (`server.access.roles`).
 
 from __future__ import annotations
 
-import enum
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 import asyncpg
 
 from server.access.roles import upsert_builtin_roles
 from server.db.pool import Tx
 from server.errors import InvalidInputError, NotFoundError
-
-
-class Unset(enum.Enum):
-    """The type of `UNSET`: "leave this value alone", as opposed to None, "clear it"."""
-
-    UNSET = enum.auto()
-
-
-UNSET: Final = Unset.UNSET
+from server.model.unset import UNSET, Unset
 
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 

@@ -26,11 +26,12 @@ from typing import IO, Any, Literal
 
 import asyncpg
 
-from server.access.organizations import UNSET, Unset
 from server.content.filters import escape_like
 from server.db.pool import Tx
 from server.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from server.model.pages import Page
 from server.model.reading import check_page
+from server.model.unset import UNSET, Unset
 
 # Uploads up to this size stay in memory while they are checked; larger ones go to a temporary file.
 _SPOOL_BYTES = 1024 * 1024
@@ -96,14 +97,6 @@ class AssetRow:
 
 
 _FIELDS = tuple(name.strip() for name in _COLUMNS.split(","))
-
-
-@dataclass(frozen=True)
-class AssetPage:
-    rows: list[AssetRow]
-    total: int
-    limit: int
-    offset: int
 
 
 @dataclass(frozen=True)
@@ -195,7 +188,7 @@ class AssetStore:
         limit: int = 20,
         offset: int = 0,
         max_limit: int = 200,
-    ) -> AssetPage:
+    ) -> Page[AssetRow]:
         """One page of readable assets, filtered and sorted, each with its reference count.
 
         Args:
@@ -263,8 +256,8 @@ class AssetStore:
             )
         else:
             total = 0
-        return AssetPage(
-            rows=[AssetRow.from_record(row) for row in rows],
+        return Page.counted(
+            [AssetRow.from_record(row) for row in rows],
             total=int(total),
             limit=limit,
             offset=offset,

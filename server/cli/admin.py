@@ -32,6 +32,8 @@ from server.access.profiles import INSTANCE_ROLES
 from server.config import Settings
 from server.db.pool import Tx
 from server.delivery import persisted_queries
+from server.engine.access import AccessAdapter
+from server.engine.adapter import Access, DatabaseAdapter, Transactions
 from server.engine.postgres import PostgresAdapter
 from server.errors import InvalidInputError, NotFoundError
 from server.model.json_form import load_schema_dir
@@ -41,7 +43,7 @@ PASSWORD_ENV = "CMS_PASSWORD"  # noqa: S105 (the name of an environment variable
 # Recorded as `created_by` for what the command line creates.
 CLI_ACTOR = "cli"
 
-Handler = Callable[[PostgresAdapter, argparse.Namespace], Awaitable[None]]
+Handler = Callable[[DatabaseAdapter, argparse.Namespace], Awaitable[None]]
 
 
 def register(commands: Any, *, database_url: Callable[[], str]) -> None:
@@ -128,7 +130,7 @@ def register(commands: Any, *, database_url: Callable[[], str]) -> None:
     printer.set_defaults(command=partial(_schema_print, database_url))
 
 
-async def _persisted_register(adapter: PostgresAdapter, args: argparse.Namespace) -> None:
+async def _persisted_register(adapter: Transactions, args: argparse.Namespace) -> None:
     documents = persisted_queries.read_documents(args.path)
     async with adapter.instance_transaction() as tx:
         hashes = await persisted_queries.register(tx, documents, created_by=CLI_ACTOR)
@@ -153,14 +155,14 @@ def _run(database_url: Callable[[], str], handler: Handler, args: argparse.Names
     return 0
 
 
-async def _organization(adapter: PostgresAdapter, tx: Tx, slug: str) -> Organization:
+async def _organization(adapter: Access, tx: Tx, slug: str) -> Organization:
     found = await adapter.find_organization_by_slug(tx, slug=slug)
     if found is None:
         raise NotFoundError(f"no organization with the slug {slug!r}")
     return found
 
 
-async def _org_create(adapter: PostgresAdapter, args: argparse.Namespace) -> None:
+async def _org_create(adapter: AccessAdapter, args: argparse.Namespace) -> None:
     async with adapter.system_context() as tx:
         parent = await _organization(adapter, tx, args.parent) if args.parent else None
         org = await adapter.create_organization(
@@ -175,7 +177,7 @@ async def _org_create(adapter: PostgresAdapter, args: argparse.Namespace) -> Non
     print(org.id)
 
 
-async def _apikey_create(adapter: PostgresAdapter, args: argparse.Namespace) -> None:
+async def _apikey_create(adapter: AccessAdapter, args: argparse.Namespace) -> None:
     capabilities = None
     if args.capabilities is not None:
         capabilities = [c.strip() for c in args.capabilities.split(",") if c.strip()]
@@ -209,7 +211,7 @@ async def _apikey_create(adapter: PostgresAdapter, args: argparse.Namespace) -> 
     print(secret)
 
 
-async def _apikey_revoke(adapter: PostgresAdapter, args: argparse.Namespace) -> None:
+async def _apikey_revoke(adapter: AccessAdapter, args: argparse.Namespace) -> None:
     try:
         key_id = uuid.UUID(args.id)
     except ValueError:
@@ -221,7 +223,7 @@ async def _apikey_revoke(adapter: PostgresAdapter, args: argparse.Namespace) -> 
     print(f"revoked API key {key_id}")
 
 
-async def _user_create(adapter: PostgresAdapter, args: argparse.Namespace) -> None:
+async def _user_create(adapter: AccessAdapter, args: argparse.Namespace) -> None:
     if (args.org is None) != (args.role is None):
         raise InvalidInputError("--org and --role go together")
     password = _password(args.password)
@@ -246,7 +248,7 @@ def _schema_print(database_url: Callable[[], str], args: argparse.Namespace) -> 
     return 0
 
 
-async def _schema_print_stored(adapter: PostgresAdapter, args: argparse.Namespace) -> None:
+async def _schema_print_stored(adapter: DatabaseAdapter, args: argparse.Namespace) -> None:
     from server.content.content_model import ContentModel
 
     model = ContentModel(adapter, adapter.instance_transaction)

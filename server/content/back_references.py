@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Sequence
 
 from server.content.documents import DOCUMENT_COLUMNS, DocumentRow
-from server.content.queries import Page, perspective_condition
+from server.content.queries import perspective_condition
 from server.db.pool import Tx
+from server.model.pages import Page
 from server.model.reading import Perspective
 
 PLANES = ("draft", "published")
@@ -36,7 +37,7 @@ async def find_back_references(
     planes: Sequence[str],
     limit: int,
     offset: int,
-) -> Page:
+) -> Page[DocumentRow]:
     """The documents of `types` whose data in one of `planes` references `target`, readable in
     `perspective`: most recently updated first, one page, and how many there are in all."""
     where = (
@@ -60,6 +61,4 @@ async def find_back_references(
     else:
         total = 0
     rows = [DocumentRow.from_record(r) for r in records]
-    return Page(
-        rows=rows, limit=limit, offset=offset, total=total, has_next=offset + len(rows) < total
-    )
+    return Page.counted(rows, total=total, limit=limit, offset=offset)

@@ -20,11 +20,10 @@ import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
-from server.content.schema_store import SchemaStore
 from server.db.pool import Tx
 from server.errors import InvalidInputError, NotFoundError
 from server.model.json_form import load_schema_dir, parse_schema_type
@@ -42,8 +41,24 @@ LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('cms:schema_types'))"
 RECONNECT_SECONDS = 2.0
 
 
+class SchemaTypes(Protocol):
+    """Where the content model keeps its types (`server.content.schema_store.SchemaStore`)."""
+
+    async def register_schema_type(self, tx: Tx, *, schema_type: SchemaType) -> bool:
+        """Insert or replace a type by name; True when the stored definition changed."""
+        ...
+
+    async def list_schema_types(self, tx: Tx) -> list[SchemaType]:
+        """Every stored type."""
+        ...
+
+    async def delete_schema_type(self, tx: Tx, *, name: str) -> bool:
+        """Forget a type; its documents stay."""
+        ...
+
+
 class ContentModel:
-    def __init__(self, store: SchemaStore, transaction: Transaction) -> None:
+    def __init__(self, store: SchemaTypes, transaction: Transaction) -> None:
         self.store = store
         self.transaction = transaction
         self.registry = Registry()

@@ -33,6 +33,12 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal, TypeAlias
 
 from server.errors import InvalidInputError
+from server.model.field_kinds import (
+    BASIC_OPERATORS,
+    RANGE_OPERATORS,
+    SCALAR_TYPES,
+    VALUE_KINDS,
+)
 from server.model.reading import Perspective
 from server.model.types import Field, Registry
 
@@ -66,60 +72,41 @@ _RANGE = {
     "less_than": "<",
     "less_than_equal": "<=",
 }
-_RANGE_OPERATORS = frozenset(_RANGE)
-_MATCH = frozenset({"contains", "like", "starts_with", "ends_with"})
-_BASIC = frozenset({"equals", "not_equals", "in", "not_in", "exists"})
+_RANGE_OPERATORS = RANGE_OPERATORS
+_BASIC = BASIC_OPERATORS
 _NEGATIVE = {"not_equals": "equals", "not_in": "in"}
 
 # What a path ends on decides the operators, the SQL value expression and the bind type.
 Kind = Literal[
     "text", "number", "boolean", "date", "datetime", "reference", "uuid", "status", "presence"
 ]
+# The value kinds of scalar fields come from the field-kind table; the rest are the document's
+# own columns and what a path can only be tested for.
 _KIND_OPERATORS: dict[Kind, frozenset[str]] = {
-    "text": _BASIC | _MATCH | _RANGE_OPERATORS,
-    "number": _BASIC | _RANGE_OPERATORS,
-    "date": _BASIC | _RANGE_OPERATORS,
-    "datetime": _BASIC | _RANGE_OPERATORS,
-    "boolean": _BASIC,
+    **{kind: info.operators for kind, info in VALUE_KINDS.items()},
     "reference": _BASIC,
     "uuid": _BASIC,
     "status": _BASIC,
     "presence": frozenset({"exists"}),
 }
 _KIND_LABELS: dict[Kind, str] = {
-    "text": "string",
-    "number": "number",
-    "boolean": "boolean",
-    "date": "date",
-    "datetime": "datetime",
+    **{kind: info.label for kind, info in VALUE_KINDS.items()},
     "reference": "reference",
     "uuid": "id",
     "status": "status",
     "presence": "object, object-array, asset or rich-text",
 }
 _PG_TYPES: dict[Kind, str] = {
-    "text": "text",
-    "number": "numeric",
-    "boolean": "boolean",
-    "date": "date",
-    "datetime": "timestamptz",
+    **{kind: info.sql_type for kind, info in VALUE_KINDS.items()},
     "reference": "text",
     "uuid": "uuid",
     "status": "document_status",
 }
-_SCALAR_KINDS: dict[str, Kind] = {
-    "string": "text",
-    "text": "text",
-    "slug": "text",
-    "url": "text",
-    "number": "number",
-    "boolean": "boolean",
-    "date": "date",
-    "datetime": "datetime",
-}
-# Kinds whose `equals`/`in` on an array can use jsonb containment (GIN-indexable); dates cannot,
-# because the same instant has many spellings.
-_CONTAINMENT_KINDS = frozenset({"text", "number", "boolean", "reference"})
+_SCALAR_KINDS: dict[str, Kind] = {name: t.kind for name, t in SCALAR_TYPES.items()}
+# Kinds whose `equals`/`in` on an array can use jsonb containment (GIN-indexable).
+_CONTAINMENT_KINDS = frozenset(
+    {*(kind for kind, info in VALUE_KINDS.items() if info.containment), "reference"}
+)
 _STATUSES = ("draft", "published", "unpublished")
 _MAX_INTEGER_BITS = 3000  # about 900 decimal digits
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")

@@ -6,16 +6,15 @@ fetches `limit + 1` rows instead, which tells whether there is a next page witho
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from server.content import filters
 from server.content.documents import DOCUMENT_COLUMNS, DocumentRow
 from server.content.filters import SqlParams, compile_sort, compile_where
 from server.db.pool import Tx
+from server.model.pages import Page
 from server.model.reading import Perspective
 from server.model.types import Registry
 
@@ -26,27 +25,6 @@ _COLUMNS = ", ".join(f"d.{column.strip()}" for column in DOCUMENT_COLUMNS.split(
 def perspective_condition(perspective: Perspective, alias: str = "d") -> str:
     """The row condition of a perspective as SQL (`true` for drafts)."""
     return filters.perspective_condition(perspective, alias) or "true"
-
-
-@dataclass(frozen=True)
-class Page:
-    rows: list[DocumentRow]
-    limit: int
-    offset: int
-    total: int | None  # None when the caller did not ask for it
-    has_next: bool
-
-    @property
-    def page(self) -> int:
-        return self.offset // self.limit + 1
-
-    @property
-    def total_pages(self) -> int | None:
-        return None if self.total is None else math.ceil(self.total / self.limit)
-
-    @property
-    def has_prev(self) -> bool:
-        return self.offset > 0
 
 
 async def find_documents(
@@ -60,7 +38,7 @@ async def find_documents(
     offset: int,
     perspective: Perspective,
     with_total: bool,
-) -> Page:
+) -> Page[DocumentRow]:
     """One page of documents of `type_name`, filtered and sorted, in one statement."""
     params = SqlParams([type_name])
     condition = compile_where(registry, type_name, where, params=params, perspective=perspective)
@@ -94,7 +72,7 @@ async def find_documents(
             total = 0
     rows = [DocumentRow.from_record(r) for r in records[:limit]]
     has_next = (offset + len(rows) < total) if total is not None else len(records) > limit
-    return Page(rows=rows, limit=limit, offset=offset, total=total, has_next=has_next)
+    return Page(items=rows, limit=limit, offset=offset, total=total, has_next=has_next)
 
 
 async def count_documents(

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from server.errors import InvalidInputError
+from server.model.field_kinds import SCALAR_TYPES, Format
 from server.model.patterns import fullmatch
 from server.model.types import STRING_TYPES, Field, Registry, SchemaType
 
@@ -198,14 +199,11 @@ class _Checker:
             self.add(path, "regex", f"does not match the pattern {f.regex}")
         if f.allowed is not None and value not in f.allowed:
             self.add(path, "list", f"must be one of {_listing(f.allowed)}")
-        if f.type == "date" and not _is_date(value):
-            self.add(path, "date", "must be a date like 2024-12-31")
-        elif f.type == "datetime" and not _is_datetime(value):
-            self.add(path, "datetime", "must be an ISO 8601 date-time with a time zone")
-        elif f.type == "url" and not _is_url(value):
-            self.add(path, "url", "must be an http(s) URL or a path starting with /")
-        elif f.type == "slug" and _SLUG.fullmatch(value) is None:
-            self.add(path, "slug", "must be lowercase letters, digits and single hyphens")
+        form = SCALAR_TYPES[f.type].format
+        if form is not None:
+            check, message = _FORMATS[form]
+            if not check(value):
+                self.add(path, form, message)
 
     def number(self, f: Field, value: Any, path: str) -> None:
         if not _is_number(value):
@@ -439,6 +437,19 @@ def _is_url(value: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _is_slug(value: str) -> bool:
+    return _SLUG.fullmatch(value) is not None
+
+
+# Each string format of the field-kind table: its check and what a value that fails it must be.
+_FORMATS: dict[Format, tuple[Callable[[str], bool], str]] = {
+    "date": (_is_date, "must be a date like 2024-12-31"),
+    "datetime": (_is_datetime, "must be an ISO 8601 date-time with a time zone"),
+    "url": (_is_url, "must be an http(s) URL or a path starting with /"),
+    "slug": (_is_slug, "must be lowercase letters, digits and single hyphens"),
+}
 
 
 def _kind(item: Field) -> str:

@@ -40,6 +40,15 @@ Health = Literal["ok", "degraded", "down"]
 
 # The health check's own limit, for connecting and for its one statement.
 HEALTH_TIMEOUT_SECONDS = 2.0
+HEALTH_APPLICATION_NAME = "content-api health"
+
+# The client encoding as PostgreSQL reports it. asyncpg announces `'utf-8'` (quoted) at start-up,
+# which PostgreSQL takes as UTF8; PgBouncer compares the client's text with the server session's
+# report, finds them different, and sends `SET client_encoding` to the server session before each
+# transaction it lends the client: a round trip between pooler and server on every request.
+# Announced again in the server's own spelling (the last value in the start-up packet wins), the
+# two are equal and the pooler sends nothing.
+CLIENT_ENCODING = {"client_encoding": "UTF8"}
 
 # Messages for the constraints a client can run into; the names follow `tables.metadata`'s convention.
 CONSTRAINT_MESSAGES = {
@@ -218,9 +227,11 @@ class Database:
     def _session_options(self) -> dict[str, Any]:
         if self.transaction_pooled:
             # The pooler's `idle_transaction_timeout` ends a transaction left open instead.
-            return {"statement_cache_size": 0}
+            return {"statement_cache_size": 0, "server_settings": CLIENT_ENCODING}
         # A transaction left open by a crashed handler must not hold locks forever.
-        return {"server_settings": {"idle_in_transaction_session_timeout": "60000"}}
+        return {
+            "server_settings": {**CLIENT_ENCODING, "idle_in_transaction_session_timeout": "60000"}
+        }
 
     async def connect(self) -> None:
         if self._pool is not None:
@@ -293,7 +304,7 @@ class Database:
                     self._health = await asyncpg.connect(
                         self.url,
                         timeout=HEALTH_TIMEOUT_SECONDS,
-                        server_settings={"application_name": "content-api health"},
+                        server_settings=self._health_settings(),
                         statement_cache_size=0 if self.transaction_pooled else 100,
                     )
                 await self._health.fetchval("select 1", timeout=HEALTH_TIMEOUT_SECONDS)
@@ -303,6 +314,13 @@ class Database:
         pool = self._pool
         saturated = pool.get_idle_size() == 0 and pool.get_size() >= self.pool_size
         return "degraded" if saturated else "ok"
+
+    def _health_settings(self) -> dict[str, str]:
+        if self.transaction_pooled:
+            # A pooler sets a client's application_name on each server session it lends it, where
+            # it stays for the requests that come next: they would show as the health check.
+            return CLIENT_ENCODING
+        return {**CLIENT_ENCODING, "application_name": HEALTH_APPLICATION_NAME}
 
     async def _close_health(self) -> None:
         connection, self._health = self._health, None

@@ -47,7 +47,7 @@ class Webhook:
 
 
 @dataclass(frozen=True)
-class Delivery:
+class WebhookDelivery:
     id: int
     event_id: int
     event: str
@@ -180,7 +180,7 @@ async def delete_webhook(tx: Tx, *, id: uuid.UUID) -> bool:
 
 async def list_deliveries(
     tx: Tx, *, webhook_id: uuid.UUID, limit: int, offset: int
-) -> list[Delivery]:
+) -> list[WebhookDelivery]:
     """A webhook's deliveries, newest first."""
     rows = await tx.fetch(
         f"SELECT {_DELIVERY_COLUMNS} FROM cms_webhook_deliveries"
@@ -190,7 +190,10 @@ async def list_deliveries(
         limit,
         offset,
     )
-    return [Delivery(*(row[name.strip()] for name in _DELIVERY_COLUMNS.split(","))) for row in rows]
+    return [
+        WebhookDelivery(*(row[name.strip()] for name in _DELIVERY_COLUMNS.split(",")))
+        for row in rows
+    ]
 
 
 def _webhook(row: asyncpg.Record) -> Webhook:

@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from server.access.auth import bearer_token
 from server.access.capabilities import normalize_capabilities, ordered
@@ -48,6 +48,7 @@ from server.access.organizations import Organization
 from server.access.sessions import Session
 from server.access.users import User
 from server.db.pool import Tx
+from server.engine.adapter import Access, Transactions
 from server.engine.context import Context, parse_id
 from server.errors import (
     ConflictError,
@@ -57,8 +58,21 @@ from server.errors import (
     UnauthenticatedError,
 )
 
-if TYPE_CHECKING:
-    from server.engine.postgres import PostgresAdapter
+# With the types its calls take and return, for its callers.
+__all__ = [
+    "MAX_KEY_LIFETIME_DAYS",
+    "OWNER_ROLE",
+    "AccessAPI",
+    "AccessAdapter",
+    "ApiKey",
+    "Mailer",
+    "Membership",
+    "Organization",
+    "check_grantable",
+    "key_expiry",
+    "ordered",
+    "session_token",
+]
 
 OWNER_ROLE = "owner"
 MAX_KEY_LIFETIME_DAYS = 3650
@@ -115,10 +129,14 @@ def _actor(ctx: Context) -> str:
     return ctx.user_id
 
 
+class AccessAdapter(Access, Transactions, Protocol):
+    """What the access service and the command line need of the database adapter."""
+
+
 class AccessAPI:
     """The organization tree, members, invitations, API keys and sign-in sessions."""
 
-    def __init__(self, adapter: PostgresAdapter) -> None:
+    def __init__(self, adapter: AccessAdapter) -> None:
         self.adapter = adapter
 
     # The organization tree

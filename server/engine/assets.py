@@ -32,15 +32,13 @@ import hashlib
 import logging
 import uuid
 import weakref
-from collections.abc import AsyncIterable, Sequence
-from typing import IO
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from typing import IO, Protocol
 
-from server.access.organizations import UNSET, Unset
 from server.assets.cleanup import draft_references, remove_asset_values
 from server.assets.file_types import Detected, detect
-from server.assets.storage import StorageAdapter, storage_name
+from server.assets.storage import CHUNK_SIZE, StorageAdapter, storage_name
 from server.assets.store import (
-    AssetPage,
     AssetRow,
     AssetUsage,
     check_text,
@@ -49,12 +47,35 @@ from server.assets.store import (
 )
 from server.config import DEFAULT_MAX_UPLOAD_BYTES
 from server.content.hash import content_hash
+from server.engine.adapter import Assets, Documents, Transactions
 from server.engine.context import Context, parse_id
 from server.engine.local_api import LocalAPI
+from server.model.pages import Page
+from server.model.unset import UNSET, Unset
+
+# The rows this service returns, for its callers.
+__all__ = ["AssetRow", "AssetUsage", "AssetsAPI", "Readable", "assets_of", "chunks"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 20
+
+
+class Readable(Protocol):
+    """An uploaded file as a web framework hands it over."""
+
+    async def read(self, size: int = -1) -> bytes: ...
+
+
+async def chunks(upload: Readable) -> AsyncIterator[bytes]:
+    """An uploaded file's bytes in the storage's chunks, for `AssetsAPI.upload`."""
+    while chunk := await upload.read(CHUNK_SIZE):
+        yield chunk
+
+
+class AssetAdapter(Assets, Documents, Transactions, Protocol):
+    """What the asset service needs: assets, the drafts a forced delete cleans, and a transaction
+    of its own to wait in."""
 
 
 class AssetsAPI:
@@ -68,6 +89,7 @@ class AssetsAPI:
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     ) -> None:
         self.api = api
+        self.adapter: AssetAdapter = api.adapter
         self.storage = storage
         self.max_upload_bytes = max_upload_bytes
         self._pending: set[asyncio.Task[None]] = set()
@@ -84,13 +106,13 @@ class AssetsAPI:
                 valid.append(uuid.UUID(value))
             except ValueError:
                 continue
-        rows = await self.api.adapter.find_assets_by_id(ctx.tx, ids=valid)
+        rows = await self.adapter.find_assets_by_id(ctx.tx, ids=valid)
         return {str(row.id): row for row in rows}
 
     async def find_by_id(self, ctx: Context, id: str | uuid.UUID) -> AssetRow | None:
         """The asset, or None when it is absent or not readable (another tenant's)."""
         ctx.require("asset.read")
-        return await self.api.adapter.find_asset(ctx.tx, id=parse_id(id))
+        return await self.adapter.find_asset(ctx.tx, id=parse_id(id))
 
     async def find(
         self,
@@ -103,10 +125,10 @@ class AssetsAPI:
         sort: str | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
         offset: int = 0,
-    ) -> AssetPage:
+    ) -> Page[AssetRow]:
         """A page of assets; the filters are those of `AssetStore.find_assets`."""
         ctx.require("asset.read")
-        return await self.api.adapter.find_assets(
+        return await self.adapter.find_assets(
             ctx.tx,
             asset_type=asset_type,
             mime_type=mime_type,
@@ -121,10 +143,10 @@ class AssetsAPI:
     async def documents_using(self, ctx: Context, id: str | uuid.UUID) -> list[AssetUsage]:
         """Where the asset is used: document, plane and field path, from the reference index."""
         ctx.require("asset.read")
-        asset = await self.api.adapter.find_asset(ctx.tx, id=parse_id(id))
+        asset = await self.adapter.find_asset(ctx.tx, id=parse_id(id))
         if asset is None:
             return []
-        return await self.api.adapter.documents_using_asset(ctx.tx, asset_id=asset.id)
+        return await self.adapter.documents_using_asset(ctx.tx, asset_id=asset.id)
 
     # Writing
 
@@ -173,7 +195,7 @@ class AssetsAPI:
             path = await self.storage.save(spool, filename=name)
         finally:
             spool.close()
-        return await self.api.adapter.create_asset(
+        return await self.adapter.create_asset(
             ctx.tx,
             id=asset_id,
             asset_type=detected.asset_type,
@@ -206,7 +228,7 @@ class AssetsAPI:
     ) -> AssetRow:
         """Change the descriptive fields: `UNSET` (the default) leaves one alone, None clears it."""
         ctx.require("asset.upload")
-        return await self.api.adapter.update_asset(
+        return await self.adapter.update_asset(
             ctx.tx,
             id=parse_id(id),
             updated_by=ctx.user_id,
@@ -226,7 +248,7 @@ class AssetsAPI:
         """
         ctx.require("asset.delete")
         asset_id = parse_id(id)
-        adapter = self.api.adapter
+        adapter = self.adapter
         if force:
             await adapter.lock_asset(ctx.tx, id=asset_id)
             usages = await adapter.documents_using_asset(ctx.tx, asset_id=asset_id)
@@ -243,13 +265,13 @@ class AssetsAPI:
     # Files after the transaction
 
     async def _collect_when_done(self, ctx: Context, asset_id: uuid.UUID, path: str) -> None:
-        await self.api.adapter.lock_asset_mutation(ctx.tx, id=asset_id)
+        await self.adapter.lock_asset_mutation(ctx.tx, id=asset_id)
         task = asyncio.create_task(self._collect(ctx.organization_id, asset_id, path))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def _collect(self, organization_id: uuid.UUID, asset_id: uuid.UUID, path: str) -> None:
-        adapter = self.api.adapter
+        adapter = self.adapter
         try:
             async with adapter.with_org_context(organization_id) as tx:
                 exists = await adapter.wait_for_asset_mutations(tx, id=asset_id)
@@ -268,7 +290,7 @@ class AssetsAPI:
         for usage in usages:
             if usage.plane == "draft":
                 paths.setdefault(usage.document_id, []).append(usage.field_path)
-        adapter = self.api.adapter
+        adapter = self.adapter
         for document_id, field_paths in paths.items():
             row = await adapter.lock_document(ctx.tx, id=document_id)
             data = copy.deepcopy(row.draft_data or {})

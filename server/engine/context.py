@@ -30,6 +30,8 @@ class Context:
     published_only: bool = False
     # The sign-in session when a signed-in user acts; None for API keys and the system.
     session_id: str | None = None
+    # The caller may act on instance-wide things (schema types, trusted documents).
+    instance_admin: bool = False
 
     def require(self, capability: str) -> None:
         if self.capabilities is not None and capability not in self.capabilities:

@@ -17,9 +17,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -27,19 +26,21 @@ from server.content.back_references import PLANES, find_back_references, planes_
 from server.content.content_model import ContentModel
 from server.content.documents import DocumentRow, References, Version, check_revision
 from server.content.hash import content_hash
-from server.content.queries import Page, count_documents, find_document_by_id, find_documents
+from server.content.queries import count_documents, find_document_by_id, find_documents
 from server.content.references import resolve_references
 from server.content.singletons import empty_row, singleton_id
 from server.content.validation import document_links, validate_document
 from server.engine.access import AccessAPI
+from server.engine.adapter import Access, Assets, Documents, Schedules, Transactions
 from server.engine.context import Context, document_type, parse_id
-from server.engine.schedules import SchedulePage, SchedulesAPI
+from server.engine.schedules import SchedulesAPI
 from server.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
     SingletonExistsError,
 )
+from server.model.pages import Page
 from server.model.reading import (
     DEFAULT_LIMIT,
     Perspective,
@@ -51,42 +52,19 @@ from server.model.types import Registry, SchemaType
 
 if TYPE_CHECKING:
     from server.content.schedules import ScheduleRow
-    from server.engine.postgres import PostgresAdapter
+
+# With the row type its calls return, for its callers.
+__all__ = [
+    "DEFAULT_BACK_REFERENCES",
+    "Collection",
+    "Collections",
+    "DocumentRow",
+    "LocalAPI",
+    "render",
+    "rendered",
+]
 
 DEFAULT_BACK_REFERENCES = 20
-
-
-@dataclass(frozen=True)
-class FindResult:
-    docs: list[dict[str, Any]]
-    total_docs: int | None
-    limit: int
-    offset: int
-    page: int
-    total_pages: int | None
-    has_next_page: bool
-    has_prev_page: bool
-
-    @classmethod
-    def of(cls, page: Page, docs: list[dict[str, Any]]) -> FindResult:
-        return cls(
-            docs=docs,
-            total_docs=page.total,
-            limit=page.limit,
-            offset=page.offset,
-            page=page.page,
-            total_pages=page.total_pages,
-            has_next_page=page.has_next,
-            has_prev_page=page.has_prev,
-        )
-
-
-@dataclass(frozen=True)
-class VersionPage:
-    versions: list[Version]
-    total: int
-    limit: int
-    offset: int
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -143,10 +121,15 @@ def _same_json(data: Mapping[str, Any], stored: Mapping[str, Any] | None) -> boo
     )
 
 
+class EngineAdapter(Transactions, Documents, Assets, Schedules, Access, Protocol):
+    """What the local API holds: its own documents and transactions, and what the services built
+    on it reach through it (access, schedules, assets, the scheduler, the request opener)."""
+
+
 class LocalAPI:
     def __init__(
         self,
-        adapter: PostgresAdapter,
+        adapter: EngineAdapter,
         model: ContentModel,
         *,
         max_page_size: int = 200,
@@ -208,7 +191,7 @@ class LocalAPI:
         offset: int = 0,
         depth: int = 0,
         every_plane: bool = False,
-    ) -> FindResult:
+    ) -> Page[dict[str, Any]]:
         """The documents that reference document `id`, from the reference index: those the caller
         may read, in `perspective` (their published data references it, or their draft does),
         most recently updated first, one page, references inlined to `depth`.
@@ -233,8 +216,8 @@ class LocalAPI:
             limit=limit,
             offset=offset,
         )
-        docs = await rendered(ctx, found.rows, depth=depth, perspective=chosen)
-        return FindResult.of(found, docs)
+        docs = await rendered(ctx, found.items, depth=depth, perspective=chosen)
+        return found.with_items(docs)
 
 
 class Collections:
@@ -315,7 +298,7 @@ class Collection:
         depth: int = 0,
         perspective: str = "published",
         with_total: bool = True,
-    ) -> FindResult:
+    ) -> Page[dict[str, Any]]:
         """Documents matching `where`, sorted, one page, references inlined to `depth`."""
         ctx.require("document.read")
         self._type(ctx)
@@ -335,8 +318,8 @@ class Collection:
             perspective=chosen,
             with_total=with_total,
         )
-        docs = await rendered(ctx, page.rows, depth=depth, perspective=chosen)
-        return FindResult.of(page, docs)
+        docs = await rendered(ctx, page.items, depth=depth, perspective=chosen)
+        return page.with_items(docs)
 
     async def find_by_id(
         self, ctx: Context, id: str | uuid.UUID, *, depth: int = 0, perspective: str = "published"
@@ -615,7 +598,7 @@ class Collection:
         status: str | None = None,
         limit: int = DEFAULT_LIMIT,
         offset: int = 0,
-    ) -> SchedulePage:
+    ) -> Page[ScheduleRow]:
         """This type's schedules (of one document with `id`), soonest first."""
         return await self.api.schedules.find(
             ctx, document_id=id, type_name=self.type_name, status=status, limit=limit, offset=offset
@@ -628,7 +611,7 @@ class Collection:
 
     async def versions(
         self, ctx: Context, id: str | uuid.UUID, *, limit: int = 20, offset: int = 0
-    ) -> VersionPage:
+    ) -> Page[Version]:
         """The version history, newest first."""
         ctx.require("document.read")
         ctx.perspective("draft")  # version history is draft data
@@ -637,7 +620,7 @@ class Collection:
         versions, total = await self.api.adapter.list_versions(
             ctx.tx, document_id=document.id, limit=limit, offset=offset
         )
-        return VersionPage(versions=versions, total=total, limit=limit, offset=offset)
+        return Page.counted(versions, total=total, limit=limit, offset=offset)
 
     async def version(self, ctx: Context, id: str | uuid.UUID, version_number: int) -> Version:
         ctx.require("document.read")

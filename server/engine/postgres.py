@@ -1,7 +1,9 @@
-"""The PostgreSQL adapter: the reference implementation of `server.engine.adapter.DatabaseAdapter`.
+"""The PostgreSQL adapter: the implementation of `server.engine.adapter.DatabaseAdapter`.
 
-It owns the pool and the tenancy settings, and composes the per-concept stores (organizations,
-profiles, instance settings, ...), each of which runs its SQL on the caller's transaction.
+It owns the pool and the tenancy settings, and inherits the per-concept stores (documents,
+schedules, assets, organizations, ...), each of which runs its SQL on the caller's transaction.
+The stores hold more methods than the contract (the tests use them); the server's code types
+against the contract's protocols: only `server.services` and the command line name this class.
 """
 
 from __future__ import annotations

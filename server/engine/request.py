@@ -119,6 +119,7 @@ class RequestUnit:
             capabilities=principal.capabilities,
             published_only=principal.published_only,
             session_id=principal.session_id,
+            instance_admin=principal.instance_admin,
         )
         return self._unit
 

@@ -21,11 +21,12 @@ import asyncio
 import contextlib
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from server.content.schedules import ScheduleRow
 from server.db.pool import Tx
 from server.db.tenancy import enter_org
+from server.engine.adapter import Schedules, Transactions
 from server.engine.context import Context
 from server.errors import CMSError, ConflictError, TimedOutError, UnavailableError
 
@@ -46,11 +47,16 @@ _SAVEPOINT = "cms_schedule"
 _TRANSIENT = (TimedOutError, UnavailableError)
 
 
+class SchedulerAdapter(Schedules, Transactions, Protocol):
+    """What the runner needs: due schedules, and transactions it enters organizations in."""
+
+
 class Scheduler:
     """Runs due schedules: `run_due()` on demand, or every `poll_interval` seconds once started."""
 
     def __init__(self, api: LocalAPI, *, poll_interval: float = 10.0) -> None:
         self.api = api
+        self.adapter: SchedulerAdapter = api.adapter
         self.poll_interval = poll_interval
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -71,7 +77,7 @@ class Scheduler:
 
     async def run_next(self, *, now: datetime | None = None) -> ScheduleRow | None:
         """Claim and run the next due schedule; None when none is due (or all are taken)."""
-        adapter = self.api.adapter
+        adapter = self.adapter
         async with adapter.database.transaction() as tx:
             schedule = await adapter.claim_due_schedule(tx, now=now)
             if schedule is None:
@@ -118,7 +124,7 @@ class Scheduler:
     async def _failed(
         self, tx: Tx, schedule: ScheduleRow, exc: Exception, now: datetime | None
     ) -> ScheduleRow:
-        adapter = self.api.adapter
+        adapter = self.adapter
         transient = isinstance(exc, _TRANSIENT) or not isinstance(exc, CMSError)
         if isinstance(exc, CMSError):
             code, message = exc.code, exc.message

@@ -16,27 +16,20 @@ so a refusal never says whether it exists.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from server.content.documents import DocumentRow, check_revision
 from server.content.schedules import STATUSES, ScheduleRow
 from server.content.validation import validate_document
+from server.engine.adapter import Documents, Schedules
 from server.engine.context import Context, document_type, parse_id
 from server.errors import InvalidInputError, NotFoundError
+from server.model.pages import Page
 from server.model.reading import check_page
 
-if TYPE_CHECKING:
-    from server.engine.postgres import PostgresAdapter
-
-
-@dataclass(frozen=True)
-class SchedulePage:
-    schedules: list[ScheduleRow]
-    total: int
-    limit: int
-    offset: int
+# With the row type its calls return, for its callers.
+__all__ = ["ScheduleRow", "SchedulesAPI", "check_status", "check_time"]
 
 
 def check_time(value: object) -> datetime:
@@ -60,10 +53,14 @@ def check_status(value: object) -> str | None:
     return str(value)
 
 
+class ScheduleAdapter(Schedules, Documents, Protocol):
+    """What the schedule service needs: schedules, and the documents they act on."""
+
+
 class SchedulesAPI:
     """Schedules of the caller's documents: create, list, cancel. The runner is elsewhere."""
 
-    def __init__(self, adapter: PostgresAdapter, *, max_page_size: int) -> None:
+    def __init__(self, adapter: ScheduleAdapter, *, max_page_size: int) -> None:
         self.adapter = adapter
         self.max_page_size = max_page_size
 
@@ -122,7 +119,7 @@ class SchedulesAPI:
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> SchedulePage:
+    ) -> Page[ScheduleRow]:
         """The readable schedules (this organization's and its descendants'), soonest first."""
         ctx.require("document.read")
         ctx.perspective("draft")  # schedules are about drafts
@@ -135,7 +132,7 @@ class SchedulesAPI:
             limit=limit,
             offset=offset,
         )
-        return SchedulePage(schedules=rows, total=total, limit=limit, offset=offset)
+        return Page.counted(rows, total=total, limit=limit, offset=offset)
 
     async def cancel(
         self, ctx: Context, schedule_id: str | uuid.UUID, *, type_name: str | None = None

@@ -1,3 +1,3 @@
-"""The GraphQL layer: the schema built from the content model, thin resolvers, the compiled read
-path's entry, and the endpoint over HTTP. It calls the engine; it runs no SQL of its own.
+"""The GraphQL layer: the schema built from the content model, thin resolvers and the compiled read
+path's entry. It calls the engine; it runs no SQL of its own. Its transport is `server.http`.
 """

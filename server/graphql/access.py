@@ -16,10 +16,7 @@ from datetime import datetime
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from server.access.capabilities import ordered
-from server.access.credentials import ApiKey
-from server.access.organizations import Organization
-from server.engine.access import AccessAPI, Membership
+from server.engine.access import AccessAPI, ApiKey, Membership, Organization, ordered
 from server.engine.context import Context
 from server.errors import NotFoundError
 from server.graphql import types as static

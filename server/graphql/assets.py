@@ -10,30 +10,21 @@ Capabilities: `asset.read` for the queries, `asset.upload` for `uploadAsset` and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import strawberry
 from strawberry.file_uploads import Upload
 
-from server.access.organizations import UNSET
-from server.assets.storage import CHUNK_SIZE
-from server.engine.assets import AssetsAPI, assets_of
+from server.engine.assets import AssetsAPI, assets_of, chunks
 from server.engine.context import Context
 from server.graphql import types as static
 from server.graphql.context import RequestContext, to_asset
+from server.model.unset import UNSET
 
 
 @strawberry.type(description="A page of assets, newest first unless sorted otherwise.")
-class AssetPage:
-    docs: list[static.Asset]
-    totalDocs: int
-    limit: int
-    offset: int
-    page: int
-    totalPages: int
-    hasNextPage: bool
-    hasPrevPage: bool
+class AssetPage(static.Page[static.Asset]):
+    pass
 
 
 @strawberry.type(description="A place an asset is used: a document's image or file field.")
@@ -53,11 +44,6 @@ async def _unit(info: strawberry.Info) -> tuple[AssetsAPI, Context]:
 def _given(value: Any) -> Any:
     # GraphQL's "argument left out" is Strawberry's UNSET; the store's is ours.
     return UNSET if value is strawberry.UNSET else value
-
-
-async def _upload_chunks(upload: Any) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(CHUNK_SIZE):
-        yield chunk
 
 
 @strawberry.type
@@ -110,17 +96,7 @@ class AssetQueries:
             limit=20 if limit is None else limit,
             offset=offset or 0,
         )
-        pages = -(-page.total // page.limit)
-        return AssetPage(
-            docs=[to_asset(row) for row in page.rows],
-            totalDocs=page.total,
-            limit=page.limit,
-            offset=page.offset,
-            page=page.offset // page.limit + 1,
-            totalPages=pages,
-            hasNextPage=page.offset + len(page.rows) < page.total,
-            hasPrevPage=page.offset > 0,
-        )
+        return AssetPage.of(page, [to_asset(row) for row in page.items])
 
     @strawberry.field(description="Where an asset is used, draft and published, by field path")
     async def assetUsage(self, info: strawberry.Info, id: strawberry.ID) -> list[AssetUsage]:
@@ -154,7 +130,7 @@ class AssetMutations:
         upload: Any = file  # a Starlette UploadFile
         row = await assets.upload(
             unit,
-            _upload_chunks(upload),
+            chunks(upload),
             filename=getattr(upload, "filename", None),
             content_type=getattr(upload, "content_type", None),
             title=title,

@@ -8,22 +8,22 @@ errors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from server.access.mail import Mailer
+from server.engine.access import Mailer
 from server.engine.assets import assets_of
-from server.engine.local_api import FindResult
 from server.engine.request import RequestUnit
+from server.engine.webhooks import WebhooksAPI
 from server.graphql import types as static
 from server.graphql.typegen import document_instance
 
 if TYPE_CHECKING:
-    from server.assets.store import AssetRow
-    from server.delivery.services import Delivery
+    from server.engine.assets import AssetRow
     from server.graphql.typegen import GeneratedTypes
+    from server.model.pages import Page
     from server.model.types import Registry
 
 
@@ -34,8 +34,8 @@ class RequestContext(RequestUnit):
 
     generated: GeneratedTypes
     mailer: Mailer | None = None
-    # Content delivery (webhook tests, persisted queries); None in contexts made without a server.
-    delivery: Delivery | None = None
+    # Webhooks and persisted query registration; None in contexts made without content delivery.
+    webhooks: WebhooksAPI | None = None
     assets: DataLoader[str, static.Asset | None] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,18 +73,11 @@ class RequestContext(RequestUnit):
         )
         return self.back_reference_page(result, perspective)
 
-    def back_reference_page(self, result: FindResult, perspective: str) -> static.BackReferencePage:
-        docs = [document_instance(self.generated, doc, perspective) for doc in result.docs]
-        return static.BackReferencePage(
-            docs=[doc for doc in docs if doc is not None],
-            totalDocs=result.total_docs or 0,
-            limit=result.limit,
-            offset=result.offset,
-            page=result.page,
-            totalPages=result.total_pages or 0,
-            hasNextPage=result.has_next_page,
-            hasPrevPage=result.has_prev_page,
-        )
+    def back_reference_page(
+        self, result: Page[dict[str, Any]], perspective: str
+    ) -> static.BackReferencePage:
+        docs = [document_instance(self.generated, doc, perspective) for doc in result.items]
+        return static.BackReferencePage.of(result, [doc for doc in docs if doc is not None])
 
     async def _load_assets(self, ids: list[str]) -> list[static.Asset | None]:
         unit = await self.unit()

@@ -46,7 +46,7 @@ from server.query.limits import operation_limits
 from server.query.plan import PlanCache, chosen_operation
 
 if TYPE_CHECKING:
-    from server.content.documents import DocumentRow
+    from server.engine.local_api import DocumentRow
     from server.graphql.typegen import GeneratedTypes
 
 log = logging.getLogger(__name__)

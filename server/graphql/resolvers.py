@@ -18,7 +18,7 @@ from strawberry.types.base import StrawberryList, StrawberryOptional
 from strawberry.types.field import StrawberryField
 
 from server.engine.context import Context
-from server.engine.local_api import Collection, FindResult
+from server.engine.local_api import Collection
 from server.errors import NotFoundError
 from server.graphql import types as static
 from server.graphql.context import RequestContext
@@ -26,6 +26,7 @@ from server.graphql.inputs import data_json
 from server.graphql.scalars import JSON
 from server.graphql.typegen import GeneratedTypes, document_instance
 from server.model.names import graphql_name, to_camel_case
+from server.model.pages import Page
 from server.model.reading import DEFAULT_DEPTH, DEFAULT_LIMIT, DEFAULT_PERSPECTIVE
 from server.model.types import SchemaType
 from server.query import kinds
@@ -51,19 +52,6 @@ def _context(info: strawberry.Info) -> RequestContext:
 
 def _sort(sort: list[str] | None) -> list[str] | None:
     return list(sort) if sort else None
-
-
-def _page_values(result: FindResult, docs: list[Any]) -> dict[str, Any]:
-    return {
-        "docs": docs,
-        "totalDocs": result.total_docs or 0,
-        "limit": result.limit,
-        "offset": result.offset,
-        "page": result.page,
-        "totalPages": result.total_pages or 0,
-        "hasNextPage": result.has_next_page,
-        "hasPrevPage": result.has_prev_page,
-    }
 
 
 def reference_depth(
@@ -209,7 +197,7 @@ def document_fields(
         depth: int | None = None,
         *,
         with_total: bool,
-    ) -> tuple[FindResult, list[Any]]:
+    ) -> tuple[Page[dict[str, Any]], list[Any]]:
         context = _context(info)
         unit = await context.unit()
         result = await context.api.collection(type_name, unit.registry).find(
@@ -223,7 +211,7 @@ def document_fields(
             with_total=with_total,
         )
         chosen = perspective or DEFAULT_PERSPECTIVE
-        return result, [convert(doc, chosen) for doc in result.docs]
+        return result, [convert(doc, chosen) for doc in result.items]
 
     async def get_all(
         info: strawberry.Info,
@@ -249,7 +237,7 @@ def document_fields(
         result, docs = await find(
             info, where, perspective, limit, offset, sort, depth, with_total=True
         )
-        return out.pages[type_name](**_page_values(result, docs))
+        return out.pages[type_name](**static.page_fields(result, docs))
 
     async def create(info: strawberry.Info, data: Any, publish: bool | None = False) -> Any:
         context = _context(info)

@@ -12,8 +12,8 @@ from typing import Annotated
 
 import strawberry
 
-from server.content.schedules import ScheduleRow
 from server.engine.context import Context
+from server.engine.schedules import ScheduleRow
 from server.graphql.context import RequestContext
 
 
@@ -114,8 +114,8 @@ class ScheduleQueries:
             offset=offset or 0,
         )
         return SchedulePage(
-            schedules=[to_schedule(row) for row in page.schedules],
-            total=page.total,
+            schedules=[to_schedule(row) for row in page.items],
+            total=page.total or 0,
             limit=page.limit,
             offset=page.offset,
         )

@@ -140,16 +140,7 @@ class _Fixed:
             depth=0 if depth is None else depth,
             perspective=perspective or "published",
         )
-        return static.DocumentPage(
-            docs=result.docs,
-            totalDocs=result.total_docs or 0,
-            limit=result.limit,
-            offset=result.offset,
-            page=result.page,
-            totalPages=result.total_pages or 0,
-            hasNextPage=result.has_next_page,
-            hasPrevPage=result.has_prev_page,
-        )
+        return static.DocumentPage.of(result, result.items)
 
     @strawberry.field(description="A document's version history, newest first")
     async def documentVersions(
@@ -175,9 +166,9 @@ class _Fixed:
                     createdBy=v.created_by,
                     restoredFrom=v.restored_from,
                 )
-                for v in page.versions
+                for v in page.items
             ],
-            totalVersions=page.total,
+            totalVersions=page.total or 0,
             limit=page.limit,
             offset=page.offset,
         )

@@ -29,6 +29,7 @@ from strawberry.types.base import StrawberryList, StrawberryOptional
 from strawberry.types.union import StrawberryUnion
 
 from server.graphql import types as static
+from server.model.field_kinds import SCALAR_TYPES, VALUE_KINDS, ValueKind
 from server.model.names import attribute, field_name_of, graphql_name, to_pascal_case
 from server.model.reference_paths import field_json
 from server.model.types import Field, Registry, SchemaType
@@ -61,25 +62,27 @@ class ListOf:
 # `Named`, or `Nullable` / `ListOf` of one.
 Annotation = object
 
-_SCALARS: dict[str, Annotation] = {
-    "string": str,
-    "text": str,
-    "slug": str,
-    "url": str,
-    "boolean": bool,
-    "date": date,
-    "datetime": datetime,
+# The scalar field types (`server/model/field_kinds.py`): each kind's GraphQL scalar as a Python
+# type, and its filter input. A number is `Int` or `Float` by the field (`_output`).
+_PYTHON_SCALARS: dict[str, Annotation] = {
+    "String": str,
+    "Boolean": bool,
+    "Date": date,
+    "DateTime": datetime,
 }
-_FILTERS: dict[str, Annotation] = {
-    "string": static.StringFilter,
+_KIND_FILTERS: dict[ValueKind, Annotation] = {
     "text": static.StringFilter,
-    "slug": static.StringFilter,
-    "url": static.StringFilter,
     "number": static.NumberFilter,
     "boolean": static.BooleanFilter,
     "date": static.DateFilter,
     "datetime": static.DateTimeFilter,
 }
+_SCALARS: dict[str, Annotation] = {
+    name: _PYTHON_SCALARS[VALUE_KINDS[t.kind].graphql_scalar]
+    for name, t in SCALAR_TYPES.items()
+    if t.kind != "number"
+}
+_FILTERS: dict[str, Annotation] = {name: _KIND_FILTERS[t.kind] for name, t in SCALAR_TYPES.items()}
 # The document's own columns, filterable in every WhereInput.
 COLUMN_FILTERS: dict[str, Annotation] = {
     "id": static.IDFilter,
@@ -93,10 +96,13 @@ COLUMN_FILTERS: dict[str, Annotation] = {
 # GraphQL names the generated types must leave alone: the fixed types and the scalars.
 _RESERVED = frozenset(
     {
+        # The static types' names (a generic such as `Page[T]` is only a template: the schema
+        # holds its named specialisations).
         *(
             name
             for name, value in vars(static).items()
             if hasattr(value, "__strawberry_definition__")
+            and not value.__strawberry_definition__.is_graphql_generic
         ),
         *("ID", "String", "Int", "Float", "Boolean", "JSON", "Date", "DateTime"),
     }
@@ -497,16 +503,7 @@ class TypeGenerator:
     def _page(self, schema_type: SchemaType) -> None:
         document = graphql_name(schema_type.name)
         name = self._claim(f"{document}Page")
-        annotations: dict[str, Annotation] = {
-            "docs": ListOf(Named(document)),
-            "totalDocs": int,
-            "limit": int,
-            "offset": int,
-            "page": int,
-            "totalPages": int,
-            "hasNextPage": bool,
-            "hasPrevPage": bool,
-        }
+        annotations: dict[str, Annotation] = {"docs": ListOf(Named(document)), **static.PAGE_TOTALS}
         self.out.pages[schema_type.name] = self._make_class(name, annotations, required=True)
 
 
@@ -633,24 +630,16 @@ def _timestamp(value: Any) -> datetime | None:
         return None
 
 
-_SCALAR_KINDS: dict[str, Kind] = {
-    "string": kinds.Scalar("text"),
-    "text": kinds.Scalar("text"),
-    "slug": kinds.Scalar("text"),
-    "url": kinds.Scalar("text"),
-    "boolean": kinds.Scalar("boolean"),
-    "date": kinds.Scalar("date"),
-    "datetime": kinds.Scalar("datetime"),
-}
-
-_SCALAR_CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "string": _text,
+# What a stored value of each scalar kind is shown as (numbers: `_integer` and `_number`).
+_KIND_CONVERTERS: dict[ValueKind, Callable[[Any], Any]] = {
     "text": _text,
-    "slug": _text,
-    "url": _text,
     "boolean": _boolean,
     "date": _date,
     "datetime": _timestamp,
+}
+_SCALAR_KINDS: dict[str, Kind] = {name: kinds.Scalar(SCALAR_TYPES[name].kind) for name in _SCALARS}
+_SCALAR_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    name: _KIND_CONVERTERS[SCALAR_TYPES[name].kind] for name in _SCALARS
 }
 
 

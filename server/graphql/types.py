@@ -8,11 +8,53 @@ fields keep exactly the keys of the stored JSON.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Generic, Self, TypeVar, get_type_hints
 
 import strawberry
 
 from server.graphql.scalars import JSON
+from server.model import pages
+
+T = TypeVar("T")
+
+
+@strawberry.type
+class Page(Generic[T]):
+    """One page of a list with its totals: the shape of every `docs` page (documents of a type,
+    documents of any type, back-references, assets)."""
+
+    docs: list[T]
+    totalDocs: int
+    limit: int
+    offset: int
+    page: int
+    totalPages: int
+    hasNextPage: bool
+    hasPrevPage: bool
+
+    @classmethod
+    def of(cls, page: pages.Page[Any], docs: list[T]) -> Self:
+        return cls(**page_fields(page, docs))
+
+
+def page_fields(page: pages.Page[Any], docs: list[Any]) -> dict[str, Any]:
+    """The GraphQL fields of a page holding `docs` (the page's items in their GraphQL form)."""
+    return {
+        "docs": docs,
+        "totalDocs": page.total or 0,
+        "limit": page.limit,
+        "offset": page.offset,
+        "page": page.page,
+        "totalPages": page.total_pages or 0,
+        "hasNextPage": page.has_next,
+        "hasPrevPage": page.has_prev,
+    }
+
+
+# A page's fields beside `docs`, for the generated `<Type>Page` types (`typegen.py`).
+PAGE_TOTALS: dict[str, type] = {
+    name: hint for name, hint in get_type_hints(Page).items() if name != "docs"
+}
 
 
 @strawberry.interface(description="Fields every document has, whatever its type.")
@@ -79,17 +121,10 @@ class Document:
 
 
 @strawberry.type(description="Documents that reference a document: one page, with its totals.")
-class BackReferencePage:
+class BackReferencePage(Page[Document]):
     docs: list[Document] = strawberry.field(
         description="each as its own type: select fields with `... on <Type>`"
     )
-    totalDocs: int
-    limit: int
-    offset: int
-    page: int
-    totalPages: int
-    hasNextPage: bool
-    hasPrevPage: bool
 
 
 @strawberry.type(description="An uploaded image or file.")
@@ -196,15 +231,8 @@ class DeleteResult:
 
 
 @strawberry.type(description="A page of documents as the local API returns them (JSON).")
-class DocumentPage:
-    docs: list[JSON]
-    totalDocs: int
-    limit: int
-    offset: int
-    page: int
-    totalPages: int
-    hasNextPage: bool
-    hasPrevPage: bool
+class DocumentPage(Page[JSON]):
+    pass
 
 
 @strawberry.type

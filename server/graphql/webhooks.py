@@ -5,27 +5,22 @@ admins).
     createWebhook                                 the secret is in this response only
     updateWebhook, deleteWebhook, testWebhook     testWebhook sends a signed `webhook.test` now
     registerPersistedQueries(documents)           trusted documents (`docs/delivery.md`)
+
+Thin: the webhook service (`server/engine/webhooks.py`) checks capabilities and input and runs the
+statements; these resolvers translate arguments and results.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 import strawberry
 
-from server.delivery import webhooks as store
-from server.delivery.outbox_worker import payload
-from server.delivery.persisted_queries import register
-from server.delivery.services import Delivery
-from server.delivery.webhook_signing import new_secret
-from server.engine.context import parse_id
-from server.errors import CMSError, ForbiddenError, InvalidInputError, NotFoundError
+from server.engine.context import Context
+from server.engine.webhooks import Webhook, WebhooksAPI
+from server.errors import CMSError
 from server.graphql import types as static
 from server.graphql.context import RequestContext
-from server.graphql.resolvers import require
-
-MAX_DELIVERIES = 100
 
 
 @strawberry.type(name="WebhookDelivery", description="One event sent to a webhook, with retries.")
@@ -57,12 +52,8 @@ class WebhookInfo:
     async def deliveries(
         self, info: strawberry.Info, limit: int = 20, offset: int = 0
     ) -> list[WebhookDeliveryInfo]:
-        if not 1 <= limit <= MAX_DELIVERIES or offset < 0:
-            raise InvalidInputError(f"limit must be 1..{MAX_DELIVERIES}, offset >= 0", path="limit")
-        unit = await _ctx(info).unit()
-        rows = await store.list_deliveries(
-            unit.tx, webhook_id=uuid.UUID(str(self.id)), limit=limit, offset=offset
-        )
+        webhooks, ctx = await _service(info)
+        rows = await webhooks.deliveries(ctx, self.id, limit=limit, offset=offset)
         return [
             WebhookDeliveryInfo(
                 id=strawberry.ID(str(row.id)),
@@ -98,18 +89,14 @@ class PersistedQuery:
     sha256Hash: str
 
 
-def _ctx(info: strawberry.Info) -> RequestContext:
+async def _service(info: strawberry.Info) -> tuple[WebhooksAPI, Context]:
     context: RequestContext = info.context
-    return context
-
-
-def _delivery(context: RequestContext) -> Delivery:
-    if context.delivery is None:
+    if context.webhooks is None:
         raise CMSError("content delivery is not set up in this context")
-    return context.delivery
+    return context.webhooks, await context.unit()
 
 
-def _info(webhook: store.Webhook) -> WebhookInfo:
+def _info(webhook: Webhook) -> WebhookInfo:
     return WebhookInfo(
         id=strawberry.ID(str(webhook.id)),
         name=webhook.name,
@@ -122,37 +109,17 @@ def _info(webhook: store.Webhook) -> WebhookInfo:
     )
 
 
-async def _check_url(context: RequestContext, url: str) -> str:
-    await _delivery(context).sender.policy.check(store.check_url_length(url))
-    return url
-
-
-def _check_types(context: RequestContext, types: list[str] | None) -> list[str] | None:
-    if types is None:
-        return None
-    registry = context.api.model.registry
-    for name in types:
-        schema_type = registry.get(name)
-        if schema_type is None or not schema_type.is_document:
-            raise InvalidInputError(f"unknown document type {name!r}", path="documentTypes")
-    return sorted(set(types))
-
-
 @strawberry.type
 class WebhookQueries:
     @strawberry.field(description="The organization's webhooks (needs webhook.manage)")
     async def webhooks(self, info: strawberry.Info) -> list[WebhookInfo]:
-        context = _ctx(info)
-        await require(context, "webhook.manage")
-        unit = await context.unit()
-        return [_info(webhook) for webhook in await store.list_webhooks(unit.tx)]
+        webhooks, ctx = await _service(info)
+        return [_info(webhook) for webhook in await webhooks.all(ctx)]
 
     @strawberry.field(description="One webhook, with its delivery log (needs webhook.manage)")
     async def webhook(self, info: strawberry.Info, id: strawberry.ID) -> WebhookInfo | None:
-        context = _ctx(info)
-        await require(context, "webhook.manage")
-        unit = await context.unit()
-        webhook = await store.get_webhook(unit.tx, id=parse_id(id))
+        webhooks, ctx = await _service(info)
+        webhook = await webhooks.get(ctx, id)
         return _info(webhook) if webhook is not None else None
 
 
@@ -169,23 +136,9 @@ class WebhookMutations:
         events: list[str],
         documentTypes: list[str] | None = None,
     ) -> CreatedWebhook:
-        context = _ctx(info)
-        await require(context, "webhook.manage")
-        checked_events = store.check_events(events)
-        types = _check_types(context, documentTypes)
-        checked_name = store.check_name(name)
-        await _check_url(context, url)
-        unit = await context.unit()
-        principal = await context.principal()
-        secret = new_secret()
-        webhook = await store.create_webhook(
-            unit.tx,
-            name=checked_name,
-            url=url,
-            events=checked_events,
-            document_types=types,
-            secret=secret,
-            created_by=principal.user_id,
+        webhooks, ctx = await _service(info)
+        webhook, secret = await webhooks.create(
+            ctx, name=name, url=url, events=events, document_types=documentTypes
         )
         return CreatedWebhook(webhook=_info(webhook), secret=secret)
 
@@ -204,56 +157,31 @@ class WebhookMutations:
         allDocumentTypes: bool = False,
         enabled: bool | None = None,
     ) -> WebhookInfo:
-        context = _ctx(info)
-        await require(context, "webhook.manage")
-        if url is not None:
-            await _check_url(context, url)
-        unit = await context.unit()
-        webhook = await store.update_webhook(
-            unit.tx,
-            id=parse_id(id),
-            name=store.check_name(name) if name is not None else None,
+        webhooks, ctx = await _service(info)
+        webhook = await webhooks.update(
+            ctx,
+            id,
+            name=name,
             url=url,
-            events=store.check_events(events) if events is not None else None,
-            document_types=_check_types(context, documentTypes),
-            clear_document_types=allDocumentTypes,
+            events=events,
+            document_types=documentTypes,
+            all_document_types=allDocumentTypes,
             enabled=enabled,
         )
-        if webhook is None:
-            raise NotFoundError("no such webhook in this organization")
         return _info(webhook)
 
     @strawberry.mutation(description="Delete a webhook and its log (needs webhook.manage)")
     async def deleteWebhook(self, info: strawberry.Info, id: strawberry.ID) -> static.DeleteResult:
-        context = _ctx(info)
-        await require(context, "webhook.manage")
-        unit = await context.unit()
-        if not await store.delete_webhook(unit.tx, id=parse_id(id)):
-            raise NotFoundError("no such webhook in this organization")
+        webhooks, ctx = await _service(info)
+        await webhooks.delete(ctx, id)
         return static.DeleteResult(success=True, id=id)
 
     @strawberry.mutation(
         description="Send a signed `webhook.test` event to the webhook now (needs webhook.manage)"
     )
     async def testWebhook(self, info: strawberry.Info, id: strawberry.ID) -> WebhookTestResult:
-        context = _ctx(info)
-        await require(context, "webhook.manage")
-        unit = await context.unit()
-        webhook_id = parse_id(id)
-        webhook = await store.get_webhook(unit.tx, id=webhook_id)
-        secret = await store.webhook_secret(unit.tx, id=webhook_id)
-        if webhook is None or secret is None:
-            raise NotFoundError("no such webhook in this organization")
-        body = payload(
-            "webhook.test",
-            datetime.now(UTC),
-            document_id=None,
-            document_type=None,
-            organization_id=unit.organization_id,
-        )
-        attempt = await _delivery(context).sender.send(
-            webhook.url, secret, f"msg_test_{uuid.uuid4().hex}", body
-        )
+        webhooks, ctx = await _service(info)
+        attempt = await webhooks.test(ctx, id)
         return WebhookTestResult(
             delivered=attempt.delivered, statusCode=attempt.status, error=attempt.error
         )
@@ -265,10 +193,6 @@ class WebhookMutations:
     async def registerPersistedQueries(
         self, info: strawberry.Info, documents: list[str]
     ) -> list[PersistedQuery]:
-        context = _ctx(info)
-        principal = await context.principal()
-        if not principal.instance_admin:
-            raise ForbiddenError("not allowed: registering operations is for instance admins")
-        unit = await context.unit()
-        hashes = await register(unit.tx, documents, created_by=principal.user_id)
+        webhooks, ctx = await _service(info)
+        hashes = await webhooks.register_persisted_queries(ctx, documents)
         return [PersistedQuery(sha256Hash=digest) for digest in hashes]

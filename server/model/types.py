@@ -20,10 +20,11 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from server.errors import InvalidInputError, NotFoundError
+from server.model import field_kinds
 from server.model.names import to_pascal_case
 
-SCALAR_TYPES = frozenset({"string", "text", "number", "boolean", "date", "datetime", "url", "slug"})
-STRING_TYPES = frozenset({"string", "text", "slug", "url", "date", "datetime"})
+SCALAR_TYPES = frozenset(field_kinds.SCALAR_TYPES)
+STRING_TYPES = frozenset(name for name, t in field_kinds.SCALAR_TYPES.items() if t.is_string)
 ASSET_TYPES = frozenset({"image", "file"})
 BUILTIN_TYPES = SCALAR_TYPES | ASSET_TYPES | {"reference", "array", "object"}
 BLOCK = "block"

@@ -1,4 +1,4 @@
-// Starts GraphiQL with the settings the server wrote into the page (server/graphql/playground.py).
+// Starts GraphiQL with the settings the server wrote into the page (server/http/playground.py).
 // A file rather than an inline script, so the page's Content-Security-Policy can forbid inline code.
 (function () {
   'use strict';

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
@@ -38,32 +38,26 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from server.access.auth import Credential, parse_credential, principal_from_text
-from server.access.mail import Mailer
-from server.access.opening import FactsChanged, known_callers, opening_arguments
 from server.config import DEFAULT_REQUEST_MAX_BYTES, IntrospectionAccess
-from server.db.consistency import CONSISTENCY_HEADER, TokenError, parse_lsn
 from server.delivery import caching
 from server.delivery.persisted_queries import is_sha256, sha256
+from server.engine.access import Mailer
 from server.engine.local_api import LocalAPI
-from server.errors import CMSError, ConflictError, UnavailableError
+from server.engine.webhooks import WebhooksAPI
+from server.errors import CMSError, ConflictError, InvalidInputError, UnavailableError
 from server.graphql import routing
 from server.graphql.context import RequestContext
 from server.graphql.extensions import format_error
 from server.graphql.introspection import introspects
-from server.graphql.playground import playground_response
 from server.graphql.schema import MAX_TOKENS, BuiltSchema, build_schema
+from server.http.playground import playground_response
 from server.query import round_trip, run
 from server.query.plan import chosen_operation
+from server.query.reader import CONSISTENCY_HEADER, CompiledReads, consistency_token
 
 if TYPE_CHECKING:
-    from server.db.pool import Database
-    from server.db.replicas import Replicas
     from server.delivery.services import Delivery
     from server.model.types import Registry
-
-# A compiled read run on one database (the primary or a replica): the facts and the texts.
-Fetch = Callable[["Database"], Awaitable[tuple[str, list[str | None]]]]
 
 log = logging.getLogger(__name__)
 
@@ -323,14 +317,16 @@ class GraphQLEndpoint:
         compiled_reads: bool = True,
         introspection: IntrospectionAccess = "everyone",
         delivery: Delivery | None = None,
-        replicas: Replicas | None = None,
+        reads: CompiledReads | None = None,
     ) -> None:
         self.api = api
-        # Published compiled reads go to a replica when one may serve them (`server/db/replicas.py`).
-        self.replicas = replicas
-        self.replica_served = 0
+        # Where compiled reads run (a replica for published reads when one may serve them); the
+        # resolver path takes the same replicas.
+        self.reads = reads if reads is not None else CompiledReads(api.adapter)
+        self.replicas = self.reads.replicas
         # Persisted queries and the cache policy; None serves neither (plain GraphQL over HTTP).
         self.delivery = delivery
+        self.webhooks = WebhooksAPI(delivery) if delivery is not None else None
         self.compiled_reads = compiled_reads
         # Document mutations answered from the row they wrote (`direct_writes`): on with the
         # compiled reads, so that `COMPILED_READS=false` serves everything through the resolvers.
@@ -353,6 +349,11 @@ class GraphQLEndpoint:
         # The registry `_built` was last checked against: a reload that finds the same types
         # (a new object, equal) keeps the schema.
         self._checked: Registry | None = None
+
+    @property
+    def replica_served(self) -> int:
+        """Requests a replica answered, by either path."""
+        return self.reads.replica_served
 
     def current(self) -> BuiltSchema:
         registry = self.api.model.registry
@@ -508,7 +509,7 @@ class GraphQLEndpoint:
                 # nor cancels queries to replay WAL.
                 self.replicas.failed(context.replica, failure)
                 return await self._execute_on_primary(request, params, media)
-            self.replica_served += 1
+            self.reads.replica_served += 1
         if context.consistency_token is not None:
             result.extensions = {
                 **(result.extensions or {}),
@@ -544,7 +545,7 @@ class GraphQLEndpoint:
             authorization=request.headers.get("authorization"),
             organization_header=request.headers.get("x-organization-id"),
             mailer=self.mailer,
-            delivery=self.delivery,
+            webhooks=self.webhooks,
             # Only replicas make the token worth its statement.
             wants_consistency_token=bool(self.replicas),
         )
@@ -616,18 +617,17 @@ class GraphQLEndpoint:
             return None
         cacheable = request.method == "GET" and not statement.reads_drafts
         try:
-            credential = parse_credential(
+            credential = self.reads.credential(
                 request.headers.get("authorization"), request.headers.get("x-organization-id")
             )
             # Surrogate keys cost a walk of the reference index: only for a caller whose answers
             # may be public (a published-only key, or one this process has not met yet).
-            keyed = cacheable and self.delivery is not None and _maybe_public(credential)
+            keyed = cacheable and self.delivery is not None and self.reads.maybe_public(credential)
             if keyed:
                 statement = replace(statement, sql=statement.keyed_sql, name=statement.keyed_name)
             # One round trip: `cms_read` opens the request (credentials, org scope, request role,
             # read-only) and runs the read in one statement, its own transaction.
-            facts, values = await self._read(credential, statement, token)
-            caller = principal_from_text(facts)
+            caller, values = await self.reads.read(credential, statement, token)
             if not run.allowed(caller, statement):
                 return None
         except UnavailableError as exc:
@@ -661,75 +661,6 @@ class GraphQLEndpoint:
         return Response(
             body, status_code=200, media_type=f"{media}; charset=utf-8", headers=headers
         )
-
-    async def _read(
-        self, credential: Credential, statement: run.Statement, token: int | None
-    ) -> tuple[str, list[str | None]]:
-        """The caller's facts and the read's texts, in one statement, on a replica when one may
-        serve it: without the credential check when a full opening found the caller's facts
-        recently and they still hold."""
-        adapter = self.api.adapter
-        opening = opening_arguments(credential, adapter.tenancy)
-        timeout = adapter.tenancy.statement_timeout_ms / 1000 or None
-
-        def fetcher(known: str | None) -> Fetch:
-            async def fetch(database: Database) -> tuple[str, list[str | None]]:
-                return await round_trip.fetch(
-                    database,
-                    opening,
-                    statement,
-                    cancel_after=timeout,
-                    lock_timeout_ms=adapter.tenancy.lock_timeout_ms,
-                    known=known,
-                )
-
-            return fetch
-
-        known = known_callers.fresh(credential)
-        if known is not None:
-            fetch = fetcher(known)
-            try:
-                return await self._on_replica(fetch, statement, token) or await fetch(
-                    adapter.database
-                )
-            except FactsChanged:
-                known_callers.forget(credential)
-        fetch = fetcher(None)
-        facts, values = await self._on_replica(fetch, statement, token) or await fetch(
-            adapter.database
-        )
-        known_callers.remember(credential, facts)
-        return facts, values
-
-    async def _on_replica(
-        self,
-        fetch: Fetch,
-        statement: run.Statement,
-        token: int | None,
-    ) -> tuple[str, list[str | None]] | None:
-        """The read run on a replica, or None when the primary must run it.
-
-        Only reads of the published perspective go to a replica (drafts and what a mutation just
-        wrote must be current), and only to one that the last check found in service, and that
-        had replayed `token`. Whatever fails there (a lost server, a credential or a type it has
-        not replayed yet, a conflict with recovery, an API key's `last_used_at` that is due: a
-        replica writes nothing) is tried again on the primary.
-        """
-        if self.replicas is None or statement.reads_drafts:
-            return None
-        replica = self.replicas.for_read(token)
-        if replica is None:
-            return None
-        try:
-            answer = await fetch(replica)
-        except FactsChanged:
-            # The replica has not replayed the access counter the facts carry: the primary has.
-            return None
-        except Exception as exc:
-            self.replicas.failed(replica, exc)
-            return None
-        self.replica_served += 1
-        return answer
 
     async def _direct_write(
         self, request: Request, params: Params, media: str, built: BuiltSchema
@@ -809,16 +740,10 @@ def _replica_failure(result: ExecutionResult) -> CMSError | None:
 
 def _consistency_token(request: Request) -> int | None:
     """The WAL position of `X-Consistency-Token`, which the reads must see (None: none sent)."""
-    raw = request.headers.get(CONSISTENCY_HEADER)
-    if raw is None:
-        return None
     try:
-        return parse_lsn(raw)
-    except TokenError:
-        raise _bad_request(
-            "X-Consistency-Token must be a consistencyToken from a mutation's response"
-            f" (a WAL position such as 0/3000148), not {raw[:40]!r}"
-        ) from None
+        return consistency_token(request.headers.get(CONSISTENCY_HEADER))
+    except InvalidInputError as exc:
+        raise _bad_request(exc.message) from None
 
 
 def _with_extensions(body: bytes, extensions: dict[str, Any]) -> bytes:
@@ -829,11 +754,6 @@ def _with_extensions(body: bytes, extensions: dict[str, Any]) -> bytes:
 def _persisted_error(message: str, code: str) -> GraphQLError:
     # Apollo's clients look for the message as well as the code, and send the text on NOT_FOUND.
     return GraphQLError(message, extensions={"code": code})
-
-
-def _maybe_public(credential: Any) -> bool:
-    facts = known_callers.get(credential)
-    return facts is None or principal_from_text(facts).published_only
 
 
 @functools.lru_cache(maxsize=512)
