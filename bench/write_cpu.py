@@ -1,0 +1,110 @@
+"""CPU per W1 pair (updatePost then publishPost), in this process and in PostgreSQL.
+
+    python -m bench.write_cpu                  # 2,000 posts, 5 rounds of 200 pairs
+    python -m bench.write_cpu --posts 10000 --pairs 300 --rounds 7 --worker
+
+The API runs in this process over httpx's ASGI transport (as `bench/inprocess.py`), one pair after
+the other, so the figures are CPU time per pair with no contention: this process's (the client's
+share is small and the same before and after a change) and the PostgreSQL server's (every backend,
+when it runs on this machine). Each round prints both; the median is what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+
+import asyncpg
+import httpx
+import orjson
+
+from bench.cli import _admin_url, _post_ids, _prepare
+from bench.dataset import Dataset
+from bench.machine import PostgresCpu
+from bench.scenarios import BY_NAME, update_variables
+from server.app import create_app
+from server.config import Settings
+from server.engine.postgres import PostgresAdapter
+from server.services import Services
+
+
+async def run(admin_url: str, posts: int, pairs: int, rounds: int, *, worker: bool) -> None:
+    loaded = await _prepare(
+        admin_url, f"cms_write_cpu_{posts}", Dataset(posts, 1), reuse=True, log=print
+    )
+    _, ids = await _post_ids(loaded)
+    conn = await asyncpg.connect(loaded.url)
+    try:
+        rows = await conn.fetch(
+            "SELECT id::text AS id, revision FROM cms_documents WHERE id = ANY($1::uuid[])",
+            [uuid.UUID(i) for i in ids],
+        )
+    finally:
+        await conn.close()
+    revision = {row["id"]: row["revision"] for row in rows}
+    pg = await PostgresCpu.find(loaded.url)
+    scenario = BY_NAME["W1"]
+    settings = Settings(database_url=loaded.url, delivery_worker=worker)
+    services = Services.create(settings, PostgresAdapter(loaded.url, pool_size=4))
+    await services.start()
+    headers = {"Authorization": f"Bearer {loaded.api_key}", "Content-Type": "application/json"}
+    transport = httpx.ASGITransport(app=create_app(settings, services=services))
+    n = 0
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+
+            async def pair() -> None:
+                nonlocal n
+                post = ids[n % len(ids)]
+                n += 1
+                variables = update_variables(post, revision[post], (n % 49) / 10)
+                for body in (
+                    scenario.body(variables),
+                    scenario.body({"id": post}, second=True),
+                ):
+                    answer = orjson.loads(
+                        (await client.post("/graphql", content=body, headers=headers)).content
+                    )
+                    if "errors" in answer:
+                        raise RuntimeError(answer)
+                    revision[post] = next(iter(answer["data"].values()))["revision"]
+
+            for _ in range(20):
+                await pair()
+            ours, theirs, walls = [], [], []
+            for _ in range(rounds):
+                cpu, pg_before, wall = time.process_time(), pg.read(), time.perf_counter()
+                for _ in range(pairs):
+                    await pair()
+                walls.append((time.perf_counter() - wall) / pairs * 1000)
+                ours.append((time.process_time() - cpu) / pairs * 1000)
+                used = PostgresCpu.used(pg_before, pg.read())
+                theirs.append((used or 0.0) / pairs * 1000)
+                print(
+                    f"pair: this process {ours[-1]:.2f} ms CPU, PostgreSQL {theirs[-1]:.2f} ms CPU,"
+                    f" {walls[-1]:.2f} ms wall",
+                    flush=True,
+                )
+    finally:
+        await services.stop()
+    print(
+        f"median of {rounds} x {pairs} pairs: this process {statistics.median(ours):.2f} ms,"
+        f" PostgreSQL {statistics.median(theirs):.2f} ms, wall {statistics.median(walls):.2f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.write_cpu")
+    parser.add_argument("--posts", type=int, default=2000)
+    parser.add_argument("--pairs", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--worker", action="store_true", help="run the outbox worker too")
+    args = parser.parse_args()
+    asyncio.run(run(_admin_url(), args.posts, args.pairs, args.rounds, worker=args.worker))
+
+
+if __name__ == "__main__":
+    main()
