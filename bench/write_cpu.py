@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import pstats
+import random
 import statistics
 import time
 import uuid
@@ -31,7 +34,16 @@ from server.engine.postgres import PostgresAdapter
 from server.services import Services
 
 
-async def run(admin_url: str, posts: int, pairs: int, rounds: int, *, worker: bool) -> None:
+async def run(
+    admin_url: str,
+    posts: int,
+    pairs: int,
+    rounds: int,
+    *,
+    worker: bool,
+    plans: bool = False,
+    profile: bool = False,
+) -> None:
     loaded = await _prepare(
         admin_url, f"cms_write_cpu_{posts}", Dataset(posts, 1), reuse=True, log=print
     )
@@ -60,7 +72,7 @@ async def run(admin_url: str, posts: int, pairs: int, rounds: int, *, worker: bo
                 nonlocal n
                 post = ids[n % len(ids)]
                 n += 1
-                variables = update_variables(post, revision[post], (n % 49) / 10)
+                variables = update_variables(post, revision[post], _rating())
                 for body in (
                     scenario.body(variables),
                     scenario.body({"id": post}, second=True),
@@ -74,6 +86,9 @@ async def run(admin_url: str, posts: int, pairs: int, rounds: int, *, worker: bo
 
             for _ in range(20):
                 await pair()
+            profiler = cProfile.Profile() if profile else None
+            if profiler is not None:
+                profiler.enable()
             ours, theirs, walls = [], [], []
             for _ in range(rounds):
                 cpu, pg_before, wall = time.process_time(), pg.read(), time.perf_counter()
@@ -88,6 +103,11 @@ async def run(admin_url: str, posts: int, pairs: int, rounds: int, *, worker: bo
                     f" {walls[-1]:.2f} ms wall",
                     flush=True,
                 )
+        if profiler is not None:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(45)
+        if plans:
+            await _print_plans(services)
     finally:
         await services.stop()
     print(
@@ -96,14 +116,47 @@ async def run(admin_url: str, posts: int, pairs: int, rounds: int, *, worker: bo
     )
 
 
+def _rating() -> float:
+    # Never the rating the post has (a save of the same data writes nothing): a new one each time.
+    return random.randrange(1, 49_000) / 10_000 + 0.00001 * (time.perf_counter_ns() % 100)  # noqa: S311
+
+
+async def _print_plans(services: Services) -> None:
+    """How often PostgreSQL planned each prepared statement of the pool afresh (custom plans)."""
+    pool = services.adapter.database._pool
+    assert pool is not None
+    for holder in pool._holders:
+        conn = holder._con
+        if conn is None or conn.is_closed():
+            continue
+        for row in await conn.fetch(
+            "SELECT generic_plans, custom_plans, left(regexp_replace(statement, '\\s+', ' ', 'g'), 90)"
+            " AS sql FROM pg_prepared_statements WHERE statement LIKE '%cms_documents%'"
+            " ORDER BY custom_plans DESC"
+        ):
+            print(f"  generic {row[0]:5d} custom {row[1]:5d}  {row[2]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.write_cpu")
     parser.add_argument("--posts", type=int, default=2000)
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="cProfile the pairs")
+    parser.add_argument("--plans", action="store_true", help="show the pool's plan choices")
     parser.add_argument("--worker", action="store_true", help="run the outbox worker too")
     args = parser.parse_args()
-    asyncio.run(run(_admin_url(), args.posts, args.pairs, args.rounds, worker=args.worker))
+    asyncio.run(
+        run(
+            _admin_url(),
+            args.posts,
+            args.pairs,
+            args.rounds,
+            worker=args.worker,
+            plans=args.plans,
+            profile=args.profile,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ every server process runs (`DELIVERY_WORKER`), then:
    so one document's events arrive in order. A process that dies while sending leaves a lease that
    runs out, and the delivery is sent again: at least once, never lost.
 
-It wakes on the `cms_outbox` notification (sent at commit) and at least every `POLL_SECONDS`.
+It wakes when a write of this process queued an event (`wake`, after the commit), on the `cms_outbox`
+notification (which only writes of processes without a worker send, at commit) and at least every
+`POLL_SECONDS`.
 """
 
 from __future__ import annotations
@@ -152,6 +154,10 @@ class OutboxWorker:
             listener, self._listener = self._listener, None
             with contextlib.suppress(Exception):
                 await listener.close(timeout=2)
+
+    def wake(self) -> None:
+        """Run a pass soon: an event was queued by this process (after its commit)."""
+        self._wake.set()
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
