@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
 import random
 import statistics
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import httpx
@@ -43,6 +45,7 @@ async def run(
     worker: bool,
     plans: bool = False,
     profile: bool = False,
+    concurrency: int = 1,
 ) -> None:
     loaded = await _prepare(
         admin_url, f"cms_write_cpu_{posts}", Dataset(posts, 1), reuse=True, log=print
@@ -60,18 +63,18 @@ async def run(
     pg = await PostgresCpu.find(loaded.url)
     scenario = BY_NAME["W1"]
     settings = Settings(database_url=loaded.url, delivery_worker=worker)
-    services = Services.create(settings, PostgresAdapter(loaded.url, pool_size=4))
+    services = Services.create(settings, PostgresAdapter(loaded.url, pool_size=max(4, concurrency)))
     await services.start()
     headers = {"Authorization": f"Bearer {loaded.api_key}", "Content-Type": "application/json"}
     transport = httpx.ASGITransport(app=create_app(settings, services=services))
-    n = 0
+    done = [0] * concurrency
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
 
-            async def pair() -> None:
-                nonlocal n
-                post = ids[n % len(ids)]
-                n += 1
+            async def pair(task: int = 0) -> None:
+                # Each concurrent task writes posts of its own: no revision conflicts.
+                post = ids[(done[task] * concurrency + task) % len(ids)]
+                done[task] += 1
                 variables = update_variables(post, revision[post], _rating())
                 for body in (
                     scenario.body(variables),
@@ -92,8 +95,9 @@ async def run(
             ours, theirs, walls = [], [], []
             for _ in range(rounds):
                 cpu, pg_before, wall = time.process_time(), pg.read(), time.perf_counter()
-                for _ in range(pairs):
-                    await pair()
+                await asyncio.gather(
+                    *(_pairs(pair, task, pairs // concurrency) for task in range(concurrency))
+                )
                 walls.append((time.perf_counter() - wall) / pairs * 1000)
                 ours.append((time.process_time() - cpu) / pairs * 1000)
                 used = PostgresCpu.used(pg_before, pg.read())
@@ -105,7 +109,8 @@ async def run(
                 )
         if profiler is not None:
             profiler.disable()
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(45)
+            stats = pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "tottime"))
+            stats.print_stats(os.environ.get("PROFILE_FILTER", ""), 60)
         if plans:
             await _print_plans(services)
     finally:
@@ -114,6 +119,11 @@ async def run(
         f"median of {rounds} x {pairs} pairs: this process {statistics.median(ours):.2f} ms,"
         f" PostgreSQL {statistics.median(theirs):.2f} ms, wall {statistics.median(walls):.2f} ms"
     )
+
+
+async def _pairs(pair: Callable[[int], Awaitable[None]], task: int, count: int) -> None:
+    for _ in range(count):
+        await pair(task)
 
 
 def _rating() -> float:
@@ -142,6 +152,7 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=2000)
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=1, help="pairs in flight at once")
     parser.add_argument("--profile", action="store_true", help="cProfile the pairs")
     parser.add_argument("--plans", action="store_true", help="show the pool's plan choices")
     parser.add_argument("--worker", action="store_true", help="run the outbox worker too")
@@ -155,6 +166,7 @@ def main() -> None:
             worker=args.worker,
             plans=args.plans,
             profile=args.profile,
+            concurrency=args.concurrency,
         )
     )
 
