@@ -73,7 +73,8 @@ async def run(
 
             async def pair(task: int = 0) -> None:
                 # Each concurrent task writes posts of its own: no revision conflicts.
-                post = ids[(done[task] * concurrency + task) % len(ids)]
+                mine = ids[task::concurrency]
+                post = mine[done[task] % len(mine)]
                 done[task] += 1
                 variables = update_variables(post, revision[post], _rating())
                 for body in (
