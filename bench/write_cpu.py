@@ -93,8 +93,9 @@ async def run(
             profiler = cProfile.Profile() if profile else None
             if profiler is not None:
                 profiler.enable()
-            ours, theirs, walls = [], [], []
+            ours, theirs, walls, counted = [], [], [], []
             for _ in range(rounds):
+                statements = services.adapter.database.statements
                 cpu, pg_before, wall = time.process_time(), pg.read(), time.perf_counter()
                 await asyncio.gather(
                     *(_pairs(pair, task, pairs // concurrency) for task in range(concurrency))
@@ -102,10 +103,12 @@ async def run(
                 walls.append((time.perf_counter() - wall) / pairs * 1000)
                 ours.append((time.process_time() - cpu) / pairs * 1000)
                 used = PostgresCpu.used(pg_before, pg.read())
+                # Every statement through a `Tx`: the requests' and the outbox worker's.
+                counted.append((services.adapter.database.statements - statements) / pairs)
                 theirs.append((used or 0.0) / pairs * 1000)
                 print(
                     f"pair: this process {ours[-1]:.2f} ms CPU, PostgreSQL {theirs[-1]:.2f} ms CPU,"
-                    f" {walls[-1]:.2f} ms wall",
+                    f" {walls[-1]:.2f} ms wall, {counted[-1]:.2f} statements",
                     flush=True,
                 )
         if profiler is not None:
@@ -118,7 +121,8 @@ async def run(
         await services.stop()
     print(
         f"median of {rounds} x {pairs} pairs: this process {statistics.median(ours):.2f} ms,"
-        f" PostgreSQL {statistics.median(theirs):.2f} ms, wall {statistics.median(walls):.2f} ms"
+        f" PostgreSQL {statistics.median(theirs):.2f} ms, wall {statistics.median(walls):.2f} ms,"
+        f" {statistics.median(counted):.2f} statements"
     )
 
 

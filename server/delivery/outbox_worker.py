@@ -131,6 +131,9 @@ class OutboxWorker:
         # A claimed delivery is another process's again after this long.
         self.lease_seconds = 2 * timeout + 5
         self._wake = asyncio.Event()
+        # Deliveries this process has written (fanned out), ever: a woken pass sends only when
+        # its fan-out wrote some.
+        self.deliveries_written = 0
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection[Any] | None = None
 
@@ -164,19 +167,30 @@ class OutboxWorker:
 
     async def _loop(self) -> None:
         loops = 0
+        # Whether this pass also sends what is due. A pass woken for new events sends only when
+        # its fan-out wrote deliveries: retries fall due with time, which the polls see.
+        send = True
         while True:
             self._wake.clear()
+            sent = 0
             try:
-                busy = await self.run_once()
+                written = self.deliveries_written
+                fanned = await self.fan_out()
+                if send or self.deliveries_written != written:
+                    sent = await self.deliver_due()
+                busy = bool(fanned or sent)
                 if loops % _PRUNE_EVERY == 0:
                     await self.prune()
             except Exception:
                 log.exception("the outbox worker failed; trying again")
                 busy = False
             loops += 1
+            send = sent > 0  # a full batch may leave more due
             if not busy:
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                except TimeoutError:
+                    send = True
 
     async def run_once(self) -> bool:
         """Fan out pending events, then deliver what is due; whether there was anything to do."""
@@ -218,6 +232,7 @@ class OutboxWorker:
         )
         if not webhooks:
             return
+        self.deliveries_written += len(webhooks)
         body = payload(
             event["event"],
             event["occurred_at"],
