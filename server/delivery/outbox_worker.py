@@ -48,7 +48,11 @@ CHANNEL = "cms_outbox"
 LOG_RETENTION_DAYS = 30
 _PRUNE_EVERY = 3600  # loops, about an hour when idle
 
-_FAN_OUT_LOCK = "select pg_try_advisory_xact_lock(hashtext('cms:outbox'))"
+# The system context (`_system`) and the fan-out's lock, in one round trip.
+_FAN_OUT_LOCK = (
+    "select set_config('app.override_access', 'true', true) = 'true'"
+    " and pg_try_advisory_xact_lock(hashtext('cms:outbox'))"
+)
 _ANCESTORS = """
 WITH RECURSIVE up(org, id) AS (
     SELECT o, o FROM unnest($1::uuid[]) AS o
@@ -201,7 +205,6 @@ class OutboxWorker:
     async def fan_out(self) -> int:
         """Purge and write deliveries for a batch of events; how many events were handled."""
         async with self.database.transaction() as tx:
-            await _system(tx)
             if not await tx.fetchval(_FAN_OUT_LOCK):
                 return 0  # another process is at it
             events = await tx.fetch(
