@@ -42,6 +42,8 @@ from server.delivery.webhook_sender import Attempt, WebhookSender
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+# How long `stop` lets a pass in progress finish before cancelling it.
+STOP_SECONDS = 2.0
 BATCH = 100
 CHANNEL = "cms_outbox"
 # Deliveries that ended (delivered or failed) are kept this long in the log.
@@ -135,6 +137,7 @@ class OutboxWorker:
         # A claimed delivery is another process's again after this long.
         self.lease_seconds = 2 * timeout + 5
         self._wake = asyncio.Event()
+        self._stopping = False
         # Deliveries this process has written (fanned out), ever: a woken pass sends only when
         # its fan-out wrote some.
         self.deliveries_written = 0
@@ -153,10 +156,17 @@ class OutboxWorker:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            # A pass in progress may finish (cancelled, it would leave its transaction to the
+            # pool's reset); the loop then ends, or is cancelled after `STOP_SECONDS`.
+            self._stopping = True
+            self._wake.set()
+            done, _ = await asyncio.wait({self._task}, timeout=STOP_SECONDS)
+            if not done:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            self._stopping = False
         if self._listener is not None:
             listener, self._listener = self._listener, None
             with contextlib.suppress(Exception):
@@ -174,7 +184,7 @@ class OutboxWorker:
         # Whether this pass also sends what is due. A pass woken for new events sends only when
         # its fan-out wrote deliveries: retries fall due with time, which the polls see.
         send = True
-        while True:
+        while not self._stopping:
             self._wake.clear()
             sent = 0
             try:
