@@ -57,6 +57,11 @@ class Services:
                 acquire_timeout=settings.acquire_timeout,
                 version_retention=settings.version_retention,
             )
+        delivery = Delivery.create(settings, adapter.database)
+        if delivery.run_worker:
+            # Writes that queue an outbox event wake this process's worker after their commit,
+            # instead of notifying every process (`server/content/documents.py`).
+            adapter.outbox_queued = delivery.worker.wake
         model = ContentModel(adapter, adapter.instance_transaction)
         api = LocalAPI(adapter, model, max_page_size=settings.max_page_size)
         return cls(
@@ -65,7 +70,7 @@ class Services:
             model=model,
             api=api,
             scheduler=Scheduler(api, poll_interval=settings.scheduler_poll_seconds),
-            delivery=Delivery.create(settings, adapter.database),
+            delivery=delivery,
             replicas=Replicas(
                 settings.database_replica_urls,
                 primary_url=adapter.database.direct_url,

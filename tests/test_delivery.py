@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -250,6 +251,40 @@ async def test_changes_write_their_events_in_their_own_transaction(api: GraphQLC
         (post_id, "document.unpublished"),
         (post_id, "document.deleted"),
     ]
+
+
+async def test_only_writes_that_queue_an_event_wake_a_worker(api: GraphQLClient) -> None:
+    _, post_id = await _author_and_post(api)
+    update = "mutation($id: ID!, $t: String!) { updatePost(id: $id, data: {title: $t}) { id } }"
+    publish = "mutation($id: ID!) { publishPost(id: $id) { id } }"
+    heard: list[str] = []
+    listener = await asyncpg.connect(api.services.adapter.database.direct_url)
+    await listener.add_listener("cms_outbox", lambda *args: heard.append(args[2]))
+    adapter = api.services.adapter
+    try:
+        # This process runs no worker (the tests' settings): the write that queued an event
+        # notifies the others' workers at its commit; a draft save that queued none stays quiet.
+        await api.data(update, {"id": post_id, "t": "Quiet"})
+        await asyncio.sleep(0.2)
+        assert heard == []
+        await api.data(publish, {"id": post_id})
+        await asyncio.sleep(0.2)
+        assert heard == ["cms_outbox"]
+
+        # With a worker of its own, the process wakes it after the commit and notifies no one.
+        woken: list[list[tuple[str, str]]] = []
+        adapter.outbox_queued = lambda: woken.append([])
+        await api.data(update, {"id": post_id, "t": "Again"})
+        assert woken == []
+        await api.data(publish, {"id": post_id})
+        await api.data("mutation($id: ID!) { unpublishPost(id: $id) { id } }", {"id": post_id})
+        failed = await api(publish, {"id": str(uuid.uuid4())})
+        assert failed["errors"]
+        await asyncio.sleep(0.2)
+        assert (len(woken), heard) == (2, ["cms_outbox"])
+    finally:
+        adapter.outbox_queued = None
+        await listener.close()
 
 
 # --- webhooks ----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ Concurrency:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -78,6 +79,7 @@ version AS (
      WHERE $3 = 'publish' OR EXISTS (
            SELECT 1 FROM cms_webhooks w
             WHERE w.organization_id = $2 AND w.enabled AND 'document.draft_saved' = ANY (w.events))
+    RETURNING 1
 ), wrong AS (
     SELECT n.path, d.type, n.allowed, n.at
       FROM unnest($12::text[], $13::uuid[], $14::text[]) WITH ORDINALITY AS n(path, ref, allowed, at)
@@ -87,31 +89,44 @@ version AS (
 _WRONG_TARGETS = """(SELECT json_agg(json_build_object('path', path, 'type', type, 'allowed', allowed)
                          ORDER BY at) FROM wrong) AS wrong"""
 
+# Whether the statement queued an outbox event (`queued`). A process that runs the outbox worker
+# wakes it after the commit (`DocumentStore.outbox_queued`); one without has the statement notify
+# the workers of other processes (delivered at commit), and only when it queued an event: a
+# NOTIFY makes commits take turns cluster-wide, so draft saves that queue nothing send none.
+_QUEUED = "(SELECT count(*) FROM outbox) AS queued"
+_QUEUED_NOTIFY = "(SELECT count(pg_notify('cms_outbox', '')) FROM outbox) AS queued"
+
+
+def _both(template: str) -> tuple[str, str]:
+    """A statement's text without and with the notification (`_QUEUED`, `_QUEUED_NOTIFY`)."""
+    return template.replace("{queued}", _QUEUED), template.replace("{queued}", _QUEUED_NOTIFY)
+
+
 # A new document's first version, after its INSERT.
-_FIRST_VERSION = f"WITH {_AFTER_WRITE} SELECT {_WRONG_TARGETS}"
+_FIRST_VERSION = _both(f"WITH {_AFTER_WRITE} SELECT {_WRONG_TARGETS}, {{queued}}")
 
 # A write to a locked document and all that follows it, in one statement: the row's UPDATE
 # ($16: the new hash) and `_AFTER_WRITE`. The draft save keeps `data` ($4) as the draft; the
 # publish copies the draft, which is `data`, to the published plane.
-_DRAFT_SAVE = f"""
+_DRAFT_SAVE = _both(f"""
 WITH document AS (
     UPDATE cms_documents SET draft_data = $4, draft_hash = $16, updated_by = $5,
            updated_at = now(), revision = revision + 1
      WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
 ), {_AFTER_WRITE}
-SELECT {DOCUMENT_COLUMNS}, {_WRONG_TARGETS} FROM document
-"""
-_PUBLISH = f"""
+SELECT {DOCUMENT_COLUMNS}, {_WRONG_TARGETS}, {{queued}} FROM document
+""")
+_PUBLISH = _both(f"""
 WITH document AS (
     UPDATE cms_documents SET status = 'published', published_data = draft_data,
            published_hash = $16, published_at = now(), updated_at = now(), updated_by = $5
      WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
 ), {_AFTER_WRITE}
-SELECT {DOCUMENT_COLUMNS}, {_WRONG_TARGETS} FROM document
-"""
+SELECT {DOCUMENT_COLUMNS}, {_WRONG_TARGETS}, {{queued}} FROM document
+""")
 
 # Unpublishing empties the published plane of the reference index, and records the event.
-_UNPUBLISH = f"""
+_UNPUBLISH = _both(f"""
 WITH document AS (
     UPDATE cms_documents SET status = 'draft', published_data = NULL,
            published_hash = NULL, updated_at = now(), updated_by = $2
@@ -123,18 +138,20 @@ WITH document AS (
 ), outbox AS (
     INSERT INTO cms_outbox (organization_id, document_id, document_type, event)
     SELECT organization_id, id, type, 'document.unpublished' FROM document
+    RETURNING 1
 )
-SELECT {DOCUMENT_COLUMNS} FROM document
-"""
-_DELETE = """
+SELECT {DOCUMENT_COLUMNS}, {{queued}} FROM document
+""")
+_DELETE = _both("""
 WITH gone AS (
     DELETE FROM cms_documents WHERE id = $1 RETURNING id, organization_id, type
 ), outbox AS (
     INSERT INTO cms_outbox (organization_id, document_id, document_type, event)
     SELECT organization_id, id, type, 'document.deleted' FROM gone
+    RETURNING 1
 )
-SELECT id FROM gone
-"""
+SELECT id, {queued} FROM gone
+""")
 
 
 @dataclass(frozen=True)
@@ -206,6 +223,10 @@ class DocumentStore:
     """Document rows, versions and the reference index, on the caller's transaction."""
 
     version_retention: int = 50
+    # Set by a process that runs the outbox worker (`server/services.py`): called after the commit
+    # of a transaction whose write queued an outbox event, to wake the worker. Unset, the write
+    # statement notifies `cms_outbox` itself (`_QUEUED_NOTIFY`).
+    outbox_queued: Callable[[], object] | None = None
 
     async def create_document(
         self,
@@ -258,7 +279,7 @@ class DocumentStore:
         arguments = self._after_write_arguments(
             document, event, data, updated_by, references, restored_from
         )
-        return await self._write(tx, _DRAFT_SAVE, document.type, *arguments, draft_hash)
+        return await self._write(tx, self._text(_DRAFT_SAVE), document.type, *arguments, draft_hash)
 
     async def lock_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow:
         """Read a document of the current org with its row locked until the transaction ends."""
@@ -288,23 +309,28 @@ class DocumentStore:
         arguments = self._after_write_arguments(
             document, "publish", document.draft_data or {}, published_by, references, None
         )
-        return await self._write(tx, _PUBLISH, document.type, *arguments, published_hash)
+        return await self._write(
+            tx, self._text(_PUBLISH), document.type, *arguments, published_hash
+        )
 
     async def unpublish_document(
         self, tx: Tx, *, id: uuid.UUID, updated_by: str | None = None
     ) -> DocumentRow:
         """Back to draft, the published plane of the reference index emptied, in one statement."""
-        row = await tx.fetchrow(_UNPUBLISH, id, updated_by)
+        row = await tx.fetchrow(self._text(_UNPUBLISH), id, updated_by)
         if row is None:
             await self._explain_missing_write(tx, id)
         assert row is not None
+        self._queued(tx, row["queued"])
         return DocumentRow.from_record(row)
 
     async def delete_document(self, tx: Tx, *, id: uuid.UUID) -> None:
         """Delete the document; its versions and reference rows go with it (foreign-key cascade)."""
-        deleted = await tx.fetchval(_DELETE, id)
+        deleted = await tx.fetchrow(self._text(_DELETE), id)
         if deleted is None:
             await self._explain_missing_write(tx, id)
+        else:
+            self._queued(tx, deleted["queued"])
 
     async def find_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow | None:
         """Any readable document (the current org or a descendant), whatever its status."""
@@ -352,16 +378,27 @@ class DocumentStore:
         references: References,
     ) -> None:
         arguments = self._after_write_arguments(document, event, data, user, references, None)
-        wrong = await tx.fetchval(_FIRST_VERSION, *arguments)
-        if wrong:
-            _refuse_targets(document.type, wrong)
+        row = await tx.fetchrow(self._text(_FIRST_VERSION), *arguments)
+        assert row is not None
+        if row["wrong"]:
+            _refuse_targets(document.type, row["wrong"])
+        self._queued(tx, row["queued"])
 
     async def _write(self, tx: Tx, sql: str, type_name: str, *arguments: Any) -> DocumentRow:
         row = await tx.fetchrow(sql, *arguments)
         assert row is not None  # the row is locked: it is there
         if row["wrong"]:
             _refuse_targets(type_name, row["wrong"])
+        self._queued(tx, row["queued"])
         return DocumentRow.from_record(row)
+
+    def _text(self, statement: tuple[str, str]) -> str:
+        """The statement's text: with the notification unless this process wakes its worker."""
+        return statement[0] if self.outbox_queued is not None else statement[1]
+
+    def _queued(self, tx: Tx, queued: int) -> None:
+        if queued and self.outbox_queued is not None:
+            tx.after_commit(self.outbox_queued)
 
     def _after_write_arguments(
         self,

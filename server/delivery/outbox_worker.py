@@ -15,7 +15,9 @@ every server process runs (`DELIVERY_WORKER`), then:
    so one document's events arrive in order. A process that dies while sending leaves a lease that
    runs out, and the delivery is sent again: at least once, never lost.
 
-It wakes on the `cms_outbox` notification (sent at commit) and at least every `POLL_SECONDS`.
+It wakes when a write of this process queued an event (`wake`, after the commit), on the `cms_outbox`
+notification (which only writes of processes without a worker send, at commit) and at least every
+`POLL_SECONDS`.
 """
 
 from __future__ import annotations
@@ -40,13 +42,19 @@ from server.delivery.webhook_sender import Attempt, WebhookSender
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+# How long `stop` lets a pass in progress finish before cancelling it.
+STOP_SECONDS = 2.0
 BATCH = 100
 CHANNEL = "cms_outbox"
 # Deliveries that ended (delivered or failed) are kept this long in the log.
 LOG_RETENTION_DAYS = 30
 _PRUNE_EVERY = 3600  # loops, about an hour when idle
 
-_FAN_OUT_LOCK = "select pg_try_advisory_xact_lock(hashtext('cms:outbox'))"
+# The system context (`_system`) and the fan-out's lock, in one round trip.
+_FAN_OUT_LOCK = (
+    "select set_config('app.override_access', 'true', true) = 'true'"
+    " and pg_try_advisory_xact_lock(hashtext('cms:outbox'))"
+)
 _ANCESTORS = """
 WITH RECURSIVE up(org, id) AS (
     SELECT o, o FROM unnest($1::uuid[]) AS o
@@ -129,6 +137,10 @@ class OutboxWorker:
         # A claimed delivery is another process's again after this long.
         self.lease_seconds = 2 * timeout + 5
         self._wake = asyncio.Event()
+        self._stopping = False
+        # Deliveries this process has written (fanned out), ever: a woken pass sends only when
+        # its fan-out wrote some.
+        self.deliveries_written = 0
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection[Any] | None = None
 
@@ -144,33 +156,55 @@ class OutboxWorker:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            # A pass in progress may finish (cancelled, it would leave its transaction to the
+            # pool's reset); the loop then ends, or is cancelled after `STOP_SECONDS`.
+            self._stopping = True
+            self._wake.set()
+            done, _ = await asyncio.wait({self._task}, timeout=STOP_SECONDS)
+            if not done:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            self._stopping = False
         if self._listener is not None:
             listener, self._listener = self._listener, None
             with contextlib.suppress(Exception):
                 await listener.close(timeout=2)
+
+    def wake(self) -> None:
+        """Run a pass soon: an event was queued by this process (after its commit)."""
+        self._wake.set()
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
 
     async def _loop(self) -> None:
         loops = 0
-        while True:
+        # Whether this pass also sends what is due. A pass woken for new events sends only when
+        # its fan-out wrote deliveries: retries fall due with time, which the polls see.
+        send = True
+        while not self._stopping:
             self._wake.clear()
+            sent = 0
             try:
-                busy = await self.run_once()
+                written = self.deliveries_written
+                fanned = await self.fan_out()
+                if send or self.deliveries_written != written:
+                    sent = await self.deliver_due()
+                busy = bool(fanned or sent)
                 if loops % _PRUNE_EVERY == 0:
                     await self.prune()
             except Exception:
                 log.exception("the outbox worker failed; trying again")
                 busy = False
             loops += 1
+            send = sent > 0  # a full batch may leave more due
             if not busy:
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                except TimeoutError:
+                    send = True
 
     async def run_once(self) -> bool:
         """Fan out pending events, then deliver what is due; whether there was anything to do."""
@@ -181,7 +215,6 @@ class OutboxWorker:
     async def fan_out(self) -> int:
         """Purge and write deliveries for a batch of events; how many events were handled."""
         async with self.database.transaction() as tx:
-            await _system(tx)
             if not await tx.fetchval(_FAN_OUT_LOCK):
                 return 0  # another process is at it
             events = await tx.fetch(
@@ -212,6 +245,7 @@ class OutboxWorker:
         )
         if not webhooks:
             return
+        self.deliveries_written += len(webhooks)
         body = payload(
             event["event"],
             event["occurred_at"],
