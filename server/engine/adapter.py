@@ -14,7 +14,7 @@ transaction and, for tenant data, one organization context.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -83,6 +83,10 @@ class Lifecycle(Protocol):
 
 class Documents(Protocol):
     """Document rows, their versions and the reference index (`server.content.documents`)."""
+
+    # Called after the commit of a write that queued an outbox event, to wake this process's
+    # outbox worker; None (no worker here) has the write notify the other processes instead.
+    outbox_queued: Callable[[], object] | None
 
     async def create_document(
         self,
