@@ -19,16 +19,15 @@ import pstats
 import random
 import statistics
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
-import asyncpg
 import httpx
 import orjson
 
 from bench.cli import _admin_url, _post_ids, _prepare
 from bench.dataset import Dataset
 from bench.machine import PostgresCpu
+from bench.runner import revisions
 from bench.scenarios import BY_NAME, update_variables
 from server.app import create_app
 from server.config import Settings
@@ -51,15 +50,7 @@ async def run(
         admin_url, f"cms_write_cpu_{posts}", Dataset(posts, 1), reuse=True, log=print
     )
     _, ids = await _post_ids(loaded)
-    conn = await asyncpg.connect(loaded.url)
-    try:
-        rows = await conn.fetch(
-            "SELECT id::text AS id, revision FROM cms_documents WHERE id = ANY($1::uuid[])",
-            [uuid.UUID(i) for i in ids],
-        )
-    finally:
-        await conn.close()
-    revision = {row["id"]: row["revision"] for row in rows}
+    revision = dict(zip(ids, await revisions(loaded.url, ids), strict=True))
     pg = await PostgresCpu.find(loaded.url)
     scenario = BY_NAME["W1"]
     settings = Settings(database_url=loaded.url, delivery_worker=worker)

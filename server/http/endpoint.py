@@ -323,7 +323,6 @@ class GraphQLEndpoint:
         # Where compiled reads run (a replica for published reads when one may serve them); the
         # resolver path takes the same replicas.
         self.reads = reads if reads is not None else CompiledReads(api.adapter)
-        self.replicas = self.reads.replicas
         # Persisted queries and the cache policy; None serves neither (plain GraphQL over HTTP).
         self.delivery = delivery
         self.webhooks = WebhooksAPI(delivery) if delivery is not None else None
@@ -463,9 +462,10 @@ class GraphQLEndpoint:
             if refusal is not None:
                 return _result_response(ExecutionResult(data=None, errors=[refusal]), media)
         allowed = _QUERIES_ONLY if request.method == "GET" else _ANY_OPERATION
-        if trusted and self.replicas and self._published(params, built):
-            context.replicas = self.replicas
-            context.replica = self.replicas.for_read(token)
+        replicas = self.reads.replicas
+        if trusted and replicas and self._published(params, built):
+            context.replicas = replicas
+            context.replica = replicas.for_read(token)
         if params.operation_name is None and _operation_count(params.query) > 1:
             error = GraphQLError(
                 "the document has several operations: choose one with operationName",
@@ -504,10 +504,10 @@ class GraphQLEndpoint:
             await context.finish(commit=False)
         if context.on_replica:
             failure = _replica_failure(result)
-            if failure is not None and context.replica is not None and self.replicas:
+            if failure is not None and context.replica is not None and context.replicas:
                 # A read may run again: on the primary, which neither goes away with the replica
                 # nor cancels queries to replay WAL.
-                self.replicas.failed(context.replica, failure)
+                context.replicas.failed(context.replica, failure)
                 return await self._execute_on_primary(request, params, media)
             self.reads.replica_served += 1
         if context.consistency_token is not None:
@@ -547,7 +547,7 @@ class GraphQLEndpoint:
             mailer=self.mailer,
             webhooks=self.webhooks,
             # Only replicas make the token worth its statement.
-            wants_consistency_token=bool(self.replicas),
+            wants_consistency_token=bool(self.reads.replicas),
         )
 
     async def _persisted(self, params: Params) -> tuple[Params, bool] | GraphQLError:
