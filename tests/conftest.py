@@ -66,6 +66,14 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return described(self, query, *args, **kw)
 
     monkeypatch.setattr(PooledConnection, "fetchrow_described", counted_described)
+    # And a statement the server session keeps prepared, bound by name (the text is its query's).
+    bound = PooledConnection.fetchrow_prepared
+
+    def counted_prepared(self: Any, prepared: Any, *args: Any, **kw: Any) -> Any:
+        sent.append(prepared._query)
+        return bound(self, prepared, *args, **kw)
+
+    monkeypatch.setattr(PooledConnection, "fetchrow_prepared", counted_prepared)
     return sent
 
 

@@ -11,6 +11,7 @@ the database directly (`DATABASE_DIRECT_URL`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -101,13 +102,19 @@ def assert_clean(state: dict[str, Any], fresh: dict[str, Any]) -> None:
     # request's transaction-local `off`. No tenant state, and requests turn it off anyway.
     for name in ("role", "read_only", "lock_timeout", "statement_timeout"):
         assert state[name] == fresh[name], name
-    # Prepared statements may remain, but only compiled reads the server named and no more than
-    # its cap: a read is parametrised text without a tenant in it (each call's org, caller and
-    # role are transaction-local settings, applied before the read runs), named after a digest of
-    # that text, so any client that reaches this session may run it. asyncpg's own statements are
-    # unnamed without its statement cache, and end with their transaction.
-    assert all(name.startswith("cms_read_") for name in state["prepared"]), state["prepared"]
-    assert len(state["prepared"]) <= round_trip.PREPARED_PER_CONNECTION
+    # Prepared statements may remain, but only compiled reads the server named, no more than its
+    # cap, and the call that runs them (migration 0018): a read is parametrised text without a
+    # tenant in it (each call's org, caller and role are transaction-local settings, applied
+    # before the read runs), named after a digest of that text, so any client that reaches this
+    # session may run it. asyncpg's own statements are unnamed without its statement cache, and
+    # end with their transaction.
+    assert set(state["prepared"]) - {round_trip.POOLED_CALL_NAME} == set(reads(state))
+    assert len(reads(state)) <= round_trip.PREPARED_PER_CONNECTION
+
+
+def reads(state: dict[str, Any]) -> list[str]:
+    """The compiled reads prepared on the probed session."""
+    return [name for name in state["prepared"] if name.startswith("cms_read_")]
 
 
 async def titles(client: GraphQLClient, key: str, query: str = TITLES) -> set[str]:
@@ -194,29 +201,89 @@ async def test_interleaved_tenants_on_one_server_connection_see_only_their_own(
     assert_clean(await probe(through), fresh)
 
 
-async def test_compiled_reads_send_their_text_and_stay_prepared_on_the_session(
+async def test_compiled_reads_stay_prepared_on_the_session_and_are_bound_by_name(
     cms_api: GraphQLClient, bouncer: Bouncer, cms_database_url: str, round_trips: list[str]
 ) -> None:
     through = bouncer.url(cms_database_url)
     endpoint = cms_api.app.state.graphql
     await cms_api.data(CREATE, {"t": "Hello", "s": "hello"})
+    round_trips.clear()
     assert await titles(cms_api, cms_api.key) == {"Hello"}
+    # The first time, the read's text travels (the caller was met a moment ago:
+    # `cms_read_pooled_known`, migrations 0015 and 0018), and the session prepares the read and the
+    # call that runs it.
+    assert [sql.split("(")[0] for sql in round_trips] == ["SELECT cms_read_pooled_known"]
     served = endpoint.compiled_served
     round_trips.clear()
     for _ in range(3):
         assert await titles(cms_api, cms_api.key) == {"Hello"}
     assert endpoint.compiled_served == served + 3
     assert endpoint.compiled_failures == 0
-    # One round trip each, and each carries the read's text to `cms_read_pooled` (the caller was
-    # met a moment ago: `cms_read_pooled_known`, migration 0015).
-    assert len(round_trips) == 3
-    assert all("cms_read_pooled_known(" in sql for sql in round_trips)
-    # The one server session keeps the one read, whichever client connection ran it.
+    # Then one round trip each, to the call the session keeps prepared, without the text.
+    assert round_trips == [round_trip.POOLED_CALL_SQL] * 3
+    # The one server session keeps the one read and the call, whichever client connection ran them.
     state = await probe(through)
-    assert len(state["prepared"]) == 1
-    assert state["prepared"][0].startswith("cms_read_")
+    assert len(reads(state)) == 1
+    assert sorted(state["prepared"]) == [round_trip.POOLED_CALL_NAME, *reads(state)]
     health = await cms_api.client.get("/healthz")
     assert health.status_code == 200, health.text
+
+
+async def forget(through: str, cms_database_url: str, what: str) -> None:
+    """Make PgBouncer's one server session lose `what` it keeps prepared."""
+    state = await probe(through)
+    if what == "a new session":
+        conn = await asyncpg.connect(cms_database_url)
+        try:
+            await conn.execute("SELECT pg_terminate_backend($1)", state["pid"])
+        finally:
+            await conn.close()
+        for _ in range(100):  # PgBouncer drops the server connection once it sees it closed
+            await asyncio.sleep(0.05)
+            with contextlib.suppress(asyncpg.PostgresError):
+                if (await probe(through))["pid"] != state["pid"]:
+                    return
+        raise AssertionError("PgBouncer kept its terminated server connection")
+    statements = {
+        "everything": ["ALL"],
+        "the call": [round_trip.POOLED_CALL_NAME],
+        "the reads": reads(state),
+    }[what]
+    conn = await asyncpg.connect(through, statement_cache_size=0)
+    try:
+        await conn.execute("".join(f"DEALLOCATE {name};" for name in statements))
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("what", ["everything", "the call", "the reads", "a new session"])
+async def test_a_session_without_the_call_or_the_read_answers_with_the_text_and_prepares_them(
+    cms_api: GraphQLClient,
+    bouncer: Bouncer,
+    cms_database_url: str,
+    round_trips: list[str],
+    what: str,
+) -> None:
+    """A server session that lacks what the prepared call needs (PostgreSQL answers its Bind with
+    "no such prepared statement") answers through the call with the text, which prepares what is
+    missing there: the next read binds the call again."""
+    through = bouncer.url(cms_database_url)
+    await cms_api.data(CREATE, {"t": "Hello", "s": "hello"})
+    for _ in range(2):
+        assert await titles(cms_api, cms_api.key) == {"Hello"}
+    kept = sorted((await probe(through))["prepared"])
+    await forget(through, cms_database_url, what)
+    round_trips.clear()
+    assert await titles(cms_api, cms_api.key) == {"Hello"}
+    assert [sql.split("(")[0] for sql in round_trips] == [
+        "SELECT cms_read_pooled_call",
+        "SELECT cms_read_pooled_known",
+    ]
+    assert sorted((await probe(through))["prepared"]) == kept
+    round_trips.clear()
+    assert await titles(cms_api, cms_api.key) == {"Hello"}
+    assert round_trips == [round_trip.POOLED_CALL_SQL]
+    assert cms_api.app.state.graphql.compiled_failures == 0
 
 
 async def test_a_server_session_keeps_at_most_the_cap_of_reads(
@@ -226,16 +293,16 @@ async def test_a_server_session_keeps_at_most_the_cap_of_reads(
     monkeypatch.setattr(round_trip, "PREPARED_PER_CONNECTION", 2)
     through = bouncer.url(cms_database_url)
     await cms_api.data(CREATE, {"t": "Hello", "s": "hello"})
-    reads = [
+    queries = [
         "{ allPost { title } }",
         "{ allPost { slug } }",
         "{ allPost { title slug } }",
         "{ allPost { title } }",
     ]
     kept = []
-    for query in reads:
+    for query in queries:
         assert "errors" not in await cms_api(query)
-        kept.append((await probe(through))["prepared"])
+        kept.append(reads(await probe(through)))
     assert [len(names) for names in kept] == [1, 2, 2, 2]
     assert kept[2][0] not in kept[0], "the third read makes the first go"
     assert set(kept[0]) <= set(kept[3]), "asked again, the first is prepared again"
@@ -364,9 +431,10 @@ async def five_reads(client: GraphQLClient, *wires: Wire) -> None:
 async def test_a_compiled_read_is_one_round_trip_on_each_side_of_pgbouncer(
     cms_server_url: str, cms_database_url: str
 ) -> None:
-    """On the wire: a compiled read sends the pooler one Parse, Bind, Execute and Sync, and the
-    pooler sends the server the same and nothing more (no `SET client_encoding` of its own before
-    the transaction), as a direct connection's read is one round trip to the server."""
+    """On the wire: a compiled read sends the pooler one Bind, Execute and Sync of the call the
+    server session keeps prepared (no Parse, no text), and the pooler sends the server the same
+    and nothing more (no `SET client_encoding` of its own before the transaction), as a direct
+    connection's read is one round trip to the server."""
     server = Upstream.of(cms_server_url)
     # The API reaches PgBouncer through one proxy, PgBouncer the server through the other.
     async with (
@@ -378,10 +446,14 @@ async def test_a_compiled_read_is_one_round_trip_on_each_side_of_pgbouncer(
         through = via(to_pooler, pooler, pooler.database)
         async with api_on(through, direct_url=cms_database_url, pool_mode="transaction") as client:
             await five_reads(client, to_pooler, to_server)
-            one_each = {"P": 5, "B": 5, "E": 5, "S": 5}
+            one_each = {"B": 5, "E": 5, "S": 5}
             assert to_pooler.counts == one_each, to_pooler.sent
             assert to_server.counts == one_each, to_server.sent
             assert to_pooler.round_trips == to_server.round_trips == 5
+            for wire in (to_pooler, to_server):
+                assert round_trip.POOLED_CALL_NAME.encode() in wire.data
+                assert b"cms_documents" not in wire.data  # the read's text
+                assert b"cms_read_pooled" not in wire.data  # the call's
 
 
 async def test_a_compiled_read_is_one_round_trip_direct(cms_database_url: str) -> None:

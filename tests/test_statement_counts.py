@@ -209,8 +209,16 @@ async def test_a_read_request_is_one_round_trip(
     assert count == READ
     assert len(sent) == 1
     # A caller met moments ago: its facts are checked by the access counter (migration 0015);
-    # `cms_read_pooled_known` through a transaction pooler (`DATABASE_POOL_MODE=transaction`).
-    assert sent[0].startswith(("SELECT cms_read_known(", "SELECT cms_read_pooled_known("))
+    # through a transaction pooler (`DATABASE_POOL_MODE=transaction`) `cms_read_pooled_known` with
+    # the text, or once this process has sent it, the call the server session keeps prepared
+    # (migration 0018).
+    assert sent[0].startswith(
+        (
+            "SELECT cms_read_known(",
+            "SELECT cms_read_pooled_known(",
+            "SELECT cms_read_pooled_call(",
+        )
+    )
 
 
 async def test_a_read_by_a_caller_not_met_yet_is_one_round_trip_too(

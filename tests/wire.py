@@ -30,9 +30,12 @@ class Wire:
     host: str
     port: int
     sent: list[str] = field(default_factory=list)
+    # The bytes of those messages, to look for what travelled (a statement's text).
+    data: bytearray = field(default_factory=bytearray)
 
     def clear(self) -> None:
         self.sent.clear()
+        self.data.clear()
 
     @property
     def counts(self) -> Counter[str]:
@@ -90,7 +93,9 @@ async def _frontend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
             head = await reader.readexactly(5)
             (length,) = struct.unpack("!i", head[1:])
             wire.sent.append(chr(head[0]))
-            writer.write(head + await reader.readexactly(length - 4))
+            message = head + await reader.readexactly(length - 4)
+            wire.data += message
+            writer.write(message)
             await writer.drain()
 
 

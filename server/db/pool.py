@@ -99,6 +99,25 @@ class PooledConnection(asyncpg.Connection):
         statement = PreparedStatement(self, query, state)
         return await statement.fetchrow(*args, timeout=timeout)
 
+    async def fetchrow_prepared(
+        self,
+        prepared: PreparedStatement,
+        *args: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 (asyncpg's: it cancels on the server)
+    ) -> asyncpg.Record | None:
+        """`fetchrow` of a statement the server session holds prepared under `prepared`'s name:
+        Bind, Execute and Sync, no Parse and no text (`Database.named_statement`).
+
+        Raises:
+            asyncpg.InvalidSQLStatementNameError: the session reached has no statement of that
+                name (through a transaction pooler, another session may have it).
+        """
+        # The description came from another connection; the codecs it chose are asyncpg's
+        # built-in ones, which every connection shares.
+        state = prepared._state  # type: ignore[attr-defined]
+        statement = PreparedStatement(self, prepared._query, state)  # type: ignore[attr-defined]
+        return await statement.fetchrow(*args, timeout=timeout)
+
 
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     if isinstance(conn, PooledConnection):
@@ -216,6 +235,12 @@ class Database:
         self._pool: asyncpg.Pool[Any] | None = None
         self._health: asyncpg.Connection[Any] | None = None
         self._health_lock = asyncio.Lock()
+        # Through a transaction pooler: statements that server sessions keep prepared by name,
+        # described once (`named_statement`), and the compiled reads whose text this process has
+        # sent to the pooler (`server/query/round_trip.py`).
+        self._named: dict[str, PreparedStatement] = {}
+        self._naming = asyncio.Lock()
+        self.pooled_reads: set[str] = set()
         # Total statements run through this database's transactions, for tests and benchmarks.
         self.statements = 0
 
@@ -327,6 +352,33 @@ class Database:
         if connection is not None:
             # Not a polite close: it may be the connection that just timed out.
             connection.terminate()
+
+    async def named_statement(self, name: str, query: str) -> PreparedStatement:
+        """How to run `query` where server sessions hold it prepared (SQL `PREPARE`) as `name`.
+
+        Behind a transaction pooler the client cannot prepare a statement on the session its next
+        transaction reaches, but a statement a session prepared for itself can be bound by name
+        from any client (`PooledConnection.fetchrow_prepared`). asyncpg needs its description
+        (parameter and column types) for that; it is read once, on a session of its own
+        (`direct_url`), under the same name, and kept for every connection of the pool.
+        """
+        prepared = self._named.get(name)
+        if prepared is not None:
+            return prepared
+        async with self._naming:
+            prepared = self._named.get(name)
+            if prepared is None:
+                conn = await asyncpg.connect(
+                    self.direct_url, server_settings=CLIENT_ENCODING, statement_cache_size=0
+                )
+                try:
+                    prepared = await conn.prepare(query, name=name)
+                finally:
+                    await conn.close()
+                # Kept referenced: asyncpg closes a named statement that nothing refers to any
+                # more on the connection that last ran it, which here would be a pooled one.
+                self._named[name] = prepared
+        return prepared
 
     def ran(self, sql: str, args: Sequence[Any]) -> None:
         """Count a statement that is its own unit of work, run outside a `Tx` (`cms_read`)."""

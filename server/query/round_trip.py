@@ -7,12 +7,20 @@ migration for how the role switch and Row-Level Security apply to the read.
 
 What travels: the opening's arguments as bind values, the read's name (a digest of its text), its
 text only when this connection has not prepared it yet, and its arguments as text, which
-PostgreSQL turns into literals of the placeholders' types. Through a transaction pooler a
-connection's calls may reach different server sessions, so there the text travels every time, to
-`cms_read_pooled` (migration 0014), which prepares the read only when the server session it reached
-lacks it, and keeps at most `PREPARED_PER_CONNECTION` reads prepared on each session.
-`text_argument` writes each value in the input syntax of the type the binder gave it
-(`server/content/filters.py`).
+PostgreSQL turns into literals of the placeholders' types. `text_argument` writes each value in
+the input syntax of the type the binder gave it (`server/content/filters.py`).
+
+Through a transaction pooler a connection's calls may reach different server sessions, and the
+client cannot prepare anything on the one its next call reaches. There the server sessions keep
+the reads prepared themselves: `cms_read_pooled` (migration 0014) is given the read's text and
+prepares it only when the session it reached lacks it, at most `PREPARED_PER_CONNECTION` per
+session. For a known caller, the usual case, each session also keeps the call itself prepared
+(`POOLED_CALL_NAME`, migration 0018), which any client may bind by name: the read is then Bind,
+Execute and Sync of that call with the read's name and arguments, with no text, nothing for
+PostgreSQL to parse or plan, and no exception block. When the session reached lacks the call or
+the read, PostgreSQL answers "no such prepared statement" and the read goes again, with its text,
+to `cms_read_pooled_known`, which prepares both there; so does a read this process has not sent
+yet, which the sessions likely lack too.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from server.access.opening import FactsChanged, facts_changed
 from server.db.pool import connection_lost, translate_errors
 
 if TYPE_CHECKING:
+    from asyncpg.prepared_stmt import PreparedStatement
+
     from server.db.pool import Database, PooledConnection
     from server.query.run import Statement
 
@@ -42,6 +52,10 @@ READ_KNOWN_SQL = "SELECT cms_read_known($1, $2, $3, $4, $5, $6, $7, $8::text[])"
 READ_POOLED_KNOWN_SQL = (
     "SELECT cms_read_pooled_known($1, $2, $3, $4, $5, $6, $7, $8::text[], $9) AS results"
 )
+# The same without the text, as server sessions behind the pooler keep it prepared (migration
+# 0018): bound by name, so only Bind, Execute and Sync travel.
+POOLED_CALL_NAME = "cms_pooled_call_v1"
+POOLED_CALL_SQL = "SELECT cms_read_pooled_call($1, $2, $3, $4, $5, $6, $7)"
 # Reads kept prepared per connection; past it, the session forgets them all and starts again.
 # Through a transaction pooler, the cap of each server session (the oldest reads go first).
 PREPARED_PER_CONNECTION = 256
@@ -89,11 +103,21 @@ async def fetch(
         FactsChanged: `known` no longer holds: open in full (without it).
         TimeoutError: the statement ran longer than `cancel_after` and was cancelled.
     """
+    call = None
+    if database.transaction_pooled and known is not None:
+        with translate_errors():
+            call = await database.named_statement(POOLED_CALL_NAME, POOLED_CALL_SQL)
     for attempt in (1, 2):
         async with database.session() as conn:
             try:
                 return await _fetch_on(
-                    conn, database, (*opening, lock_timeout_ms), statement, cancel_after, known
+                    conn,
+                    database,
+                    (*opening, lock_timeout_ms),
+                    statement,
+                    cancel_after,
+                    known,
+                    call,
                 )
             except Exception as exc:
                 if attempt == 2 or not connection_lost(conn, exc):
@@ -109,6 +133,7 @@ async def _fetch_on(
     statement: Statement,
     cancel_after: float | None,
     known: str | None,
+    call: PreparedStatement | None,
 ) -> tuple[str, list[str | None]]:
     arguments = [text_argument(value) for value in statement.args]
     name = statement.name
@@ -118,14 +143,11 @@ async def _fetch_on(
         try:
             with refusals(), translate_errors(conn):
                 if known is not None:
-                    row = await conn.fetchrow_described(
-                        READ_POOLED_KNOWN_SQL,
-                        *_known_arguments(known, opening, name, statement.sql, arguments),
-                        PREPARED_PER_CONNECTION,
-                        timeout=cancel_after,
+                    assert call is not None
+                    results = await _read_pooled_known(
+                        conn, database, call, known, opening, statement, arguments, cancel_after
                     )
-                    assert row is not None
-                    return known, list(row["results"])
+                    return known, results
                 row = await conn.fetchrow_described(
                     READ_POOLED_SQL,
                     *opening,
@@ -174,6 +196,53 @@ async def _fetch_on(
         raise
     prepared.add(name)
     return principal, list(results)
+
+
+async def _read_pooled_known(
+    conn: PooledConnection,
+    database: Database,
+    call: PreparedStatement,
+    known: str,
+    opening: tuple[Any, ...],
+    statement: Statement,
+    arguments: list[str | None],
+    cancel_after: float | None,
+) -> list[str | None]:
+    """A known caller's read through a transaction pooler: the prepared call when the server
+    session reached has it and the read, else the call with the text, which prepares both there."""
+    name = statement.name
+    # A read this process has not sent yet is likely new to the sessions too: no call bound to
+    # fail first (an error in the server's log, and a round trip more).
+    if name in database.pooled_reads:
+        hierarchy, statement_timeout_ms, role, lock_timeout_ms = opening[5:]
+        try:
+            row = await conn.fetchrow_prepared(
+                call,
+                known,
+                hierarchy,
+                statement_timeout_ms,
+                role,
+                lock_timeout_ms,
+                name,
+                arguments,
+                timeout=cancel_after,
+            )
+        except asyncpg.InvalidSQLStatementNameError:
+            pass  # the session lacks the call or the read
+        else:
+            assert row is not None
+            return list(row[0])
+    row = await conn.fetchrow_described(
+        READ_POOLED_KNOWN_SQL,
+        *_known_arguments(known, opening, name, statement.sql, arguments),
+        PREPARED_PER_CONNECTION,
+        timeout=cancel_after,
+    )
+    assert row is not None
+    if len(database.pooled_reads) >= PREPARED_PER_CONNECTION:
+        database.pooled_reads.clear()
+    database.pooled_reads.add(name)
+    return list(row["results"])
 
 
 def _known_arguments(
