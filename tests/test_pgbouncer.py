@@ -286,6 +286,27 @@ async def test_a_session_without_the_call_or_the_read_answers_with_the_text_and_
     assert cms_api.app.state.graphql.compiled_failures == 0
 
 
+async def test_facts_that_changed_do_not_send_the_text_but_open_in_full(
+    cms_api: GraphQLClient, cms_database_url: str, round_trips: list[str]
+) -> None:
+    """Only "no such prepared statement" sends the read again with its text: the prepared call's
+    other errors are its own, and a caller whose facts changed is opened in full."""
+    await cms_api.data(CREATE, {"t": "Hello", "s": "hello"})
+    for _ in range(2):
+        assert await titles(cms_api, cms_api.key) == {"Hello"}
+    conn = await asyncpg.connect(cms_database_url)
+    try:
+        await conn.execute("UPDATE cms_access_epoch SET epoch = epoch + 1")
+    finally:
+        await conn.close()
+    round_trips.clear()
+    assert await titles(cms_api, cms_api.key) == {"Hello"}
+    assert [sql.split("(")[0] for sql in round_trips] == [
+        "SELECT cms_read_pooled_call",  # CM007: the facts changed
+        "SELECT principal, results FROM cms_read_pooled",
+    ]
+
+
 async def test_a_server_session_keeps_at_most_the_cap_of_reads(
     cms_api: GraphQLClient, bouncer: Bouncer, cms_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
