@@ -59,13 +59,13 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
         monkeypatch.setattr(asyncpg.Connection, name, counted)
     # One round trip as well: a statement described once, run again (transaction pooling).
-    described = PooledConnection.fetchrow_described
+    described = PooledConnection.described_statement
 
-    def counted_described(self: Any, query: str, *args: Any, **kw: Any) -> Any:
+    def counted_described(self: Any, query: str) -> Any:
         sent.append(query)
-        return described(self, query, *args, **kw)
+        return described(self, query)
 
-    monkeypatch.setattr(PooledConnection, "fetchrow_described", counted_described)
+    monkeypatch.setattr(PooledConnection, "described_statement", counted_described)
     # And a statement the server session keeps prepared, bound by name (the text is its query's).
     bound = PooledConnection.fetchrow_prepared
 

@@ -426,12 +426,12 @@ def via(wire: Wire, upstream: Upstream, database: str = "") -> str:
 
 
 @asynccontextmanager
-async def api_on(url: str, **options: Any) -> AsyncIterator[GraphQLClient]:
+async def api_on(url: str, org_slug: str = "acme", **options: Any) -> AsyncIterator[GraphQLClient]:
     """The API on one pooled connection to `url`, without a scheduler polling in between."""
     adapter = PostgresAdapter(url, pool_size=1, run_migrations=False, **options)
     await adapter.connect()
     try:
-        async with running_api(adapter=adapter, scheduler_enabled=False) as client:
+        async with running_api(adapter=adapter, org_slug=org_slug, scheduler_enabled=False) as client:
             yield client
     finally:
         await adapter.disconnect()
@@ -487,3 +487,42 @@ async def test_a_compiled_read_is_one_round_trip_direct(cms_database_url: str) -
         await five_reads(client, wire)
         assert wire.counts == {"B": 5, "E": 5, "S": 5}, wire.sent
         assert wire.round_trips == 5
+
+
+async def updates(client: GraphQLClient, *wires: Wire) -> None:
+    """Two saves of a draft, counted on `wires`, after three that describe their statements."""
+    post = (await client.data(CREATE, {"t": "Saved", "s": "saved"}))["createPost"]["id"]
+    for views in range(3):
+        await client.data(UPDATE, {"id": post, "v": views})
+    for wire in wires:
+        wire.clear()
+    for views in range(3, 5):
+        assert (await client.data(UPDATE, {"id": post, "v": views}))["updatePost"]["id"] == post
+
+
+async def test_a_write_takes_the_round_trips_through_pgbouncer_it_takes_direct(
+    cms_server_url: str, cms_database_url: str
+) -> None:
+    """Outside a compiled read, each statement through the pooler is one round trip once its
+    description is kept (no Parse, Describe and Sync of its own first): a save costs the server
+    the round trips it costs direct."""
+    server = Upstream.of(cms_server_url)
+    async with (
+        counting_proxy(server.host, server.port) as to_server,
+        pgbouncer(via(to_server, server), pool_size=1) as bouncer,
+        counting_proxy("127.0.0.1", bouncer.port) as to_pooler,
+    ):
+        pooler = Upstream.of(bouncer.url(cms_database_url))
+        through = via(to_pooler, pooler, pooler.database)
+        async with api_on(through, direct_url=cms_database_url, pool_mode="transaction") as client:
+            await updates(client, to_pooler, to_server)
+            pooled = to_pooler.round_trips
+            assert to_pooler.counts["D"] == 0, to_pooler.sent  # nothing described again
+            assert to_server.round_trips == pooled
+    direct_server = Upstream.of(cms_database_url)
+    async with (
+        counting_proxy(direct_server.host, direct_server.port) as wire,
+        api_on(via(wire, direct_server, direct_server.database), org_slug="direct") as client,
+    ):
+        await updates(client, wire)
+        assert pooled == wire.round_trips, (to_pooler.sent, wire.sent)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -68,12 +69,42 @@ CONSTRAINT_MESSAGES = {
 }
 
 
+# Statement descriptions a connection keeps through a transaction pooler, the least recently used
+# dropped first: the fixed texts of the request paths fit many times over.
+DESCRIBED_PER_CONNECTION = 128
+
+
 class PooledConnection(asyncpg.Connection):
     """A pool connection, with the names of the reads prepared on its session (`cms_read`)."""
 
     prepared_reads: set[str]
-    # Statement descriptions kept by `fetchrow_described`, by text.
-    described: dict[str, Any]
+    # Statement descriptions kept by `described_statement`, by text, oldest use first.
+    described: OrderedDict[str, Any]
+
+    async def described_statement(self, query: str) -> PreparedStatement:
+        """`query` to run in one round trip on a connection without a statement cache (transaction
+        pooling).
+
+        Without its cache asyncpg has every statement described first (Parse, Describe, Sync) and
+        then parses it again with its Bind and Execute: two round trips. A text's description (its
+        parameter and column types) does not change while the schema does not, so the first use
+        keeps it for this connection and later ones send only the second group, in which the
+        unnamed statement is parsed again within the call's own Sync: one transaction, one server
+        session for a pooler. (A migration that changed a column's type under a running server
+        would leave it decoding with the old description: restart servers after such a one, as
+        `docs/scaling.md` says.)
+        """
+        state = self.described.get(query)
+        if state is None:
+            # Unnamed without a statement cache, and marked to be parsed again with each Bind.
+            state = (await self.prepare(query))._state  # type: ignore[attr-defined]
+            self.described[query] = state
+            if len(self.described) > DESCRIBED_PER_CONNECTION:
+                self.described.popitem(last=False)
+        else:
+            self.described.move_to_end(query)
+        # A statement object belongs to one acquisition from the pool; its description does not.
+        return PreparedStatement(self, query, state)
 
     async def fetchrow_described(
         self,
@@ -81,22 +112,8 @@ class PooledConnection(asyncpg.Connection):
         *args: Any,
         timeout: float | None = None,  # noqa: ASYNC109 (asyncpg's: it cancels on the server)
     ) -> asyncpg.Record | None:
-        """`fetchrow` in one round trip on a connection without a statement cache (transaction
-        pooling), for a text run again and again.
-
-        Without its cache asyncpg has every statement described first (Parse, Describe, Sync) and
-        then parses it again with its Bind and Execute: two round trips. A fixed text's description
-        (its parameter and column types) does not change, so the first call keeps it for this
-        connection and later calls send only the second group, in which the unnamed statement is
-        parsed again within the call's own Sync: one transaction, one server session for a pooler.
-        """
-        state = self.described.get(query)
-        if state is None:
-            # Unnamed without a statement cache, and marked to be parsed again with each Bind.
-            state = (await self.prepare(query))._state  # type: ignore[attr-defined]
-            self.described[query] = state
-        # A statement object belongs to one acquisition from the pool; its description does not.
-        statement = PreparedStatement(self, query, state)
+        """`fetchrow` of `query` in one round trip (`described_statement`)."""
+        statement = await self.described_statement(query)
         return await statement.fetchrow(*args, timeout=timeout)
 
     async def fetchrow_prepared(
@@ -122,7 +139,7 @@ class PooledConnection(asyncpg.Connection):
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     if isinstance(conn, PooledConnection):
         conn.prepared_reads = set()
-        conn.described = {}
+        conn.described = OrderedDict()
     # JSON travels as text both ways; orjson is the fastest correct codec for the JSONB-heavy load.
     for name in ("json", "jsonb"):
         await conn.set_type_codec(
@@ -154,6 +171,9 @@ class Tx:
         self.commit_token: str | None = None
         # GraphQL resolves sibling fields concurrently; one connection runs one statement at a time.
         self._lock = asyncio.Lock()
+        # Through a transaction pooler asyncpg keeps no statement cache: each statement would be
+        # described in a round trip of its own first (`PooledConnection.described_statement`).
+        self._pooled = database.transaction_pooled
         self._after_commit: list[Callable[[], object]] = []
 
     def after_commit(self, callback: Callable[[], object]) -> None:
@@ -175,25 +195,40 @@ class Tx:
         self._count()
         async with self._lock:
             with translate_errors(self.conn):
+                if self._pooled:
+                    return await (await self._described(sql)).fetch(*args)
                 return await self.conn.fetch(sql, *args)
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         self._count()
         async with self._lock:
             with translate_errors(self.conn):
+                if self._pooled:
+                    return await (await self._described(sql)).fetchrow(*args)
                 return await self.conn.fetchrow(sql, *args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         self._count()
         async with self._lock:
             with translate_errors(self.conn):
+                if self._pooled:
+                    return await (await self._described(sql)).fetchval(*args)
                 return await self.conn.fetchval(sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> str:
         self._count()
         async with self._lock:
             with translate_errors(self.conn):
+                if self._pooled and args:
+                    statement = await self._described(sql)
+                    await statement.fetch(*args)
+                    return statement.get_statusmsg() or ""
+                # Without arguments asyncpg sends the simple protocol's one message anyway.
                 return await self.conn.execute(sql, *args)
+
+    async def _described(self, sql: str) -> PreparedStatement:
+        connection: PooledConnection = self.conn  # type: ignore[assignment]
+        return await connection.described_statement(sql)
 
     async def executemany(self, sql: str, args: list[tuple[Any, ...]]) -> None:
         self._count()
@@ -209,8 +244,9 @@ class Database:
     mode), where consecutive transactions of one pooled connection may run on different server
     sessions. Nothing may then rely on session state: asyncpg's statement cache is off (it would
     name prepared statements on a session the next statement may not reach), no setting travels in
-    the start-up packet (PgBouncer refuses unknown ones), and compiled reads send their text every
-    time (`server/query/round_trip.py`). What needs a session of its own (migrations, RLS set-up,
+    the start-up packet (PgBouncer refuses unknown ones), each connection keeps the descriptions
+    of its statements instead, to run them in one round trip (`PooledConnection.described_statement`),
+    and compiled reads bind a call the server sessions keep prepared (`server/query/round_trip.py`). What needs a session of its own (migrations, RLS set-up,
     LISTEN) connects to `direct_url`, PostgreSQL itself.
     """
 
