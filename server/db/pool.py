@@ -243,10 +243,11 @@ class Database:
     `url` may lead to a transaction pooler (`pool_mode="transaction"`, e.g. PgBouncer in transaction
     mode), where consecutive transactions of one pooled connection may run on different server
     sessions. Nothing may then rely on session state: asyncpg's statement cache is off (it would
-    name prepared statements on a session the next statement may not reach), no setting travels in
-    the start-up packet (PgBouncer refuses unknown ones), each connection keeps the descriptions
-    of its statements instead, to run them in one round trip (`PooledConnection.described_statement`),
-    and compiled reads bind a call the server sessions keep prepared (`server/query/round_trip.py`). What needs a session of its own (migrations, RLS set-up,
+    name prepared statements on a session the next statement may not reach), so each connection
+    keeps its statements' descriptions instead, to run each in one round trip
+    (`PooledConnection.described_statement`); no setting travels in the start-up packet (PgBouncer
+    refuses unknown ones); compiled reads bind a call the server sessions keep prepared
+    (`server/query/round_trip.py`). What needs a session of its own (migrations, RLS set-up,
     LISTEN) connects to `direct_url`, PostgreSQL itself.
     """
 
