@@ -431,7 +431,9 @@ async def api_on(url: str, org_slug: str = "acme", **options: Any) -> AsyncItera
     adapter = PostgresAdapter(url, pool_size=1, run_migrations=False, **options)
     await adapter.connect()
     try:
-        async with running_api(adapter=adapter, org_slug=org_slug, scheduler_enabled=False) as client:
+        async with running_api(
+            adapter=adapter, org_slug=org_slug, scheduler_enabled=False
+        ) as client:
             yield client
     finally:
         await adapter.disconnect()
