@@ -26,10 +26,11 @@ from server.content.back_references import PLANES, find_back_references, planes_
 from server.content.content_model import ContentModel
 from server.content.documents import DocumentRow, References, Version, check_revision
 from server.content.hash import content_hash
+from server.content.publishable import publishable_drafts
 from server.content.queries import count_documents, find_document_by_id, find_documents
 from server.content.references import resolve_references
 from server.content.singletons import empty_row, singleton_id
-from server.content.validation import document_links, validate_document
+from server.content.validation import document_links, document_problems, validate_document
 from server.engine.access import AccessAPI
 from server.engine.adapter import Access, Assets, Documents, Schedules, Transactions
 from server.engine.context import Context, document_type, parse_id
@@ -353,13 +354,27 @@ class Collection:
     # Writing
 
     def _prepare(
-        self, ctx: Context, data: Any, *, publish: bool
+        self, ctx: Context, data: Any, *, publish: bool, publishing_next: bool = False
     ) -> tuple[dict[str, Any], str, References]:
+        """The data as saved, its hash and its references, once it passed validation.
+
+        `publishing_next`: a publish is likely to follow (the document is published), so a draft
+        is checked with the content rules at once, and when it passes them the publish need not
+        walk it again (`server/content/publishable.py`).
+        """
         if not isinstance(data, Mapping):
             raise InvalidInputError("data must be an object", path="data")
         document = dict(data)
-        validate_document(ctx.registry, self.type_name, document, publish=publish)
-        return document, content_hash(document), self._references(ctx, document)
+        if publish or not publishing_next:
+            validate_document(ctx.registry, self.type_name, document, publish=publish)
+            return document, content_hash(document), self._references(ctx, document)
+        if document_problems(ctx.registry, self.type_name, document, publish=True):
+            # Not publishable: the draft's own checks decide, and answer as they always do.
+            validate_document(ctx.registry, self.type_name, document, publish=False)
+            return document, content_hash(document), self._references(ctx, document)
+        references = self._references(ctx, document)
+        publishable_drafts(ctx.registry).remember(self.type_name, document, references)
+        return document, content_hash(document), references
 
     def _references(self, ctx: Context, data: Mapping[str, Any]) -> References:
         found_targets, found_assets = document_links(ctx.registry, self.type_name, data)
@@ -517,7 +532,9 @@ class Collection:
     ) -> DocumentRow:
         """Write `data` as the draft of the locked `current`, unless it is the draft already: a save
         that changes nothing makes no revision and no version."""
-        document, draft_hash, references = self._prepare(ctx, data, publish=publish)
+        document, draft_hash, references = self._prepare(
+            ctx, data, publish=publish, publishing_next=current.is_published
+        )
         if _same_json(document, current.draft_data):
             check_revision(current, expected_revision)
             return current
@@ -584,12 +601,16 @@ class Collection:
         with_data: bool = True,
     ) -> DocumentRow:
         draft = row.draft_data or {}
-        validate_document(ctx.registry, self.type_name, draft, publish=True)
+        # A draft a save just found publishable (`_prepare`) is not walked again.
+        references = publishable_drafts(ctx.registry).references(self.type_name, draft)
+        if references is None:
+            validate_document(ctx.registry, self.type_name, draft, publish=True)
+            references = self._references(ctx, draft)
         return await self.api.adapter.publish_document(
             ctx.tx,
             document=row,
             published_hash=row.draft_hash or content_hash(draft),
-            references=self._references(ctx, draft),
+            references=references,
             published_by=ctx.user_id,
             expected_revision=expected_revision,
             with_data=with_data,
