@@ -51,6 +51,9 @@ _LOCK_COLUMNS = DOCUMENT_COLUMNS.replace(
 # What follows every write of a document: write the version, prune old draft versions beyond the
 # retention, and bring the plane's reference index up to date; the CTEs touch disjoint rows. The
 # version number is `max + 1` of a snapshot taken after the document's row was locked (see above).
+# `pruned` deletes the drafts older than the newest `retention - 1` (the new one makes `retention`):
+# up to and including the first one past them, found by one short walk of the index from the
+# newest (nothing when there are not that many), rather than every draft checked against a list.
 # `outbox` records the change for webhooks and cache purges (`server/delivery/outbox_worker.py`) in the same
 # statement, so it commits or rolls back with it: every publish, and a draft save only when one of
 # the organization's webhooks listens for `document.draft_saved` (autosaves stay one cheap write).
@@ -66,9 +69,9 @@ version AS (
 ), pruned AS (
     DELETE FROM cms_document_versions
      WHERE $3 = 'draft' AND $6 > 0 AND document_id = $1 AND event_type = 'draft'
-       AND id NOT IN (SELECT id FROM cms_document_versions
-                       WHERE document_id = $1 AND event_type = 'draft'
-                       ORDER BY version_number DESC LIMIT greatest($6 - 1, 0))
+       AND version_number <= (SELECT version_number FROM cms_document_versions
+                               WHERE document_id = $1 AND event_type = 'draft'
+                               ORDER BY version_number DESC OFFSET greatest($6 - 1, 0) LIMIT 1)
 ), refs_gone AS (
     DELETE FROM cms_document_references
      WHERE referencer_id = $1 AND plane = $7 AND ref_id <> ALL($8::uuid[])
