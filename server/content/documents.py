@@ -59,20 +59,22 @@ _LOCK_COLUMNS = DOCUMENT_COLUMNS.replace(
 # the organization's webhooks listens for `document.draft_saved` (autosaves stay one cheap write).
 # `wrong` finds the references whose target the writer can read but whose type the field does not
 # take; the caller then raises, and the transaction (the request's unit of work) is rolled back.
-_AFTER_WRITE = """
+_VERSION = """
 version AS (
     INSERT INTO cms_document_versions
         (document_id, organization_id, version_number, event_type, data, created_by, restored_from)
     SELECT $1, $2, coalesce(max(version_number), 0) + 1, $3::version_event, $4, $5, $15
       FROM cms_document_versions WHERE document_id = $1
     RETURNING version_number
-), pruned AS (
+),"""
+_PRUNED = """ pruned AS (
     DELETE FROM cms_document_versions
      WHERE $3 = 'draft' AND $6 > 0 AND document_id = $1 AND event_type = 'draft'
        AND version_number <= (SELECT version_number FROM cms_document_versions
                                WHERE document_id = $1 AND event_type = 'draft'
                                ORDER BY version_number DESC OFFSET greatest($6 - 1, 0) LIMIT 1)
-), refs_gone AS (
+),"""
+_INDEXED = """ refs_gone AS (
     DELETE FROM cms_document_references
      WHERE referencer_id = $1 AND plane = $7 AND ref_id <> ALL($8::uuid[])
 ), refs_new AS (
@@ -104,6 +106,15 @@ version AS (
       JOIN cms_documents d ON d.id = n.ref
      WHERE d.type <> ALL(string_to_array(n.allowed, ','))
 )"""
+_AFTER_WRITE = _VERSION + _PRUNED + _INDEXED
+# A publish prunes nothing ($3 is never 'draft'), and its statement has no `pruned` at all: it is
+# prepared once and run with a generic plan, which PostgreSQL only picks when that plan costs about
+# what one planned for the values does. With `pruned` in it, a plan for the values drops it (the
+# condition on $3 is false) and a generic plan keeps its estimate, which grows with the versions
+# table, until every publish is planned afresh (about as much CPU as the rest of the request).
+# (`retention` only gives $6, which the arguments share with a draft save, its type: a CTE that
+# nothing reads and that modifies nothing is never run.)
+_AFTER_PUBLISH = _VERSION + " retention AS (SELECT $6::integer)," + _INDEXED
 _WRONG_TARGETS = """(SELECT json_agg(json_build_object('path', path, 'type', type, 'allowed', allowed)
                          ORDER BY at) FROM wrong) AS wrong"""
 
@@ -147,7 +158,7 @@ WITH document AS (
     UPDATE cms_documents SET status = 'published', published_data = draft_data,
            published_hash = $16, published_at = now(), updated_at = now(), updated_by = $5
      WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
-), {_AFTER_WRITE}
+), {_AFTER_PUBLISH}
 SELECT {{columns}}, {_WRONG_TARGETS}, {{queued}} FROM document
 """)
 
