@@ -32,29 +32,49 @@ DOCUMENT_COLUMNS = (
     "id, organization_id, type, status, draft_data, published_data, published_hash, draft_hash,"
     " revision, created_by, updated_by, published_at, created_at, updated_at"
 )
+# The same columns without the data, for a caller that answers from the row's own fields (a
+# direct write): PostgreSQL need not print the JSON, nor this process decode it. The published
+# data is only told apart from none (an empty object), which is what `is_published` reads.
+DATALESS_COLUMNS = DOCUMENT_COLUMNS.replace("draft_data", "NULL::jsonb AS draft_data").replace(
+    "published_data",
+    "CASE WHEN published_data IS NULL THEN NULL ELSE '{}'::jsonb END AS published_data",
+    1,
+)
+# The lock read of a write that needs the draft, but of the published data only whether there is
+# any (a draft save and a publish): `DOCUMENT_COLUMNS` with the published data told apart as above.
+_LOCK_COLUMNS = DOCUMENT_COLUMNS.replace(
+    "published_data",
+    "CASE WHEN published_data IS NULL THEN NULL ELSE '{}'::jsonb END AS published_data",
+    1,
+)
 
 # What follows every write of a document: write the version, prune old draft versions beyond the
 # retention, and bring the plane's reference index up to date; the CTEs touch disjoint rows. The
 # version number is `max + 1` of a snapshot taken after the document's row was locked (see above).
+# `pruned` deletes the drafts older than the newest `retention - 1` (the new one makes `retention`):
+# up to and including the first one past them, found by one short walk of the index from the
+# newest (nothing when there are not that many), rather than every draft checked against a list.
 # `outbox` records the change for webhooks and cache purges (`server/delivery/outbox_worker.py`) in the same
 # statement, so it commits or rolls back with it: every publish, and a draft save only when one of
 # the organization's webhooks listens for `document.draft_saved` (autosaves stay one cheap write).
 # `wrong` finds the references whose target the writer can read but whose type the field does not
 # take; the caller then raises, and the transaction (the request's unit of work) is rolled back.
-_AFTER_WRITE = """
+_VERSION = """
 version AS (
     INSERT INTO cms_document_versions
         (document_id, organization_id, version_number, event_type, data, created_by, restored_from)
     SELECT $1, $2, coalesce(max(version_number), 0) + 1, $3::version_event, $4, $5, $15
       FROM cms_document_versions WHERE document_id = $1
     RETURNING version_number
-), pruned AS (
+),"""
+_PRUNED = """ pruned AS (
     DELETE FROM cms_document_versions
      WHERE $3 = 'draft' AND $6 > 0 AND document_id = $1 AND event_type = 'draft'
-       AND id NOT IN (SELECT id FROM cms_document_versions
-                       WHERE document_id = $1 AND event_type = 'draft'
-                       ORDER BY version_number DESC LIMIT greatest($6 - 1, 0))
-), refs_gone AS (
+       AND version_number <= (SELECT version_number FROM cms_document_versions
+                               WHERE document_id = $1 AND event_type = 'draft'
+                               ORDER BY version_number DESC OFFSET greatest($6 - 1, 0) LIMIT 1)
+),"""
+_INDEXED = """ refs_gone AS (
     DELETE FROM cms_document_references
      WHERE referencer_id = $1 AND plane = $7 AND ref_id <> ALL($8::uuid[])
 ), refs_new AS (
@@ -86,6 +106,15 @@ version AS (
       JOIN cms_documents d ON d.id = n.ref
      WHERE d.type <> ALL(string_to_array(n.allowed, ','))
 )"""
+_AFTER_WRITE = _VERSION + _PRUNED + _INDEXED
+# A publish prunes nothing ($3 is never 'draft'), and its statement has no `pruned` at all: it is
+# prepared once and run with a generic plan, which PostgreSQL only picks when that plan costs about
+# what one planned for the values does. With `pruned` in it, a plan for the values drops it (the
+# condition on $3 is false) and a generic plan keeps its estimate, which grows with the versions
+# table, until every publish is planned afresh (about as much CPU as the rest of the request).
+# (`retention` only gives $6, which the arguments share with a draft save, its type: a CTE that
+# nothing reads and that modifies nothing is never run.)
+_AFTER_PUBLISH = _VERSION + " retention AS (SELECT $6::integer)," + _INDEXED
 _WRONG_TARGETS = """(SELECT json_agg(json_build_object('path', path, 'type', type, 'allowed', allowed)
                          ORDER BY at) FROM wrong) AS wrong"""
 
@@ -102,27 +131,35 @@ def _both(template: str) -> tuple[str, str]:
     return template.replace("{queued}", _QUEUED), template.replace("{queued}", _QUEUED_NOTIFY)
 
 
+def _with_and_without_data(template: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """`_both` of a write that answers with `{columns}`: every column, and without the data."""
+    return (
+        _both(template.replace("{columns}", DOCUMENT_COLUMNS)),
+        _both(template.replace("{columns}", DATALESS_COLUMNS)),
+    )
+
+
 # A new document's first version, after its INSERT.
 _FIRST_VERSION = _both(f"WITH {_AFTER_WRITE} SELECT {_WRONG_TARGETS}, {{queued}}")
 
 # A write to a locked document and all that follows it, in one statement: the row's UPDATE
 # ($16: the new hash) and `_AFTER_WRITE`. The draft save keeps `data` ($4) as the draft; the
 # publish copies the draft, which is `data`, to the published plane.
-_DRAFT_SAVE = _both(f"""
+_DRAFT_SAVE = _with_and_without_data(f"""
 WITH document AS (
     UPDATE cms_documents SET draft_data = $4, draft_hash = $16, updated_by = $5,
            updated_at = now(), revision = revision + 1
      WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
 ), {_AFTER_WRITE}
-SELECT {DOCUMENT_COLUMNS}, {_WRONG_TARGETS}, {{queued}} FROM document
+SELECT {{columns}}, {_WRONG_TARGETS}, {{queued}} FROM document
 """)
-_PUBLISH = _both(f"""
+_PUBLISH = _with_and_without_data(f"""
 WITH document AS (
     UPDATE cms_documents SET status = 'published', published_data = draft_data,
            published_hash = $16, published_at = now(), updated_at = now(), updated_by = $5
      WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
-), {_AFTER_WRITE}
-SELECT {DOCUMENT_COLUMNS}, {_WRONG_TARGETS}, {{queued}} FROM document
+), {_AFTER_PUBLISH}
+SELECT {{columns}}, {_WRONG_TARGETS}, {{queued}} FROM document
 """)
 
 # Unpublishing empties the published plane of the reference index, and records the event.
@@ -160,6 +197,8 @@ class DocumentRow:
     organization_id: uuid.UUID
     type: str
     status: str
+    # A row read or written without its data (`DATALESS_COLUMNS`, the `_row` calls of the local
+    # API) has no draft, and an empty object for published data when there is any.
     draft_data: dict[str, Any] | None
     published_data: dict[str, Any] | None
     published_hash: str | None
@@ -268,23 +307,33 @@ class DocumentStore:
         updated_by: str | None = None,
         expected_revision: int | None = None,
         restored_from: int | None = None,
+        with_data: bool = True,
     ) -> DocumentRow:
         """Replace the draft of a document locked by `lock_document`, with its version, in one
         statement; a stale `expected_revision` raises ConflictError and changes nothing.
 
-        The version is a `restore` naming `restored_from` when given, else a `draft`.
+        The version is a `restore` naming `restored_from` when given, else a `draft`. Without
+        `with_data`, the row comes back without its data (`DATALESS_COLUMNS`).
         """
         check_revision(document, expected_revision)
         event = "draft" if restored_from is None else "restore"
         arguments = self._after_write_arguments(
             document, event, data, updated_by, references, restored_from
         )
-        return await self._write(tx, self._text(_DRAFT_SAVE), document.type, *arguments, draft_hash)
+        sql = self._text(_DRAFT_SAVE[0 if with_data else 1])
+        return await self._write(tx, sql, document.type, *arguments, draft_hash)
 
-    async def lock_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow:
-        """Read a document of the current org with its row locked until the transaction ends."""
+    async def lock_document(
+        self, tx: Tx, *, id: uuid.UUID, published_data: bool = True
+    ) -> DocumentRow:
+        """Read a document of the current org with its row locked until the transaction ends.
+
+        Without `published_data`, the published data is only told apart from none (an empty
+        object): for a write that copies or replaces the draft and never reads it.
+        """
+        columns = DOCUMENT_COLUMNS if published_data else _LOCK_COLUMNS
         row = await tx.fetchrow(
-            f"SELECT {DOCUMENT_COLUMNS} FROM cms_documents"
+            f"SELECT {columns} FROM cms_documents"
             f" WHERE id = $1 AND organization_id = (select cms_current_org()) FOR UPDATE",
             id,
         )
@@ -302,16 +351,17 @@ class DocumentStore:
         references: References,
         published_by: str | None = None,
         expected_revision: int | None = None,
+        with_data: bool = True,
     ) -> DocumentRow:
         """Copy the draft of a document locked by `lock_document` (and validated) to the published
-        plane, with a publish version, in one statement."""
+        plane, with a publish version, in one statement. Without `with_data`, the row comes back
+        without its data (`DATALESS_COLUMNS`)."""
         check_revision(document, expected_revision)
         arguments = self._after_write_arguments(
             document, "publish", document.draft_data or {}, published_by, references, None
         )
-        return await self._write(
-            tx, self._text(_PUBLISH), document.type, *arguments, published_hash
-        )
+        sql = self._text(_PUBLISH[0 if with_data else 1])
+        return await self._write(tx, sql, document.type, *arguments, published_hash)
 
     async def unpublish_document(
         self, tx: Tx, *, id: uuid.UUID, updated_by: str | None = None

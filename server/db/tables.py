@@ -257,6 +257,13 @@ document_versions = Table(
     # A restore version names the version it made the draft again.
     Column("restored_from", Integer),
     UniqueConstraint("document_id", "version_number"),
+    # The drafts alone, for the retention's prune on every draft save (migration 0019).
+    Index(
+        "idx_document_versions_drafts",
+        "document_id",
+        "version_number",
+        postgresql_where=text("event_type = 'draft'"),
+    ),
 )
 
 assets = Table(

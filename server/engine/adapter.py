@@ -106,8 +106,11 @@ class Documents(Protocol):
         """Any readable document, whatever its status, or None."""
         ...
 
-    async def lock_document(self, tx: Tx, *, id: uuid.UUID) -> DocumentRow:
-        """A document of the current organization, locked until the transaction ends."""
+    async def lock_document(
+        self, tx: Tx, *, id: uuid.UUID, published_data: bool = True
+    ) -> DocumentRow:
+        """A document of the current organization, locked until the transaction ends (without
+        `published_data`: only whether it has any)."""
         ...
 
     async def update_draft(
@@ -121,9 +124,11 @@ class Documents(Protocol):
         updated_by: str | None = None,
         expected_revision: int | None = None,
         restored_from: int | None = None,
+        with_data: bool = True,
     ) -> DocumentRow:
         """Replace the draft of a locked document with a version (a `restore` naming
-        `restored_from` when given); a stale `expected_revision` is a conflict."""
+        `restored_from` when given); a stale `expected_revision` is a conflict. Without
+        `with_data`, the row comes back without its data."""
         ...
 
     async def publish_document(
@@ -135,8 +140,10 @@ class Documents(Protocol):
         references: References,
         published_by: str | None = None,
         expected_revision: int | None = None,
+        with_data: bool = True,
     ) -> DocumentRow:
-        """Copy a locked document's draft to the published plane, with a publish version."""
+        """Copy a locked document's draft to the published plane, with a publish version
+        (without `with_data`, the row comes back without its data)."""
         ...
 
     async def unpublish_document(

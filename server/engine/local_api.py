@@ -26,10 +26,11 @@ from server.content.back_references import PLANES, find_back_references, planes_
 from server.content.content_model import ContentModel
 from server.content.documents import DocumentRow, References, Version, check_revision
 from server.content.hash import content_hash
+from server.content.publishable import publishable_drafts
 from server.content.queries import count_documents, find_document_by_id, find_documents
 from server.content.references import resolve_references
 from server.content.singletons import empty_row, singleton_id
-from server.content.validation import document_links, validate_document
+from server.content.validation import document_links, document_problems, validate_document
 from server.engine.access import AccessAPI
 from server.engine.adapter import Access, Assets, Documents, Schedules, Transactions
 from server.engine.context import Context, document_type, parse_id
@@ -353,13 +354,27 @@ class Collection:
     # Writing
 
     def _prepare(
-        self, ctx: Context, data: Any, *, publish: bool
+        self, ctx: Context, data: Any, *, publish: bool, publishing_next: bool = False
     ) -> tuple[dict[str, Any], str, References]:
+        """The data as saved, its hash and its references, once it passed validation.
+
+        `publishing_next`: a publish is likely to follow (the document is published), so a draft
+        is checked with the content rules at once, and when it passes them the publish need not
+        walk it again (`server/content/publishable.py`).
+        """
         if not isinstance(data, Mapping):
             raise InvalidInputError("data must be an object", path="data")
         document = dict(data)
-        validate_document(ctx.registry, self.type_name, document, publish=publish)
-        return document, content_hash(document), self._references(ctx, document)
+        if publish or not publishing_next:
+            validate_document(ctx.registry, self.type_name, document, publish=publish)
+            return document, content_hash(document), self._references(ctx, document)
+        if document_problems(ctx.registry, self.type_name, document, publish=True):
+            # Not publishable: the draft's own checks decide, and answer as they always do.
+            validate_document(ctx.registry, self.type_name, document, publish=False)
+            return document, content_hash(document), self._references(ctx, document)
+        references = self._references(ctx, document)
+        publishable_drafts(ctx.registry).remember(self.type_name, document, references)
+        return document, content_hash(document), references
 
     def _references(self, ctx: Context, data: Mapping[str, Any]) -> References:
         found_targets, found_assets = document_links(ctx.registry, self.type_name, data)
@@ -443,8 +458,8 @@ class Collection:
         Keys the type no longer declares are dropped from the draft, so a schema change never leaves
         a draft that cannot be saved. A stale `expected_revision` raises ConflictError.
         """
-        row = await self.update_row(
-            ctx, id, data, publish=publish, expected_revision=expected_revision
+        row = await self._update_row(
+            ctx, id, data, publish=publish, expected_revision=expected_revision, with_data=True
         )
         return await self._render(ctx, row, "published" if publish else "draft", depth)
 
@@ -457,14 +472,31 @@ class Collection:
         publish: bool = False,
         expected_revision: int | None = None,
     ) -> DocumentRow:
-        """`update` without rendering the document: the row as written."""
+        """`update` without rendering the document: the row as written, without its data
+        (`DocumentRow` says what such a row holds)."""
+        return await self._update_row(
+            ctx, id, data, publish=publish, expected_revision=expected_revision, with_data=False
+        )
+
+    async def _update_row(
+        self,
+        ctx: Context,
+        id: str | uuid.UUID,
+        data: Mapping[str, Any],
+        *,
+        publish: bool,
+        expected_revision: int | None,
+        with_data: bool,
+    ) -> DocumentRow:
         ctx.require("document.update")
         if publish:
             ctx.require("document.publish")
         schema_type = self._type(ctx)
         if not isinstance(data, Mapping):
             raise InvalidInputError("data must be an object", path="data")
-        current = await self._locked_or_unsaved(ctx, schema_type, id, expected_revision)
+        current = await self._locked_or_unsaved(
+            ctx, schema_type, id, expected_revision, published_data=with_data
+        )
         if current is None:  # the singleton's first save creates it
             document = {key: value for key, value in data.items() if value is not None}
             return await self._insert(ctx, document, publish=publish, id=parse_id(id))
@@ -474,11 +506,17 @@ class Collection:
                 merged.pop(key, None)
             else:
                 merged[key] = value
+        # Publishing after the save reads the draft the save wrote.
         row = await self._save(
-            ctx, current, merged, publish=publish, expected_revision=expected_revision
+            ctx,
+            current,
+            merged,
+            publish=publish,
+            expected_revision=expected_revision,
+            with_data=with_data or publish,
         )
         if publish:
-            return await self._publish_row(ctx, row, None)
+            return await self._publish_row(ctx, row, None, with_data=with_data)
         return row
 
     async def _save(
@@ -490,10 +528,13 @@ class Collection:
         publish: bool = False,
         expected_revision: int | None = None,
         restored_from: int | None = None,
+        with_data: bool = True,
     ) -> DocumentRow:
         """Write `data` as the draft of the locked `current`, unless it is the draft already: a save
         that changes nothing makes no revision and no version."""
-        document, draft_hash, references = self._prepare(ctx, data, publish=publish)
+        document, draft_hash, references = self._prepare(
+            ctx, data, publish=publish, publishing_next=current.is_published
+        )
         if _same_json(document, current.draft_data):
             check_revision(current, expected_revision)
             return current
@@ -506,6 +547,7 @@ class Collection:
             updated_by=ctx.user_id,
             expected_revision=expected_revision,
             restored_from=restored_from,
+            with_data=with_data,
         )
 
     async def publish(
@@ -517,19 +559,32 @@ class Collection:
         depth: int = 0,
     ) -> dict[str, Any]:
         """Publish the current draft; refused while it breaks a content rule."""
-        row = await self.publish_row(ctx, id, expected_revision=expected_revision)
+        row = await self._publish_by_id(ctx, id, expected_revision, with_data=True)
         return await self._render(ctx, row, "published", depth)
 
     async def publish_row(
         self, ctx: Context, id: str | uuid.UUID, *, expected_revision: int | None = None
     ) -> DocumentRow:
-        """`publish` without rendering the document: the row as written."""
+        """`publish` without rendering the document: the row as written, without its data
+        (`DocumentRow` says what such a row holds)."""
+        return await self._publish_by_id(ctx, id, expected_revision, with_data=False)
+
+    async def _publish_by_id(
+        self,
+        ctx: Context,
+        id: str | uuid.UUID,
+        expected_revision: int | None,
+        *,
+        with_data: bool,
+    ) -> DocumentRow:
         ctx.require("document.publish")
         schema_type = self._type(ctx)
-        current = await self._locked_or_unsaved(ctx, schema_type, id, expected_revision)
+        current = await self._locked_or_unsaved(
+            ctx, schema_type, id, expected_revision, published_data=with_data
+        )
         if current is None:  # a singleton never saved publishes its empty draft, if its rules allow
             return await self._insert(ctx, {}, publish=True, id=parse_id(id))
-        return await self._publish_row(ctx, current, expected_revision)
+        return await self._publish_row(ctx, current, expected_revision, with_data=with_data)
 
     async def _render(
         self, ctx: Context, row: DocumentRow, perspective: Perspective, depth: int
@@ -538,17 +593,27 @@ class Collection:
         return doc
 
     async def _publish_row(
-        self, ctx: Context, row: DocumentRow, expected_revision: int | None
+        self,
+        ctx: Context,
+        row: DocumentRow,
+        expected_revision: int | None,
+        *,
+        with_data: bool = True,
     ) -> DocumentRow:
         draft = row.draft_data or {}
-        validate_document(ctx.registry, self.type_name, draft, publish=True)
+        # A draft a save just found publishable (`_prepare`) is not walked again.
+        references = publishable_drafts(ctx.registry).references(self.type_name, draft)
+        if references is None:
+            validate_document(ctx.registry, self.type_name, draft, publish=True)
+            references = self._references(ctx, draft)
         return await self.api.adapter.publish_document(
             ctx.tx,
             document=row,
             published_hash=row.draft_hash or content_hash(draft),
-            references=self._references(ctx, draft),
+            references=references,
             published_by=ctx.user_id,
             expected_revision=expected_revision,
+            with_data=with_data,
         )
 
     async def unpublish(
@@ -649,8 +714,12 @@ class Collection:
 
     # Helpers
 
-    async def _locked(self, ctx: Context, id: str | uuid.UUID) -> DocumentRow:
-        row = await self.api.adapter.lock_document(ctx.tx, id=parse_id(id))
+    async def _locked(
+        self, ctx: Context, id: str | uuid.UUID, *, published_data: bool = True
+    ) -> DocumentRow:
+        row = await self.api.adapter.lock_document(
+            ctx.tx, id=parse_id(id), published_data=published_data
+        )
         if row.type != self.type_name:
             raise NotFoundError(f"{self.type_name} {id} not found")
         return row
@@ -661,11 +730,13 @@ class Collection:
         schema_type: SchemaType,
         id: str | uuid.UUID,
         expected_revision: int | None,
+        *,
+        published_data: bool = True,
     ) -> DocumentRow | None:
         """The locked document, or None for a singleton never saved (which reads as empty, at
         revision 0: `expected_revision` is checked against that)."""
         try:
-            return await self._locked(ctx, id)
+            return await self._locked(ctx, id, published_data=published_data)
         except NotFoundError:
             if not self._is_singleton_id(ctx, schema_type, id):
                 raise

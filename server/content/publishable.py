@@ -1,0 +1,66 @@
+"""Drafts a save found publishable, with their references: the publish that follows walks none again.
+
+An editor's autosave of a published document is followed by its publish, which checks the same
+data against the content rules (`validate_document(..., publish=True)`) and walks it for its
+references, as the save had just walked it. Both are functions of the content model and the data
+alone, so a save of a published document checks its data with the content rules at once (a draft
+that passes them passes the structural checks as well: those are a subset), and when nothing is
+wrong keeps what it found here, under the data's exact JSON. A publish of that very data then takes
+the references from here and skips both walks; anything else is checked as always.
+
+What is kept hangs off the registry (`Registry.memo`), so a schema change starts afresh, and it is
+bounded (the most recent drafts). Nothing here depends on a transaction: a save rolled back leaves
+an entry that is as true as before.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from server.content.documents import References
+from server.model.types import Registry
+
+# How many drafts a registry keeps: the saves a process expects to be published soon after.
+SIZE = 512
+
+
+class PublishableDrafts:
+    """(document type, the data's JSON with sorted keys) -> the data's references, most recent
+    last. Only data that passed every content rule is ever kept."""
+
+    def __init__(self, size: int = SIZE) -> None:
+        self.size = size
+        self._drafts: OrderedDict[tuple[str, bytes], References] = OrderedDict()
+
+    def remember(self, type_name: str, data: Mapping[str, Any], references: References) -> None:
+        key = (type_name, _exact(data))
+        self._drafts[key] = references
+        self._drafts.move_to_end(key)
+        if len(self._drafts) > self.size:
+            self._drafts.popitem(last=False)
+
+    def references(self, type_name: str, data: Mapping[str, Any]) -> References | None:
+        """The references of `data` if a save found exactly this data publishable, else None."""
+        return self._drafts.get((type_name, _exact(data)))
+
+    def __len__(self) -> int:
+        return len(self._drafts)
+
+
+def publishable_drafts(registry: Registry) -> PublishableDrafts:
+    """The registry's drafts (made on first use)."""
+    drafts: PublishableDrafts | None = registry.memo.get(PublishableDrafts)
+    if drafts is None:
+        drafts = registry.memo[PublishableDrafts] = PublishableDrafts()
+    return drafts
+
+
+def _exact(data: Mapping[str, Any]) -> bytes:
+    # Exactly the same JSON, keys in any order (1 and 1.0 differ): what validation and the
+    # reference walk see. Both follow the schema's field order and the arrays' item order, never
+    # the order of an object's keys.
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
