@@ -15,6 +15,7 @@ an entry that is as true as before.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -29,8 +30,8 @@ SIZE = 512
 
 
 class PublishableDrafts:
-    """(document type, the data's JSON with sorted keys) -> the data's references, most recent
-    last. Only data that passed every content rule is ever kept."""
+    """(document type, a digest of the data's JSON with sorted keys) -> the data's references,
+    most recent last. Only data that passed every content rule is ever kept."""
 
     def __init__(self, size: int = SIZE) -> None:
         self.size = size
@@ -62,5 +63,6 @@ def publishable_drafts(registry: Registry) -> PublishableDrafts:
 def _exact(data: Mapping[str, Any]) -> bytes:
     # Exactly the same JSON, keys in any order (1 and 1.0 differ): what validation and the
     # reference walk see. Both follow the schema's field order and the arrays' item order, never
-    # the order of an object's keys.
-    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    # the order of an object's keys. Kept as a digest, so the drafts of large documents cost the
+    # process 16 bytes each, not their size.
+    return hashlib.blake2b(orjson.dumps(data, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
