@@ -2,6 +2,7 @@
 
     python -m bench.read_cpu                   # 2,000 posts, Q1 and Q5, 5 rounds of 500 reads
     python -m bench.read_cpu --posts 10000 --reads 1000 --rounds 7 --scenarios Q1
+    python -m bench.read_cpu --posts 10000 --scenarios Q4 Q1 --direct-only
 
 The API runs in this process over httpx's ASGI transport (as `bench/write_cpu.py`), one read after
 the other, once on PostgreSQL directly and once through a PgBouncer in transaction mode started
@@ -15,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -25,10 +27,10 @@ import orjson
 import psutil
 
 from bench import pgbouncer
-from bench.cli import _admin_url, _prepare
+from bench.cli import _admin_url, _post_ids, _prepare
 from bench.dataset import Dataset
 from bench.machine import PostgresCpu
-from bench.scenarios import BY_NAME
+from bench.scenarios import BY_NAME, Scenario
 from server.app import create_app
 from server.config import Settings
 from server.services import Services
@@ -51,18 +53,25 @@ class Rounds:
         return _line(*map(statistics.median, (self.api, self.pooler, self.postgres)))
 
 
+def _bodies(scenario: Scenario, post_ids: list[str]) -> Iterator[bytes]:
+    """The request bodies to send, one per read: Q4 cycles through post ids, the others repeat."""
+    if scenario.kind != "by_id":
+        return itertools.repeat(scenario.body())
+    return itertools.cycle([scenario.body({"id": post_id}) for post_id in post_ids])
+
+
 async def _measure(
     client: httpx.AsyncClient,
     headers: dict[str, str],
-    body: bytes,
+    bodies: Iterator[bytes],
     reads: int,
     rounds: int,
     pg: PostgresCpu,
     pooler_cpu: Callable[[], float],
 ) -> Rounds:
     async def read() -> None:
-        response = await client.post("/graphql", content=body, headers=headers)
-        if "errors" in orjson.loads(response.content):
+        response = await client.post("/graphql", content=next(bodies), headers=headers)
+        if response.status_code != 200 or "errors" in orjson.loads(response.content):
             raise RuntimeError(response.text)
 
     for _ in range(WARM_UP):
@@ -83,10 +92,13 @@ def _line(api: float, pooler: float, postgres: float) -> str:
     return f"this process {api:6.0f} µs, PgBouncer {pooler:5.0f} µs, PostgreSQL {postgres:6.0f} µs"
 
 
-async def run(admin_url: str, posts: int, reads: int, rounds: int, names: list[str]) -> None:
+async def run(
+    admin_url: str, posts: int, reads: int, rounds: int, names: list[str], *, direct_only: bool
+) -> None:
     loaded = await _prepare(
         admin_url, f"cms_read_cpu_{posts}", Dataset(posts, 1), reuse=True, log=print
     )
+    post_ids, _ = await _post_ids(loaded)
     pg = await PostgresCpu.find(loaded.url)
     database = pgbouncer.Upstream.of(loaded.url).database
     results: dict[tuple[str, str], Rounds] = {}
@@ -101,6 +113,8 @@ async def run(admin_url: str, posts: int, reads: int, rounds: int, names: list[s
                 pool_size=4,
             ),
         }
+        if direct_only:
+            del reaches["pooled"]
         for reach, settings in reaches.items():
             services = Services.create(settings)
             await services.start()
@@ -116,7 +130,13 @@ async def run(admin_url: str, posts: int, reads: int, rounds: int, names: list[s
                     for name in names:
                         print(f"{name} {reach}:", flush=True)
                         results[name, reach] = await _measure(
-                            client, headers, BY_NAME[name].body(), reads, rounds, pg, pooler_cpu
+                            client,
+                            headers,
+                            _bodies(BY_NAME[name], post_ids),
+                            reads,
+                            rounds,
+                            pg,
+                            pooler_cpu,
                         )
             finally:
                 await services.stop()
@@ -144,10 +164,20 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
-        "--scenarios", nargs="+", default=["Q1", "Q5"], choices=["Q1", "Q2", "Q3", "Q5"]
+        "--scenarios", nargs="+", default=["Q1", "Q5"], choices=["Q1", "Q2", "Q3", "Q4", "Q5"]
     )
+    parser.add_argument("--direct-only", action="store_true", help="skip the run through PgBouncer")
     args = parser.parse_args()
-    asyncio.run(run(_admin_url(), args.posts, args.reads, args.rounds, args.scenarios))
+    asyncio.run(
+        run(
+            _admin_url(),
+            args.posts,
+            args.reads,
+            args.rounds,
+            args.scenarios,
+            direct_only=args.direct_only,
+        )
+    )
 
 
 if __name__ == "__main__":
