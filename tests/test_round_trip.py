@@ -87,6 +87,40 @@ def test_none_is_null_and_other_types_are_refused() -> None:
         text_argument(object())
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    [HOSTILE, [None, "x", None], [], ["\\", "'\\'", '{"a\\"b"}', "E'x'", "');--"]],
+)
+async def test_the_execute_text_quotes_as_postgresql_does(
+    one_connection: Database, arguments: list[str | None]
+) -> None:
+    """`EXECUTE name(...)` as migration 0006 writes it in SQL, whatever `standard_conforming_strings`."""
+    name = "cms_read_0123abcd"
+    async with one_connection.session() as conn:
+        for conforming in ("on", "off"):
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL standard_conforming_strings = {conforming}")
+                expected = await conn.fetchval(
+                    "SELECT format('EXECUTE %I', $1::text) || CASE WHEN cardinality($2::text[]) > 0"
+                    " THEN (SELECT '(' || string_agg(quote_nullable(a.value), ', ' ORDER BY a.n)"
+                    " || ')' FROM unnest($2::text[]) WITH ORDINALITY AS a(value, n)) ELSE '' END",
+                    name,
+                    arguments,
+                )
+                assert round_trip.execute_text(name, arguments) == expected
+                # And PostgreSQL reads each literal back as the text it was.
+                if arguments:
+                    written = round_trip.execute_text(name, arguments)
+                    literals = written.removeprefix(f"EXECUTE {name}(").removesuffix(")")
+                    back = await conn.fetchval(f"SELECT ARRAY[{literals}]::text[]")
+                    assert back == arguments
+
+
+def test_the_execute_text_takes_only_a_reads_name() -> None:
+    with pytest.raises(ValueError, match="not the name of a compiled read"):
+        round_trip.execute_text("cms_read_x; DROP TABLE cms_documents", [])
+
+
 def _statement(gql: GraphQLClient, query: str, variables: dict[str, Any]) -> run.Statement:
     built = gql.app.state.graphql.current()
     plan = built.planner.plan(query, None)
@@ -130,6 +164,47 @@ async def test_a_read_is_its_own_transaction_and_leaves_the_session_clean(
         "principal": "",
         "read_only": "off",
         "prepared": True,
+    }
+
+
+async def test_a_known_callers_prepared_read_answers_the_same_and_leaves_the_session_clean(
+    cms_api: GraphQLClient, one_connection: Database
+) -> None:
+    """A caller met moments ago, a read the connection has prepared: `cms_read_known_run`
+    (migration 0020), its `EXECUTE` written by the server with hostile arguments."""
+    await publish_post(cms_api, 'A "quoted" post')
+    await publish_post(cms_api, "back\\slash")
+    statement = _statement(
+        cms_api,
+        "query($titles: [String!]!) {"
+        ' allPost(where: {title: {in: $titles}}, sort: ["title"]) { title } }',
+        {"titles": ['A "quoted" post', *HOSTILE]},
+    )
+    credential = parse_credential(f"Bearer {cms_api.key}", None)
+    opening = opening_arguments(credential, cms_api.services.adapter.tenancy)
+    facts, values = await round_trip.fetch(one_connection, opening, statement, cancel_after=5)
+    known, again = await round_trip.fetch(
+        one_connection, opening, statement, cancel_after=5, lock_timeout_ms=1000, known=facts
+    )
+    assert (known, again) == (facts, values)
+    assert orjson.loads(run.body(statement, again)) == {
+        "data": {"allPost": [{"title": 'A "quoted" post'}, {"title": "back\\slash"}]}
+    }
+    async with one_connection.session() as conn:
+        row = await conn.fetchrow(
+            "SELECT current_user = session_user AS own_role,"
+            " coalesce(current_setting('app.organization_id', true), '') AS org,"
+            " coalesce(current_setting('app.principal', true), '') AS principal,"
+            " current_setting('transaction_read_only') AS read_only,"
+            " current_setting('lock_timeout') AS lock_timeout"
+        )
+    assert row is not None
+    assert dict(row) == {
+        "own_role": True,
+        "org": "",
+        "principal": "",
+        "read_only": "off",
+        "lock_timeout": "0",
     }
 
 

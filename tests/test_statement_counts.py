@@ -208,13 +208,14 @@ async def test_a_read_request_is_one_round_trip(
     count, _ = await statements(cms_api, body)
     assert count == READ
     assert len(sent) == 1
-    # A caller met moments ago: its facts are checked by the access counter (migration 0015);
-    # through a transaction pooler (`DATABASE_POOL_MODE=transaction`) `cms_read_pooled_known` with
+    # A caller met moments ago: its facts are checked by the access counter (migration 0015),
+    # with the read this connection prepared `cms_read_known_run` (migration 0020); through a
+    # transaction pooler (`DATABASE_POOL_MODE=transaction`) `cms_read_pooled_known` with
     # the text, or once this process has sent it, the call the server session keeps prepared
     # (migration 0018).
     assert sent[0].startswith(
         (
-            "SELECT cms_read_known(",
+            "SELECT cms_read_known_run(",
             "SELECT cms_read_pooled_known(",
             "SELECT cms_read_pooled_call(",
         )

@@ -25,6 +25,7 @@ yet, which the sessions likely lack too.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from server.access.auth import refusals
-from server.access.opening import FactsChanged, facts_changed
+from server.access.opening import FactsChanged, facts_changed, kept_facts
 from server.db.pool import connection_lost, translate_errors
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ READ_SQL = (
 # For a caller whose facts a full opening found recently: the read without the credential check
 # and the tree walk, while the database finds those facts still hold (migration 0015).
 READ_KNOWN_SQL = "SELECT cms_read_known($1, $2, $3, $4, $5, $6, $7, $8::text[])"
+# The same for a read the connection has prepared: the facts it checks sent apart, and the
+# `EXECUTE` of the read written here (migration 0020), so PostgreSQL parses no JSON and runs no
+# query to write it.
+READ_KNOWN_RUN_SQL = "SELECT cms_read_known_run($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 # The same through a transaction pooler (`cms_read_pooled`'s way with the read, migration 0014).
 READ_POOLED_KNOWN_SQL = (
     "SELECT cms_read_pooled_known($1, $2, $3, $4, $5, $6, $7, $8::text[], $9) AS results"
@@ -174,7 +179,19 @@ async def _fetch_on(
     database.ran(statement.sql, statement.args)
     try:
         with refusals(), translate_errors(conn):
-            if known is not None:
+            if known is not None and text is None:
+                hierarchy, _, role, lock_timeout_ms = opening[5:]
+                results = await conn.fetchval(
+                    READ_KNOWN_RUN_SQL,
+                    *kept_facts(known),
+                    hierarchy,
+                    role,
+                    lock_timeout_ms,
+                    execute_text(name, arguments),
+                    timeout=cancel_after,
+                )
+                principal = known
+            elif known is not None:
                 results = await conn.fetchval(
                     READ_KNOWN_SQL,
                     *_known_arguments(known, opening, name, text, arguments),
@@ -251,6 +268,34 @@ def _known_arguments(
     """`cms_read_known`'s arguments: the kept facts in place of the credential (migration 0015)."""
     hierarchy, statement_timeout_ms, role, lock_timeout_ms = opening[5:]
     return (known, hierarchy, statement_timeout_ms, role, lock_timeout_ms, name, text, arguments)
+
+
+def execute_text(name: str, arguments: list[str | None]) -> str:
+    """`EXECUTE name(...)` of a prepared read, each argument a literal as PostgreSQL's
+    `quote_nullable` writes it, which PostgreSQL reads back as the same text whatever
+    `standard_conforming_strings` says: quotes doubled, and a text with a backslash written as
+    an escape string with its backslashes doubled.
+
+    Raises:
+        ValueError: `name` is not a read's name (`server.query.run`), which goes in unquoted.
+    """
+    if not _READ_NAME.fullmatch(name):
+        raise ValueError(f"not the name of a compiled read: {name[:80]!r}")
+    if not arguments:
+        return f"EXECUTE {name}"
+    return f"EXECUTE {name}({', '.join(map(_literal, arguments))})"
+
+
+_READ_NAME = re.compile(r"cms_read_[0-9a-f]+")
+
+
+def _literal(value: str | None) -> str:
+    if value is None:
+        return "NULL"
+    quoted = value.replace("'", "''")
+    if "\\" in value:
+        return "E'" + quoted.replace("\\", "\\\\") + "'"
+    return "'" + quoted + "'"
 
 
 def text_argument(value: Any) -> str | None:
