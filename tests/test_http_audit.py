@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.exceptions import HTTPException
 
 from server.config import PROJECT_ROOT
 from server.testing import pooled_environment
@@ -211,3 +212,35 @@ async def test_multipart_requests_follow_the_multipart_request_spec(
     assert (unmapped.status_code, codes(unmapped.json())) == (400, ["BAD_REQUEST"])
     missing = await client.post("/graphql", files={"map": (None, "{}")})
     assert (missing.status_code, codes(missing.json())) == (400, ["BAD_REQUEST"])
+
+
+@pytest.mark.parametrize("path", ["/graphql", "/api/graphql"])
+async def test_an_unexpected_error_is_a_plain_500_and_reaches_the_server(
+    cms_api: GraphQLClient, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """The endpoint is reached without Starlette's middleware (`server.app`), answering as it
+    would: a 500 when nothing was sent, the exception raised on to the server; and a Starlette
+    `HTTPException` as its status."""
+    endpoint = cms_api.app.state.graphql
+
+    async def fails(request: Any, limit: int) -> Any:
+        raise LookupError("a fault of the endpoint")
+
+    monkeypatch.setattr(endpoint, "handle", fails)
+    transport = httpx.ASGITransport(app=cms_api.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        response = await http.post(path, json={"query": "{ __typename }"})
+        assert response.status_code == 500
+        assert response.text == "Internal Server Error"
+        assert response.headers["content-type"].startswith("text/plain")
+
+        async def refuses(request: Any, limit: int) -> Any:
+            raise HTTPException(418, "no tea", headers={"X-Why": "coffee"})
+
+        monkeypatch.setattr(endpoint, "handle", refuses)
+        response = await http.post(path, json={"query": "{ __typename }"})
+        assert (response.status_code, response.text) == (418, "no tea")
+        assert response.headers["x-why"] == "coffee"
+    monkeypatch.setattr(endpoint, "handle", fails)
+    with pytest.raises(LookupError):
+        await cms_api.client.post(path, json={"query": "{ __typename }"})
