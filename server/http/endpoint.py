@@ -304,6 +304,28 @@ def _is_loopback(request: Request) -> bool:
         return False
 
 
+class _RequestHeaders(Headers):
+    """A request's headers, each lookup one dict access: a request to this endpoint looks up
+    about ten, most of them absent (`Headers.get` scans the list and raises for a missing one)."""
+
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(scope=scope)
+        # The first of repeated headers, as `Headers.get` finds it.
+        self._first = dict(reversed(self._list))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._first.get(key.lower().encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
+
+
+class _Request(Request):
+    """A request whose headers are the ones `__call__` read its size limit from."""
+
+    def __init__(self, scope: Scope, receive: Receive, headers: Headers) -> None:
+        super().__init__(scope, receive)
+        self._headers = headers
+
+
 class GraphQLEndpoint:
     """The ASGI app at `/graphql`: builds a schema per content model and serves each request."""
 
@@ -371,8 +393,9 @@ class GraphQLEndpoint:
         self._built, self._checked = built, None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = self._limit(Headers(scope=scope))
-        request = Request(scope, _limited(receive, limit))
+        headers = _RequestHeaders(scope)
+        limit = self._limit(headers)
+        request = _Request(scope, _limited(receive, limit), headers)
         response = await self.handle(request, limit)
         if request.method == "GET" and "cache-control" not in response.headers:
             # Only what `_compiled` marks cacheable may be kept: errors, drafts, the resolvers'

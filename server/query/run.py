@@ -12,9 +12,10 @@ before anything is sent, and the request runs through Strawberry, which answers 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -126,7 +127,10 @@ def _with_ids(statement: Statement, variables: dict[str, Any]) -> Statement:
             args[index] = parse_id(str(value))
         except CMSError as exc:
             raise Fallback("id") from exc
-    return replace(statement, args=args)
+    # A shallow copy: `dataclasses.replace` would run `__init__` over every field, per request.
+    bound = copy.copy(statement)
+    bound.args = args
+    return bound
 
 
 def _bind(
