@@ -28,12 +28,12 @@ pytestmark = pytest.mark.usefixtures("cheap_hashing")
 TITLES = '{ allPost(sort: ["title"]) { title } }'
 CREATE = "mutation($t: String!) { createPost(data: {title: $t, slug: $t}, publish: true) { id } }"
 # The short and the full way, on a session and through a transaction pooler (`cms_read_pooled`;
-# the short way there with the text, or its prepared call without, migration 0018).
+# the short way there with the text, or its prepared call without: `cms_read_known_run`, as on a
+# session, migrations 0018 and 0021).
 KNOWN = (
     "SELECT cms_read_known(",
     "SELECT cms_read_known_run(",
     "SELECT cms_read_pooled_known(",
-    "SELECT cms_read_pooled_call(",
 )
 FULL = (
     "SELECT principal, results FROM cms_read(",

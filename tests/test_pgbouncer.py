@@ -276,7 +276,7 @@ async def test_a_session_without_the_call_or_the_read_answers_with_the_text_and_
     round_trips.clear()
     assert await titles(cms_api, cms_api.key) == {"Hello"}
     assert [sql.split("(")[0] for sql in round_trips] == [
-        "SELECT cms_read_pooled_call",
+        "SELECT cms_read_known_run",
         "SELECT cms_read_pooled_known",
     ]
     assert sorted((await probe(through))["prepared"]) == kept
@@ -302,7 +302,7 @@ async def test_facts_that_changed_do_not_send_the_text_but_open_in_full(
     round_trips.clear()
     assert await titles(cms_api, cms_api.key) == {"Hello"}
     assert [sql.split("(")[0] for sql in round_trips] == [
-        "SELECT cms_read_pooled_call",  # CM007: the facts changed
+        "SELECT cms_read_known_run",  # CM007: the facts changed
         "SELECT principal, results FROM cms_read_pooled",
     ]
 
@@ -477,6 +477,7 @@ async def test_a_compiled_read_is_one_round_trip_on_each_side_of_pgbouncer(
                 assert round_trip.POOLED_CALL_NAME.encode() in wire.data
                 assert b"cms_documents" not in wire.data  # the read's text
                 assert b"cms_read_pooled" not in wire.data  # the call's
+                assert b"cms_read_known_run" not in wire.data
 
 
 async def test_a_compiled_read_is_one_round_trip_direct(cms_database_url: str) -> None:

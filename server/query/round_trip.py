@@ -15,8 +15,9 @@ client cannot prepare anything on the one its next call reaches. There the serve
 the reads prepared themselves: `cms_read_pooled` (migration 0014) is given the read's text and
 prepares it only when the session it reached lacks it, at most `PREPARED_PER_CONNECTION` per
 session. For a known caller, the usual case, each session also keeps the call itself prepared
-(`POOLED_CALL_NAME`, migration 0018), which any client may bind by name: the read is then Bind,
-Execute and Sync of that call with the read's name and arguments, with no text, nothing for
+(`POOLED_CALL_NAME`: `cms_read_known_run`, migrations 0018 and 0021), which any client may bind
+by name: the read is then Bind, Execute and Sync of that call with the caller's facts and the
+read's `EXECUTE` as on a direct session (`execute_text`), with no read text, nothing for
 PostgreSQL to parse or plan, and no exception block. When the session reached lacks the call or
 the read, PostgreSQL answers "no such prepared statement" and the read goes again, with its text,
 to `cms_read_pooled_known`, which prepares both there; so does a read this process has not sent
@@ -59,8 +60,8 @@ READ_POOLED_KNOWN_SQL = (
 )
 # The same without the text, as server sessions behind the pooler keep it prepared (migration
 # 0018): bound by name, so only Bind, Execute and Sync travel.
-POOLED_CALL_NAME = "cms_pooled_call_v1"
-POOLED_CALL_SQL = "SELECT cms_read_pooled_call($1, $2, $3, $4, $5, $6, $7)"
+POOLED_CALL_NAME = "cms_pooled_call_v2"
+POOLED_CALL_SQL = READ_KNOWN_RUN_SQL
 # Reads kept prepared per connection; past it, the session forgets them all and starts again.
 # Through a transaction pooler, the cap of each server session (the oldest reads go first).
 PREPARED_PER_CONNECTION = 256
@@ -231,17 +232,15 @@ async def _read_pooled_known(
     # A read this process has not sent yet is likely new to the sessions too: no call bound to
     # fail first (an error in the server's log, and a round trip more).
     if name in database.pooled_reads:
-        hierarchy, statement_timeout_ms, role, lock_timeout_ms = opening[5:]
+        hierarchy, _, role, lock_timeout_ms = opening[5:]
         try:
             row = await conn.fetchrow_prepared(
                 call,
-                known,
+                *kept_facts(known),
                 hierarchy,
-                statement_timeout_ms,
                 role,
                 lock_timeout_ms,
-                name,
-                arguments,
+                execute_text(name, arguments),
                 timeout=cancel_after,
             )
         except asyncpg.InvalidSQLStatementNameError:
