@@ -451,13 +451,12 @@ async def five_reads(client: GraphQLClient, *wires: Wire) -> None:
         assert await titles(client, client.key) == {"Hello"}
 
 
-async def test_a_compiled_read_is_one_round_trip_on_each_side_of_pgbouncer(
+@asynccontextmanager
+async def api_behind_counted_pgbouncer(
     cms_server_url: str, cms_database_url: str
-) -> None:
-    """On the wire: a compiled read sends the pooler one Bind, Execute and Sync of the call the
-    server session keeps prepared (no Parse, no text), and the pooler sends the server the same
-    and nothing more (no `SET client_encoding` of its own before the transaction), as a direct
-    connection's read is one round trip to the server."""
+) -> AsyncIterator[tuple[GraphQLClient, Wire, Wire]]:
+    """The API through PgBouncer (one server connection), with what the API sends the pooler and
+    what the pooler sends the server counted: (the API, to the pooler, to the server)."""
     server = Upstream.of(cms_server_url)
     # The API reaches PgBouncer through one proxy, PgBouncer the server through the other.
     async with (
@@ -468,16 +467,31 @@ async def test_a_compiled_read_is_one_round_trip_on_each_side_of_pgbouncer(
         pooler = Upstream.of(bouncer.url(cms_database_url))
         through = via(to_pooler, pooler, pooler.database)
         async with api_on(through, direct_url=cms_database_url, pool_mode="transaction") as client:
-            await five_reads(client, to_pooler, to_server)
-            one_each = {"B": 5, "E": 5, "S": 5}
-            assert to_pooler.counts == one_each, to_pooler.sent
-            assert to_server.counts == one_each, to_server.sent
-            assert to_pooler.round_trips == to_server.round_trips == 5
-            for wire in (to_pooler, to_server):
-                assert round_trip.POOLED_CALL_NAME.encode() in wire.data
-                assert b"cms_documents" not in wire.data  # the read's text
-                assert b"cms_read_pooled" not in wire.data  # the call's
-                assert b"cms_read_known_run" not in wire.data
+            yield client, to_pooler, to_server
+
+
+async def test_a_compiled_read_is_one_round_trip_on_each_side_of_pgbouncer(
+    cms_server_url: str, cms_database_url: str
+) -> None:
+    """On the wire: a compiled read sends the pooler one Bind, Execute and Sync of the call the
+    server session keeps prepared (no Parse, no text), and the pooler sends the server the same
+    and nothing more (no `SET client_encoding` of its own before the transaction), as a direct
+    connection's read is one round trip to the server."""
+    async with api_behind_counted_pgbouncer(cms_server_url, cms_database_url) as (
+        client,
+        to_pooler,
+        to_server,
+    ):
+        await five_reads(client, to_pooler, to_server)
+        one_each = {"B": 5, "E": 5, "S": 5}
+        assert to_pooler.counts == one_each, to_pooler.sent
+        assert to_server.counts == one_each, to_server.sent
+        assert to_pooler.round_trips == to_server.round_trips == 5
+        for wire in (to_pooler, to_server):
+            assert round_trip.POOLED_CALL_NAME.encode() in wire.data
+            assert b"cms_documents" not in wire.data  # the read's text
+            assert b"cms_read_pooled" not in wire.data  # the call's
+            assert b"cms_read_known_run" not in wire.data
 
 
 async def test_a_compiled_read_is_one_round_trip_direct(cms_database_url: str) -> None:
@@ -509,19 +523,15 @@ async def test_a_write_takes_the_round_trips_through_pgbouncer_it_takes_direct(
     """Outside a compiled read, each statement through the pooler is one round trip once its
     description is kept (no Parse, Describe and Sync of its own first): a save costs the server
     the round trips it costs direct."""
-    server = Upstream.of(cms_server_url)
-    async with (
-        counting_proxy(server.host, server.port) as to_server,
-        pgbouncer(via(to_server, server), pool_size=1) as bouncer,
-        counting_proxy("127.0.0.1", bouncer.port) as to_pooler,
+    async with api_behind_counted_pgbouncer(cms_server_url, cms_database_url) as (
+        client,
+        to_pooler,
+        to_server,
     ):
-        pooler = Upstream.of(bouncer.url(cms_database_url))
-        through = via(to_pooler, pooler, pooler.database)
-        async with api_on(through, direct_url=cms_database_url, pool_mode="transaction") as client:
-            await updates(client, to_pooler, to_server)
-            pooled = to_pooler.round_trips
-            assert to_pooler.counts["D"] == 0, to_pooler.sent  # nothing described again
-            assert to_server.round_trips == pooled
+        await updates(client, to_pooler, to_server)
+        pooled = to_pooler.round_trips
+        assert to_pooler.counts["D"] == 0, to_pooler.sent  # nothing described again
+        assert to_server.round_trips == pooled
     direct_server = Upstream.of(cms_database_url)
     async with (
         counting_proxy(direct_server.host, direct_server.port) as wire,
