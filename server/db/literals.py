@@ -34,3 +34,15 @@ def integer_literal(value: int) -> str:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"not an integer: {value!r}")
     return str(value)
+
+
+def text_literal(value: str | None) -> str:
+    """Any text as a string literal PostgreSQL reads back as that same text whatever
+    `standard_conforming_strings` says (what `quote_nullable` writes): quotes doubled, and a text
+    with a backslash written as an escape string with its backslashes doubled; None as `NULL`."""
+    if value is None:
+        return "NULL"
+    quoted = value.replace("'", "''")
+    if "\\" in value:
+        return "E'" + quoted.replace("\\", "\\\\") + "'"
+    return "'" + quoted + "'"

@@ -30,7 +30,7 @@ import orjson
 from graphql import GraphQLError, OperationDefinitionNode, parse
 from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.file_uploads.utils import replace_placeholders_with_files
@@ -229,26 +229,6 @@ def _limited(receive: Receive, limit: int) -> Receive:
         return message
 
     return receive_limited
-
-
-async def _body(request: Request) -> bytes:
-    """`await request.body()`, without the asynchronous generator it reads the stream through:
-    the same messages taken the same way, kept where `request.body()` finds them afterwards."""
-    chunks: list[bytes] = []
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.request":
-            chunk = message.get("body", b"")
-            if chunk:
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        elif message["type"] == "http.disconnect":
-            request._is_disconnected = True
-            raise ClientDisconnect
-    request._stream_consumed = True
-    body = request._body = b"".join(chunks)
-    return body
 
 
 def _too_large(limit: int) -> HTTPError:
@@ -462,7 +442,7 @@ class GraphQLEndpoint:
             charset = next((o.partition("=")[2] for o in options if o.startswith("charset=")), "")
             if charset.strip('"') not in ("", "utf-8", "utf8"):
                 raise HTTPError(415, "UNSUPPORTED_MEDIA_TYPE", "JSON requests must be UTF-8")
-            body = await _body(request)
+            body = await request.body()
             if not body.strip():
                 raise _bad_request("the request body is empty")
             return await self._execute(request, Params.from_mapping(_json(body, "the body")), media)

@@ -35,6 +35,7 @@ import asyncpg
 
 from server.access.auth import refusals
 from server.access.opening import FactsChanged, facts_changed, kept_facts
+from server.db.literals import text_literal
 from server.db.pool import connection_lost, translate_errors
 
 if TYPE_CHECKING:
@@ -181,14 +182,9 @@ async def _fetch_on(
     try:
         with refusals(), translate_errors(conn):
             if known is not None and text is None:
-                hierarchy, _, role, lock_timeout_ms = opening[5:]
                 results = await conn.fetchval(
                     READ_KNOWN_RUN_SQL,
-                    *kept_facts(known),
-                    hierarchy,
-                    role,
-                    lock_timeout_ms,
-                    execute_text(name, arguments),
+                    *_run_arguments(known, opening, name, arguments),
                     timeout=cancel_after,
                 )
                 principal = known
@@ -232,16 +228,9 @@ async def _read_pooled_known(
     # A read this process has not sent yet is likely new to the sessions too: no call bound to
     # fail first (an error in the server's log, and a round trip more).
     if name in database.pooled_reads:
-        hierarchy, _, role, lock_timeout_ms = opening[5:]
         try:
             row = await conn.fetchrow_prepared(
-                call,
-                *kept_facts(known),
-                hierarchy,
-                role,
-                lock_timeout_ms,
-                execute_text(name, arguments),
-                timeout=cancel_after,
+                call, *_run_arguments(known, opening, name, arguments), timeout=cancel_after
             )
         except asyncpg.InvalidSQLStatementNameError:
             pass  # the session lacks the call or the read
@@ -269,11 +258,17 @@ def _known_arguments(
     return (known, hierarchy, statement_timeout_ms, role, lock_timeout_ms, name, text, arguments)
 
 
+def _run_arguments(
+    known: str, opening: tuple[Any, ...], name: str, arguments: list[str | None]
+) -> tuple[Any, ...]:
+    """`cms_read_known_run`'s arguments, direct or as the pooled call (migrations 0020, 0021)."""
+    hierarchy, _, role, lock_timeout_ms = opening[5:]
+    return (*kept_facts(known), hierarchy, role, lock_timeout_ms, execute_text(name, arguments))
+
+
 def execute_text(name: str, arguments: list[str | None]) -> str:
     """`EXECUTE name(...)` of a prepared read, each argument a literal as PostgreSQL's
-    `quote_nullable` writes it, which PostgreSQL reads back as the same text whatever
-    `standard_conforming_strings` says: quotes doubled, and a text with a backslash written as
-    an escape string with its backslashes doubled.
+    `quote_nullable` writes it (`server.db.literals.text_literal`).
 
     Raises:
         ValueError: `name` is not a read's name (`server.query.run`), which goes in unquoted.
@@ -282,19 +277,10 @@ def execute_text(name: str, arguments: list[str | None]) -> str:
         raise ValueError(f"not the name of a compiled read: {name[:80]!r}")
     if not arguments:
         return f"EXECUTE {name}"
-    return f"EXECUTE {name}({', '.join(map(_literal, arguments))})"
+    return f"EXECUTE {name}({', '.join(map(text_literal, arguments))})"
 
 
 _READ_NAME = re.compile(r"cms_read_[0-9a-f]+")
-
-
-def _literal(value: str | None) -> str:
-    if value is None:
-        return "NULL"
-    quoted = value.replace("'", "''")
-    if "\\" in value:
-        return "E'" + quoted.replace("\\", "\\\\") + "'"
-    return "'" + quoted + "'"
 
 
 def text_argument(value: Any) -> str | None:

@@ -12,6 +12,7 @@ before anything is sent, and the request runs through Strawberry, which answers 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -90,14 +91,6 @@ class Statement:
     # (SQL of `(id, depth)` rows, the roots of the documents read) for `keys_column`.
     key_sources: list[str] = field(default_factory=list)
 
-    def with_args(self, args: list[Any]) -> Statement:
-        """The same statement with other bind values: a shallow copy, made for every request of
-        a plan with ids (`dataclasses.replace` would run `__init__` over every field)."""
-        bound = object.__new__(Statement)
-        bound.__dict__.update(self.__dict__)
-        bound.args = args
-        return bound
-
 
 def bind(
     planner: Planner, plan: Plan, variables: Mapping[str, Any] | None, *, max_page_size: int
@@ -134,7 +127,10 @@ def _with_ids(statement: Statement, variables: dict[str, Any]) -> Statement:
             args[index] = parse_id(str(value))
         except CMSError as exc:
             raise Fallback("id") from exc
-    return statement.with_args(args)
+    # A shallow copy: `dataclasses.replace` would run `__init__` over every field, per request.
+    bound = copy.copy(statement)
+    bound.args = args
+    return bound
 
 
 def _bind(
