@@ -32,21 +32,17 @@ DOCUMENT_COLUMNS = (
     "id, organization_id, type, status, draft_data, published_data, published_hash, draft_hash,"
     " revision, created_by, updated_by, published_at, created_at, updated_at"
 )
-# The same columns without the data, for a caller that answers from the row's own fields (a
-# direct write): PostgreSQL need not print the JSON, nor this process decode it. The published
-# data is only told apart from none (an empty object), which is what `is_published` reads.
-DATALESS_COLUMNS = DOCUMENT_COLUMNS.replace("draft_data", "NULL::jsonb AS draft_data").replace(
-    "published_data",
-    "CASE WHEN published_data IS NULL THEN NULL ELSE '{}'::jsonb END AS published_data",
-    1,
-)
 # The lock read of a write that needs the draft, but of the published data only whether there is
-# any (a draft save and a publish): `DOCUMENT_COLUMNS` with the published data told apart as above.
+# any (a draft save and a publish): an empty object stands for it, which is what `is_published`
+# reads.
 _LOCK_COLUMNS = DOCUMENT_COLUMNS.replace(
     "published_data",
     "CASE WHEN published_data IS NULL THEN NULL ELSE '{}'::jsonb END AS published_data",
     1,
 )
+# The same without the draft either, for a caller that answers from the row's own fields (a direct
+# write): PostgreSQL need not print the JSON, nor this process decode it.
+DATALESS_COLUMNS = _LOCK_COLUMNS.replace("draft_data", "NULL::jsonb AS draft_data", 1)
 
 # What follows every write of a document: write the version, prune old draft versions beyond the
 # retention, and bring the plane's reference index up to date; the CTEs touch disjoint rows. The
