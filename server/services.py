@@ -58,6 +58,8 @@ class Services:
                 version_retention=settings.version_retention,
             )
         delivery = Delivery.create(settings, adapter.database)
+        # An event only caches would hear of is queued where there are caches to purge.
+        adapter.queue_purges = bool(settings.purge_urls)
         if delivery.run_worker:
             # Writes that queue an outbox event wake this process's worker after their commit,
             # instead of notifying every process (`server/content/documents.py`).

@@ -51,6 +51,13 @@ async def api(cms_database_url: str) -> AsyncIterator[GraphQLClient]:
 
 
 @pytest.fixture
+async def purging_api(cms_database_url: str) -> AsyncIterator[GraphQLClient]:
+    """The API of a process that purges caches (no worker runs here: nothing is sent)."""
+    async with running_api(cms_database_url, purge_urls=("http://127.0.0.1:9/",)) as client:
+        yield client
+
+
+@pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     async with webhook_receiver() as hook:
         yield hook
@@ -229,7 +236,10 @@ async def _outbox(api: GraphQLClient) -> list[tuple[str, str]]:
     return [(str(row["document_id"]), row["event"]) for row in rows]
 
 
-async def test_changes_write_their_events_in_their_own_transaction(api: GraphQLClient) -> None:
+async def test_changes_write_their_events_in_their_own_transaction(
+    purging_api: GraphQLClient,
+) -> None:
+    api = purging_api
     author_id, post_id = await _author_and_post(api, publish=False)
     assert await _outbox(api) == [(author_id, "document.published")]
     # Two publishes in one operation, the second failing: the unit of work rolls both back.
@@ -253,7 +263,37 @@ async def test_changes_write_their_events_in_their_own_transaction(api: GraphQLC
     ]
 
 
-async def test_only_writes_that_queue_an_event_wake_a_worker(api: GraphQLClient) -> None:
+async def test_an_event_nobody_hears_of_is_not_queued(api: GraphQLClient) -> None:
+    """Without caches to purge, a change is queued only when an enabled webhook of the
+    organization listens for its event and its document type."""
+    author_id, post_id = await _author_and_post(api)
+    await api.data("mutation($id: ID!) { unpublishPost(id: $id) { id } }", {"id": post_id})
+    await api.data("mutation($id: ID!) { deletePost(id: $id) { success } }", {"id": post_id})
+    assert await _outbox(api) == []
+
+    await _webhook(api, "http://127.0.0.1:9/hook", ["document.published"], ["author"])
+    _, post_id = await _author_and_post(api)
+    [(queued_author, event)] = await _outbox(api)
+    # The new author's publish only: the post's type is not the webhook's.
+    assert (event, queued_author != author_id) == ("document.published", True)
+    await api.data("mutation($id: ID!) { unpublishPost(id: $id) { id } }", {"id": post_id})
+    assert len(await _outbox(api)) == 1
+
+    hook_id, _ = await _webhook(api, "http://127.0.0.1:9/all", ["document.unpublished"])
+    await api.data("mutation($id: ID!) { publishPost(id: $id) { id } }", {"id": post_id})
+    await api.data("mutation($id: ID!) { unpublishPost(id: $id) { id } }", {"id": post_id})
+    assert (await _outbox(api))[1:] == [(post_id, "document.unpublished")]
+    await api.data(
+        "mutation($id: ID!) { updateWebhook(id: $id, enabled: false) { id } }",
+        {"id": hook_id},
+    )
+    await api.data("mutation($id: ID!) { publishPost(id: $id) { id } }", {"id": post_id})
+    await api.data("mutation($id: ID!) { unpublishPost(id: $id) { id } }", {"id": post_id})
+    assert len(await _outbox(api)) == 2
+
+
+async def test_only_writes_that_queue_an_event_wake_a_worker(purging_api: GraphQLClient) -> None:
+    api = purging_api
     _, post_id = await _author_and_post(api)
     update = "mutation($id: ID!, $t: String!) { updatePost(id: $id, data: {title: $t}) { id } }"
     publish = "mutation($id: ID!) { publishPost(id: $id) { id } }"

@@ -486,6 +486,8 @@ async def test_a_scheduled_change_tells_the_outside_world_as_a_manual_one_does(
             )
         return [row["event"] for row in rows]
 
+    # A process that purges caches: every change to published content is queued.
+    cms_api.services.adapter.queue_purges = True
     manual = await create_post(cms_api, "By hand")
     await cms_api.data("mutation($id: ID!) { publishPost(id: $id) { id } }", {"id": manual})
     await cms_api.data("mutation($id: ID!) { unpublishPost(id: $id) { id } }", {"id": manual})

@@ -17,6 +17,7 @@ Concurrency:
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,8 +52,10 @@ DATALESS_COLUMNS = _LOCK_COLUMNS.replace("draft_data", "NULL::jsonb AS draft_dat
 # up to and including the first one past them, found by one short walk of the index from the
 # newest (nothing when there are not that many), rather than every draft checked against a list.
 # `outbox` records the change for webhooks and cache purges (`server/delivery/outbox_worker.py`) in the same
-# statement, so it commits or rolls back with it: every publish, and a draft save only when one of
-# the organization's webhooks listens for `document.draft_saved` (autosaves stay one cheap write).
+# statement, so it commits or rolls back with it, but only a change something will hear of: one an
+# enabled webhook of the organization listens for (its event, its document types), or a change to
+# published content while the process purges caches (`{purging}`: `DocumentStore.queue_purges`).
+# An event nobody hears of would cost an insert here and a pass of the worker to throw it away.
 # `wrong` finds the references whose target the writer can read but whose type the field does not
 # take; the caller then raises, and the transaction (the request's unit of work) is rolled back.
 _VERSION = """
@@ -90,11 +93,13 @@ _INDEXED = """ refs_gone AS (
     ON CONFLICT (document_id, plane, field_path) DO UPDATE SET asset_id = EXCLUDED.asset_id
 ), outbox AS (
     INSERT INTO cms_outbox (organization_id, document_id, document_type, event)
-    SELECT $2, $1, $11, CASE WHEN $3 = 'publish' THEN 'document.published'
-                             ELSE 'document.draft_saved' END
-     WHERE $3 = 'publish' OR EXISTS (
+    SELECT $2, $1, $11, e.event
+      FROM (SELECT CASE WHEN $3 = 'publish' THEN 'document.published'
+                        ELSE 'document.draft_saved' END AS event) e
+     WHERE ({purging} AND $3 = 'publish') OR EXISTS (
            SELECT 1 FROM cms_webhooks w
-            WHERE w.organization_id = $2 AND w.enabled AND 'document.draft_saved' = ANY (w.events))
+            WHERE w.organization_id = $2 AND w.enabled AND e.event = ANY (w.events)
+              AND (w.document_types IS NULL OR $11 = ANY (w.document_types)))
     RETURNING 1
 ), wrong AS (
     SELECT n.path, d.type, n.allowed, n.at
@@ -158,6 +163,12 @@ WITH document AS (
 SELECT {{columns}}, {_WRONG_TARGETS}, {{queued}} FROM document
 """)
 
+# Whether one of the organization's webhooks listens for `event` about the document `at`.
+_LISTENED = """EXISTS (
+           SELECT 1 FROM cms_webhooks w
+            WHERE w.organization_id = {at}.organization_id AND w.enabled AND {event} = ANY (w.events)
+              AND (w.document_types IS NULL OR {at}.type = ANY (w.document_types)))"""
+
 # Unpublishing empties the published plane of the reference index, and records the event.
 _UNPUBLISH = _both(f"""
 WITH document AS (
@@ -170,21 +181,28 @@ WITH document AS (
     DELETE FROM cms_asset_references WHERE document_id = $1 AND plane = 'published'
 ), outbox AS (
     INSERT INTO cms_outbox (organization_id, document_id, document_type, event)
-    SELECT organization_id, id, type, 'document.unpublished' FROM document
+    SELECT organization_id, id, type, 'document.unpublished' FROM document d
+     WHERE {{purging}} OR {_LISTENED.format(event="'document.unpublished'", at="d")}
     RETURNING 1
 )
 SELECT {DOCUMENT_COLUMNS}, {{queued}} FROM document
 """)
-_DELETE = _both("""
+_DELETE = _both(f"""
 WITH gone AS (
     DELETE FROM cms_documents WHERE id = $1 RETURNING id, organization_id, type
 ), outbox AS (
     INSERT INTO cms_outbox (organization_id, document_id, document_type, event)
-    SELECT organization_id, id, type, 'document.deleted' FROM gone
+    SELECT organization_id, id, type, 'document.deleted' FROM gone g
+     WHERE {{purging}} OR {_LISTENED.format(event="'document.deleted'", at="g")}
     RETURNING 1
 )
-SELECT id, {queued} FROM gone
+SELECT id, {{queued}} FROM gone
 """)
+
+
+@functools.cache
+def _purging(text: str, queue_purges: bool) -> str:
+    return text.replace("{purging}", "true" if queue_purges else "false")
 
 
 @dataclass(frozen=True)
@@ -262,6 +280,11 @@ class DocumentStore:
     # of a transaction whose write queued an outbox event, to wake the worker. Unset, the write
     # statement notifies `cms_outbox` itself (`_QUEUED_NOTIFY`).
     outbox_queued: Callable[[], object] | None = None
+    # Whether a change to published content (publish, unpublish, delete) queues an outbox event for
+    # the caches' purge even when no webhook listens: the process purges caches (`PURGE_URLS`, set
+    # alike on every process, as the worker that takes the event purges with its own). Off, only the
+    # events a webhook listens for are queued.
+    queue_purges: bool = True
 
     async def create_document(
         self,
@@ -439,8 +462,11 @@ class DocumentStore:
         return DocumentRow.from_record(row)
 
     def _text(self, statement: tuple[str, str]) -> str:
-        """The statement's text: with the notification unless this process wakes its worker."""
-        return statement[0] if self.outbox_queued is not None else statement[1]
+        """The statement's text: with the notification unless this process wakes its worker, and
+        queueing purges or not."""
+        return _purging(
+            statement[0] if self.outbox_queued is not None else statement[1], self.queue_purges
+        )
 
     def _queued(self, tx: Tx, queued: int) -> None:
         if queued and self.outbox_queued is not None:

@@ -87,6 +87,9 @@ class Documents(Protocol):
     # Called after the commit of a write that queued an outbox event, to wake this process's
     # outbox worker; None (no worker here) has the write notify the other processes instead.
     outbox_queued: Callable[[], object] | None
+    # Whether changes to published content queue an outbox event for the caches' purge even when no
+    # webhook listens (the process purges caches); else only what a webhook listens for is queued.
+    queue_purges: bool
 
     async def create_document(
         self,
