@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from server.services import Services
 from server.testing import GraphQLClient
 
 ISO = re.compile(rb'"\d{4}-\d\d-\d\dT[0-9:.]+\+00:00"')
@@ -202,3 +203,78 @@ async def test_a_refused_direct_write_changes_nothing(cms_api: GraphQLClient) ->
     assert payload["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert cms_api.app.state.graphql.direct_served == served
     assert (await _state(cms_api, id))[1] == revision
+
+
+# --- a publish of the draft this process just saved -----------------------------------------------
+
+SAVE = "mutation($id: ID!, $data: JSON!) { updatePost(id: $id, data: $data) { id revision } }"
+PUBLISH = "mutation($id: ID!) { publishPost(id: $id) { id revision status publishedHash } }"
+
+
+async def _saved_then_published(
+    gql: GraphQLClient, between: str | None
+) -> list[tuple[bytes, int, Any]]:
+    """On twins, direct writes on and off: publish, save (this process keeps the draft as
+    publishable), let another process on the same database `between` ("save" or "publish"),
+    then publish. Each run's answer, the statements of the last publish, and the stored result."""
+    endpoint = gql.app.state.graphql
+    database = gql.services.adapter.database
+    results = []
+    for on in (True, False):
+        org = await gql.org_named(f"t-{uuid.uuid4().hex[:8]}")
+        key = await gql.key_for(org)
+        id, _ = await _twin(gql, key)
+        endpoint.direct_writes = on
+        try:
+            await gql.data(PUBLISH, {"id": id}, key=key)
+            await gql.data(SAVE, {"id": id, "data": {"views": 8}}, key=key)
+            if between is not None:
+                await _in_another_process(gql, org, id, between)
+            statements = database.statements
+            response = await gql.post(PUBLISH, {"id": id}, key=key)
+            statements = database.statements - statements
+        finally:
+            endpoint.direct_writes = True
+        body = ISO.sub(b'"<time>"', response.content.replace(id.encode(), b"<id>"))
+        results.append((body, statements, await _state(gql, id)))
+    assert endpoint.direct_failures == 0
+    return results
+
+
+async def _in_another_process(gql: GraphQLClient, org: uuid.UUID, id: str, change: str) -> None:
+    other = Services.create(gql.services.settings)
+    await other.start()
+    try:
+        post = other.api.collections.post
+        async with other.api.system_context(org) as ctx:
+            if change == "save":
+                await post.update_row(ctx, id, {"views": 9})
+            else:
+                await post.publish(ctx, id)
+    finally:
+        await other.stop()
+
+
+async def test_a_publish_after_a_save_writes_in_one_statement_what_the_locked_publish_writes(
+    cms_api: GraphQLClient,
+) -> None:
+    direct, resolvers = await _saved_then_published(cms_api, None)
+    assert direct[0] == resolvers[0]
+    assert direct[2] == resolvers[2]
+    # Without the statement that locks and reads the document first.
+    assert direct[1] == resolvers[1] - 1
+
+
+@pytest.mark.parametrize("change", ["save", "publish"])
+async def test_a_publish_after_another_process_changed_the_document_is_the_locked_publish(
+    cms_api: GraphQLClient, change: str
+) -> None:
+    """The draft kept is no longer the document's: the one-statement publish writes nothing (it
+    is rolled back) and the resolvers publish as they always do, the newest draft."""
+    direct, resolvers = await _saved_then_published(cms_api, change)
+    assert direct[0] == resolvers[0]
+    assert direct[2] == resolvers[2]
+    versions = direct[2][6]
+    assert [number for number, _, _ in versions] == list(range(1, len(versions) + 1))
+    if change == "save":
+        assert direct[2][3]["views"] == 9

@@ -169,6 +169,28 @@ _LISTENED = """EXISTS (
             WHERE w.organization_id = {at}.organization_id AND w.enabled AND {event} = ANY (w.events)
               AND (w.document_types IS NULL OR {at}.type = ANY (w.document_types)))"""
 
+# A publish of a draft this process saved and found publishable (`server/content/publishable.py`),
+# without the statement that locks and reads the row first: the row is written only while it is
+# still that draft ($17: its revision, $16: its hash) and not published as it is. Each change that
+# writes a version either moves `revision` (a save, a restore) or makes `published_hash` the draft's
+# (a publish), and PostgreSQL checks the condition again on the newest row once it has the row's
+# lock, so when this statement writes, no version was committed since its snapshot was taken: the
+# version number it computes is free (the reason for the lock statement of the other writes). The
+# version's data is the draft's own (`$4` is null). When the row is no longer that draft, the
+# version's data is null, which the table refuses: the statement fails and writes nothing.
+_PUBLISH_SAVED = _both(f"""
+WITH document AS (
+    UPDATE cms_documents SET status = 'published', published_data = draft_data,
+           published_hash = $16, published_at = now(), updated_at = now(), updated_by = $5
+     WHERE id = $1 AND type = $11 AND revision = $17 AND draft_hash = $16
+       AND published_hash IS DISTINCT FROM $16
+     RETURNING {DOCUMENT_COLUMNS}
+), {_AFTER_PUBLISH.replace("$4,", "coalesce($4::jsonb, (SELECT draft_data FROM document)),", 1)}
+SELECT {DATALESS_COLUMNS}, {_WRONG_TARGETS}, {{queued}} FROM document
+""")
+if "coalesce($4::jsonb" not in _PUBLISH_SAVED[0]:
+    raise RuntimeError("_PUBLISH_SAVED: the version's data is not the draft's")
+
 # Unpublishing empties the published plane of the reference index, and records the event.
 _UNPUBLISH = _both(f"""
 WITH document AS (
@@ -198,6 +220,28 @@ WITH gone AS (
 )
 SELECT id, {{queued}} FROM gone
 """)
+
+
+class DraftMovedError(ConflictError):
+    """A publish of a saved draft found the document changed since (`publish_saved_draft`)."""
+
+
+def _indexed_arguments(references: References) -> tuple[list[Any], list[str], list[Any]]:
+    """`_AFTER_WRITE`'s $8 to $10: the documents referenced, and the assets with their paths."""
+    return (
+        list(references.documents),
+        [path for path, _ in references.assets],
+        [asset for _, asset in references.assets],
+    )
+
+
+def _target_arguments(references: References) -> tuple[list[str], list[Any], list[str]]:
+    """`_AFTER_WRITE`'s $12 to $14: each reference's path, target and the types it may be."""
+    return (
+        [path for path, _, _ in references.targets],
+        [ref for _, ref, _ in references.targets],
+        [",".join(to) for _, _, to in references.targets],
+    )
 
 
 @functools.cache
@@ -382,6 +426,54 @@ class DocumentStore:
         sql = self._text(_PUBLISH[0 if with_data else 1])
         return await self._write(tx, sql, document.type, *arguments, published_hash)
 
+    async def publish_saved_draft(
+        self,
+        tx: Tx,
+        *,
+        id: uuid.UUID,
+        organization_id: uuid.UUID,
+        type: str,
+        revision: int,
+        draft_hash: str,
+        references: References,
+        published_by: str | None = None,
+    ) -> DocumentRow:
+        """Publish the document while its draft is still the one saved at `revision` with
+        `draft_hash` (and found publishable, with `references`), without locking it first: one
+        statement. The row comes back without its data (`DATALESS_COLUMNS`).
+
+        Raises:
+            DraftMovedError: the document is no longer that draft, or is published as it is, or
+                is gone. Nothing was written, but the transaction is failed: roll it back.
+        """
+        arguments = (
+            id,
+            organization_id,
+            "publish",
+            None,
+            published_by,
+            self.version_retention,
+            "published",
+            *_indexed_arguments(references),
+            type,
+            *_target_arguments(references),
+            None,
+            draft_hash,
+            revision,
+        )
+        try:
+            row = await tx.fetchrow(self._text(_PUBLISH_SAVED), *arguments)
+        except asyncpg.NotNullViolationError as exc:
+            if exc.table_name != "cms_document_versions":
+                raise
+            raise DraftMovedError(f"document {id} changed since it was saved") from None
+        if row is None:
+            raise DraftMovedError(f"document {id} changed since it was saved")
+        if row["wrong"]:
+            _refuse_targets(type, row["wrong"])
+        self._queued(tx, row["queued"])
+        return DocumentRow.from_record(row)
+
     async def unpublish_document(
         self, tx: Tx, *, id: uuid.UUID, updated_by: str | None = None
     ) -> DocumentRow:
@@ -490,13 +582,9 @@ class DocumentStore:
             user,
             self.version_retention,
             "published" if event == "publish" else "draft",
-            list(references.documents),
-            [path for path, _ in references.assets],
-            [asset for _, asset in references.assets],
+            *_indexed_arguments(references),
             document.type,
-            [path for path, _, _ in references.targets],
-            [ref for _, ref, _ in references.targets],
-            [",".join(to) for _, _, to in references.targets],
+            *_target_arguments(references),
             restored_from,
         )
 

@@ -8,6 +8,10 @@ that passes them passes the structural checks as well: those are a subset), and 
 wrong keeps what it found here, under the data's exact JSON. A publish of that very data then takes
 the references from here and skips both walks; anything else is checked as always.
 
+The save of such data also notes the document's revision and draft hash after it
+(`remember_saved`): a publish of that document can then write it in one statement that checks it is
+still that draft (`DocumentStore.publish_saved_draft`), without locking and reading it first.
+
 What is kept hangs off the registry (`Registry.memo`), so a schema change starts afresh, and it is
 bounded (the most recent drafts). Nothing here depends on a transaction: a save rolled back leaves
 an entry that is as true as before.
@@ -16,8 +20,10 @@ an entry that is as true as before.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -29,13 +35,39 @@ from server.model.types import Registry
 SIZE = 512
 
 
+@dataclass(frozen=True)
+class SavedDraft:
+    """A document's draft as a save of publishable data left it."""
+
+    revision: int
+    draft_hash: str
+    references: References
+
+
 class PublishableDrafts:
     """(document type, a digest of the data's JSON with sorted keys) -> the data's references,
-    most recent last. Only data that passed every content rule is ever kept."""
+    and (document type, id) -> the draft a save left, most recent last. Only data that passed every
+    content rule is ever kept."""
 
     def __init__(self, size: int = SIZE) -> None:
         self.size = size
         self._drafts: OrderedDict[tuple[str, bytes], References] = OrderedDict()
+        self._saved: OrderedDict[tuple[str, uuid.UUID], SavedDraft] = OrderedDict()
+
+    def remember_saved(self, type_name: str, id: uuid.UUID, draft: SavedDraft) -> None:
+        """Note the draft a save of publishable data wrote (committed or not: a publish checks
+        the row is still that draft)."""
+        key = (type_name, id)
+        self._saved[key] = draft
+        self._saved.move_to_end(key)
+        if len(self._saved) > self.size:
+            self._saved.popitem(last=False)
+
+    def saved(self, type_name: str, id: uuid.UUID) -> SavedDraft | None:
+        """The draft a save of this process last left on the document, if its data was
+        publishable; taken out (a publish that finds the document changed need not find it
+        again)."""
+        return self._saved.pop((type_name, id), None)
 
     def remember(self, type_name: str, data: Mapping[str, Any], references: References) -> None:
         key = (type_name, _exact(data))

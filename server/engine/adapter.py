@@ -149,6 +149,22 @@ class Documents(Protocol):
         (without `with_data`, the row comes back without its data)."""
         ...
 
+    async def publish_saved_draft(
+        self,
+        tx: Tx,
+        *,
+        id: uuid.UUID,
+        organization_id: uuid.UUID,
+        type: str,
+        revision: int,
+        draft_hash: str,
+        references: References,
+        published_by: str | None = None,
+    ) -> DocumentRow:
+        """Publish a draft this process saved at `revision` with `draft_hash`, unlocked, in one
+        statement, or raise `DraftMovedError` (then roll back) when the document is no longer it."""
+        ...
+
     async def unpublish_document(
         self, tx: Tx, *, id: uuid.UUID, updated_by: str | None = None
     ) -> DocumentRow:

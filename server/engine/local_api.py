@@ -26,7 +26,7 @@ from server.content.back_references import PLANES, find_back_references, planes_
 from server.content.content_model import ContentModel
 from server.content.documents import DocumentRow, References, Version, check_revision
 from server.content.hash import content_hash
-from server.content.publishable import publishable_drafts
+from server.content.publishable import SavedDraft, publishable_drafts
 from server.content.queries import count_documents, find_document_by_id, find_documents
 from server.content.references import resolve_references
 from server.content.singletons import empty_row, singleton_id
@@ -355,8 +355,9 @@ class Collection:
 
     def _prepare(
         self, ctx: Context, data: Any, *, publish: bool, publishing_next: bool = False
-    ) -> tuple[dict[str, Any], str, References]:
-        """The data as saved, its hash and its references, once it passed validation.
+    ) -> tuple[dict[str, Any], str, References, bool]:
+        """The data as saved, its hash and its references, once it passed validation, and whether
+        a draft was found publishable.
 
         `publishing_next`: a publish is likely to follow (the document is published), so a draft
         is checked with the content rules at once, and when it passes them the publish need not
@@ -367,14 +368,14 @@ class Collection:
         document = dict(data)
         if publish or not publishing_next:
             validate_document(ctx.registry, self.type_name, document, publish=publish)
-            return document, content_hash(document), self._references(ctx, document)
+            return document, content_hash(document), self._references(ctx, document), False
         if document_problems(ctx.registry, self.type_name, document, publish=True):
             # Not publishable: the draft's own checks decide, and answer as they always do.
             validate_document(ctx.registry, self.type_name, document, publish=False)
-            return document, content_hash(document), self._references(ctx, document)
+            return document, content_hash(document), self._references(ctx, document), False
         references = self._references(ctx, document)
         publishable_drafts(ctx.registry).remember(self.type_name, document, references)
-        return document, content_hash(document), references
+        return document, content_hash(document), references, True
 
     def _references(self, ctx: Context, data: Mapping[str, Any]) -> References:
         found_targets, found_assets = document_links(ctx.registry, self.type_name, data)
@@ -423,7 +424,7 @@ class Collection:
         id: uuid.UUID | None,
     ) -> DocumentRow:
         """A new document, published at once with `publish`: the row as written."""
-        document, draft_hash, references = self._prepare(ctx, data, publish=publish)
+        document, draft_hash, references, _ = self._prepare(ctx, data, publish=publish)
         try:
             row = await self.api.adapter.create_document(
                 ctx.tx,
@@ -532,13 +533,13 @@ class Collection:
     ) -> DocumentRow:
         """Write `data` as the draft of the locked `current`, unless it is the draft already: a save
         that changes nothing makes no revision and no version."""
-        document, draft_hash, references = self._prepare(
+        document, draft_hash, references, publishable = self._prepare(
             ctx, data, publish=publish, publishing_next=current.is_published
         )
         if _same_json(document, current.draft_data):
             check_revision(current, expected_revision)
             return current
-        return await self.api.adapter.update_draft(
+        row = await self.api.adapter.update_draft(
             ctx.tx,
             document=current,
             data=document,
@@ -549,6 +550,11 @@ class Collection:
             restored_from=restored_from,
             with_data=with_data,
         )
+        if publishable:
+            publishable_drafts(ctx.registry).remember_saved(
+                self.type_name, row.id, SavedDraft(row.revision, draft_hash, references)
+            )
+        return row
 
     async def publish(
         self,
@@ -566,7 +572,28 @@ class Collection:
         self, ctx: Context, id: str | uuid.UUID, *, expected_revision: int | None = None
     ) -> DocumentRow:
         """`publish` without rendering the document: the row as written, without its data
-        (`DocumentRow` says what such a row holds)."""
+        (`DocumentRow` says what such a row holds).
+
+        A draft this process just saved and found publishable is published in one statement,
+        without locking and reading the document first (`DocumentStore.publish_saved_draft`).
+
+        Raises:
+            DraftMovedError: the document changed since that save. Nothing was written, but the
+                unit of work is failed: the caller rolls it back (and may run `publish` anew).
+        """
+        ctx.require("document.publish")
+        saved = publishable_drafts(ctx.registry).saved(self.type_name, parse_id(id))
+        if saved is not None and expected_revision in (None, saved.revision):
+            return await self.api.adapter.publish_saved_draft(
+                ctx.tx,
+                id=parse_id(id),
+                organization_id=ctx.organization_id,
+                type=self.type_name,
+                revision=saved.revision,
+                draft_hash=saved.draft_hash,
+                references=saved.references,
+                published_by=ctx.user_id,
+            )
         return await self._publish_by_id(ctx, id, expected_revision, with_data=False)
 
     async def _publish_by_id(
