@@ -177,7 +177,9 @@ _LISTENED = """EXISTS (
 # lock, so when this statement writes, no version was committed since its snapshot was taken: the
 # version number it computes is free (the reason for the lock statement of the other writes). The
 # version's data is the draft's own (`$4` is null). When the row is no longer that draft, the
-# version's data is null, which the table refuses: the statement fails and writes nothing.
+# version's data is null, which the table refuses: the statement fails and writes nothing. (Should a
+# publish and an unpublish by another process both commit in between, the row is that draft again,
+# and the version number's unique constraint refuses the number taken.)
 _PUBLISH_SAVED = _both(f"""
 WITH document AS (
     UPDATE cms_documents SET status = 'published', published_data = draft_data,
@@ -463,7 +465,10 @@ class DocumentStore:
         )
         try:
             row = await tx.fetchrow(self._text(_PUBLISH_SAVED), *arguments)
-        except asyncpg.NotNullViolationError as exc:
+        except (asyncpg.NotNullViolationError, asyncpg.UniqueViolationError) as exc:
+            # Not null: the row is no longer that draft. Unique: it still is, but a version was
+            # committed since the snapshot all the same (a publish and an unpublish by another
+            # process in between); the version's unique number refuses the duplicate.
             if exc.table_name != "cms_document_versions":
                 raise
             raise DraftMovedError(f"document {id} changed since it was saved") from None
