@@ -2,8 +2,8 @@
 
 Reads are replayed in a read-only transaction scoped to the scenario's organization, as the request
 role, so the plans include Row-Level Security. W1's statements are replayed in one transaction that
-is rolled back; it first puts the post back at the revision the draft save expected, so the replayed
-UPDATE matches its row as the real one did. The floor's statements are explained the same way, as
+is rolled back; it first puts the post back at the revision the draft save expected (and not published
+as it is), so the replayed UPDATEs match their row as the real ones did. The floor's statements are explained the same way, as
 the floor runs them.
 """
 
@@ -73,8 +73,12 @@ async def explain_api(
     explained: list[Explained] = []
     try:
         async with adapter.with_org_context(organization_id) as tx:
+            # The publish of the saved draft writes only while the document is not published as
+            # it is: as before the pair, which published it.
             await tx.execute(
-                "UPDATE cms_documents SET revision = $2 WHERE id = $1", uuid.UUID(post_id), revision
+                "UPDATE cms_documents SET revision = $2, published_hash = NULL WHERE id = $1",
+                uuid.UUID(post_id),
+                revision,
             )
             explained = [await _explain(tx.conn, sql, args) for sql, args in statements]
             raise _Rollback
