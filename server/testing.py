@@ -142,11 +142,26 @@ class TestDatabases:
         # The next copy of each template, made while the current test runs.
         self._ahead: dict[str, asyncio.Task[str]] = {}
         self._dropping: set[asyncio.Task[None]] = set()
+        # Sessions for CREATE and DROP DATABASE, kept open on the event loop that prepared the
+        # templates (a copy ahead and a drop may run at once): no new backend for each of them.
+        self._sessions: asyncpg.Pool | None = None
+        self._sessions_loop: asyncio.AbstractEventLoop | None = None
 
     async def _admin(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.url)
 
+    def _kept_sessions(self) -> asyncpg.Pool | None:
+        sessions = self._sessions
+        if sessions is None or self._sessions_loop is not asyncio.get_running_loop():
+            return None  # none yet, or a test loop other than the one that made them
+        return sessions
+
     async def _execute(self, sql: str) -> None:
+        sessions = self._kept_sessions()
+        if sessions is not None:
+            async with sessions.acquire() as session:
+                await session.execute(sql)
+            return
         conn = await self._admin()
         try:
             await conn.execute(sql)
@@ -155,6 +170,8 @@ class TestDatabases:
 
     async def prepare(self) -> None:
         """Create and migrate the template database, then its copy with RLS (once per session)."""
+        self._sessions = await asyncpg.create_pool(self.url, min_size=1, max_size=3)
+        self._sessions_loop = asyncio.get_running_loop()
         await self._execute(f'CREATE DATABASE "{self.template}"')
         self._created.append(self.template)
         await asyncio.to_thread(migrate.upgrade, with_database(self.url, self.template))
@@ -218,6 +235,12 @@ class TestDatabases:
         finally:
             await conn.close()
         self._created.clear()
+        sessions, self._sessions = self._sessions, None
+        if sessions is not None:
+            if self._sessions_loop is running:
+                await sessions.close()
+            else:
+                sessions.terminate()
 
 
 @dataclass
