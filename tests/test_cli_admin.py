@@ -64,6 +64,7 @@ def assert_one_error(result: Result, message: str) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 async def test_bootstrap_an_organization_tree_a_key_and_a_user(
     cms_database_url: str, cms_adapter: PostgresAdapter
 ) -> None:
