@@ -164,17 +164,15 @@ class TestDatabases:
             return None  # none yet, or a test loop other than the one that made them
         return sessions
 
-    async def _execute(self, *statements: str) -> None:
+    async def _execute(self, sql: str) -> None:
         sessions = self._kept_sessions()
         if sessions is not None:
             async with sessions.acquire() as session:
-                for sql in statements:
-                    await session.execute(sql)
+                await session.execute(sql)
             return
         conn = await self._admin()
         try:
-            for sql in statements:
-                await conn.execute(sql)
+            await conn.execute(sql)
         finally:
             await conn.close()
 
@@ -213,6 +211,12 @@ class TestDatabases:
             # The first copy, or one begun on an event loop that is gone (a test loop per test):
             # drop_all() drops whatever it made.
             name = await self._copy(template, self._name())
+        if self._durable:
+            # A commit in a test database does not wait for the disk: a throwaway database need
+            # not survive a crash, and what a commit makes visible, and when, is the same. (Set
+            # here, before the test, not by the copy made ahead, which may still be running
+            # while a test counts the statements its process sends.)
+            await self._execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
         self._ahead[template] = asyncio.create_task(self._copy(template, self._name()))
         return with_database(self.url, name)
 
@@ -221,20 +225,11 @@ class TestDatabases:
 
     async def _copy(self, template: str, name: str) -> str:
         self._created.append(name)
-        if not self._durable:
-            # Its two checkpoints cost little without fsync; the copy itself is a file copy.
-            await self._execute(
-                f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY'
-            )
-            return name
-        # With fsync those checkpoints write the server's dirty pages out and sync them: the copy
-        # goes through the WAL instead, and a commit in a test database does not wait for the
-        # disk (a throwaway database need not survive a crash; what a commit makes visible, and
-        # when, is the same).
-        await self._execute(
-            f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY WAL_LOG',
-            f'ALTER DATABASE "{name}" SET synchronous_commit = off',
-        )
+        # FILE_COPY's two checkpoints cost little without fsync (the embedded server); with it
+        # they write the server's dirty pages out and sync them, and a copy through the WAL is
+        # cheaper.
+        strategy = "WAL_LOG" if self._durable else "FILE_COPY"
+        await self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY {strategy}')
         return name
 
     async def drop(self, url: str) -> None:
