@@ -132,7 +132,8 @@ class TestDatabases:
     Two templates are made once: one migrated, and a copy of it with Row-Level Security installed
     as `initialize_rls()` leaves it (an API started on it only checks the policies). While a test
     runs, the next copy of the template it used is already being made, and a dropped database goes
-    in the background: a test waits for neither.
+    in the background: a test waits for neither. On a server that syncs to disk (fsync on) a copy
+    goes through the WAL, and commits in it do not wait for the disk.
     """
 
     __test__ = False  # not a pytest class
