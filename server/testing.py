@@ -179,8 +179,10 @@ class TestDatabases:
 
     async def prepare(self) -> None:
         """Create and migrate the template database, then its copy with RLS (once per session)."""
+        # Enough that a statement never waits for another's session: one begun late could run
+        # while the next test counts the statements its process sends.
         self._sessions = await asyncpg.create_pool(
-            self.url, min_size=1, max_size=3, reset=_session_kept
+            self.url, min_size=1, max_size=6, reset=_session_kept
         )
         self._sessions_loop = asyncio.get_running_loop()
         async with self._sessions.acquire() as session:
