@@ -121,13 +121,19 @@ def pooled_environment(url: str) -> dict[str, str]:
     }
 
 
+async def _session_kept(conn: asyncpg.Connection) -> None:
+    """Nothing to reset: CREATE and DROP DATABASE leave no session state. (asyncpg's default runs
+    a query at each release, which a test counting its process's round trips would see.)"""
+
+
 class TestDatabases:
     """Creates databases from migrated templates on one server.
 
     Two templates are made once: one migrated, and a copy of it with Row-Level Security installed
     as `initialize_rls()` leaves it (an API started on it only checks the policies). While a test
     runs, the next copy of the template it used is already being made, and a dropped database goes
-    in the background: a test waits for neither.
+    in the background: a test waits for neither. On a server that syncs to disk (fsync on) a copy
+    goes through the WAL, and commits in it do not wait for the disk.
     """
 
     __test__ = False  # not a pytest class
@@ -142,11 +148,29 @@ class TestDatabases:
         # The next copy of each template, made while the current test runs.
         self._ahead: dict[str, asyncio.Task[str]] = {}
         self._dropping: set[asyncio.Task[None]] = set()
+        # Sessions for CREATE and DROP DATABASE, kept open on the event loop that prepared the
+        # templates (a copy ahead and a drop may run at once): no new backend for each of them.
+        self._sessions: asyncpg.Pool | None = None
+        self._sessions_loop: asyncio.AbstractEventLoop | None = None
+        # Whether the server syncs to disk (prepare() asks): DATABASE_URL's, as a rule, not the
+        # embedded one.
+        self._durable = False
 
     async def _admin(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.url)
 
+    def _kept_sessions(self) -> asyncpg.Pool | None:
+        sessions = self._sessions
+        if sessions is None or self._sessions_loop is not asyncio.get_running_loop():
+            return None  # none yet, or a test loop other than the one that made them
+        return sessions
+
     async def _execute(self, sql: str) -> None:
+        sessions = self._kept_sessions()
+        if sessions is not None:
+            async with sessions.acquire() as session:
+                await session.execute(sql)
+            return
         conn = await self._admin()
         try:
             await conn.execute(sql)
@@ -155,6 +179,14 @@ class TestDatabases:
 
     async def prepare(self) -> None:
         """Create and migrate the template database, then its copy with RLS (once per session)."""
+        # Enough that a statement never waits for another's session: one begun late could run
+        # while the next test counts the statements its process sends.
+        self._sessions = await asyncpg.create_pool(
+            self.url, min_size=1, max_size=6, reset=_session_kept
+        )
+        self._sessions_loop = asyncio.get_running_loop()
+        async with self._sessions.acquire() as session:
+            self._durable = await session.fetchval("SHOW fsync") == "on"
         await self._execute(f'CREATE DATABASE "{self.template}"')
         self._created.append(self.template)
         await asyncio.to_thread(migrate.upgrade, with_database(self.url, self.template))
@@ -182,6 +214,12 @@ class TestDatabases:
             # The first copy, or one begun on an event loop that is gone (a test loop per test):
             # drop_all() drops whatever it made.
             name = await self._copy(template, self._name())
+        if self._durable:
+            # A commit in a test database does not wait for the disk: a throwaway database need
+            # not survive a crash, and what a commit makes visible, and when, is the same. (Set
+            # here, before the test, not by the copy made ahead, which may still be running
+            # while a test counts the statements its process sends.)
+            await self._execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
         self._ahead[template] = asyncio.create_task(self._copy(template, self._name()))
         return with_database(self.url, name)
 
@@ -190,7 +228,11 @@ class TestDatabases:
 
     async def _copy(self, template: str, name: str) -> str:
         self._created.append(name)
-        await self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
+        # FILE_COPY's two checkpoints cost little without fsync (the embedded server); with it
+        # they write the server's dirty pages out and sync them, and a copy through the WAL is
+        # cheaper.
+        strategy = "WAL_LOG" if self._durable else "FILE_COPY"
+        await self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY {strategy}')
         return name
 
     async def drop(self, url: str) -> None:
@@ -218,6 +260,12 @@ class TestDatabases:
         finally:
             await conn.close()
         self._created.clear()
+        sessions, self._sessions = self._sessions, None
+        if sessions is not None:
+            if self._sessions_loop is running:
+                await sessions.close()
+            else:
+                sessions.terminate()
 
 
 @dataclass

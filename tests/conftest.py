@@ -28,6 +28,12 @@ pytest_plugins = ["server.pytest_plugin"]
 __all__ = ["CMS", "GraphQLClient"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The tests marked `slow` (seconds each) go first, in their order: spread over the workers
+    # of a parallel run (pytest-xdist), none of them is left for the end on one worker.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The lowest Argon2 cost: the same code paths, without a fifth of a second per hash."""

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from server.config import PROJECT_ROOT
+from tests.command_line import run_main_async
 
 # Generous: a cold start migrates a fresh database, or initialises an embedded one.
 STARTUP_SECONDS = 60
@@ -114,10 +115,11 @@ async def run(env: Mapping[str, str], *args: str) -> tuple[int, str]:
 
 
 async def cli(env: Mapping[str, str], *args: str) -> str:
-    """`python -m server ARGS`; its last line of output (where the CLI prints ids and secrets)."""
-    code, out = await run(env, sys.executable, "-m", "server", *args)
-    assert code == 0, out
-    return out.strip().splitlines()[-1]
+    """`python -m server ARGS`, run in this process (tests/command_line.py); the last line of its
+    output (where the CLI prints ids and secrets)."""
+    result = await run_main_async(env, *args)
+    assert result.code == 0, result.stderr
+    return result.last
 
 
 @dataclass

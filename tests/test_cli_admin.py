@@ -1,4 +1,8 @@
-"""The bootstrap commands, run as a person or a script would: `python -m server ...` in a subprocess."""
+"""The bootstrap commands, run as a person or a script would.
+
+The first test runs `python -m server ...` in a subprocess, end to end; the others run the same
+`main(argv)` in this process (tests/command_line.py), with the same environment and no stdin.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import shlex
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass
 
 import pytest
 
@@ -18,33 +21,33 @@ from server.access.capabilities import ALL_CAPABILITIES, BUILT_IN_ROLES
 from server.config import PROJECT_ROOT
 from server.engine.postgres import PostgresAdapter
 from server.testing import pooled_environment
+from tests.command_line import Result, run_main_async
 
 KEY_FORMAT = re.compile(r"cms_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: list[str]
-    stderr: str
-
-    @property
-    def last(self) -> str:
-        return self.stdout[-1]
-
-
-async def cli(db_url: str, *args: str, password: str | None = None) -> Result:
+def _env(db_url: str, password: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "CMS_PASSWORD"}
     env.update(pooled_environment(db_url))
     if password is not None:
         env["CMS_PASSWORD"] = password
+    return env
+
+
+async def cli(db_url: str, *args: str, password: str | None = None) -> Result:
+    """The command in this process."""
+    return await run_main_async(_env(db_url, password), *args)
+
+
+async def cli_process(db_url: str, *args: str, password: str | None = None) -> Result:
+    """The command as a child process: `python -m server ARGS`."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "server",
         *args,
         cwd=PROJECT_ROOT,
-        env=env,
+        env=_env(db_url, password),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -61,13 +64,16 @@ def assert_one_error(result: Result, message: str) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 async def test_bootstrap_an_organization_tree_a_key_and_a_user(
     cms_database_url: str, cms_adapter: PostgresAdapter
 ) -> None:
-    created = await cli(cms_database_url, "org", "create", "--name", "Acme", "--slug", "acme")
+    created = await cli_process(
+        cms_database_url, "org", "create", "--name", "Acme", "--slug", "acme"
+    )
     assert created.code == 0, created
     acme = uuid.UUID(created.last)
-    child = await cli(
+    child = await cli_process(
         cms_database_url, "org", "create", "--name", "Acme EU", "--slug", "eu", "--parent", "acme"
     )
     assert child.code == 0, child
@@ -82,7 +88,9 @@ async def test_bootstrap_an_organization_tree_a_key_and_a_user(
         "cli",
     )
 
-    key = await cli(cms_database_url, "apikey", "create", "--org", "acme", "--role", "editor")
+    key = await cli_process(
+        cms_database_url, "apikey", "create", "--org", "acme", "--role", "editor"
+    )
     assert key.code == 0, key
     assert len(key.stdout) >= 2
     assert KEY_FORMAT.fullmatch(key.last)
@@ -94,7 +102,7 @@ async def test_bootstrap_an_organization_tree_a_key_and_a_user(
     assert principal.capabilities == BUILT_IN_ROLES["editor"]
     assert str(principal.key_id) in key.stdout[0]
 
-    user = await cli(
+    user = await cli_process(
         cms_database_url,
         "user",
         "create",

@@ -1,18 +1,16 @@
 """`db start` runs Docker Compose v2, and says what to install when it is missing.
 
 Stand-ins for `docker` and `docker-compose` on the PATH record how they were called: the real ones
-would need a Docker engine.
+would need a Docker engine. The command runs in this process (tests/command_line.py).
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from server.config import PROJECT_ROOT
+from tests.command_line import Result, run_main
 from tests.live_server import server_env
 
 # The docker CLI without the compose plugin: `compose` is not a command, so flags after it are
@@ -28,7 +26,7 @@ fi
 WITH_PLUGIN = 'echo "$0 $*" >> "$CALLS"\n'
 
 
-def db_start(tmp_path: Path, tools: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], str]:
+def db_start(tmp_path: Path, tools: dict[str, str]) -> tuple[Result, str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, script in tools.items():
@@ -38,15 +36,7 @@ def db_start(tmp_path: Path, tools: dict[str, str]) -> tuple[subprocess.Complete
     calls = tmp_path / "calls"
     calls.touch()
     env = server_env(tmp_path, PATH=str(bin_dir), CALLS=str(calls))
-    result = subprocess.run(
-        [sys.executable, "-m", "server", "db", "start"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_main(env, "db", "start")
     return result, calls.read_text().replace(str(bin_dir) + "/", "")
 
 
@@ -68,7 +58,7 @@ def db_start(tmp_path: Path, tools: dict[str, str]) -> tuple[subprocess.Complete
 )
 def test_db_start_says_what_to_install(tmp_path: Path, tools: dict[str, str], message: str) -> None:
     result, _ = db_start(tmp_path, tools)
-    assert result.returncode == 2
+    assert result.code == 2
     assert result.stderr.splitlines() == [message]
 
 
@@ -89,5 +79,5 @@ def test_db_start_says_what_to_install(tmp_path: Path, tools: dict[str, str], me
 )
 def test_db_start_runs_compose_up(tmp_path: Path, tools: dict[str, str], called: str) -> None:
     result, calls = db_start(tmp_path, tools)
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.stderr
     assert calls == called

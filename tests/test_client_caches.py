@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from server.config import PROJECT_ROOT
 from server.testing import pooled_environment
@@ -30,6 +31,7 @@ async def create(client: httpx.AsyncClient, mutation: str, data: dict[str, str])
     return created
 
 
+@pytest.mark.slow
 async def test_client_caches_keep_stubs_apart_from_documents(
     cms_database_url: str, tmp_path: Path
 ) -> None:

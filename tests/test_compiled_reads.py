@@ -662,6 +662,7 @@ async def _both(corpus: Corpus, query: str, variables: dict[str, Any], key: str)
     return _decoded(compiled.content), _decoded(reference.content)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=300,
     deadline=None,

@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from server.config import ConfigError, Settings, pg_connection_url
 from server.db.migrate import sqlalchemy_url
+from tests.command_line import run_main
 
 
 def test_database_url_wins() -> None:
@@ -156,26 +157,43 @@ def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> Non
     assert str(caught.value).startswith(f"{variable}: ")
 
 
-@pytest.mark.parametrize(
-    ("command", "env", "variable"),
-    [
-        (
-            "db status",
-            {"PG_HOST": "h", "PG_USER": "u", "PG_DATABASE": "d", "PG_PORT": "x"},
-            "PG_PORT",
-        ),
-        (
-            "db status",
-            {"DATABASE_URL": "postgresql://u@h/d", "ENABLE_RLS": "perhaps"},
-            "ENABLE_RLS",
-        ),
-        ("serve", {"PORT": "eighty"}, "PORT"),
-        ("serve", {"PORT": "0"}, "PORT"),
-    ],
-)
+# A bad setting on the command line: the command, its environment, the variable named.
+BAD_COMMAND_SETTINGS = [
+    (
+        "db status",
+        {"PG_HOST": "h", "PG_USER": "u", "PG_DATABASE": "d", "PG_PORT": "x"},
+        "PG_PORT",
+    ),
+    (
+        "db status",
+        {"DATABASE_URL": "postgresql://u@h/d", "ENABLE_RLS": "perhaps"},
+        "ENABLE_RLS",
+    ),
+    ("serve", {"PORT": "eighty"}, "PORT"),
+    ("serve", {"PORT": "0"}, "PORT"),
+]
+
+
+def assert_one_error_line(code: int, stderr: str, variable: str) -> None:
+    assert code == 2
+    assert stderr.strip().splitlines() == [stderr.strip()]
+    assert stderr.startswith(f"error: {variable}: ")
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(("command", "env", "variable"), BAD_COMMAND_SETTINGS)
 def test_cli_prints_one_line_and_no_traceback(
     command: str, env: dict[str, str], variable: str
 ) -> None:
+    result = run_main({"PATH": "/usr/bin:/bin", **env}, *command.split())
+    assert_one_error_line(result.code, result.stderr, variable)
+
+
+@pytest.mark.parametrize(("command", "env", "variable"), BAD_COMMAND_SETTINGS[:1])
+def test_the_console_command_prints_one_line_and_no_traceback(
+    command: str, env: dict[str, str], variable: str
+) -> None:
+    # The same through a child process: its exit status, and all that reaches its stderr.
     result = subprocess.run(
         [sys.executable, "-m", "server", *command.split()],
         env={"PATH": "/usr/bin:/bin", **env},
@@ -184,7 +202,4 @@ def test_cli_prints_one_line_and_no_traceback(
         timeout=60,
         check=False,
     )
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
-    assert result.stderr.startswith(f"error: {variable}: ")
-    assert "Traceback" not in result.stderr
+    assert_one_error_line(result.returncode, result.stderr, variable)

@@ -195,6 +195,7 @@ async def test_without_the_demo_flag_nothing_is_seeded(services: Services) -> No
         assert await services.adapter.find_all_organizations(tx) == []
 
 
+@pytest.mark.slow
 async def test_serve_with_a_database_url_seeds_nothing_and_shows_no_key(
     cms_database_url: str, tmp_path: Path
 ) -> None:
@@ -219,6 +220,7 @@ async def test_serve_with_a_database_url_seeds_nothing_and_shows_no_key(
         await adapter.disconnect()
 
 
+@pytest.mark.slow
 async def test_zero_config_serve_opens_graphiql_with_the_dev_key(tmp_path: Path) -> None:
     """The quick start: no database configured, so an embedded one, seeded, key filled in."""
     env = server_env(tmp_path)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.http.playground import CONTENT_SECURITY_POLICY, asset_url
@@ -100,6 +101,7 @@ def _chromium() -> str | None:
     )
 
 
+@pytest.mark.slow
 async def test_graphiql_runs_a_query_in_headless_chromium(
     cms_database_url: str, tmp_path: Path
 ) -> None:

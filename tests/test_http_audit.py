@@ -24,6 +24,7 @@ AUDIT_DIR = PROJECT_ROOT / "tests" / "http_audit"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
+@pytest.mark.slow
 async def test_graphql_http_audit_passes_without_warnings(
     cms_database_url: str, tmp_path: Path
 ) -> None:

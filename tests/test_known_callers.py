@@ -103,6 +103,7 @@ async def test_a_revoked_key_is_refused_at_its_next_read(
     assert code(payload) == "UNAUTHENTICATED"
 
 
+@pytest.mark.slow
 async def test_a_key_whose_expiry_passes_is_refused_though_nothing_changed(
     cms_api: GraphQLClient, round_trips: list[str]
 ) -> None:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 DOWNSTREAM_TEST = """
 pytest_plugins = ["server.pytest_plugin"]
 
@@ -24,6 +26,7 @@ async def test_a_downstream_project_can_query(cms_api):
 """
 
 
+@pytest.mark.slow
 def test_the_plugin_works_in_another_project(tmp_path: Path) -> None:
     (tmp_path / "test_downstream.py").write_text(DOWNSTREAM_TEST)
     (tmp_path / "pytest.ini").write_text(

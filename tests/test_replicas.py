@@ -43,6 +43,9 @@ REGISTER = "mutation($d: JSON!) { registerSchemaType(definition: $d) { name } }"
 SOUP = 'mutation { createRecipe(data: {title: "Soup"}, publish: true) { id } }'
 RECIPES = "{ allRecipe { title } }"
 # Long enough that a replica paused by a test stays in service while the test looks at it.
+# A primary and a streaming replica of its own for the module: seconds in all, so it runs first.
+pytestmark = pytest.mark.slow
+
 PATIENT_LAG_MS = 30_000
 CHECK_MS = 50
 

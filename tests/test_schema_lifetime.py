@@ -7,6 +7,8 @@ import sys
 import weakref
 from typing import Any
 
+import pytest
+
 from server.graphql.schema import CMSSchema
 from tests.conftest import GraphQLClient
 
@@ -74,6 +76,7 @@ def _references(built: Any) -> dict[str, weakref.ref[Any]]:
     }
 
 
+@pytest.mark.slow
 async def test_a_replaced_schema_is_collected(cms_api: GraphQLClient) -> None:
     admin = await cms_api.key_for(cms_api.org, instance_admin=True)
     endpoint = cms_api.app.state.graphql

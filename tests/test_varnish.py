@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from server.config import PROJECT_ROOT
 from server.testing import pooled_environment
@@ -144,6 +145,7 @@ def _env(tmp_path: Path, db_url: str, **variables: str) -> dict[str, str]:
     )
 
 
+@pytest.mark.slow
 async def test_varnish_caches_published_reads_and_purges_exactly(
     cms_database_url: str, tmp_path: Path
 ) -> None:
@@ -212,6 +214,7 @@ async def test_varnish_caches_published_reads_and_purges_exactly(
             assert revalidated.status_code == 304
 
 
+@pytest.mark.slow
 async def test_a_publish_is_delivered_after_kill_9(cms_database_url: str, tmp_path: Path) -> None:
     async with webhook_receiver() as receiver:
         # A lease of 2 x 1 + 5 seconds: the killed process's claim runs out soon.

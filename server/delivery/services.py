@@ -4,6 +4,8 @@ webhook sender and the outbox worker (`docs/delivery.md`)."""
 
 from __future__ import annotations
 
+import functools
+import ssl
 from dataclasses import dataclass
 
 import httpx
@@ -18,6 +20,13 @@ from server.delivery.webhook_sender import WebhookSender
 from server.outbound import OutboundPolicy
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context, made once per process: loading the CA bundle takes tens of
+    milliseconds, and each app made in a process (the tests make hundreds) would load it again."""
+    return httpx.create_ssl_context()
+
+
 @dataclass
 class Delivery:
     persisted: PersistedQueries
@@ -30,7 +39,9 @@ class Delivery:
     @classmethod
     def create(cls, settings: Settings, database: Database) -> Delivery:
         # Redirects are not followed: a webhook must not be bounced to a host it may not call.
-        client = httpx.AsyncClient(timeout=settings.webhook_timeout, follow_redirects=False)
+        client = httpx.AsyncClient(
+            timeout=settings.webhook_timeout, follow_redirects=False, verify=_tls_context()
+        )
         sender = WebhookSender(client, OutboundPolicy(settings.webhook_allowed_hosts))
         worker = OutboxWorker(
             database,
