@@ -2,9 +2,9 @@
 
 Reads are replayed in a read-only transaction scoped to the scenario's organization, as the request
 role, so the plans include Row-Level Security. W1's statements are replayed in one transaction that
-is rolled back; it first puts the post back at the revision the draft save expected (and not published
-as it is), so the replayed UPDATEs match their row as the real ones did. The floor's statements are explained the same way, as
-the floor runs them.
+is rolled back; it first puts the post back at the revision the draft save expected (and not
+published as it is), so the replayed UPDATEs match their row as the real ones did. The floor's
+statements are explained the same way, as the floor runs them.
 """
 
 from __future__ import annotations
