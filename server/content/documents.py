@@ -73,7 +73,18 @@ _PRUNED = """ pruned AS (
                                WHERE document_id = $1 AND event_type = 'draft'
                                ORDER BY version_number DESC OFFSET greatest($6 - 1, 0) LIMIT 1)
 ),"""
-_INDEXED = """ refs_gone AS (
+
+
+def _listened(event: str, org: str, type: str) -> str:
+    """SQL: whether one of the organization `org`'s enabled webhooks listens for `event` about a
+    document of the type `type` (all three SQL expressions)."""
+    return f"""EXISTS (
+           SELECT 1 FROM cms_webhooks w
+            WHERE w.organization_id = {org} AND w.enabled AND {event} = ANY (w.events)
+              AND (w.document_types IS NULL OR {type} = ANY (w.document_types)))"""
+
+
+_INDEXED = f""" refs_gone AS (
     DELETE FROM cms_document_references
      WHERE referencer_id = $1 AND plane = $7 AND ref_id <> ALL($8::uuid[])
 ), refs_new AS (
@@ -96,10 +107,7 @@ _INDEXED = """ refs_gone AS (
     SELECT $2, $1, $11, e.event
       FROM (SELECT CASE WHEN $3 = 'publish' THEN 'document.published'
                         ELSE 'document.draft_saved' END AS event) e
-     WHERE ({purging} AND $3 = 'publish') OR EXISTS (
-           SELECT 1 FROM cms_webhooks w
-            WHERE w.organization_id = $2 AND w.enabled AND e.event = ANY (w.events)
-              AND (w.document_types IS NULL OR $11 = ANY (w.document_types)))
+     WHERE ({{purging}} AND $3 = 'publish') OR {_listened("e.event", "$2", "$11")}
     RETURNING 1
 ), wrong AS (
     SELECT n.path, d.type, n.allowed, n.at
@@ -163,12 +171,6 @@ WITH document AS (
 SELECT {{columns}}, {_WRONG_TARGETS}, {{queued}} FROM document
 """)
 
-# Whether one of the organization's webhooks listens for `event` about the document `at`.
-_LISTENED = """EXISTS (
-           SELECT 1 FROM cms_webhooks w
-            WHERE w.organization_id = {at}.organization_id AND w.enabled AND {event} = ANY (w.events)
-              AND (w.document_types IS NULL OR {at}.type = ANY (w.document_types)))"""
-
 # A publish of a draft this process saved and found publishable (`server/content/publishable.py`),
 # without the statement that locks and reads the row first: the row is written only while it is
 # still that draft ($17: its revision, $16: its hash) and not published as it is. Each change that
@@ -206,7 +208,7 @@ WITH document AS (
 ), outbox AS (
     INSERT INTO cms_outbox (organization_id, document_id, document_type, event)
     SELECT organization_id, id, type, 'document.unpublished' FROM document d
-     WHERE {{purging}} OR {_LISTENED.format(event="'document.unpublished'", at="d")}
+     WHERE {{purging}} OR {_listened("'document.unpublished'", "d.organization_id", "d.type")}
     RETURNING 1
 )
 SELECT {DOCUMENT_COLUMNS}, {{queued}} FROM document
@@ -217,7 +219,7 @@ WITH gone AS (
 ), outbox AS (
     INSERT INTO cms_outbox (organization_id, document_id, document_type, event)
     SELECT organization_id, id, type, 'document.deleted' FROM gone g
-     WHERE {{purging}} OR {_LISTENED.format(event="'document.deleted'", at="g")}
+     WHERE {{purging}} OR {_listened("'document.deleted'", "g.organization_id", "g.type")}
     RETURNING 1
 )
 SELECT id, {{queued}} FROM gone
@@ -226,24 +228,6 @@ SELECT id, {{queued}} FROM gone
 
 class DraftMovedError(ConflictError):
     """A publish of a saved draft found the document changed since (`publish_saved_draft`)."""
-
-
-def _indexed_arguments(references: References) -> tuple[list[Any], list[str], list[Any]]:
-    """`_AFTER_WRITE`'s $8 to $10: the documents referenced, and the assets with their paths."""
-    return (
-        list(references.documents),
-        [path for path, _ in references.assets],
-        [asset for _, asset in references.assets],
-    )
-
-
-def _target_arguments(references: References) -> tuple[list[str], list[Any], list[str]]:
-    """`_AFTER_WRITE`'s $12 to $14: each reference's path, target and the types it may be."""
-    return (
-        [path for path, _, _ in references.targets],
-        [ref for _, ref, _ in references.targets],
-        [",".join(to) for _, _, to in references.targets],
-    )
 
 
 @functools.cache
@@ -383,7 +367,14 @@ class DocumentStore:
         check_revision(document, expected_revision)
         event = "draft" if restored_from is None else "restore"
         arguments = self._after_write_arguments(
-            document, event, data, updated_by, references, restored_from
+            document.id,
+            document.organization_id,
+            document.type,
+            event,
+            data,
+            updated_by,
+            references,
+            restored_from,
         )
         sql = self._text(_DRAFT_SAVE[0 if with_data else 1])
         return await self._write(tx, sql, document.type, *arguments, draft_hash)
@@ -423,7 +414,14 @@ class DocumentStore:
         without its data (`DATALESS_COLUMNS`)."""
         check_revision(document, expected_revision)
         arguments = self._after_write_arguments(
-            document, "publish", document.draft_data or {}, published_by, references, None
+            document.id,
+            document.organization_id,
+            document.type,
+            "publish",
+            document.draft_data or {},
+            published_by,
+            references,
+            None,
         )
         sql = self._text(_PUBLISH[0 if with_data else 1])
         return await self._write(tx, sql, document.type, *arguments, published_hash)
@@ -448,23 +446,12 @@ class DocumentStore:
             DraftMovedError: the document is no longer that draft, or is published as it is, or
                 is gone. Nothing was written, but the transaction is failed: roll it back.
         """
-        arguments = (
-            id,
-            organization_id,
-            "publish",
-            None,
-            published_by,
-            self.version_retention,
-            "published",
-            *_indexed_arguments(references),
-            type,
-            *_target_arguments(references),
-            None,
-            draft_hash,
-            revision,
+        # No data: the version's is the draft's own.
+        arguments = self._after_write_arguments(
+            id, organization_id, type, "publish", None, published_by, references, None
         )
         try:
-            row = await tx.fetchrow(self._text(_PUBLISH_SAVED), *arguments)
+            row = await tx.fetchrow(self._text(_PUBLISH_SAVED), *arguments, draft_hash, revision)
         except (asyncpg.NotNullViolationError, asyncpg.UniqueViolationError) as exc:
             # Not null: the row is no longer that draft. Unique: it still is, but a version was
             # committed since the snapshot all the same (a publish and an unpublish by another
@@ -543,7 +530,16 @@ class DocumentStore:
         user: str | None,
         references: References,
     ) -> None:
-        arguments = self._after_write_arguments(document, event, data, user, references, None)
+        arguments = self._after_write_arguments(
+            document.id,
+            document.organization_id,
+            document.type,
+            event,
+            data,
+            user,
+            references,
+            None,
+        )
         row = await tx.fetchrow(self._text(_FIRST_VERSION), *arguments)
         assert row is not None
         if row["wrong"]:
@@ -571,25 +567,31 @@ class DocumentStore:
 
     def _after_write_arguments(
         self,
-        document: DocumentRow,
+        id: uuid.UUID,
+        organization_id: uuid.UUID,
+        type: str,
         event: str,
-        data: dict[str, Any],
+        data: dict[str, Any] | None,
         user: str | None,
         references: References,
         restored_from: int | None,
     ) -> tuple[Any, ...]:
-        """`_AFTER_WRITE`'s $1 to $15."""
+        """`_AFTER_WRITE`'s $1 to $15, for the document `id` of `type` in `organization_id`."""
         return (
-            document.id,
-            document.organization_id,
+            id,
+            organization_id,
             event,
             data,
             user,
             self.version_retention,
             "published" if event == "publish" else "draft",
-            *_indexed_arguments(references),
-            document.type,
-            *_target_arguments(references),
+            list(references.documents),
+            [path for path, _ in references.assets],
+            [asset for _, asset in references.assets],
+            type,
+            [path for path, _, _ in references.targets],
+            [ref for _, ref, _ in references.targets],
+            [",".join(to) for _, _, to in references.targets],
             restored_from,
         )
 

@@ -582,11 +582,12 @@ class Collection:
                 unit of work is failed: the caller rolls it back (and may run `publish` anew).
         """
         ctx.require("document.publish")
-        saved = publishable_drafts(ctx.registry).saved(self.type_name, parse_id(id))
+        document_id = parse_id(id)
+        saved = publishable_drafts(ctx.registry).saved(self.type_name, document_id)
         if saved is not None and expected_revision in (None, saved.revision):
             return await self.api.adapter.publish_saved_draft(
                 ctx.tx,
-                id=parse_id(id),
+                id=document_id,
                 organization_id=ctx.organization_id,
                 type=self.type_name,
                 revision=saved.revision,
