@@ -34,6 +34,23 @@ async def publish_post(gql: GraphQLClient, title: str) -> None:
     await gql.data(CREATE, {"data": {"title": title, "slug": uuid.uuid4().hex}})
 
 
+# What a session holds after a read: its own role, no organization, no caller, read-write.
+CLEAN_SESSION = {"own_role": True, "org": "", "principal": "", "read_only": "off"}
+
+
+async def _session_state(conn: Any, extra: str, *args: Any) -> dict[str, Any]:
+    """`CLEAN_SESSION`'s settings of the session, and the `extra` column."""
+    row = await conn.fetchrow(
+        "SELECT current_user = session_user AS own_role,"
+        " coalesce(current_setting('app.organization_id', true), '') AS org,"
+        " coalesce(current_setting('app.principal', true), '') AS principal,"
+        " current_setting('transaction_read_only') AS read_only," + extra,
+        *args,
+    )
+    assert row is not None
+    return dict(row)
+
+
 @pytest.fixture
 async def one_connection(cms_api: GraphQLClient) -> AsyncIterator[Database]:
     """A pool of one connection on the test database, so every call meets the same session."""
@@ -149,22 +166,12 @@ async def test_a_read_is_its_own_transaction_and_leaves_the_session_clean(
     }
     async with one_connection.session() as conn:
         assert statement.name in conn.prepared_reads
-        row = await conn.fetchrow(
-            "SELECT current_user = session_user AS own_role,"
-            " coalesce(current_setting('app.organization_id', true), '') AS org,"
-            " coalesce(current_setting('app.principal', true), '') AS principal,"
-            " current_setting('transaction_read_only') AS read_only,"
+        state = await _session_state(
+            conn,
             " EXISTS (SELECT 1 FROM pg_prepared_statements WHERE name = $1) AS prepared",
             statement.name,
         )
-    assert row is not None
-    assert dict(row) == {
-        "own_role": True,
-        "org": "",
-        "principal": "",
-        "read_only": "off",
-        "prepared": True,
-    }
+    assert state == {**CLEAN_SESSION, "prepared": True}
 
 
 async def test_a_known_callers_prepared_read_answers_the_same_and_leaves_the_session_clean(
@@ -191,21 +198,8 @@ async def test_a_known_callers_prepared_read_answers_the_same_and_leaves_the_ses
         "data": {"allPost": [{"title": 'A "quoted" post'}, {"title": "back\\slash"}]}
     }
     async with one_connection.session() as conn:
-        row = await conn.fetchrow(
-            "SELECT current_user = session_user AS own_role,"
-            " coalesce(current_setting('app.organization_id', true), '') AS org,"
-            " coalesce(current_setting('app.principal', true), '') AS principal,"
-            " current_setting('transaction_read_only') AS read_only,"
-            " current_setting('lock_timeout') AS lock_timeout"
-        )
-    assert row is not None
-    assert dict(row) == {
-        "own_role": True,
-        "org": "",
-        "principal": "",
-        "read_only": "off",
-        "lock_timeout": "0",
-    }
+        state = await _session_state(conn, " current_setting('lock_timeout') AS lock_timeout")
+    assert state == {**CLEAN_SESSION, "lock_timeout": "0"}
 
 
 async def test_a_read_the_session_lost_is_prepared_again(
