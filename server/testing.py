@@ -36,7 +36,7 @@ import httpx
 
 from server.db import migrate
 from server.db.embedded import start_embedded
-from server.db.pool import Database
+from server.db.pool import Database, keep_session
 from server.db.rls import initialize_rls
 
 if TYPE_CHECKING:
@@ -121,11 +121,6 @@ def pooled_environment(url: str) -> dict[str, str]:
     }
 
 
-async def _session_kept(conn: asyncpg.Connection) -> None:
-    """Nothing to reset: CREATE and DROP DATABASE leave no session state. (asyncpg's default runs
-    a query at each release, which a test counting its process's round trips would see.)"""
-
-
 class TestDatabases:
     """Creates databases from migrated templates on one server.
 
@@ -182,7 +177,12 @@ class TestDatabases:
         # Enough that a statement never waits for another's session: one begun late could run
         # while the next test counts the statements its process sends.
         self._sessions = await asyncpg.create_pool(
-            self.url, min_size=1, max_size=6, reset=_session_kept
+            # CREATE and DROP DATABASE leave no session state: nothing to reset at release
+            # (asyncpg's default query would land among a test's counted round trips).
+            self.url,
+            min_size=1,
+            max_size=6,
+            reset=keep_session,
         )
         self._sessions_loop = asyncio.get_running_loop()
         async with self._sessions.acquire() as session:

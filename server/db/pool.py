@@ -147,7 +147,8 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
         )
 
 
-async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
+async def keep_session(conn: asyncpg.Connection[Any]) -> None:
+    """A pool's `reset` for connections that leave no session state: nothing to run at release."""
     # asyncpg's default reset (RESET ALL, UNLISTEN *, CLOSE ALL, advisory unlocks) costs a round
     # trip at every release. Nothing here leaves session state behind: settings are transaction-
     # local, LISTEN has a connection of its own, advisory locks are transaction locks. A transaction
@@ -305,7 +306,7 @@ class Database:
                 max_size=self.pool_size,
                 max_inactive_connection_lifetime=self.idle_timeout,
                 init=_init_connection,
-                reset=_keep_session,
+                reset=keep_session,
                 connection_class=PooledConnection,
                 **self._session_options(),
             )
