@@ -2,7 +2,9 @@
 
 A stored date or datetime must read the same in SQL (`cms_read_date`, `cms_read_datetime`) as the
 resolvers show it (`typegen._date`, `typegen._timestamp`, then the GraphQL scalar's `isoformat`),
-and a timestamp column as Python's `isoformat` of the driver's datetime (`cms_iso_timestamp`).
+and a timestamp column as Python's `isoformat` of the driver's datetime (`cms_iso_timestamp`). So
+must the expression a compiled read shows a stored one with (`server.query.sql.scalar`), which
+passes values already in the functions' form through as they are.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.graphql.typegen import _date, _timestamp
+from server.query.sql import AS_IS_DATE, AS_IS_DATETIME, scalar
 
 CASES = [
     "2025-01-02T03:04:05Z",
@@ -47,6 +51,21 @@ CASES = [
     "",
 ]
 DATES = ["2025-01-02", "2024-02-29", "2025-02-29", "2025-00-01", "0000-01-01", "20250102", "x"]
+# Values in the functions' own form, which a compiled read passes through, and their near misses.
+AS_IS = [
+    "2024-01-07T03:51:29+00:00",
+    "2024-01-07T03:51:29",
+    "1000-12-31T23:59:59+23:59",
+    "2023-04-30T00:00:00+05:30",
+    "2023-04-31T00:00:00+05:30",
+    "2023-02-28T00:00:00",
+    "2024-02-29T00:00:00",
+    "0999-01-01T00:00:00",
+    "2023-01-07T03:51:29-00:00",
+    "2023-01-07T03:51:29-03:00",
+    "2023-01-07T03:51:29.000001+00:00",
+    "2023-01-07T03:51:29\n",
+]
 
 
 @pytest.fixture
@@ -105,6 +124,93 @@ def _datetimes(draw: Any) -> str:
 @given(value=_datetimes())
 async def test_generated_datetimes_read_alike(conn: asyncpg.Connection[Any], value: str) -> None:
     assert await conn.fetchval("SELECT cms_read_datetime($1)", value) == _python_datetime(value)
+
+
+def _compiled(kind: str) -> str:
+    """How a compiled read shows a stored value of this kind, given as JSON text in `$1`."""
+    return f"SELECT {scalar(kind, '$1::jsonb')}"
+
+
+def _json(value: str) -> str:
+    return orjson.dumps(value).decode()
+
+
+@pytest.mark.parametrize("value", CASES + AS_IS)
+async def test_a_compiled_read_shows_a_datetime_as_the_resolvers(
+    conn: asyncpg.Connection[Any], value: str
+) -> None:
+    shown = await conn.fetchval(_compiled("datetime"), _json(value))
+    assert shown == _python_datetime(value)
+
+
+@pytest.mark.parametrize("value", [*DATES, "1000-01-31", "2023-11-30", "2023-11-31", "0999-01-01"])
+async def test_a_compiled_read_shows_a_date_as_the_resolvers(
+    conn: asyncpg.Connection[Any], value: str
+) -> None:
+    parsed = _date(value)
+    expected = parsed.isoformat() if parsed is not None else None
+    assert await conn.fetchval(_compiled("date"), _json(value)) == expected
+
+
+async def test_values_in_the_functions_form_pass_through(conn: asyncpg.Connection[Any]) -> None:
+    # The way around the functions is taken, and only by what they would give back unchanged.
+    passed = await conn.fetchval(
+        f"SELECT array_agg(v ORDER BY v) FILTER (WHERE v ~ {AS_IS_DATETIME}) FROM unnest($1::text[]) v",
+        AS_IS,
+    )
+    assert passed == sorted([*AS_IS[:4], "2023-02-28T00:00:00"])
+    for value in passed:
+        assert _python_datetime(value) == value
+    assert await conn.fetchval(f"SELECT '2023-11-30' ~ {AS_IS_DATE}, '2024-02-29' ~ {AS_IS_DATE}")
+
+
+@st.composite
+def _near_the_form(draw: Any) -> str:
+    """Datetimes close to the functions' own form: valid-looking fields at and past their limits."""
+    year = draw(st.sampled_from([0, 1, 999, 1000, 1900, 2000, 2023, 2024, 2100, 9999]))
+    text = f"{year:04d}-{draw(st.integers(0, 13)):02d}-{draw(st.integers(0, 32)):02d}"
+    text += f"T{draw(st.integers(0, 24)):02d}:{draw(st.integers(0, 60)):02d}"
+    text += draw(st.sampled_from(["", f":{draw(st.integers(0, 60)):02d}"]))
+    text += draw(st.sampled_from(["", ".000000", ".5", ".123456"])) if text.count(":") == 2 else ""
+    zone = draw(st.sampled_from(["", "Z", "+", "-"]))
+    if zone in ("+", "-"):
+        zone += f"{draw(st.integers(0, 24)):02d}:{draw(st.integers(0, 60)):02d}"
+    return text + zone
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(value=st.one_of(_datetimes(), _near_the_form()))
+async def test_generated_datetimes_show_alike_in_compiled_reads(
+    conn: asyncpg.Connection[Any], value: str
+) -> None:
+    assert await conn.fetchval(_compiled("datetime"), _json(value)) == _python_datetime(value)
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    year=st.sampled_from([0, 1, 999, 1000, 1900, 2000, 2023, 2024, 2100]),
+    month=st.integers(0, 13),
+    day=st.integers(0, 32),
+)
+async def test_generated_dates_show_alike_in_compiled_reads(
+    conn: asyncpg.Connection[Any], year: int, month: int, day: int
+) -> None:
+    value = f"{year:04d}-{month:02d}-{day:02d}"
+    parsed = _date(value)
+    expected = parsed.isoformat() if parsed is not None else None
+    assert await conn.fetchval(_compiled("date"), _json(value)) == expected
 
 
 async def test_a_timestamp_is_written_as_python_writes_it(conn: asyncpg.Connection[Any]) -> None:
