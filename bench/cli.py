@@ -46,10 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=10_000, help="dataset size (default 10000)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--duration", type=float, default=10, help="seconds per measured run")
+    parser.add_argument("--duration", type=float, default=12, help="seconds per measured run")
     parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up per run")
     parser.add_argument(
-        "--rounds", type=int, default=2, help="turns the targets take within each measured run"
+        "--rounds", type=int, default=4, help="turns the targets take within each measured run"
     )
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections")
     parser.add_argument(
