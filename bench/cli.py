@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     results["meta"]["pgbouncer_settings"] = pgbouncer.SETTINGS
     with (
         _servers(folder, 1, loaded.url, rls_off_url, org) as (api, floor, api_rls_off),
-        _pooled_api(folder, admin_url, loaded.url) as api_pgbouncer,
+        pooled_api(folder, admin_url, loaded.url) as api_pgbouncer,
     ):
         results["same_rows"] = runner.same_rows(api, floor, loaded.api_key, read_ids)
         log(f"  same JSON from the API and the floor: {results['same_rows']}")
@@ -334,7 +334,7 @@ def _servers(
 
 
 @contextmanager
-def _pooled_api(folder: Path, admin_url: str, url: str) -> Iterator[servers.Server]:
+def pooled_api(folder: Path, admin_url: str, url: str) -> Iterator[servers.Server]:
     """The API (one worker) through PgBouncer in transaction mode, as `docs/scaling.md` sets it up:
     requests through the pooler, start-up work and LISTEN on the database directly."""
     with pgbouncer.pgbouncer(admin_url) as pooler:

@@ -93,7 +93,7 @@ def measure(
         order = targets[turn % len(targets) :] + targets[: turn % len(targets)]
         for target in order:
             if settings.warmup > 0:
-                _wrk(target, scenario, settings, settings.warmup)
+                run_wrk(target, scenario, settings, settings.warmup)
         runs: dict[str, list[tuple[wrk.Result, Usage, float | None]]] = {
             target.label: [] for target in order
         }
@@ -102,7 +102,7 @@ def measure(
                 seconds = settings.duration / settings.rounds
                 pg_before = pg_cpu.read()
                 with Sampler(target.server) as usage:
-                    result = _wrk(target, scenario, settings, seconds)
+                    result = run_wrk(target, scenario, settings, seconds)
                 runs[target.label].append(
                     (result, usage, PostgresCpu.used(pg_before, pg_cpu.read()))
                 )
@@ -130,7 +130,7 @@ def measure(
     return records
 
 
-def _wrk(target: Target, scenario: Scenario, settings: Settings, seconds: float) -> wrk.Result:
+def run_wrk(target: Target, scenario: Scenario, settings: Settings, seconds: float) -> wrk.Result:
     if scenario.kind == "write":
         # Let requests a previous run left in flight finish before reading the revisions.
         time.sleep(0.5)
