@@ -80,6 +80,23 @@ def _python_datetime(value: str) -> str | None:
     return parsed.isoformat() if parsed is not None else None
 
 
+def _python_date(value: str) -> str | None:
+    parsed = _date(value)
+    return parsed.isoformat() if parsed is not None else None
+
+
+def _examples(count: int) -> settings:
+    """Hypothesis settings of the generated cases: repeatable, and one connection for all of
+    them (the functions keep no state)."""
+    return settings(
+        max_examples=count,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+
+
 @pytest.mark.parametrize("value", CASES)
 async def test_a_datetime_reads_as_the_resolvers_show_it(
     conn: asyncpg.Connection[Any], value: str
@@ -91,9 +108,7 @@ async def test_a_datetime_reads_as_the_resolvers_show_it(
 async def test_a_date_reads_as_the_resolvers_show_it(
     conn: asyncpg.Connection[Any], value: str
 ) -> None:
-    parsed = _date(value)
-    expected = parsed.isoformat() if parsed is not None else None
-    assert await conn.fetchval("SELECT cms_read_date($1)", value) == expected
+    assert await conn.fetchval("SELECT cms_read_date($1)", value) == _python_date(value)
 
 
 _digits = st.integers(0, 99).map(lambda n: f"{n:02d}")
@@ -113,14 +128,7 @@ def _datetimes(draw: Any) -> str:
     return text + zone
 
 
-@settings(
-    max_examples=300,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    # One connection for all examples: the functions keep no state.
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@_examples(300)
 @given(value=_datetimes())
 async def test_generated_datetimes_read_alike(conn: asyncpg.Connection[Any], value: str) -> None:
     assert await conn.fetchval("SELECT cms_read_datetime($1)", value) == _python_datetime(value)
@@ -147,9 +155,7 @@ async def test_a_compiled_read_shows_a_datetime_as_the_resolvers(
 async def test_a_compiled_read_shows_a_date_as_the_resolvers(
     conn: asyncpg.Connection[Any], value: str
 ) -> None:
-    parsed = _date(value)
-    expected = parsed.isoformat() if parsed is not None else None
-    assert await conn.fetchval(_compiled("date"), _json(value)) == expected
+    assert await conn.fetchval(_compiled("date"), _json(value)) == _python_date(value)
 
 
 async def test_values_in_the_functions_form_pass_through(conn: asyncpg.Connection[Any]) -> None:
@@ -161,7 +167,9 @@ async def test_values_in_the_functions_form_pass_through(conn: asyncpg.Connectio
     assert passed == sorted([*AS_IS[:4], "2023-02-28T00:00:00"])
     for value in passed:
         assert _python_datetime(value) == value
-    assert await conn.fetchval(f"SELECT '2023-11-30' ~ {AS_IS_DATE}, '2024-02-29' ~ {AS_IS_DATE}")
+    dates = await conn.fetchrow(f"SELECT '2023-11-30' ~ {AS_IS_DATE}, '2024-02-29' ~ {AS_IS_DATE}")
+    assert dates is not None
+    assert tuple(dates) == (True, False)
 
 
 @st.composite
@@ -178,13 +186,7 @@ def _near_the_form(draw: Any) -> str:
     return text + zone
 
 
-@settings(
-    max_examples=300,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@_examples(300)
 @given(value=st.one_of(_datetimes(), _near_the_form()))
 async def test_generated_datetimes_show_alike_in_compiled_reads(
     conn: asyncpg.Connection[Any], value: str
@@ -192,13 +194,7 @@ async def test_generated_datetimes_show_alike_in_compiled_reads(
     assert await conn.fetchval(_compiled("datetime"), _json(value)) == _python_datetime(value)
 
 
-@settings(
-    max_examples=200,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@_examples(200)
 @given(
     year=st.sampled_from([0, 1, 999, 1000, 1900, 2000, 2023, 2024, 2100]),
     month=st.integers(0, 13),
@@ -208,9 +204,7 @@ async def test_generated_dates_show_alike_in_compiled_reads(
     conn: asyncpg.Connection[Any], year: int, month: int, day: int
 ) -> None:
     value = f"{year:04d}-{month:02d}-{day:02d}"
-    parsed = _date(value)
-    expected = parsed.isoformat() if parsed is not None else None
-    assert await conn.fetchval(_compiled("date"), _json(value)) == expected
+    assert await conn.fetchval(_compiled("date"), _json(value)) == _python_date(value)
 
 
 async def test_a_timestamp_is_written_as_python_writes_it(conn: asyncpg.Connection[Any]) -> None:
