@@ -144,7 +144,7 @@ def page_columns(published: bool) -> str:
     The data column is handed on decompressed: a document's JSON is usually stored compressed,
     and every `->` on a compressed value decompresses all of it again, for each field shown.
     `jsonb #> '{}'` (the empty path) returns the whole value, of any JSON type, as a plain
-    in-memory one: one decompression, no copy built. (`jsonb || '{}'`, the way before it, also
+    in-memory one: decompressed once, nothing rebuilt. (`jsonb || '{}'`, the way before it, also
     rebuilt the document, and needed a `jsonb_typeof` check that decompressed it once more:
     about 5 µs of PostgreSQL's CPU a post, 100 a page of twenty.)
     """
