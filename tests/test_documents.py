@@ -383,11 +383,13 @@ async def test_invalid_ids_are_input_errors(cms: CMS, org: uuid.UUID) -> None:
 def test_a_publish_statement_holds_no_prune() -> None:
     """A publish prunes nothing; a prune in its statement would make a plan for the values cheaper
     than the generic plan, and PostgreSQL would then plan every publish afresh."""
-    from server.content.documents import _DRAFT_SAVE, _PUBLISH
+    from server.content.documents import FULL_WORK, _draft_save, _publish, _publish_saved
 
-    for texts in _PUBLISH:
+    for texts in _publish(FULL_WORK):
         for text in texts:
             assert "DELETE FROM cms_document_versions" not in text
-    for texts in _DRAFT_SAVE:
+    for text in _publish_saved(FULL_WORK):
+        assert "DELETE FROM cms_document_versions" not in text
+    for texts in _draft_save(FULL_WORK):
         for text in texts:
             assert "DELETE FROM cms_document_versions" in text

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -84,14 +84,15 @@ def _listened(event: str, org: str, type: str) -> str:
               AND (w.document_types IS NULL OR {type} = ANY (w.document_types)))"""
 
 
-_INDEXED = f""" refs_gone AS (
+_REFERENCED_DOCUMENTS = """ refs_gone AS (
     DELETE FROM cms_document_references
      WHERE referencer_id = $1 AND plane = $7 AND ref_id <> ALL($8::uuid[])
 ), refs_new AS (
     INSERT INTO cms_document_references (referencer_id, ref_id, plane, organization_id)
     SELECT $1, d.id, $7, $2 FROM cms_documents d WHERE d.id = ANY($8::uuid[])
     ON CONFLICT DO NOTHING
-), assets_gone AS (
+),"""
+_REFERENCED_ASSETS = """ assets_gone AS (
     DELETE FROM cms_asset_references r
      WHERE r.document_id = $1 AND r.plane = $7
        AND NOT EXISTS (SELECT 1 FROM unnest($9::text[], $10::uuid[]) AS n(path, asset)
@@ -102,7 +103,8 @@ _INDEXED = f""" refs_gone AS (
     SELECT $1, $7, n.path, a.id, $2, $11
       FROM unnest($9::text[], $10::uuid[]) AS n(path, asset) JOIN cms_assets a ON a.id = n.asset
     ON CONFLICT (document_id, plane, field_path) DO UPDATE SET asset_id = EXCLUDED.asset_id
-), outbox AS (
+),"""
+_OUTBOX_AND_WRONG = f""" outbox AS (
     INSERT INTO cms_outbox (organization_id, document_id, document_type, event)
     SELECT $2, $1, $11, e.event
       FROM (SELECT CASE WHEN $3 = 'publish' THEN 'document.published'
@@ -115,15 +117,65 @@ _INDEXED = f""" refs_gone AS (
       JOIN cms_documents d ON d.id = n.ref
      WHERE d.type <> ALL(string_to_array(n.allowed, ','))
 )"""
-_AFTER_WRITE = _VERSION + _PRUNED + _INDEXED
+
+
+@dataclass(frozen=True)
+class IndexWork:
+    """The parts of a write's statement that often change nothing: the prune of old draft
+    versions, and the reference index's documents and assets for the plane written.
+
+    Each part costs PostgreSQL 50 to 100 µs to set up even when it changes nothing (a modifying
+    CTE opens its table and every index of it): together most of what a draft save costs beyond
+    its UPDATE and its version. A write leaves a part out only when it knows that the part would
+    change nothing (`IndexState.work`); the full statement is always right.
+    """
+
+    prune: bool = True
+    documents: bool = True
+    assets: bool = True
+
+
+FULL_WORK = IndexWork()
+
+# The parameters that only a left-out part reads, typed as the part types them: PostgreSQL must
+# still learn every parameter's type, and a CTE that nothing reads and that modifies nothing is
+# never run.
+_UNREAD_BY = {
+    "prune": ("$6::integer",),
+    "documents": ("$8::uuid[]",),
+    # $11, the document type, is also the outbox's: typed here as `assets_new` types it first.
+    "assets": ("$9::text[]", "$10::uuid[]", "$11::varchar"),
+}
+
+
+def _after_write_ctes(work: IndexWork, *, publish: bool = False) -> str:
+    """The CTEs that follow the write of a document's row: its version, the prune (never in a
+    publish's statement: see below), the reference index's parts that `work` names, the outbox
+    event and the check of the references' target types."""
+    parts = [_VERSION]
+    unread: list[str] = []
+    for name, included, text in (
+        ("prune", work.prune and not publish, _PRUNED),
+        ("documents", work.documents, _REFERENCED_DOCUMENTS),
+        ("assets", work.assets, _REFERENCED_ASSETS),
+    ):
+        if included:
+            parts.append(text)
+        else:
+            unread += _UNREAD_BY[name]
+    if not (work.documents or work.assets):
+        unread.append("$7::varchar")  # the plane
+    if unread:
+        parts.append(f" unread AS (SELECT {', '.join(unread)}),")
+    parts.append(_OUTBOX_AND_WRONG)
+    return "".join(parts)
+
+
 # A publish prunes nothing ($3 is never 'draft'), and its statement has no `pruned` at all: it is
 # prepared once and run with a generic plan, which PostgreSQL only picks when that plan costs about
 # what one planned for the values does. With `pruned` in it, a plan for the values drops it (the
 # condition on $3 is false) and a generic plan keeps its estimate, which grows with the versions
 # table, until every publish is planned afresh (about as much CPU as the rest of the request).
-# (`retention` only gives $6, which the arguments share with a draft save, its type: a CTE that
-# nothing reads and that modifies nothing is never run.)
-_AFTER_PUBLISH = _VERSION + " retention AS (SELECT $6::integer)," + _INDEXED
 _WRONG_TARGETS = """(SELECT json_agg(json_build_object('path', path, 'type', type, 'allowed', allowed)
                          ORDER BY at) FROM wrong) AS wrong"""
 
@@ -149,51 +201,68 @@ def _with_and_without_data(template: str) -> tuple[tuple[str, str], tuple[str, s
 
 
 # A new document's first version, after its INSERT.
-_FIRST_VERSION = _both(f"WITH {_AFTER_WRITE} SELECT {_WRONG_TARGETS}, {{queued}}")
+@functools.cache
+def _first_version(work: IndexWork) -> tuple[str, str]:
+    return _both(f"WITH {_after_write_ctes(work)} SELECT {_WRONG_TARGETS}, {{queued}}")
+
 
 # A write to a locked document and all that follows it, in one statement: the row's UPDATE
-# ($16: the new hash) and `_AFTER_WRITE`. The draft save keeps `data` ($4) as the draft; the
+# ($16: the new hash) and `_after_write_ctes`. The draft save keeps `data` ($4) as the draft; the
 # publish copies the draft, which is `data`, to the published plane.
-_DRAFT_SAVE = _with_and_without_data(f"""
+@functools.cache
+def _draft_save(work: IndexWork) -> tuple[tuple[str, str], tuple[str, str]]:
+    return _with_and_without_data(f"""
 WITH document AS (
     UPDATE cms_documents SET draft_data = $4, draft_hash = $16, updated_by = $5,
            updated_at = now(), revision = revision + 1
      WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
-), {_AFTER_WRITE}
+), {_after_write_ctes(work)}
 SELECT {{columns}}, {_WRONG_TARGETS}, {{queued}} FROM document
 """)
-_PUBLISH = _with_and_without_data(f"""
+
+
+@functools.cache
+def _publish(work: IndexWork) -> tuple[tuple[str, str], tuple[str, str]]:
+    return _with_and_without_data(f"""
 WITH document AS (
     UPDATE cms_documents SET status = 'published', published_data = draft_data,
            published_hash = $16, published_at = now(), updated_at = now(), updated_by = $5
      WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
-), {_AFTER_PUBLISH}
+), {_after_write_ctes(work, publish=True)}
 SELECT {{columns}}, {_WRONG_TARGETS}, {{queued}} FROM document
 """)
 
+
 # A publish of a draft this process saved and found publishable (`server/content/publishable.py`),
 # without the statement that locks and reads the row first: the row is written only while it is
-# still that draft ($17: its revision, $16: its hash) and not published as it is. Each change that
-# writes a version either moves `revision` (a save, a restore) or makes `published_hash` the draft's
-# (a publish), and PostgreSQL checks the condition again on the newest row once it has the row's
-# lock, so when this statement writes, no version was committed since its snapshot was taken: the
-# version number it computes is free (the reason for the lock statement of the other writes). The
-# version's data is the draft's own (`$4` is null). When the row is no longer that draft, the
-# version's data is null, which the table refuses: the statement fails and writes nothing. (Should a
-# publish and an unpublish by another process both commit in between, the row is that draft again,
-# and the version number's unique constraint refuses the number taken.)
-_PUBLISH_SAVED = _both(f"""
+# still that draft ($17: its revision, $16: its hash), not published as it is, and with the
+# published hash the save found ($18), so that the published plane of the reference index is still
+# the one the save found (`IndexState`). Each change that writes a version either moves `revision`
+# (a save, a restore) or changes `published_hash` (a publish, an unpublish), and PostgreSQL checks
+# the condition again on the newest row once it has the row's lock, so when this statement writes,
+# no version was committed since its snapshot was taken: the version number it computes is free
+# (the reason for the lock statement of the other writes). The version's data is the draft's own
+# (`$4` is null). When the row is no longer that draft, the version's data is null, which the table
+# refuses: the statement fails and writes nothing. (Should an unpublish and a publish of that very
+# draft by another process both commit in between, the row is as the save left it again, and the
+# version number's unique constraint refuses the number taken.)
+@functools.cache
+def _publish_saved(work: IndexWork) -> tuple[str, str]:
+    after = _after_write_ctes(work, publish=True)
+    version_data = "coalesce($4::jsonb, (SELECT draft_data FROM document)),"
+    if "$4," not in after:
+        raise RuntimeError("_publish_saved: the version's data is not the draft's")
+    return _both(f"""
 WITH document AS (
     UPDATE cms_documents SET status = 'published', published_data = draft_data,
            published_hash = $16, published_at = now(), updated_at = now(), updated_by = $5
      WHERE id = $1 AND type = $11 AND revision = $17 AND draft_hash = $16
-       AND published_hash IS DISTINCT FROM $16
+       AND published_hash IS DISTINCT FROM $16 AND published_hash IS NOT DISTINCT FROM $18
      RETURNING {DOCUMENT_COLUMNS}
-), {_AFTER_PUBLISH.replace("$4,", "coalesce($4::jsonb, (SELECT draft_data FROM document)),", 1)}
+), {after.replace("$4,", version_data, 1)}
 SELECT {DATALESS_COLUMNS}, {_WRONG_TARGETS}, {{queued}} FROM document
 """)
-if "coalesce($4::jsonb" not in _PUBLISH_SAVED[0]:
-    raise RuntimeError("_PUBLISH_SAVED: the version's data is not the draft's")
+
 
 # Unpublishing empties the published plane of the reference index, and records the event.
 _UNPUBLISH = _both(f"""
@@ -254,6 +323,9 @@ class DocumentRow:
     # None only on a singleton never saved (`server.content.singletons.empty_row`).
     created_at: datetime | None
     updated_at: datetime | None
+    # What the reference index holds for the document, read with the lock (`lock_document`);
+    # None on any other row.
+    index: IndexState | None = None
 
     @property
     def is_published(self) -> bool:
@@ -279,6 +351,70 @@ class References:
     assets: tuple[tuple[str, uuid.UUID], ...] = ()
     # Each document reference as (path, id, the types its field takes): checked when written.
     targets: tuple[tuple[str, uuid.UUID, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class PlaneIndex:
+    """What the reference index holds for one plane of a document: the documents it points at, and
+    its assets by field path."""
+
+    documents: frozenset[uuid.UUID] = frozenset()
+    assets: frozenset[tuple[str, uuid.UUID]] = frozenset()
+
+    def work(self, references: References, *, prune: bool) -> IndexWork:
+        """The parts of a write of `references` to this plane that may change something."""
+        return IndexWork(
+            prune=prune,
+            documents=self.documents != frozenset(references.documents),
+            assets=self.assets != frozenset(references.assets),
+        )
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """What the reference index holds for a document, and whether a draft save would prune its
+    versions, as the statement that locked its row found them (`_INDEX_COLUMNS`)."""
+
+    draft: PlaneIndex
+    published: PlaneIndex
+    prune_due: bool
+
+    @classmethod
+    def from_record(cls, row: asyncpg.Record) -> IndexState | None:
+        """The state the lock statement read, or None when it may not be the locked row's."""
+        if not row["index_current"]:
+            return None
+        documents: dict[str, set[uuid.UUID]] = {"draft": set(), "published": set()}
+        for entry in row["indexed_documents"]:
+            plane, target = entry.split(" ", 1)
+            documents[plane].add(uuid.UUID(target))
+        assets: dict[str, set[tuple[str, uuid.UUID]]] = {"draft": set(), "published": set()}
+        for entry in row["indexed_assets"]:
+            plane, asset, path = entry.split(" ", 2)
+            assets[plane].add((path, uuid.UUID(asset)))
+        return cls(
+            draft=PlaneIndex(frozenset(documents["draft"]), frozenset(assets["draft"])),
+            published=PlaneIndex(frozenset(documents["published"]), frozenset(assets["published"])),
+            prune_due=row["prune_due"],
+        )
+
+
+# What the lock statement reads beside the row (`IndexState`). The subqueries run in the statement's
+# snapshot, taken before it waited for the row's lock: when another transaction wrote the row
+# meanwhile, the locked row is that newer version, and the index they read may predate it. Every
+# change to a document's index writes its row in the same statement, so the index they read is the
+# locked row's exactly when the snapshot's version of the row is the locked one (the same `xmin`).
+# `prune_due`: a draft save's `pruned` may delete some of the document's versions, as it has as many
+# versions in all as the retention (`$2`), or more (version numbers are gapless from 1; counting the
+# drafts themselves would read every version's row, about as costly as the prune).
+_INDEX_COLUMNS = """
+  (SELECT s.xmin = d.xmin FROM cms_documents s WHERE s.id = d.id) AS index_current,
+  ARRAY(SELECT r.plane || ' ' || r.ref_id FROM cms_document_references r
+         WHERE r.referencer_id = d.id) AS indexed_documents,
+  ARRAY(SELECT a.plane || ' ' || a.asset_id || ' ' || a.field_path FROM cms_asset_references a
+         WHERE a.document_id = d.id) AS indexed_assets,
+  (SELECT max(v.version_number) FROM cms_document_versions v
+    WHERE v.document_id = d.id) >= $2 AS prune_due"""
 
 
 @dataclass(frozen=True)
@@ -376,27 +512,33 @@ class DocumentStore:
             references,
             restored_from,
         )
-        sql = self._text(_DRAFT_SAVE[0 if with_data else 1])
+        work = FULL_WORK
+        if document.index is not None:
+            prune = event == "draft" and self.version_retention > 0 and document.index.prune_due
+            work = document.index.draft.work(references, prune=prune)
+        sql = self._text(_draft_save(work)[0 if with_data else 1])
         return await self._write(tx, sql, document.type, *arguments, draft_hash)
 
     async def lock_document(
         self, tx: Tx, *, id: uuid.UUID, published_data: bool = True
     ) -> DocumentRow:
-        """Read a document of the current org with its row locked until the transaction ends.
+        """Read a document of the current org with its row locked until the transaction ends,
+        and what the reference index holds for it (`DocumentRow.index`).
 
         Without `published_data`, the published data is only told apart from none (an empty
         object): for a write that copies or replaces the draft and never reads it.
         """
         columns = DOCUMENT_COLUMNS if published_data else _LOCK_COLUMNS
         row = await tx.fetchrow(
-            f"SELECT {columns} FROM cms_documents"
+            f"SELECT {columns}, {_INDEX_COLUMNS} FROM cms_documents d"
             f" WHERE id = $1 AND organization_id = (select cms_current_org()) FOR UPDATE",
             id,
+            self.version_retention,
         )
         if row is None:
             await self._explain_missing_write(tx, id)
         assert row is not None
-        return DocumentRow.from_record(row)
+        return replace(DocumentRow.from_record(row), index=IndexState.from_record(row))
 
     async def publish_document(
         self,
@@ -423,7 +565,10 @@ class DocumentStore:
             references,
             None,
         )
-        sql = self._text(_PUBLISH[0 if with_data else 1])
+        work = FULL_WORK
+        if document.index is not None:
+            work = document.index.published.work(references, prune=False)
+        sql = self._text(_publish(work)[0 if with_data else 1])
         return await self._write(tx, sql, document.type, *arguments, published_hash)
 
     async def publish_saved_draft(
@@ -436,11 +581,15 @@ class DocumentStore:
         revision: int,
         draft_hash: str,
         references: References,
+        published_hash: str | None,
+        published_index: PlaneIndex | None,
         published_by: str | None = None,
     ) -> DocumentRow:
         """Publish the document while its draft is still the one saved at `revision` with
-        `draft_hash` (and found publishable, with `references`), without locking it first: one
-        statement. The row comes back without its data (`DATALESS_COLUMNS`).
+        `draft_hash` (and found publishable, with `references`), and its published hash still the
+        one the save found (`published_hash`, with the published plane's index `published_index`
+        when the save knew it), without locking it first: one statement. The row comes back
+        without its data (`DATALESS_COLUMNS`).
 
         Raises:
             DraftMovedError: the document is no longer that draft, or is published as it is, or
@@ -450,8 +599,13 @@ class DocumentStore:
         arguments = self._after_write_arguments(
             id, organization_id, type, "publish", None, published_by, references, None
         )
+        work = FULL_WORK
+        if published_index is not None:
+            work = published_index.work(references, prune=False)
         try:
-            row = await tx.fetchrow(self._text(_PUBLISH_SAVED), *arguments, draft_hash, revision)
+            row = await tx.fetchrow(
+                self._text(_publish_saved(work)), *arguments, draft_hash, revision, published_hash
+            )
         except (asyncpg.NotNullViolationError, asyncpg.UniqueViolationError) as exc:
             # Not null: the row is no longer that draft. Unique: it still is, but a version was
             # committed since the snapshot all the same (a publish and an unpublish by another
@@ -540,7 +694,9 @@ class DocumentStore:
             references,
             None,
         )
-        row = await tx.fetchrow(self._text(_FIRST_VERSION), *arguments)
+        # A new document has nothing in the index, and no version to prune.
+        work = PlaneIndex().work(references, prune=False)
+        row = await tx.fetchrow(self._text(_first_version(work)), *arguments)
         assert row is not None
         if row["wrong"]:
             _refuse_targets(document.type, row["wrong"])
@@ -576,7 +732,7 @@ class DocumentStore:
         references: References,
         restored_from: int | None,
     ) -> tuple[Any, ...]:
-        """`_AFTER_WRITE`'s $1 to $15, for the document `id` of `type` in `organization_id`."""
+        """`_after_write_ctes`'s $1 to $15, for the document `id` of `type` in `organization_id`."""
         return (
             id,
             organization_id,

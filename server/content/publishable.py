@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from server.content.documents import References
+from server.content.documents import PlaneIndex, References
 from server.model.types import Registry
 
 # How many drafts a registry keeps: the saves a process expects to be published soon after.
@@ -42,6 +42,10 @@ class SavedDraft:
     revision: int
     draft_hash: str
     references: References
+    # The published hash the save found, and what the reference index then held for the published
+    # plane (None: not known), for the publish to check and to write only what changes.
+    published_hash: str | None
+    published_index: PlaneIndex | None
 
 
 class PublishableDrafts:

@@ -29,7 +29,7 @@ from server.access.sessions import Session
 from server.access.users import User
 from server.assets.store import AssetRow, AssetUsage
 from server.content.content_model import SchemaTypes
-from server.content.documents import DocumentRow, References, Version
+from server.content.documents import DocumentRow, PlaneIndex, References, Version
 from server.content.schedules import ScheduleRow
 from server.db.pool import Database, Tx
 from server.db.tenancy import Tenancy
@@ -159,10 +159,13 @@ class Documents(Protocol):
         revision: int,
         draft_hash: str,
         references: References,
+        published_hash: str | None,
+        published_index: PlaneIndex | None,
         published_by: str | None = None,
     ) -> DocumentRow:
         """Publish a draft this process saved at `revision` with `draft_hash`, unlocked, in one
-        statement, or raise `DraftMovedError` (then roll back) when the document is no longer it."""
+        statement, or raise `DraftMovedError` (then roll back) when the document is no longer it
+        or its published hash is no longer `published_hash`."""
         ...
 
     async def unpublish_document(

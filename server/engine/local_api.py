@@ -552,7 +552,15 @@ class Collection:
         )
         if publishable:
             publishable_drafts(ctx.registry).remember_saved(
-                self.type_name, row.id, SavedDraft(row.revision, draft_hash, references)
+                self.type_name,
+                row.id,
+                SavedDraft(
+                    row.revision,
+                    draft_hash,
+                    references,
+                    current.published_hash,
+                    current.index.published if current.index is not None else None,
+                ),
             )
         return row
 
@@ -593,6 +601,8 @@ class Collection:
                 revision=saved.revision,
                 draft_hash=saved.draft_hash,
                 references=saved.references,
+                published_hash=saved.published_hash,
+                published_index=saved.published_index,
                 published_by=ctx.user_id,
             )
         return await self._publish_by_id(ctx, id, expected_revision, with_data=False)
