@@ -70,15 +70,20 @@ async def explain_api(
     statements = (
         measured.statements[0][OPENING_STATEMENTS:] + measured.statements[1][OPENING_STATEMENTS:]
     )
+    # The publish of a saved draft writes only while the document is published as the save found
+    # it ($18, its last argument), and not as it is: as before the pair, which published it. (A
+    # locked publish writes in either case.)
+    published_hash = next(
+        (args[17] for sql, args in statements if "IS NOT DISTINCT FROM $18" in sql), None
+    )
     explained: list[Explained] = []
     try:
         async with adapter.with_org_context(organization_id) as tx:
-            # The publish of the saved draft writes only while the document is not published as
-            # it is: as before the pair, which published it.
             await tx.execute(
-                "UPDATE cms_documents SET revision = $2, published_hash = NULL WHERE id = $1",
+                "UPDATE cms_documents SET revision = $2, published_hash = $3 WHERE id = $1",
                 uuid.UUID(post_id),
                 revision,
+                published_hash,
             )
             explained = [await _explain(tx.conn, sql, args) for sql, args in statements]
             raise _Rollback
