@@ -127,7 +127,7 @@ class IndexWork:
     Each part costs PostgreSQL 50 to 100 µs to set up even when it changes nothing (a modifying
     CTE opens its table and every index of it): together most of what a draft save costs beyond
     its UPDATE and its version. A write leaves a part out only when it knows that the part would
-    change nothing (`IndexState.work`); the full statement is always right.
+    change nothing (`_work`); the full statement is always right.
     """
 
     prune: bool = True
@@ -361,14 +361,6 @@ class PlaneIndex:
     documents: frozenset[uuid.UUID] = frozenset()
     assets: frozenset[tuple[str, uuid.UUID]] = frozenset()
 
-    def work(self, references: References, *, prune: bool) -> IndexWork:
-        """The parts of a write of `references` to this plane that may change something."""
-        return IndexWork(
-            prune=prune,
-            documents=self.documents != frozenset(references.documents),
-            assets=self.assets != frozenset(references.assets),
-        )
-
 
 @dataclass(frozen=True)
 class IndexState:
@@ -397,6 +389,18 @@ class IndexState:
             published=PlaneIndex(frozenset(documents["published"]), frozenset(assets["published"])),
             prune_due=row["prune_due"],
         )
+
+
+def _work(held: PlaneIndex | None, references: References, *, prune: bool = False) -> IndexWork:
+    """What a write of `references` to a plane whose index holds `held` must run (everything when
+    that is not known); the prune only with `prune`."""
+    if held is None:
+        return FULL_WORK
+    return IndexWork(
+        prune=prune,
+        documents=held.documents != frozenset(references.documents),
+        assets=held.assets != frozenset(references.assets),
+    )
 
 
 # What the lock statement reads beside the row (`IndexState`). The subqueries run in the statement's
@@ -512,10 +516,14 @@ class DocumentStore:
             references,
             restored_from,
         )
-        work = FULL_WORK
-        if document.index is not None:
-            prune = event == "draft" and self.version_retention > 0 and document.index.prune_due
-            work = document.index.draft.work(references, prune=prune)
+        index = document.index
+        prune = (
+            index is not None
+            and index.prune_due
+            and event == "draft"
+            and self.version_retention > 0
+        )
+        work = _work(index.draft if index else None, references, prune=prune)
         sql = self._text(_draft_save(work)[0 if with_data else 1])
         return await self._write(tx, sql, document.type, *arguments, draft_hash)
 
@@ -565,9 +573,8 @@ class DocumentStore:
             references,
             None,
         )
-        work = FULL_WORK
-        if document.index is not None:
-            work = document.index.published.work(references, prune=False)
+        index = document.index
+        work = _work(index.published if index else None, references)
         sql = self._text(_publish(work)[0 if with_data else 1])
         return await self._write(tx, sql, document.type, *arguments, published_hash)
 
@@ -599,9 +606,7 @@ class DocumentStore:
         arguments = self._after_write_arguments(
             id, organization_id, type, "publish", None, published_by, references, None
         )
-        work = FULL_WORK
-        if published_index is not None:
-            work = published_index.work(references, prune=False)
+        work = _work(published_index, references)
         try:
             row = await tx.fetchrow(
                 self._text(_publish_saved(work)), *arguments, draft_hash, revision, published_hash
@@ -695,7 +700,7 @@ class DocumentStore:
             None,
         )
         # A new document has nothing in the index, and no version to prune.
-        work = PlaneIndex().work(references, prune=False)
+        work = _work(PlaneIndex(), references)
         row = await tx.fetchrow(self._text(_first_version(work)), *arguments)
         assert row is not None
         if row["wrong"]:
