@@ -1,7 +1,8 @@
 """The floor: a minimal Starlette app answering each scenario with one hand-written statement.
 
 It reads the same request body the API gets (only its variables), runs one statement through an
-asyncpg pool sized like the API's (`DB_POOL_SIZE`), and returns the JSON PostgreSQL built. No
+asyncpg pool sized like the API's (`DB_POOL_SIZE`), one round trip in all, and returns the JSON
+PostgreSQL built. No
 authentication, no GraphQL, no transaction beyond the statement's own: what is left is the least
 any server has to do for these responses. The organization comes from `BENCH_ORG_ID`.
 
@@ -28,6 +29,7 @@ from starlette.routing import Route
 
 from bench import floor_sql
 from server.config import Settings
+from server.db.pool import keep_session
 
 
 def create_app(settings: Settings, organization_id: uuid.UUID) -> Starlette:
@@ -37,11 +39,15 @@ def create_app(settings: Settings, organization_id: uuid.UUID) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal pool
         # The API's pool settings (server/db/pool.py), without its JSON codecs: nothing here decodes.
+        # Nor does it reset a connection at release (asyncpg's default runs RESET ALL, UNLISTEN *,
+        # CLOSE ALL and the advisory unlocks, a round trip per request): a statement here leaves
+        # no session state, and the API's pool skips the reset too.
         pool = await asyncpg.create_pool(
             settings.database_url,
             min_size=min(2, settings.pool_size),
             max_size=settings.pool_size,
             max_inactive_connection_lifetime=settings.idle_timeout,
+            reset=keep_session,
         )
         try:
             yield
