@@ -3,12 +3,16 @@
 A unit of work's opening travels with `BEGIN` over the simple query protocol, which takes no
 parameters, so its values are inlined. Each helper accepts only values whose literal means the
 same whatever `standard_conforming_strings` says, and raises `ValueError` for anything else.
+`text_argument` writes a bind value in its type's input syntax, for the `EXECUTE` of a statement
+prepared on the session (compiled reads, and writes kept prepared behind a transaction pooler).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, date, datetime
+from typing import Any
 
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 
@@ -46,3 +50,47 @@ def text_literal(value: str | None) -> str:
     if "\\" in value:
         return "E'" + quoted.replace("\\", "\\\\") + "'"
     return "'" + quoted + "'"
+
+
+def text_argument(value: Any) -> str | None:
+    """A bind value in its type's text input syntax (arrays as array literals)."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        return "{" + ",".join(_array_element(item) for item in value) + "}"
+    return _scalar(value)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # the shortest text that reads back as the same double
+    if isinstance(value, datetime):
+        # As asyncpg sends them: the extremes of Python's range stand for PostgreSQL's infinities.
+        utc = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+        return _INFINITIES.get(utc, value.isoformat())
+    if isinstance(value, date):
+        return _INFINITIES.get(value, value.isoformat())
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"no text form for a bind value of type {type(value).__name__}")
+
+
+_INFINITIES: dict[date, str] = {
+    date.max: "infinity",
+    date.min: "-infinity",
+    datetime.max: "infinity",
+    datetime.min: "-infinity",
+}
+
+
+def _array_element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    text = _scalar(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'

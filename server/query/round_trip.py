@@ -27,15 +27,13 @@ yet, which the sessions likely lack too.
 from __future__ import annotations
 
 import re
-import uuid
-from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from server.access.auth import refusals
 from server.access.opening import FactsChanged, facts_changed, kept_facts
-from server.db.literals import text_literal
+from server.db.literals import text_argument, text_literal
 from server.db.pool import connection_lost, translate_errors
 
 if TYPE_CHECKING:
@@ -281,47 +279,3 @@ def execute_text(name: str, arguments: list[str | None]) -> str:
 
 
 _READ_NAME = re.compile(r"cms_read_[0-9a-f]+")
-
-
-def text_argument(value: Any) -> str | None:
-    """A bind value in its type's text input syntax (arrays as array literals)."""
-    if value is None:
-        return None
-    if isinstance(value, list | tuple):
-        return "{" + ",".join(_array_element(item) for item in value) + "}"
-    return _scalar(value)
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)  # the shortest text that reads back as the same double
-    if isinstance(value, datetime):
-        # As asyncpg sends them: the extremes of Python's range stand for PostgreSQL's infinities.
-        utc = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-        return _INFINITIES.get(utc, value.isoformat())
-    if isinstance(value, date):
-        return _INFINITIES.get(value, value.isoformat())
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"no text form for a bind value of type {type(value).__name__}")
-
-
-_INFINITIES: dict[date, str] = {
-    date.max: "infinity",
-    date.min: "-infinity",
-    datetime.max: "infinity",
-    datetime.min: "-infinity",
-}
-
-
-def _array_element(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    text = _scalar(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
