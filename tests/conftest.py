@@ -17,7 +17,7 @@ import pytest
 
 from server.config import PROJECT_ROOT
 from server.content.content_model import ContentModel
-from server.db.pool import PooledConnection
+from server.db.pool import PooledConnection, Tx
 from server.engine.postgres import PostgresAdapter
 from server.testing import (
     GraphQLClient,
@@ -80,6 +80,20 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return bound(self, prepared, *args, **kw)
 
     monkeypatch.setattr(PooledConnection, "fetchrow_prepared", counted_prepared)
+    # Behind a transaction pooler a kept statement travels inside `cms_run_kept`'s call
+    # (`server/db/kept.py`): its round trip is recorded with the statement's text too.
+    kept = Tx.fetchrow_kept
+
+    async def counted_kept(self: Any, sql: str, *args: Any) -> Any:
+        start = len(sent)
+        try:
+            return await kept(self, sql, *args)
+        finally:
+            for n in range(start, len(sent)):
+                if "cms_run_kept" in sent[n]:
+                    sent[n] = f"{sent[n]} /* {sql} */"
+
+    monkeypatch.setattr(Tx, "fetchrow_kept", counted_kept)
     return sent
 
 

@@ -22,6 +22,7 @@ import asyncpg
 import pytest
 
 from bench.pgbouncer import Upstream
+from server.db.kept import KEPT_PER_SESSION, kept_name
 from server.engine.postgres import PostgresAdapter
 from server.query import round_trip
 from server.testing import GraphQLClient, running_api
@@ -102,19 +103,33 @@ def assert_clean(state: dict[str, Any], fresh: dict[str, Any]) -> None:
     # request's transaction-local `off`. No tenant state, and requests turn it off anyway.
     for name in ("role", "read_only", "lock_timeout", "statement_timeout"):
         assert state[name] == fresh[name], name
-    # Prepared statements may remain, but only compiled reads the server named, no more than its
-    # cap, and the call that runs them (migration 0018): a read is parametrised text without a
-    # tenant in it (each call's org, caller and role are transaction-local settings, applied
-    # before the read runs), named after a digest of that text, so any client that reaches this
-    # session may run it. asyncpg's own statements are unnamed without its statement cache, and
-    # end with their transaction.
-    assert set(state["prepared"]) - {round_trip.POOLED_CALL_NAME} == set(reads(state))
+    # Prepared statements may remain, but only compiled reads and kept writes the server named, no
+    # more than their caps, and the call that runs the reads (migration 0018): a read or a write
+    # is parametrised text without a tenant in it (each call's org, caller and role are
+    # transaction-local settings, applied before it runs), named after a digest of that text, so
+    # any client that reaches this session may run it. asyncpg's own statements are unnamed
+    # without its statement cache, and end with their transaction.
+    assert set(state["prepared"]) - {round_trip.POOLED_CALL_NAME} == {
+        *reads(state),
+        *kept_writes(state),
+    }
     assert len(reads(state)) <= round_trip.PREPARED_PER_CONNECTION
+    assert len(kept_writes(state)) <= KEPT_PER_SESSION
 
 
 def reads(state: dict[str, Any]) -> list[str]:
     """The compiled reads prepared on the probed session."""
     return [name for name in state["prepared"] if name.startswith("cms_read_")]
+
+
+def for_reads(state: dict[str, Any]) -> list[str]:
+    """What the probed session keeps prepared for compiled reads: the reads and their call."""
+    return sorted(name for name in state["prepared"] if not name.startswith("cms_kept_"))
+
+
+def kept_writes(state: dict[str, Any]) -> list[str]:
+    """The write statements kept prepared on the probed session (migration 0022)."""
+    return [name for name in state["prepared"] if name.startswith("cms_kept_")]
 
 
 async def titles(client: GraphQLClient, key: str, query: str = TITLES) -> set[str]:
@@ -224,7 +239,7 @@ async def test_compiled_reads_stay_prepared_on_the_session_and_are_bound_by_name
     # The one server session keeps the one read and the call, whichever client connection ran them.
     state = await probe(through)
     assert len(reads(state)) == 1
-    assert sorted(state["prepared"]) == [round_trip.POOLED_CALL_NAME, *reads(state)]
+    assert for_reads(state) == [round_trip.POOLED_CALL_NAME, *reads(state)]
     health = await cms_api.client.get("/healthz")
     assert health.status_code == 200, health.text
 
@@ -271,7 +286,7 @@ async def test_a_session_without_the_call_or_the_read_answers_with_the_text_and_
     await cms_api.data(CREATE, {"t": "Hello", "s": "hello"})
     for _ in range(2):
         assert await titles(cms_api, cms_api.key) == {"Hello"}
-    kept = sorted((await probe(through))["prepared"])
+    kept = for_reads(await probe(through))
     await forget(through, cms_database_url, what)
     round_trips.clear()
     assert await titles(cms_api, cms_api.key) == {"Hello"}
@@ -279,11 +294,95 @@ async def test_a_session_without_the_call_or_the_read_answers_with_the_text_and_
         "SELECT cms_read_known_run",
         "SELECT cms_read_pooled_known",
     ]
-    assert sorted((await probe(through))["prepared"]) == kept
+    assert for_reads(await probe(through)) == kept
     round_trips.clear()
     assert await titles(cms_api, cms_api.key) == {"Hello"}
     assert round_trips == [round_trip.POOLED_CALL_SQL]
     assert cms_api.app.state.graphql.compiled_failures == 0
+
+
+KEPT_PREPARED = """select name, prepare_time from pg_prepared_statements
+                    where starts_with(name, 'cms_kept_')"""
+
+
+async def kept_on_session(through: str) -> dict[str, Any]:
+    conn = await asyncpg.connect(through, statement_cache_size=0)
+    try:
+        return {row["name"]: row["prepare_time"] for row in await conn.fetch(KEPT_PREPARED)}
+    finally:
+        await conn.close()
+
+
+async def test_document_writes_stay_prepared_on_the_session(
+    cms_api: GraphQLClient, bouncer: Bouncer, cms_database_url: str, round_trips: list[str]
+) -> None:
+    """A document write's statements are prepared on the server session once (migration 0022)
+    and run by name afterwards: their text is not planned again for each write."""
+    through = bouncer.url(cms_database_url)
+    post = (await cms_api.data(CREATE, {"t": "Kept", "s": "kept"}))["createPost"]["id"]
+    await cms_api.data(UPDATE, {"id": post, "v": 1})
+    first = await kept_on_session(through)
+    assert len(first) >= 2, first  # at least the lock and the draft save
+    round_trips.clear()
+    for views in (2, 3):
+        await cms_api.data(UPDATE, {"id": post, "v": views})
+    assert await kept_on_session(through) == first, "nothing prepared again"
+    calls = [sql for sql in round_trips if "cms_run_kept" in sql]
+    assert len(calls) == 4, round_trips  # the lock and the save, twice
+    body = await cms_api.data(
+        'query($id: ID!) { post(id: $id, perspective: "draft") { views } }', {"id": post}
+    )
+    assert body == {"post": {"views": 3}}
+
+
+@pytest.mark.parametrize("what", ["everything", "a new session"])
+async def test_a_session_that_lost_the_kept_writes_prepares_them_again(
+    cms_api: GraphQLClient, bouncer: Bouncer, cms_database_url: str, what: str
+) -> None:
+    through = bouncer.url(cms_database_url)
+    post = (await cms_api.data(CREATE, {"t": "Again", "s": "again"}))["createPost"]["id"]
+    await cms_api.data(UPDATE, {"id": post, "v": 1})
+    kept = set(await kept_on_session(through))
+    await forget(through, cms_database_url, what)
+    assert not await kept_on_session(through)
+    written = await cms_api.data(UPDATE, {"id": post, "v": 2})
+    assert written["updatePost"]["id"] == post
+    again = set(await kept_on_session(through))
+    assert len(again) >= 2, again  # the lock and the draft save, prepared again
+    assert again <= kept
+    body = await cms_api.data(
+        'query($id: ID!) { post(id: $id, perspective: "draft") { views } }', {"id": post}
+    )
+    assert body == {"post": {"views": 2}}
+
+
+async def test_a_session_keeps_at_most_the_cap_of_kept_statements(
+    bouncer: Bouncer, cms_database_url: str
+) -> None:
+    """`cms_run_kept` deallocates the statements prepared longest ago past its cap, and answers
+    the same whether it prepared the statement or found it."""
+    through = bouncer.url(cms_database_url)
+    conn = await asyncpg.connect(through, statement_cache_size=0)
+    try:
+        names = []
+        for n in range(4):
+            text = f"SELECT $1::int + {n} AS total, $2::text AS label"
+            name = kept_name(text)
+            names.append(name)
+            for _ in range(2):  # prepared, then found
+                row = await conn.fetchrow(
+                    "SELECT * FROM cms_run_kept($1, $2, $3, $4) AS t(total int, label text)",
+                    name,
+                    text,
+                    f"EXECUTE {name}(40, 'it''s')",
+                    2,
+                )
+                assert row is not None
+                assert dict(row) == {"total": 40 + n, "label": "it's"}
+        left = {row["name"] for row in await conn.fetch(KEPT_PREPARED)}
+    finally:
+        await conn.close()
+    assert left == set(names[-2:])
 
 
 async def test_facts_that_changed_do_not_send_the_text_but_open_in_full(
@@ -333,30 +432,39 @@ async def test_a_server_session_keeps_at_most_the_cap_of_reads(
 async def test_statement_counts_are_the_same_as_direct(
     cms_api: GraphQLClient, cms_adapter: PostgresAdapter, round_trips: list[str]
 ) -> None:
-    """The pooled path runs the statements, and the round trips, that the direct one does."""
+    """The pooled path runs the statements that the direct one does, and once its connections
+    have met them (a description each: asyncpg's statement cache takes as many direct), the same
+    round trips."""
     async with running_api(adapter=cms_adapter, org_slug="direct") as direct:
         counts = []
         for client in (direct, cms_api):
             database = client.services.adapter.database
-            seen = []
-            created = await client.data(CREATE, {"t": "Counted", "s": "counted"})
-            post = created["createPost"]["id"]
-            for query, variables in [
-                (TITLES, None),
-                (TITLES, None),
-                (DRAFT_TITLES, None),
-                ("query($id: ID!) { post(id: $id) { title author { name } } }", {"id": post}),
-                (UPDATE, {"id": post, "v": 3}),
-                ("mutation($id: ID!) { publishPost(id: $id) { id title } }", {"id": post}),
-                (CREATE, {"t": "More", "s": "more"}),
-            ]:
-                statements, sent = database.statements, len(round_trips)
-                body = await client(query, variables)
-                assert "errors" not in body, body
-                seen.append((database.statements - statements, len(round_trips) - sent))
-            counts.append(seen)
-    assert counts[0] == counts[1]
-    assert counts[0][0] == (1, 1)  # a compiled read: one statement, one round trip
+            passes = []
+            for turn in range(2):
+                seen = []
+                created = await client.data(
+                    CREATE, {"t": f"Counted {turn}", "s": f"counted-{turn}"}
+                )
+                post = created["createPost"]["id"]
+                for query, variables in [
+                    (TITLES, None),
+                    (TITLES, None),
+                    (DRAFT_TITLES, None),
+                    ("query($id: ID!) { post(id: $id) { title author { name } } }", {"id": post}),
+                    (UPDATE, {"id": post, "v": 3}),
+                    ("mutation($id: ID!) { publishPost(id: $id) { id title } }", {"id": post}),
+                    (CREATE, {"t": f"More {turn}", "s": f"more-{turn}"}),
+                ]:
+                    statements, sent = database.statements, len(round_trips)
+                    body = await client(query, variables)
+                    assert "errors" not in body, body
+                    seen.append((database.statements - statements, len(round_trips) - sent))
+                passes.append(seen)
+            counts.append(passes)
+    (direct_first, direct_warm), (pooled_first, pooled_warm) = counts
+    assert [s for s, _ in direct_first] == [s for s, _ in pooled_first]
+    assert direct_warm == pooled_warm
+    assert direct_warm[0] == (1, 1)  # a compiled read: one statement, one round trip
 
 
 async def test_a_schema_change_reaches_another_instance_through_pgbouncer(

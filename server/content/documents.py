@@ -537,7 +537,7 @@ class DocumentStore:
         object): for a write that copies or replaces the draft and never reads it.
         """
         columns = DOCUMENT_COLUMNS if published_data else _LOCK_COLUMNS
-        row = await tx.fetchrow(
+        row = await tx.fetchrow_kept(
             f"SELECT {columns}, {_INDEX_COLUMNS} FROM cms_documents d"
             f" WHERE id = $1 AND organization_id = (select cms_current_org()) FOR UPDATE",
             id,
@@ -608,7 +608,7 @@ class DocumentStore:
         )
         work = _work(published_index, references)
         try:
-            row = await tx.fetchrow(
+            row = await tx.fetchrow_kept(
                 self._text(_publish_saved(work)), *arguments, draft_hash, revision, published_hash
             )
         except (asyncpg.NotNullViolationError, asyncpg.UniqueViolationError) as exc:
@@ -701,14 +701,14 @@ class DocumentStore:
         )
         # A new document has nothing in the index, and no version to prune.
         work = _work(PlaneIndex(), references)
-        row = await tx.fetchrow(self._text(_first_version(work)), *arguments)
+        row = await tx.fetchrow_kept(self._text(_first_version(work)), *arguments)
         assert row is not None
         if row["wrong"]:
             _refuse_targets(document.type, row["wrong"])
         self._queued(tx, row["queued"])
 
     async def _write(self, tx: Tx, sql: str, type_name: str, *arguments: Any) -> DocumentRow:
-        row = await tx.fetchrow(sql, *arguments)
+        row = await tx.fetchrow_kept(sql, *arguments)
         assert row is not None  # the row is locked: it is there
         if row["wrong"]:
             _refuse_targets(type_name, row["wrong"])

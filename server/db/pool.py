@@ -20,6 +20,7 @@ from asyncpg.prepared_stmt import PreparedStatement
 
 from server.config import PoolMode
 from server.db.consistency import COMMIT_POSITION_SQL, commit_token
+from server.db.kept import KEPT_PER_SESSION, KeptStatements
 from server.errors import (
     CMSError,
     ConflictError,
@@ -208,6 +209,24 @@ class Tx:
                     return await (await self._described(sql)).fetchrow(*args)
                 return await self.conn.fetchrow(sql, *args)
 
+    async def fetchrow_kept(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        """`fetchrow` of a statement worth keeping prepared (a document write's): behind a
+        transaction pooler it runs prepared on the server session (`server/db/kept.py`) instead
+        of being planned again; direct, asyncpg's statement cache keeps it prepared already."""
+        if not self._pooled:
+            return await self.fetchrow(sql, *args)
+        self._count()
+        async with self._lock:
+            with translate_errors(self.conn):
+                kept = self.database.kept.get(sql)
+                if kept is None:
+                    kept = self.database.kept.learn(sql, await self._described(sql))
+                run = kept.run(args)
+                if run is None:
+                    return await (await self._described(sql)).fetchrow(*args)
+                call = await self._described(kept.call)
+                return await call.fetchrow(kept.name, sql, run, KEPT_PER_SESSION)
+
     async def fetchval(self, sql: str, *args: Any) -> Any:
         self._count()
         async with self._lock:
@@ -279,6 +298,8 @@ class Database:
         self._named: dict[str, PreparedStatement] = {}
         self._naming = asyncio.Lock()
         self.pooled_reads: set[str] = set()
+        # The statements `Tx.fetchrow_kept` keeps prepared behind a transaction pooler.
+        self.kept = KeptStatements()
         # Total statements run through this database's transactions, for tests and benchmarks.
         self.statements = 0
 
