@@ -17,9 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from server.db.literals import text_argument, text_literal
+from server.db.literals import execute_text, json_text, text_argument
 
 if TYPE_CHECKING:
     from asyncpg.prepared_stmt import PreparedStatement
@@ -36,11 +34,10 @@ _JSON_TYPES = frozenset({"json", "jsonb"})
 class KeptStatement:
     """How to run one statement kept prepared: its name, and `cms_run_kept`'s call for it."""
 
-    text: str
     name: str
     # The call, with the row's column definitions from the statement's description.
     call: str
-    # Per parameter: whether it is json or jsonb (written as the pool's codec writes it).
+    # Per parameter: whether it is json or jsonb (written as the pool's codec writes it, `json_text`).
     json_parameters: tuple[bool, ...]
 
     def run(self, args: tuple[Any, ...]) -> str | None:
@@ -50,14 +47,12 @@ class KeptStatement:
             return None
         try:
             texts = [
-                _json_text(value) if is_json else text_argument(value)
+                (None if value is None else json_text(value)) if is_json else text_argument(value)
                 for value, is_json in zip(args, self.json_parameters, strict=True)
             ]
         except TypeError:
             return None
-        if not texts:
-            return f"EXECUTE {self.name}"
-        return f"EXECUTE {self.name}({', '.join(map(text_literal, texts))})"
+        return execute_text(self.name, texts)
 
 
 class KeptStatements:
@@ -79,7 +74,6 @@ class KeptStatements:
             for attribute in described.get_attributes()
         )
         kept = KeptStatement(
-            text=sql,
             name=kept_name(sql),
             call=f"SELECT * FROM cms_run_kept($1, $2, $3, $4) AS t({columns})",
             json_parameters=tuple(p.name in _JSON_TYPES for p in described.get_parameters()),
@@ -93,11 +87,6 @@ class KeptStatements:
 def kept_name(sql: str) -> str:
     """The statement's name on every session: a digest of its text."""
     return "cms_kept_" + hashlib.blake2b(sql.encode(), digest_size=12).hexdigest()
-
-
-def _json_text(value: Any) -> str | None:
-    # What the pool's codec sends for a json or jsonb parameter (`server/db/pool.py`).
-    return None if value is None else orjson.dumps(value).decode()
 
 
 def _type(found: Type) -> str:

@@ -14,7 +14,11 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
+
 _WORD = re.compile(r"[A-Za-z0-9_]+")
+# The names the server gives the statements it prepares on a session: a prefix and a digest.
+_PREPARED_NAME = re.compile(r"cms_(?:read|kept)_[0-9a-f]+")
 
 
 def word_literal(value: str) -> str:
@@ -94,3 +98,22 @@ def _array_element(value: Any) -> str:
         return "NULL"
     text = _scalar(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
+
+
+def json_text(value: Any) -> str:
+    """JSON data as the pool's codec sends a json or jsonb value (`server/db/pool.py`)."""
+    return orjson.dumps(value).decode()
+
+
+def execute_text(name: str, arguments: list[str | None]) -> str:
+    """`EXECUTE name(...)` of a statement the server prepared on the session, each argument (its
+    type's input syntax, `text_argument`) a literal as PostgreSQL's `quote_nullable` writes it.
+
+    Raises:
+        ValueError: `name` is not one the server gives its statements, which goes in unquoted.
+    """
+    if not _PREPARED_NAME.fullmatch(name):
+        raise ValueError(f"not the name of a statement the server prepared: {name[:80]!r}")
+    if not arguments:
+        return f"EXECUTE {name}"
+    return f"EXECUTE {name}({', '.join(map(text_literal, arguments))})"

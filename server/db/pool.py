@@ -21,6 +21,7 @@ from asyncpg.prepared_stmt import PreparedStatement
 from server.config import PoolMode
 from server.db.consistency import COMMIT_POSITION_SQL, commit_token
 from server.db.kept import KEPT_PER_SESSION, KeptStatements
+from server.db.literals import json_text
 from server.errors import (
     CMSError,
     ConflictError,
@@ -144,7 +145,7 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     # JSON travels as text both ways; orjson is the fastest correct codec for the JSONB-heavy load.
     for name in ("json", "jsonb"):
         await conn.set_type_codec(
-            name, schema="pg_catalog", encoder=_dumps, decoder=orjson.loads, format="text"
+            name, schema="pg_catalog", encoder=json_text, decoder=orjson.loads, format="text"
         )
 
 
@@ -155,10 +156,6 @@ async def keep_session(conn: asyncpg.Connection[Any]) -> None:
     # local, LISTEN has a connection of its own, advisory locks are transaction locks. A transaction
     # still open at release is rolled back by asyncpg before this runs.
     return None
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 class Tx:

@@ -33,7 +33,8 @@ import asyncpg
 
 from server.access.auth import refusals
 from server.access.opening import FactsChanged, facts_changed, kept_facts
-from server.db.literals import text_argument, text_literal
+from server.db.literals import execute_text as prepared_execute_text
+from server.db.literals import text_argument
 from server.db.pool import connection_lost, translate_errors
 
 if TYPE_CHECKING:
@@ -265,17 +266,14 @@ def _run_arguments(
 
 
 def execute_text(name: str, arguments: list[str | None]) -> str:
-    """`EXECUTE name(...)` of a prepared read, each argument a literal as PostgreSQL's
-    `quote_nullable` writes it (`server.db.literals.text_literal`).
+    """`EXECUTE name(...)` of a prepared read (`server.db.literals.execute_text`).
 
     Raises:
         ValueError: `name` is not a read's name (`server.query.run`), which goes in unquoted.
     """
     if not _READ_NAME.fullmatch(name):
         raise ValueError(f"not the name of a compiled read: {name[:80]!r}")
-    if not arguments:
-        return f"EXECUTE {name}"
-    return f"EXECUTE {name}({', '.join(map(text_literal, arguments))})"
+    return prepared_execute_text(name, arguments)
 
 
 _READ_NAME = re.compile(r"cms_read_[0-9a-f]+")
