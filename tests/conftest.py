@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,9 +47,37 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     passwords.dummy_hash.cache_clear()
 
 
+# The API's own periodic work (polls that wake at any moment) runs in these tasks: their round
+# trips are not the request's, and would make a count taken around a request depend on timing.
+_BACKGROUND_TASKS = frozenset({"outbox worker", "scheduled publishing", "replica checks"})
+_LONG_LIVED_TASKS = _BACKGROUND_TASKS | {"schema listener"}
+
+
+def _in_background_task() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.get_name() in _BACKGROUND_TASKS
+
+
+def _long_lived_tasks() -> set[asyncio.Task[Any]]:
+    return {task for task in asyncio.all_tasks() if task.get_name() in _LONG_LIVED_TASKS}
+
+
+@pytest.fixture(autouse=True)
+async def _services_stopped() -> AsyncIterator[None]:
+    """A test that starts the API's services stops them: one event loop serves the whole session,
+    and a worker or listener left running would poll the later tests' databases (or fail to,
+    every second) and show up in their round-trip counts."""
+    before = _long_lived_tasks()
+    yield
+    left = _long_lived_tasks() - before
+    for task in left:
+        task.cancel()
+    assert not left, f"the test left its services running: {sorted(t.get_name() for t in left)}"
+
+
 @pytest.fixture
 def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The SQL of every round trip on any connection, in order.
+    """The SQL of every round trip on any connection, in order, but for the background tasks'.
 
     Each call of a connection's `execute`, `fetch`, `fetchrow`, `fetchval` or `executemany` is one
     round trip once its statement is prepared, and so is asyncpg's own `BEGIN`, `COMMIT` or
@@ -60,7 +88,8 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         original = getattr(asyncpg.Connection, name)
 
         def counted(self: Any, query: str, *args: Any, _original: Any = original, **kw: Any) -> Any:
-            sent.append(query)
+            if not _in_background_task():
+                sent.append(query)
             return _original(self, query, *args, **kw)
 
         monkeypatch.setattr(asyncpg.Connection, name, counted)
@@ -68,7 +97,8 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     described = PooledConnection.described_statement
 
     def counted_described(self: Any, query: str) -> Any:
-        sent.append(query)
+        if not _in_background_task():
+            sent.append(query)
         return described(self, query)
 
     monkeypatch.setattr(PooledConnection, "described_statement", counted_described)
@@ -76,7 +106,8 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     bound = PooledConnection.fetchrow_prepared
 
     def counted_prepared(self: Any, prepared: Any, *args: Any, **kw: Any) -> Any:
-        sent.append(prepared._query)
+        if not _in_background_task():
+            sent.append(prepared._query)
         return bound(self, prepared, *args, **kw)
 
     monkeypatch.setattr(PooledConnection, "fetchrow_prepared", counted_prepared)

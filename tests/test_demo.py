@@ -32,7 +32,9 @@ async def services(cms_adapter: PostgresAdapter, tmp_path: Path) -> AsyncIterato
     services = Services.create(settings, cms_adapter)
     await services.start(connect=False)
     yield services
-    await services.model.close()
+    # All of it, the outbox worker and the replica checks included: left running, they would go
+    # on polling in the later tests (one event loop serves the session).
+    await services.stop()
 
 
 async def graphql(services: Services, key: str, query: str) -> dict[str, object]:

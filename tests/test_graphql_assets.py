@@ -56,6 +56,9 @@ async def cms_api(cms_adapter: PostgresAdapter, tmp_path: Path) -> AsyncIterator
         helper.key = await helper.key_for(helper.org)
         yield helper
         await assets_of(services.api).settle()
+    # Its schema listener and outbox worker too (the adapter is the `cms_adapter` fixture's, which
+    # disconnects it again harmlessly): left running, they would go on in the later tests.
+    await services.stop()
 
 
 def service(gql: GraphQLClient) -> AssetsAPI:

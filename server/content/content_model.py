@@ -73,7 +73,7 @@ class ContentModel:
         """Follow schema changes made by other processes until `close()`."""
         if self._listener is None:
             ready = asyncio.Event()
-            self._listener = asyncio.create_task(self._follow(url, ready))
+            self._listener = asyncio.create_task(self._follow(url, ready), name="schema listener")
             await ready.wait()
 
     async def close(self) -> None:
