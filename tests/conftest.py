@@ -47,10 +47,12 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     passwords.dummy_hash.cache_clear()
 
 
-# The API's own periodic work (polls that wake at any moment) runs in these tasks: their round
-# trips are not the request's, and would make a count taken around a request depend on timing.
-_BACKGROUND_TASKS = frozenset({"outbox worker", "scheduled publishing", "replica checks"})
-_LONG_LIVED_TASKS = _BACKGROUND_TASKS | {"schema listener"}
+# The API's own background work (polls and a listener's reloads, which may wake at any moment)
+# runs in these tasks: their round trips are not a request's, and would make a count taken
+# around a request depend on timing.
+_BACKGROUND_TASKS = frozenset(
+    {"outbox worker", "scheduled publishing", "replica checks", "schema listener"}
+)
 
 
 def _in_background_task() -> bool:
@@ -59,7 +61,7 @@ def _in_background_task() -> bool:
 
 
 def _long_lived_tasks() -> set[asyncio.Task[Any]]:
-    return {task for task in asyncio.all_tasks() if task.get_name() in _LONG_LIVED_TASKS}
+    return {task for task in asyncio.all_tasks() if task.get_name() in _BACKGROUND_TASKS}
 
 
 @pytest.fixture(autouse=True)
