@@ -201,3 +201,90 @@ async def test_the_local_api_answers_back_references(cms_api: GraphQLClient) -> 
         assert found.items[0]["author"]["name"] == "Ada"
         assert found.total == 1
         assert (await api.get_back_references(ctx, one)).total == 0
+
+
+LIST = """query($bp: String, $limit: Int, $offset: Int) {
+  allAuthor(sort: ["name"], perspective: "draft") { name
+    referencedBy(perspective: $bp, limit: $limit, offset: $offset) {
+      totalDocs limit offset page totalPages hasNextPage hasPrevPage
+      docs { __typename id type status ... on Post { title author { name } } ... on Author { name } }
+    }
+    again: referencedBy(perspective: "draft", limit: 1, depth: 1) {
+      totalDocs docs { ... on Post { title author { name } } }
+    }
+  } }"""
+
+
+async def _statements_of(
+    gql: GraphQLClient, query: str, variables: dict[str, Any]
+) -> tuple[Any, int]:
+    database = gql.services.adapter.database
+    before = database.statements
+    payload = await gql(query, variables)
+    assert "errors" not in payload, payload
+    return payload["data"], database.statements - before
+
+
+async def _authors_and_their_referrers(gql: GraphQLClient, suffix: str) -> dict[str, str]:
+    """Ada (two posts, one a draft, and a mentee), Bea (three posts), Cy and Dot (none)."""
+    authors = {}
+    for name in ("Ada", "Bea", "Cy"):
+        authors[name + suffix] = await create(gql, "author", {"name": name + suffix})
+    await post(gql, "Ada one" + suffix, authors["Ada" + suffix])
+    await post(gql, "Ada two" + suffix, authors["Ada" + suffix], publish=False)
+    mentee = {"name": "Dot" + suffix, "mentor": authors["Ada" + suffix]}
+    authors["Dot" + suffix] = await create(gql, "author", mentee)
+    for title in ("one", "two", "three"):
+        await post(gql, f"Bea {title}{suffix}", authors["Bea" + suffix])
+    return authors
+
+
+@pytest.mark.parametrize(
+    "page",
+    [{}, {"limit": 1}, {"limit": 1, "offset": 1}, {"limit": 2, "offset": 5}, {"bp": "draft"}],
+)
+async def test_a_list_reads_every_documents_back_references_together(
+    cms_api: GraphQLClient, page: dict[str, Any]
+) -> None:
+    authors = await _authors_and_their_referrers(cms_api, "")
+    _, statements = await _statements_of(cms_api, LIST, page)
+    authors |= await _authors_and_their_referrers(cms_api, " 2")
+    listed, statements_for_twice_as_many = await _statements_of(cms_api, LIST, page)
+
+    # The statements do not grow with the documents: two batches (the aliases' arguments differ),
+    # each a fixed number of reads.
+    assert statements_for_twice_as_many == statements
+    # Each document's page is what asking for that document alone answers ...
+    assert len(listed["allAuthor"]) == 8
+    for author in listed["allAuthor"]:
+        alone = await back(cms_api, authors[author["name"]], p="draft", **page)
+        assert author["referencedBy"] == alone["referencedBy"]
+    # ... inlined to the depth asked (the most recent referencing document of each: Dot, an
+    # author, selects no post fields).
+    assert {a["name"]: a["again"]["docs"] for a in listed["allAuthor"]} == {
+        **{f"Ada{s}": [{}] for s in ("", " 2")},
+        **{
+            f"Bea{s}": [{"title": f"Bea three{s}", "author": {"name": f"Bea{s}"}}]
+            for s in ("", " 2")
+        },
+        **{f"{name}{s}": [] for name in ("Cy", "Dot") for s in ("", " 2")},
+    }
+
+
+async def test_a_refused_back_reference_read_in_a_list_is_a_coded_error(
+    cms_api: GraphQLClient,
+) -> None:
+    for name in ("Ada", "Bea"):
+        await create(cms_api, "author", {"name": name})
+    public = await cms_api.key_for(cms_api.org, published_only=True)
+    query = '{ allAuthor { name referencedBy(perspective: "%s") { totalDocs } } }'
+    refused = await cms_api(query % "draft", key=public)
+    bad = await cms_api(query % "bogus")
+    for payload, code in ((refused, "FORBIDDEN"), (bad, "BAD_USER_INPUT")):
+        # The page is not nullable: the first document's error nulls the list, and the response.
+        assert payload["data"] is None
+        [error] = payload["errors"]
+        assert (error["path"], error["extensions"]["code"]) == (
+            ["allAuthor", 0, "referencedBy"],
+            code,
+        )

@@ -28,37 +28,61 @@ def planes_of(perspective: Perspective) -> tuple[str, ...]:
     return ("published",) if perspective == "published" else ("draft",)
 
 
+async def readable_documents(tx: Tx, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of `ids` are documents the caller may read (whatever their status)."""
+    records = await tx.fetch("SELECT id FROM cms_documents WHERE id = ANY($1::uuid[])", list(ids))
+    return {record["id"] for record in records}
+
+
 async def find_back_references(
     tx: Tx,
-    target: uuid.UUID,
+    targets: Sequence[uuid.UUID],
     *,
     types: Sequence[str],
     perspective: Perspective,
     planes: Sequence[str],
     limit: int,
     offset: int,
-) -> Page[DocumentRow]:
-    """The documents of `types` whose data in one of `planes` references `target`, readable in
-    `perspective`: most recently updated first, one page, and how many there are in all."""
+) -> list[Page[DocumentRow]]:
+    """For each of `targets`, the documents of `types` whose data in one of `planes` references
+    it, readable in `perspective`: most recently updated first, one page, and how many there are
+    in all. One statement for every target (a list of documents asking for theirs is one read,
+    not one per document); a second only for a page past the end of some target's list."""
+    if not targets:
+        return []
     where = (
-        "FROM cms_documents d"
-        " WHERE d.id IN (SELECT r.referencer_id FROM cms_document_references r"
-        "                 WHERE r.ref_id = $1 AND r.plane = ANY($2::text[]))"
-        f" AND d.type = ANY($3::text[]) AND {perspective_condition(perspective)}"
+        # A document referencing a target from both planes is one referencing document.
+        "FROM (SELECT DISTINCT ref_id, referencer_id FROM cms_document_references"
+        "      WHERE ref_id = ANY($1::uuid[]) AND plane = ANY($2::text[])) r"
+        " JOIN cms_documents d ON d.id = r.referencer_id"
+        f" WHERE d.type = ANY($3::text[]) AND {perspective_condition(perspective)}"
     )
-    args = (target, list(planes), list(types))
+    args = (list(targets), list(planes), list(types))
     records = await tx.fetch(
-        f"SELECT {_COLUMNS}, count(*) OVER () AS total {where}"
-        " ORDER BY d.updated_at DESC, d.id LIMIT $4 OFFSET $5",
+        f"SELECT * FROM (SELECT r.ref_id AS cms_target, {_COLUMNS},"
+        " count(*) OVER target AS cms_total,"
+        " row_number() OVER (target ORDER BY d.updated_at DESC, d.id) AS cms_position"
+        f" {where} WINDOW target AS (PARTITION BY r.ref_id)) found"
+        " WHERE cms_position > $4 AND cms_position <= $4 + $5"
+        " ORDER BY cms_target, cms_position",
         *args,
-        limit,
         offset,
+        limit,
     )
-    if records:
-        total: int = records[0]["total"]
-    elif offset > 0:  # past the end: no row carried the total
-        total = await tx.fetchval(f"SELECT count(*) {where}", *args)
-    else:
-        total = 0
-    rows = [DocumentRow.from_record(r) for r in records]
-    return Page.counted(rows, total=total, limit=limit, offset=offset)
+    rows: dict[uuid.UUID, list[DocumentRow]] = {target: [] for target in targets}
+    totals: dict[uuid.UUID, int] = {}
+    for record in records:
+        rows[record["cms_target"]].append(DocumentRow.from_record(record))
+        totals[record["cms_target"]] = record["cms_total"]
+    past_the_end = [target for target in rows if target not in totals]
+    if offset > 0 and past_the_end:  # no row carried their totals
+        for record in await tx.fetch(
+            f"SELECT r.ref_id AS cms_target, count(*) AS cms_total {where} GROUP BY r.ref_id",
+            past_the_end,
+            *args[1:],
+        ):
+            totals[record["cms_target"]] = record["cms_total"]
+    return [
+        Page.counted(rows[target], total=totals.get(target, 0), limit=limit, offset=offset)
+        for target in targets
+    ]

@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from server.content.back_references import PLANES, find_back_references, planes_of
+from server.content.back_references import (
+    PLANES,
+    find_back_references,
+    planes_of,
+    readable_documents,
+)
 from server.content.content_model import ContentModel
 from server.content.documents import DocumentRow, References, Version, check_revision
 from server.content.hash import content_hash
@@ -201,24 +206,59 @@ class LocalAPI:
         the documents are then shown in the draft perspective. A document the caller cannot read
         answers NOT_FOUND, as if it did not exist.
         """
+        [found] = await self.back_references_of(
+            ctx,
+            [id],
+            perspective=perspective,
+            limit=limit,
+            offset=offset,
+            depth=depth,
+            every_plane=every_plane,
+        )
+        if found is None:
+            raise NotFoundError(f"document {id} not found")
+        return found
+
+    async def back_references_of(
+        self,
+        ctx: Context,
+        ids: Sequence[str | uuid.UUID],
+        *,
+        perspective: str = "published",
+        limit: int = DEFAULT_BACK_REFERENCES,
+        offset: int = 0,
+        depth: int = 0,
+        every_plane: bool = False,
+    ) -> list[Page[dict[str, Any]] | None]:
+        """`get_back_references` of each of `ids` in a fixed number of statements, however many
+        they are (None for a document the caller cannot read)."""
         ctx.require("document.read")
         chosen = ctx.perspective("draft" if every_plane else perspective)
         depth = check_depth(depth)
         limit, offset = check_page(limit, offset, max_limit=self.max_page_size)
-        target = parse_id(id)
-        if await self.adapter.find_document(ctx.tx, id=target) is None:
-            raise NotFoundError(f"document {id} not found")
-        found = await find_back_references(
+        targets = [parse_id(id) for id in ids]
+        readable = list(await readable_documents(ctx.tx, targets))
+        pages = await find_back_references(
             ctx.tx,
-            target,
+            readable,
             types=[t.name for t in ctx.registry.document_types()],
             perspective=chosen,
             planes=PLANES if every_plane else planes_of(chosen),
             limit=limit,
             offset=offset,
         )
-        docs = await rendered(ctx, found.items, depth=depth, perspective=chosen)
-        return found.with_items(docs)
+        found = dict(zip(readable, pages, strict=True))
+        # Every page's documents rendered together: their references to `depth` in one read per
+        # level for all of them.
+        docs = await rendered(
+            ctx, [row for page in pages for row in page.items], depth=depth, perspective=chosen
+        )
+        rendered_pages: dict[uuid.UUID, Page[dict[str, Any]]] = {}
+        start = 0
+        for target, page in found.items():
+            rendered_pages[target] = page.with_items(docs[start : start + len(page.items)])
+            start += len(page.items)
+        return [rendered_pages.get(target) for target in targets]
 
 
 class Collections:

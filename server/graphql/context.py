@@ -17,6 +17,7 @@ from server.engine.access import Mailer
 from server.engine.assets import assets_of
 from server.engine.request import RequestUnit
 from server.engine.webhooks import WebhooksAPI
+from server.errors import NotFoundError
 from server.graphql import types as static
 from server.graphql.typegen import document_instance
 
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from server.graphql.typegen import GeneratedTypes
     from server.model.pages import Page
     from server.model.types import Registry
+
+# `referencedBy`'s arguments: the document's id, the perspective, limit, offset and depth.
+BackReferenceKey = tuple[str, str, int, int, int]
 
 
 @dataclass(kw_only=True)
@@ -37,9 +41,13 @@ class RequestContext(RequestUnit):
     # Webhooks and persisted query registration; None in contexts made without content delivery.
     webhooks: WebhooksAPI | None = None
     assets: DataLoader[str, static.Asset | None] = field(init=False)
+    # `referencedBy` of every document of a response together: (id, perspective, limit, offset,
+    # depth) -> its page.
+    back_references: DataLoader[BackReferenceKey, static.BackReferencePage] = field(init=False)
 
     def __post_init__(self) -> None:
         self.assets = DataLoader(load_fn=self._load_assets)
+        self.back_references = DataLoader(load_fn=self._load_back_references)
 
     def registry(self) -> Registry:
         return self.generated.registry
@@ -67,11 +75,33 @@ class RequestContext(RequestUnit):
                 hasNextPage=False,
                 hasPrevPage=offset > 0,
             )
+        return await self.back_references.load((document_id, perspective, limit, offset, depth))
+
+    async def _load_back_references(
+        self, keys: list[BackReferenceKey]
+    ) -> list[static.BackReferencePage | BaseException]:
+        # One batch per set of arguments: the documents asking with the same ones are one read.
+        batches: dict[tuple[str, int, int, int], list[str]] = {}
+        for document_id, perspective, limit, offset, depth in keys:
+            batches.setdefault((perspective, limit, offset, depth), []).append(document_id)
+        answers: dict[BackReferenceKey, static.BackReferencePage | BaseException] = {}
         unit = await self.unit()
-        result = await self.api.get_back_references(
-            unit, document_id, perspective=perspective, limit=limit, offset=offset, depth=depth
-        )
-        return self.back_reference_page(result, perspective)
+        for (perspective, limit, offset, depth), ids in batches.items():
+            try:
+                pages = await self.api.back_references_of(
+                    unit, ids, perspective=perspective, limit=limit, offset=offset, depth=depth
+                )
+            except Exception as exc:  # each document's field answers with the error
+                for document_id in ids:
+                    answers[(document_id, perspective, limit, offset, depth)] = exc
+                continue
+            for document_id, page in zip(ids, pages, strict=True):
+                answers[(document_id, perspective, limit, offset, depth)] = (
+                    NotFoundError(f"document {document_id} not found")
+                    if page is None
+                    else self.back_reference_page(page, perspective)
+                )
+        return [answers[key] for key in keys]
 
     def back_reference_page(
         self, result: Page[dict[str, Any]], perspective: str
