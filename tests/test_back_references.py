@@ -288,3 +288,29 @@ async def test_a_refused_back_reference_read_in_a_list_is_a_coded_error(
             ["allAuthor", 0, "referencedBy"],
             code,
         )
+
+
+async def test_the_local_api_answers_many_documents_at_once(cms_api: GraphQLClient) -> None:
+    ada = await create(cms_api, "author", {"name": "Ada"})
+    bea = await create(cms_api, "author", {"name": "Bea"})
+    one = await post(cms_api, "One", ada)
+    two = await post(cms_api, "Two", bea, publish=False)
+    other_key = await cms_api.key_for(await cms_api.org_named("other"))
+    theirs = await create(cms_api, "author", {"name": "Theirs"}, key=other_key)
+    missing = "00000000-0000-4000-8000-000000000000"
+    api = cms_api.services.api
+    async with api.context(cms_api.org, capabilities=frozenset({"document.read"})) as ctx:
+        pages = await api.back_references_of(
+            ctx, [ada, missing, bea, theirs, ada], perspective="draft", depth=1
+        )
+    # In the order asked, a document asked twice answered twice, and None where the caller may
+    # not read the document (another tenant's) or there is none.
+    assert [None if page is None else [doc["id"] for doc in page.items] for page in pages] == [
+        [one],
+        None,
+        [two],
+        None,
+        [one],
+    ]
+    assert pages[2] is not None
+    assert pages[2].items[0]["author"]["name"] == "Bea"  # inlined to the depth asked
