@@ -16,6 +16,7 @@ from server.access.auth import parse_credential
 from server.access.capabilities import ALL_CAPABILITIES, BUILT_IN_ROLES
 from server.access.credentials import secret_digest
 from server.access.opening import PRINCIPAL_SQL, known_callers, opening_sql
+from server.content.content_model import CHANNEL
 from server.engine.postgres import PostgresAdapter
 from server.errors import ForbiddenError, UnauthenticatedError
 from server.graphql.context import RequestContext
@@ -153,6 +154,30 @@ async def test_a_refused_opening_is_rolled_back_at_once(
     with pytest.raises(UnauthenticatedError, match="revoked or expired API key"):
         await request_context(cms_api, "not-a-key").open()
     assert len(round_trips) == 2  # neither reached the database
+
+
+async def test_background_work_is_not_counted_among_a_requests_round_trips(
+    cms_api: GraphQLClient, round_trips: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The schema listener reloads in a transaction of its own whenever another process changes a
+    # type: a count taken around a request at that moment must not include it.
+    model = cms_api.services.model
+    reloads: list[None] = []
+    reload = model._reload_if_changed
+
+    async def counted_reload() -> None:
+        await reload()
+        reloads.append(None)
+
+    monkeypatch.setattr(model, "_reload_if_changed", counted_reload)
+    async with cms_api.services.adapter.instance_transaction() as tx:
+        await tx.execute(f"NOTIFY {CHANNEL}")
+    round_trips.clear()
+    for _ in range(250):
+        if reloads:
+            break
+        await asyncio.sleep(0.02)
+    assert (len(reloads), round_trips) == (1, [])
 
 
 def test_only_checked_values_are_inlined(cms_api: GraphQLClient) -> None:
