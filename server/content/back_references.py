@@ -28,12 +28,6 @@ def planes_of(perspective: Perspective) -> tuple[str, ...]:
     return ("published",) if perspective == "published" else ("draft",)
 
 
-async def readable_documents(tx: Tx, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of `ids` are documents the caller may read (whatever their status)."""
-    records = await tx.fetch("SELECT id FROM cms_documents WHERE id = ANY($1::uuid[])", list(ids))
-    return {record["id"] for record in records}
-
-
 async def find_back_references(
     tx: Tx,
     targets: Sequence[uuid.UUID],
@@ -43,46 +37,41 @@ async def find_back_references(
     planes: Sequence[str],
     limit: int,
     offset: int,
-) -> list[Page[DocumentRow]]:
-    """For each of `targets`, the documents of `types` whose data in one of `planes` references
-    it, readable in `perspective`: most recently updated first, one page, and how many there are
-    in all. One statement for every target (a list of documents asking for theirs is one read,
-    not one per document); a second only for a page past the end of some target's list."""
+) -> dict[uuid.UUID, Page[DocumentRow]]:
+    """For each of `targets` the caller may read (whatever its status), the documents of `types`
+    whose data in one of `planes` references it, readable in `perspective`: most recently updated
+    first, one page, and how many there are in all. One statement for every target: a list of
+    documents asking for theirs is one read, not one per document. A target the caller may not
+    read, or that does not exist, has no page."""
     if not targets:
-        return []
-    where = (
-        # A document referencing a target from both planes is one referencing document.
-        "FROM (SELECT DISTINCT ref_id, referencer_id FROM cms_document_references"
-        "      WHERE ref_id = ANY($1::uuid[]) AND plane = ANY($2::text[])) r"
-        " JOIN cms_documents d ON d.id = r.referencer_id"
-        f" WHERE d.type = ANY($3::text[]) AND {perspective_condition(perspective)}"
+        return {}
+    referencing = (
+        # `IN`: a document referencing the target from both planes is one referencing document.
+        "FROM cms_documents d WHERE d.id IN (SELECT r.referencer_id FROM cms_document_references r"
+        "                                    WHERE r.ref_id = t.id AND r.plane = ANY($2::text[]))"
+        f" AND d.type = ANY($3::text[]) AND {perspective_condition(perspective)}"
     )
-    args = (list(targets), list(planes), list(types))
     records = await tx.fetch(
-        f"SELECT * FROM (SELECT r.ref_id AS cms_target, {_COLUMNS},"
-        " count(*) OVER target AS cms_total,"
-        " row_number() OVER (target ORDER BY d.updated_at DESC, d.id) AS cms_position"
-        f" {where} WINDOW target AS (PARTITION BY r.ref_id)) found"
-        " WHERE cms_position > $4 AND cms_position <= $4 + $5"
-        " ORDER BY cms_target, cms_position",
-        *args,
+        # Row-Level Security leaves out the targets the caller may not read.
+        f"SELECT t.id AS cms_target, (SELECT count(*) {referencing}) AS cms_total, page.*"
+        f" FROM cms_documents t LEFT JOIN LATERAL (SELECT {_COLUMNS} {referencing}"
+        "   ORDER BY d.updated_at DESC, d.id LIMIT $5 OFFSET $4) page ON true"
+        " WHERE t.id = ANY($1::uuid[])"
+        " ORDER BY t.id, page.updated_at DESC, page.id",
+        list(dict.fromkeys(targets)),
+        list(planes),
+        list(types),
         offset,
         limit,
     )
-    rows: dict[uuid.UUID, list[DocumentRow]] = {target: [] for target in targets}
+    rows: dict[uuid.UUID, list[DocumentRow]] = {}
     totals: dict[uuid.UUID, int] = {}
     for record in records:
-        rows[record["cms_target"]].append(DocumentRow.from_record(record))
+        page = rows.setdefault(record["cms_target"], [])
         totals[record["cms_target"]] = record["cms_total"]
-    past_the_end = [target for target in rows if target not in totals]
-    if offset > 0 and past_the_end:  # no row carried their totals
-        for record in await tx.fetch(
-            f"SELECT r.ref_id AS cms_target, count(*) AS cms_total {where} GROUP BY r.ref_id",
-            past_the_end,
-            *args[1:],
-        ):
-            totals[record["cms_target"]] = record["cms_total"]
-    return [
-        Page.counted(rows[target], total=totals.get(target, 0), limit=limit, offset=offset)
-        for target in targets
-    ]
+        if record["id"] is not None:  # else a target with nothing on this page
+            page.append(DocumentRow.from_record(record))
+    return {
+        target: Page.counted(page, total=totals[target], limit=limit, offset=offset)
+        for target, page in rows.items()
+    }

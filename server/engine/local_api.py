@@ -22,12 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from server.content.back_references import (
-    PLANES,
-    find_back_references,
-    planes_of,
-    readable_documents,
-)
+from server.content.back_references import PLANES, find_back_references, planes_of
 from server.content.content_model import ContentModel
 from server.content.documents import DocumentRow, References, Version, check_revision
 from server.content.hash import content_hash
@@ -237,21 +232,22 @@ class LocalAPI:
         depth = check_depth(depth)
         limit, offset = check_page(limit, offset, max_limit=self.max_page_size)
         targets = [parse_id(id) for id in ids]
-        readable = list(await readable_documents(ctx.tx, targets))
-        pages = await find_back_references(
+        found = await find_back_references(
             ctx.tx,
-            readable,
+            targets,
             types=[t.name for t in ctx.registry.document_types()],
             perspective=chosen,
             planes=PLANES if every_plane else planes_of(chosen),
             limit=limit,
             offset=offset,
         )
-        found = dict(zip(readable, pages, strict=True))
         # Every page's documents rendered together: their references to `depth` in one read per
         # level for all of them.
         docs = await rendered(
-            ctx, [row for page in pages for row in page.items], depth=depth, perspective=chosen
+            ctx,
+            [row for page in found.values() for row in page.items],
+            depth=depth,
+            perspective=chosen,
         )
         rendered_pages: dict[uuid.UUID, Page[dict[str, Any]]] = {}
         start = 0
