@@ -4,7 +4,9 @@ A stored date or datetime must read the same in SQL (`cms_read_date`, `cms_read_
 resolvers show it (`typegen._date`, `typegen._timestamp`, then the GraphQL scalar's `isoformat`),
 and a timestamp column as Python's `isoformat` of the driver's datetime (`cms_iso_timestamp`). So
 must the expression a compiled read shows a stored one with (`server.query.sql.scalar`), which
-passes values already in the functions' form through as they are.
+passes values already in the functions' form through as they are. A reference's id is followed
+only when it is well formed as the resolvers see it (`server.query.sql.well_formed_id` against
+`server.content.validation.UUID_PATTERN`).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from server.content.validation import UUID_PATTERN
 from server.graphql.typegen import _date, _timestamp
-from server.query.sql import AS_IS_DATE, AS_IS_DATETIME, scalar
+from server.query.sql import AS_IS_DATE, AS_IS_DATETIME, scalar, well_formed_id
 
 CASES = [
     "2025-01-02T03:04:05Z",
@@ -212,3 +215,62 @@ async def test_a_timestamp_is_written_as_python_writes_it(conn: asyncpg.Connecti
     for moment in (base, base + timedelta(microseconds=120), base + timedelta(microseconds=500000)):
         written = await conn.fetchval("SELECT cms_iso_timestamp($1)", moment)
         assert written == moment.isoformat()
+
+
+IDS = [
+    "0b9a4f1e-6c1d-4c3e-9f2a-7d8e5b6a4c3f",
+    "00000000-0000-0000-0000-000000000000",
+    "0B9A4F1E-6C1D-4C3E-9F2A-7D8E5B6A4C3F",
+    "0b9a4f1e6c1d4c3e9f2a7d8e5b6a4c3f",
+    "{0b9a4f1e-6c1d-4c3e-9f2a-7d8e5b6a4c3f}",
+    "0b9a4f1e-6c1d-4c3e-9f2a-7d8e5b6a4c3",
+    "0b9a4f1e-6c1d-4c3e-9f2a-7d8e5b6a4c3f0",
+    "0b9a4f1e-6c1d-4c3e-9f2a-7d8e-b6a4c3f",
+    "0b9a4f1e-6c1d-4c3e-9f2a--d8e5b6a4c3f",
+    "-b9a4f1e-6c1d-4c3e-9f2a-7d8e5b6a4c3f",
+    "0b9a4f1e-6c1d-4c3e-9f2a-7d8e5b6a4c3-",
+    "0b9a4f1e_6c1d-4c3e-9f2a-7d8e5b6a4c3f",
+    "0b9a4f1e-6c1d-4c3e-9f2a-7d8e5b6a4c3g",
+    "0b9a4f1e-6c1d-4c3e-9f2a-7d8e5b6a4c3\u00e9",
+    "0b9a4f1e-6c1d-4c3e-9f2a-7d8e5b6a4c3\u0663",
+    "0b9a4f1e-6c1d-4c3e-9f2a-7d8e5b6a4c3\n",
+    "0b9a4f1e-6c1d-4c3e-9f2a-7d8e5b6a4c3%",
+    "",
+]
+
+
+async def _well_formed(conn: asyncpg.Connection[Any], values: list[str]) -> list[bool]:
+    found = await conn.fetchval(
+        f"SELECT array_agg({well_formed_id('v')} ORDER BY n)"
+        " FROM unnest($1::text[]) WITH ORDINALITY AS u(v, n)",
+        values,
+    )
+    return list(found)
+
+
+async def test_a_reference_id_is_well_formed_as_the_resolvers_see_it(
+    conn: asyncpg.Connection[Any],
+) -> None:
+    expected = [UUID_PATTERN.fullmatch(value) is not None for value in IDS]
+    assert expected[:2] == [True, True]
+    assert not any(expected[2:])
+    assert await _well_formed(conn, IDS) == expected
+    assert await conn.fetchval(f"SELECT {well_formed_id('NULL::text')}") is None
+
+
+@_examples(300)
+@given(
+    value=st.one_of(
+        st.uuids().map(str),
+        st.text(alphabet="0123456789abcdefABCDEF-g{}_ ", min_size=30, max_size=40),
+        st.lists(st.sampled_from("0f-"), min_size=36, max_size=36).map("".join),
+        st.tuples(st.uuids().map(str), st.integers(0, 35), st.characters()).map(
+            lambda t: t[0][: t[1]] + t[2] + t[0][t[1] + 1 :]
+        ),
+    )
+)
+async def test_generated_ids_are_well_formed_alike(
+    conn: asyncpg.Connection[Any], value: str
+) -> None:
+    assume("\x00" not in value)  # PostgreSQL's text holds no NUL
+    assert await _well_formed(conn, [value]) == [UUID_PATTERN.fullmatch(value) is not None]

@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
 # The content model's reference map in the statement: `paths_source` puts it in the FROM list.
 PATHS = "cms_paths.paths"
-UUID_PATTERN = "'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'"
 # Dates and datetimes already in the form `cms_read_date` and `cms_read_datetime` give back, as
 # the API writes them: those read back as they are, without the function. Its first call in a
 # transaction costs about 20 µs of PostgreSQL's CPU (PL/pgSQL prepares its expressions again in
@@ -505,6 +504,21 @@ class SelectionCompiler:
         )
 
 
+def well_formed_id(text: str) -> str:
+    """Whether `text` is an id as the API writes it (what `server.content.validation.UUID_PATTERN`
+    matches: 36 characters, lowercase hex digits in groups of 8-4-4-4-12), without a regular
+    expression of that shape: matching one costs PostgreSQL about 3 µs a value (its regex engine
+    builds the automaton's states again on every match), a page of references hundreds of µs.
+
+    The same strings: `LIKE` fixes the length and a `-` at the four places, the class lets only
+    lowercase hex digits and `-` through, and 32 characters other than `-` leave no `-` elsewhere.
+    """
+    return (
+        f"{text} LIKE '________-____-____-____-____________'"
+        f" AND {text} !~ '[^-0-9a-f]' AND length(replace({text}, '-', '')) = 32"
+    )
+
+
 def by_id(reference: str, table: str, alias: str) -> str:
     """`table` AS `alias`, joined to the row whose id the stored reference `reference` names.
 
@@ -515,7 +529,7 @@ def by_id(reference: str, table: str, alias: str) -> str:
     gives NULL, so no row: never an error.
     """
     ref = f"{reference}->>'_ref'"
-    wanted = f"(SELECT CASE WHEN {ref} ~ {UUID_PATTERN} THEN ({ref})::uuid END AS id OFFSET 0)"
+    wanted = f"(SELECT CASE WHEN {well_formed_id(ref)} THEN ({ref})::uuid END AS id OFFSET 0)"
     return f"{wanted} AS {alias}_ref JOIN {table} {alias} ON {alias}.id = {alias}_ref.id"
 
 
