@@ -302,7 +302,13 @@ async def corpus(cms_api: GraphQLClient) -> Corpus:
         {"title": "Three", "author": ref(authors[4]), "related": [ref(posts[0], "r1")]},
         {"title": "Four", "author": ref(authors[0])},
         {"title": "Five", "author": ref(authors[2]), "categories": [ref(c1, "k1")]},
-        {"title": "Six", "views": 7, "publishedDate": "2024-12-31T23:59:59.250+02:00"},
+        {
+            "title": "Six",
+            "views": 7,
+            "publishedDate": "2024-12-31T23:59:59.250+02:00",
+            # A list of strings reads as stored: its text must be what the items would make.
+            "tags": ['say "hi"', "back\\slash", "caf\u00e9", "\u2028", "", "tab\t"],
+        },
     ]
     for n, spec in enumerate(specs):
         data = {**base, **spec, "slug": f"p{n}", "views": spec.get("views", 10 * n)}
@@ -337,6 +343,9 @@ async def corpus(cms_api: GraphQLClient) -> Corpus:
         "published_data",
         {
             "author": ref(authors[0].upper()),
+            # Not all strings: an array among them is no string either (JSON path's lax mode
+            # would look inside it).
+            "tags": ["x", ["y"]],
             "categories": [{"_ref": c0}, {"_type": "foo", "_ref": c0}, {"_ref": "bad"}, 7, None],
             "publishedDate": "2025-01-01T10:00",
             "eventDate": "20250101",
