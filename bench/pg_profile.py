@@ -1,0 +1,205 @@
+"""Where the CPU of a request goes inside PostgreSQL, the API's and the floor's: `perf` samples by area.
+
+    python -m bench.pg_profile --reuse                     # Q4, 8 s each, 10,000 posts
+    python -m bench.pg_profile --reuse --scenarios Q4 Q1 --seconds 10
+
+`bench/run` gives PostgreSQL's CPU per request as one figure; this splits it. It starts the API
+and the floor (one worker each, as `bench/run` does), loads each with wrk in turn while
+`perf record -a` samples the whole machine, and prints per scenario the CPU time per request of
+the server process and of PostgreSQL's processes, PostgreSQL's split into areas by the functions
+the samples fall in (executor start-up, catalog lookups and privilege checks, memory, regular
+expressions, ...). Areas are read from symbol names, so they are approximate; the totals are not.
+
+The database's own functions are the measure of what a statement costs there beyond its rows:
+a large SELECT list costs at every execution (each expression is set up again, each function's
+EXECUTE privilege checked for a role that is not a superuser), where the floor's small one costs
+little. Needs Linux `perf` (Debian's `linux-perf`) and the right to sample every process (root, or
+`kernel.perf_event_paranoid` at -1). Nothing is written but a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import shutil
+import subprocess
+import tempfile
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+from bench import runner, servers
+from bench.cli import _admin_url, _post_ids, _prepare
+from bench.dataset import Dataset
+from bench.scenarios import BY_NAME, Scenario
+
+FREQUENCY = 999  # samples a second on each core
+# Areas by symbol, first match wins; the kernel's symbols count as "kernel" whatever their name.
+AREAS = (
+    ("regular expressions", r"^(miss|getvacant|shortest|longest|lastcold|pg_regexec|RE_|cfind)"),
+    (
+        "executor start-up",
+        r"^(ExecInit|ExprEvalPushStep|expr_setup_walker|expression_tree_walker|ExecReadyInterp"
+        r"|ExecCreateExprSetupSteps|ExecAssignProjection|ExecBuildProjection|ExecTypeFromTL"
+        r"|ExecCheckPermissions|TupleDescInitEntry|CreateTemplateTupleDesc|ExecAllocTableSlot"
+        r"|MakeTupleTableSlot|exprType|exprTypmod|exprCollation|standard_ExecutorStart"
+        r"|CheckExprStillValid|ScanQueryWalker|ScanQueryForLocks|AcquireExecutorLocks"
+        r"|AcquirePlannerLocks|planstate_tree_walker)",
+    ),
+    (
+        "catalog lookups, privileges",
+        r"^(SearchCatCache|SysCacheGetAttr|SearchSysCache|ReleaseCatCache|CatalogCacheCompute"
+        r"|GetCatCacheHashValue|aclmask|object_aclmask|object_aclcheck|acldefault"
+        r"|has_privs_of_role|nocachegetattr|get_object_property_data|fmgr_info"
+        r"|hash_search|hash_bytes|oid_hash|int4hashfast)",
+    ),
+    (
+        "memory",
+        r"^(palloc|pfree|AllocSet|MemoryContext|_int_malloc|_int_free|malloc|free|cfree"
+        r"|__mem|repalloc|unlink_chunk|malloc_consolidate)",
+    ),
+    (
+        "expression evaluation",
+        r"^(ExecInterpExpr|ExecEval|ExecJust|slot_|tts_|ExecScan|ExecProject|ExecResult"
+        r"|ExecAgg|ExecNestLoop|ExecIndexScan|ExecSubPlan|ExecSetParamPlan)",
+    ),
+    ("JSON", r"(?i)json"),
+    (
+        "index and heap access",
+        r"^(_bt_|index_|heap_|heapam_|Buffer|PinBuffer|UnpinBuffer|LWLock"
+        r"|StartReadBuffer|ReadBuffer|pglz_)",
+    ),
+    (
+        "parsing, planning",
+        r"^(base_yyparse|core_yylex|raw_parser|parse_analyze|transform|pg_parse|pg_analyze"
+        r"|pg_plan|planner|standard_planner|query_tree_walker|range_table_walker|ScanKeyword)",
+    ),
+    ("PL/pgSQL", r"^(exec_|plpgsql_|copy_plpgsql_datums)"),
+    (
+        "settings (GUC)",
+        r"^(guc_|set_config|find_option|GetConfigOption|AtEOXact_GUC|push_old_value"
+        r"|NewGUCNestLevel|check_role|assign_role|call_string_check_hook|set_string_field)",
+    ),
+    ("locks, resource owners", r"^(ResourceOwner|Lock|FastPath|Relation|relation_)"),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.pg_profile", description=__doc__)
+    parser.add_argument("--posts", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--scenarios", nargs="+", default=["Q4"])
+    parser.add_argument("--seconds", type=float, default=8, help="sampled load per server")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--reuse", action="store_true")
+    args = parser.parse_args(argv)
+    perf = shutil.which("perf")
+    if perf is None:
+        raise SystemExit("perf: not found (Debian: apt-get install linux-perf)")
+    admin_url = _admin_url()
+    loaded = asyncio.run(
+        _prepare(
+            admin_url,
+            f"cms_bench_{args.posts}",
+            Dataset(args.posts, args.seed),
+            reuse=args.reuse,
+            log=print,
+        )
+    )
+    read_ids, write_ids = asyncio.run(_post_ids(loaded))
+    folder = Path(tempfile.mkdtemp(prefix="pg-profile-"))
+    settings = runner.Settings(
+        duration=args.seconds,
+        warmup=2,
+        rounds=1,
+        connections=args.connections,
+        api_key=loaded.api_key,
+        read_ids=read_ids,
+        write_ids=write_ids,
+        work_dir=folder,
+    )
+    env = {"DATABASE_URL": loaded.url, "ENABLE_RLS": "true"}
+    floor_env = {"DATABASE_URL": loaded.url, "BENCH_ORG_ID": str(loaded.organization_id)}
+    with ExitStack() as stack:
+        api = servers.start("api-1w", "server", workers=1, env=env, log_dir=folder)
+        stack.callback(api.stop)
+        floor = servers.start("floor-1w", "bench.floor", workers=1, env=floor_env, log_dir=folder)
+        stack.callback(floor.stop)
+        targets = [runner.Target("api", api, loaded.url), runner.Target("floor", floor, loaded.url)]
+        for name in args.scenarios:
+            profiles = {
+                t.label: _profile(perf, t, BY_NAME[name], settings, folder) for t in targets
+            }
+            print(_table(name, profiles), flush=True)
+    return 0
+
+
+def _profile(
+    perf: str, target: runner.Target, scenario: Scenario, settings: runner.Settings, folder: Path
+) -> dict[str, float]:
+    """Microseconds of CPU per request: the server process, PostgreSQL, and PostgreSQL's areas."""
+    runner.run_wrk(target, scenario, settings, settings.warmup)
+    data = folder / f"perf-{target.label}-{scenario.name}.data"
+    seconds = int(settings.duration)
+    recording = subprocess.Popen(  # noqa: S603 (a fixed command line)
+        [perf, "record", "-a", "-F", str(FREQUENCY), "-o", str(data), "--", "sleep", str(seconds)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # wrk runs a little longer than perf samples, so every sample falls under load.
+    result = runner.run_wrk(target, scenario, settings, seconds + 1)
+    if recording.wait() != 0:
+        raise SystemExit("perf record failed: try `perf record -a -- sleep 1` (as root?)")
+    requests = result.rps * seconds
+    per_request = 1e6 / FREQUENCY / requests
+    server = sum(_samples(perf, data, "--pid", str(target.server.process.pid)).values())
+    postgres = _samples(perf, data, "--comm", "postgres")
+    kernel = set(_samples(perf, data, "--comm", "postgres", kernel_only=True))
+    areas: Counter[str] = Counter()
+    for symbol, count in postgres.items():
+        areas[_area(symbol, symbol in kernel)] += count
+    profile = {
+        "server process": server * per_request,
+        "PostgreSQL": sum(postgres.values()) * per_request,
+    }
+    profile.update((area, count * per_request) for area, count in areas.items())
+    return profile
+
+
+def _samples(perf: str, data: Path, *where: str, kernel_only: bool = False) -> Counter[str]:
+    """Samples by symbol of the processes `where` selects (`perf report` options)."""
+    command = [perf, "report", "-i", str(data), *where, "--no-children", "-n", "--stdio"]
+    command += ["--sort", "symbol", "-g", "none"]
+    out = subprocess.run(  # noqa: S603 (a fixed command line)
+        command, capture_output=True, text=True, check=True
+    ).stdout
+    found: Counter[str] = Counter()
+    for line in out.splitlines():
+        # "    2.20%   1234  [.] SearchCatCacheInternal"
+        match = re.match(r"\s+[\d.]+%\s+(\d+)\s+\[(.)\]\s+(\S+)", line)
+        if match and (not kernel_only or match[2] == "k"):
+            found[match[3]] += int(match[1])
+    return found
+
+
+def _area(symbol: str, in_kernel: bool) -> str:
+    if in_kernel:
+        return "kernel (system calls, scheduling)"
+    return next((name for name, pattern in AREAS if re.search(pattern, symbol)), "other")
+
+
+def _table(name: str, profiles: dict[str, dict[str, float]]) -> str:
+    api, floor = profiles["api"], profiles["floor"]
+    rows = ["server process", "PostgreSQL"]
+    rows += sorted(set(api) - set(rows), key=lambda area: -api[area])
+    lines = [f"{name}: CPU per request, µs", f"  {'':36s} {'API':>8s} {'floor':>8s}"]
+    for row in rows:
+        indent = "  " if row in ("server process", "PostgreSQL") else "    "
+        label = f"{indent}{row}"
+        lines.append(f"{label:38s} {api.get(row, 0.0):8.1f} {floor.get(row, 0.0):8.1f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
