@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -250,6 +251,30 @@ async def _post_ids(loaded: Loaded) -> tuple[list[str], list[str]]:
         await conn.close()
     ids = [row["id"] for row in rows]
     return ids[:1000], ids[1000:]
+
+
+def turns_setup(args: argparse.Namespace, prefix: str) -> tuple[str, Loaded, runner.Settings]:
+    """The server to run on, the bench database (loaded, or reused) and the settings of one-round
+    wrk turns, for the tools that start their own servers (`bench.pooler_turns`,
+    `bench.pg_profile`): `args` has their `--posts`, `--seed`, `--reuse`, `--seconds` (a turn's
+    length) and `--connections`; their files go to a fresh temporary folder named after `prefix`."""
+    admin_url = _admin_url()
+    dataset = Dataset(args.posts, args.seed)
+    loaded = asyncio.run(
+        _prepare(admin_url, f"cms_bench_{args.posts}", dataset, reuse=args.reuse, log=print)
+    )
+    read_ids, write_ids = asyncio.run(_post_ids(loaded))
+    settings = runner.Settings(
+        duration=args.seconds,
+        warmup=2,
+        rounds=1,
+        connections=args.connections,
+        api_key=loaded.api_key,
+        read_ids=read_ids,
+        write_ids=write_ids,
+        work_dir=Path(tempfile.mkdtemp(prefix=prefix)),
+    )
+    return admin_url, loaded, settings
 
 
 async def _count_and_explain(

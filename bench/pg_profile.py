@@ -20,18 +20,15 @@ little. Needs Linux `perf` (Debian's `linux-perf`) and the right to sample every
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 import shutil
 import subprocess
-import tempfile
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
 from bench import runner, servers
-from bench.cli import _admin_url, _post_ids, _prepare
-from bench.dataset import Dataset
+from bench.cli import turns_setup
 from bench.scenarios import BY_NAME, Scenario
 
 FREQUENCY = 999  # samples a second on each core
@@ -97,28 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     perf = shutil.which("perf")
     if perf is None:
         raise SystemExit("perf: not found (Debian: apt-get install linux-perf)")
-    admin_url = _admin_url()
-    loaded = asyncio.run(
-        _prepare(
-            admin_url,
-            f"cms_bench_{args.posts}",
-            Dataset(args.posts, args.seed),
-            reuse=args.reuse,
-            log=print,
-        )
-    )
-    read_ids, write_ids = asyncio.run(_post_ids(loaded))
-    folder = Path(tempfile.mkdtemp(prefix="pg-profile-"))
-    settings = runner.Settings(
-        duration=args.seconds,
-        warmup=2,
-        rounds=1,
-        connections=args.connections,
-        api_key=loaded.api_key,
-        read_ids=read_ids,
-        write_ids=write_ids,
-        work_dir=folder,
-    )
+    _, loaded, settings = turns_setup(args, "pg-profile-")
+    folder = settings.work_dir
     env = {"DATABASE_URL": loaded.url, "ENABLE_RLS": "true"}
     floor_env = {"DATABASE_URL": loaded.url, "BENCH_ORG_ID": str(loaded.organization_id)}
     with ExitStack() as stack:

@@ -15,14 +15,10 @@ turns' own ratios. The two take each turn in alternating order. Nothing is writt
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
-import tempfile
-from pathlib import Path
 
 from bench import runner, servers
-from bench.cli import _admin_url, _post_ids, _prepare, pooled_api
-from bench.dataset import Dataset
+from bench.cli import pooled_api, turns_setup
 from bench.scenarios import BY_NAME, Scenario
 
 
@@ -36,28 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--reuse", action="store_true")
     args = parser.parse_args(argv)
-    admin_url = _admin_url()
-    loaded = asyncio.run(
-        _prepare(
-            admin_url,
-            f"cms_bench_{args.posts}",
-            Dataset(args.posts, args.seed),
-            reuse=args.reuse,
-            log=print,
-        )
-    )
-    read_ids, write_ids = asyncio.run(_post_ids(loaded))
-    folder = Path(tempfile.mkdtemp(prefix="pooler-turns-"))
-    settings = runner.Settings(
-        duration=args.seconds,
-        warmup=2,
-        rounds=1,
-        connections=args.connections,
-        api_key=loaded.api_key,
-        read_ids=read_ids,
-        write_ids=write_ids,
-        work_dir=folder,
-    )
+    admin_url, loaded, settings = turns_setup(args, "pooler-turns-")
+    folder = settings.work_dir
     env = {"DATABASE_URL": loaded.url, "ENABLE_RLS": "true"}
     direct = servers.start("api-1w", "server", workers=1, env=env, log_dir=folder)
     try:
