@@ -72,6 +72,7 @@ MENU = {
         {"name": "count", "type": "number", "integer": True},
         {"name": "weight", "type": "number"},
         {"name": "mixed", "type": "array", "of": [{"type": "string"}, {"type": "number"}]},
+        {"name": "flags", "type": "array", "of": [{"type": "boolean"}]},
         {
             "name": "links",
             "type": "array",
@@ -491,6 +492,8 @@ async def corpus(cms_api: GraphQLClient) -> Corpus:
                     "count": n,
                     "weight": 1.25 * n,
                     "mixed": ["a", 1, "b"],
+                    # A list of booleans reads as stored (`sql._SHOWN_AS_STORED`).
+                    "flags": [[True, False, True], [], [False]][n % 3],
                     **extras[n],
                 },
             ),
@@ -706,7 +709,7 @@ COMMON = [
     " publishedHash hasUnpublishedChanges __typename _raw } }",
     '{ allPostPage(limit: 3, offset: 1, perspective: "draft") { totalDocs limit offset page'
     " totalPages hasNextPage hasPrevPage docs { title author { name } } } }",
-    "{ allMenu(depth: 3) { title day count weight mixed target { __typename ... on Page { title"
+    "{ allMenu(depth: 3) { title day count weight mixed flags target { __typename ... on Page { title"
     " sections { __typename ... on PageSectionsHero { heading _key image { alt } }"
     " ... on PageSectionsTextBlock { text } } } ... on Post { title author { name } } }"
     " items { __typename ... on Author { name } ... on Category { title } } } }",
