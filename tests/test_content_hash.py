@@ -216,3 +216,36 @@ def test_keys_beyond_the_basic_plane_sort_by_utf16_code_units() -> None:
     # By code point "\U0001f600" sorts after "\uff61"; by UTF-16 code unit (0xD83D) before it.
     data = {"\uff61": 1, "\U0001f600": 2, "a": 3}
     assert canonical_json(data) == '{"a":3,"\U0001f600":2,"\uff61":1}'.encode()
+
+
+def _hash_as_documented(data: object) -> str:
+    """docs/content-hash.md's steps, written out: every base-36 digit, padded, then cut."""
+    digest = int.from_bytes(hashlib.sha256(rfc8785.dumps(_as_json_numbers(data))).digest(), "big")
+    digits = ""
+    while digest:
+        digest, remainder = divmod(digest, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[remainder] + digits
+    return digits.rjust(50, "0")[:HASH_LENGTH]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_the_hash_is_the_documented_one_and_leaves_the_data_alone(data: object) -> None:
+    snapshot = copy.deepcopy(data)
+    assert content_hash(data) == _hash_as_documented(data)
+    assert data == snapshot
+
+
+class _Text(str):
+    pass
+
+
+class _Object(dict[str, Any]):
+    pass
+
+
+def test_subclasses_and_tuples_hash_as_the_json_they_stand_for() -> None:
+    plain = {"a": [1, 2.5, "x"], "b": {"c": 2**60, "d": True}, "e": "y"}
+    dressed = _Object(a=(1, 2.5, _Text("x")), b=_Object({"c": 2**60, "d": True}), e=_Text("y"))
+    assert canonical_json(dressed) == canonical_json(plain)
+    assert content_hash(dressed) == content_hash(plain) == _hash_as_documented(plain)

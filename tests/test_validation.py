@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.content.validation import (
     MAX_STRING_LENGTH,
+    _Checker,
+    _system_keys_are_strings,
     asset_ids,
     document_problems,
     reference_ids,
@@ -735,3 +739,24 @@ def test_strings_have_a_length_ceiling(publish: bool) -> None:
     ]
     at_limit = with_changes(AUTHOR, bio="x" * MAX_STRING_LENGTH)
     assert document_problems(REGISTRY, "author", at_limit, publish=publish) == []
+
+
+_SYSTEM_KEY_DATA = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["_type", "_key", "_ref", "a", "b"]), children, max_size=3
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_SYSTEM_KEY_DATA)
+def test_the_quick_system_key_walk_agrees_with_the_one_that_reports(data: Any) -> None:
+    # The walk without paths decides whether the reporting walk runs at all.
+    checker = _Checker(Registry([]), publish=False)
+    checker.system_keys(data, "", set())
+    assert _system_keys_are_strings(data) == (not checker.problems)

@@ -24,6 +24,7 @@ HASH_LENGTH = 20
 _DIGITS = string.digits + string.ascii_lowercase
 # The width of 2**256 - 1 in base 36, so that every digest has the same number of digits.
 _FULL_WIDTH = 50
+_DROPPED = 36 ** (_FULL_WIDTH - HASH_LENGTH)
 # JSON numbers are IEEE 754 doubles; beyond this an integer means the double it rounds to.
 _MAX_SAFE_INTEGER = 2**53 - 1
 
@@ -56,30 +57,78 @@ class _AstralKey(Exception):  # noqa: N818 (a signal: sort keys by UTF-16 code u
     pass
 
 
-def _jcs_numbers(value: object) -> Any:
-    """`value` with every float (and integer beyond 2**53 - 1) as its JCS text, and only JSON."""
-    if isinstance(value, str | bool) or value is None:
+def _jcs_numbers(value: Any) -> Any:
+    """`value` with every float (and integer beyond 2**53 - 1) as its JCS text, and only JSON.
+
+    Containers without such a number are returned as they are, not copied: a document's data is
+    mostly strings, and rebuilding all of it cost a save more than serialising it. The exact types
+    JSON parsers produce are checked by identity (fast); anything else (a subclass, a tuple) takes
+    `_jcs_other`.
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        return value if -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER else _jcs_float(value)
+    if kind is float:
+        return _jcs_float(value)
+    if kind is dict:
+        copied: dict[str, Any] | None = None
+        for key, item in value.items():
+            if type(key) is not str:
+                _check_key(key)
+            elif not key.isascii() and max(key) > "\uffff":
+                raise _AstralKey
+            if type(item) is str:  # most values: no call
+                continue
+            shown = _jcs_numbers(item)
+            if shown is not item:
+                if copied is None:
+                    copied = dict(value)
+                copied[key] = shown
+        return value if copied is None else copied
+    if kind is list:
+        items: list[Any] | None = None
+        for index, item in enumerate(value):
+            if type(item) is str:
+                continue
+            shown = _jcs_numbers(item)
+            if shown is not item:
+                if items is None:
+                    items = list(value)
+                items[index] = shown
+        return value if items is None else items
+    return _jcs_other(value)
+
+
+def _jcs_other(value: object) -> Any:
+    """`_jcs_numbers` for values of other types than a JSON parser's: subclasses, tuples."""
+    if isinstance(value, str | bool):
         return value
     if isinstance(value, int):
-        return value if abs(value) <= _MAX_SAFE_INTEGER else _jcs_float(float(value))
+        return value if abs(value) <= _MAX_SAFE_INTEGER else _jcs_float(value)
     if isinstance(value, float):
         return _jcs_float(value)
     if isinstance(value, dict):
         for key in value:
-            if not isinstance(key, str):
-                raise TypeError(f"object keys must be strings, not {type(key).__name__}")
-            if not key.isascii() and max(key) > "\uffff":
-                raise _AstralKey
+            _check_key(key)
         return {key: _jcs_numbers(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_jcs_numbers(item) for item in value]
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def _jcs_float(value: float) -> orjson.Fragment:
-    # ECMAScript's number to string (RFC 8785 3.2.2.3): `rfc8785` writes it; NaN and the
-    # infinities raise its error.
-    return orjson.Fragment(rfc8785.dumps(value))
+def _check_key(key: object) -> None:
+    if not isinstance(key, str):
+        raise TypeError(f"object keys must be strings, not {type(key).__name__}")
+    if not key.isascii() and max(key) > "\uffff":
+        raise _AstralKey
+
+
+def _jcs_float(value: float | int) -> orjson.Fragment:
+    # ECMAScript's number to string (RFC 8785 3.2.2.3): `rfc8785` writes it (an integer beyond
+    # 2**53 - 1 as the double it rounds to); NaN and the infinities raise its error.
+    return orjson.Fragment(rfc8785.dumps(float(value)))
 
 
 def content_hash(data: object) -> str:
@@ -95,11 +144,14 @@ def content_hash(data: object) -> str:
         InvalidInputError: the data is not JSON (see `canonical_json`).
     """
     digest = int.from_bytes(hashlib.sha256(canonical_json(data)).digest(), "big")
+    # The first HASH_LENGTH of the _FULL_WIDTH digits are the digits of what is left once the
+    # others are divided away: one division, then only the digits kept.
+    kept = digest // _DROPPED
     digits: list[str] = []
-    while digest:
-        digest, remainder = divmod(digest, 36)
+    for _ in range(HASH_LENGTH):
+        kept, remainder = divmod(kept, 36)
         digits.append(_DIGITS[remainder])
-    return "".join(reversed(digits)).rjust(_FULL_WIDTH, "0")[:HASH_LENGTH]
+    return "".join(reversed(digits))
 
 
 def has_unpublished_changes(draft: object, published_hash: str | None) -> bool:

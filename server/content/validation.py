@@ -88,7 +88,8 @@ def document_problems(
             if isinstance(key, str) and key.startswith("_"):
                 checker.add(key, "reserved", f"'{key}' is a system key, not document content")
         checker.fields(schema_type.fields, data, "")
-        checker.system_keys(data, "", {p["path"] for p in checker.problems})
+        if not _system_keys_are_strings(data):
+            checker.system_keys(data, "", {p["path"] for p in checker.problems})
     else:
         checker.add("", "type", "the document data must be an object")
     return checker.problems
@@ -385,6 +386,22 @@ def _walk(
                 yield from _walk(registry, match, item, f"{path}[{i}]", targets)
     elif f.is_object and isinstance(value, dict):
         yield from _walk_fields(registry, registry.resolve(f), value, path)
+
+
+def _system_keys_are_strings(value: Any) -> bool:
+    """Whether `_Checker.system_keys` would find nothing: the same walk without the paths, which
+    it only needs for a problem (writing every path cost a save more than the rest of its checks)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in _SYSTEM_STRINGS:
+                if not isinstance(item, str):
+                    return False
+            elif not (type(item) is str or _system_keys_are_strings(item)):
+                return False
+        return True
+    if isinstance(value, list):
+        return all(type(item) is str or _system_keys_are_strings(item) for item in value)
+    return True
 
 
 def _document_type(registry: Registry, type_name: str) -> SchemaType:
