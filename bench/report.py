@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cached
-from bench.scenarios import OPENING_STATEMENTS, SCENARIOS
+from bench.scenarios import SCENARIOS
 
 # The targets: one worker unless said; "the floor" is bench/floor.py measured in the same run.
 RATIO_TARGETS = {"Q1": 0.7, "Q2": 0.7, "Q3": 0.8, "Q4": 0.7, "Q5": 0.7}  # ours / floor throughput
@@ -106,19 +106,12 @@ def _per_request_ms(run: dict[str, Any], key: str) -> str:
     return f"{seconds * 1000 / run['requests']:.1f}"
 
 
-def _opening(results: dict[str, Any], name: str) -> int:
-    """The opening's size the run counted with (results written before it was recorded: "fixed")."""
-    counts = results["counts"][name]
-    return int(counts.get("opening", counts.get("fixed", OPENING_STATEMENTS)))
-
-
-def _own(results: dict[str, Any], name: str) -> list[list[int]]:
-    """The distinct numbers of the scenario's own statements per request, beyond the opening
-    (W1: the draft saves', then the publishes')."""
-    opening = _opening(results, name)
-    own = [count - opening for count in results["counts"][name]["per_request"]]
-    requests = [own[0::2], own[1::2]] if name == "W1" else [own]
-    return [sorted(set(counts)) for counts in requests]
+def _per_request(results: dict[str, Any], name: str) -> list[list[int]]:
+    """The distinct numbers of statements per request, in all (W1: the draft saves', then the
+    publishes')."""
+    counts = results["counts"][name]["per_request"]
+    requests = [counts[0::2], counts[1::2]] if name == "W1" else [counts]
+    return [sorted(set(found)) for found in requests]
 
 
 def _counted(results: dict[str, Any], name: str) -> list[int]:
@@ -127,11 +120,8 @@ def _counted(results: dict[str, Any], name: str) -> list[int]:
 
 
 def _statements(results: dict[str, Any], name: str) -> str:
-    """Each request's statements as opening + own, e.g. "1 + 2, 1 + 2" (W1), or in all ("1") for a
-    request that opens inside its one statement."""
-    opening = _opening(results, name)
-    prefix = f"{opening} + " if opening else ""
-    return ", ".join(f"{prefix}{'/'.join(map(str, own))}" for own in _own(results, name))
+    """Each request's statements in all, e.g. "3, 1" (W1: the save, the publish)."""
+    return ", ".join("/".join(map(str, found)) for found in _per_request(results, name))
 
 
 def _mark(ok: bool) -> str:
@@ -181,15 +171,17 @@ def section(results: dict[str, Any], *, baseline: dict[str, Any] | None = None) 
         )
     lines += [
         "",
-        "Where the time goes (one worker): SQL statements per request, counted in process (a read:"
-        " one in all, which authenticates the caller, scopes the organization and reads; W1: the"
-        " opening, which authenticates and scopes, + the draft save's own, then the publish's);"
+        "Where the time goes (one worker): SQL statements per request in all, counted in process"
+        " (a read: one, which authenticates the caller, scopes the organization and reads; W1: the"
+        " draft save, which opens the request (authenticates and scopes), locks the post and"
+        " writes it, then the publish of the draft it saved, one statement that opens the request,"
+        " publishes and commits);"
         " throughput with Row-Level Security on / off, and in brackets the same ratio from CPU time"
         " per request (server + PostgreSQL), which contention on a shared machine disturbs less;"
         " CPU per request of the server process and of PostgreSQL; the worker's peak RSS under"
         " load:",
         "",
-        "| scenario | statements / request (W1: opening + own) | RLS on / off: throughput (by CPU time)"
+        "| scenario | statements / request (W1: save, publish) | RLS on / off: throughput (by CPU time)"
         " | ours CPU ms/req | floor CPU ms/req"
         " | PostgreSQL CPU ms/req (ours / floor) | peak RSS MB (1w) | peak RSS MB per worker"
         f" ({workers}w) |",
@@ -395,9 +387,8 @@ def _targets(results: dict[str, Any], baseline: dict[str, Any] | None) -> list[s
     counted = {name: _counted(results, name) for name in READS}
     measured = ", ".join(f"{name} {'/'.join(map(str, k))}" for name, k in counted.items())
     if "W1" in results["counts"]:
-        writes = ", ".join(f"opening + {'/'.join(map(str, k))}" for k in _own(results, "W1"))
-        measured += f"; W1, for information: {writes} (draft save, publish;"
-        measured += f" opening = {_opening(results, 'W1')})"
+        save, publish = ("/".join(map(str, k)) for k in _per_request(results, "W1"))
+        measured += f"; W1, for information: the draft save {save}, the publish {publish}"
     row(
         f"statements per read request: exactly {READ_STATEMENTS} in all, the opening included,"
         " whatever the depth and page size",

@@ -17,8 +17,10 @@ _POST_FIELDS = "id title slug views rating tags publishedDate"
 
 # A read request is one statement in all: `cms_read` checks the credential, scopes the organization
 # and runs the compiled read. A write first runs "the opening": BEGIN, the credential check (which
-# also confirms the caller's facts the process kept) and the organization scope, in one round trip.
-# Must match `READ` and `OPENING` in tests/test_statement_counts.py, which asserts the same counts.
+# also confirms the caller's facts the process kept) and the organization scope, in one round trip;
+# but W1's publish, of the draft the process just saved, is one statement in all, which opens the
+# request, publishes and commits (`cms_write_known_run`). Must match `READ` and `OPENING` in
+# tests/test_statement_counts.py, which asserts the same counts.
 OPENING_STATEMENTS = 1
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from server.access.credentials import secret_digest
 from server.services import Services
 from server.testing import GraphQLClient
 
@@ -260,11 +261,15 @@ async def _in_another_process(gql: GraphQLClient, org: uuid.UUID, id: str, chang
 async def test_a_publish_after_a_save_writes_in_one_statement_what_the_locked_publish_writes(
     cms_api: GraphQLClient,
 ) -> None:
+    endpoint = cms_api.app.state.graphql
+    at_once = endpoint.published_at_once
     direct, resolvers = await _saved_then_published(cms_api, None)
     assert direct[0] == resolvers[0]
     assert direct[2] == resolvers[2]
-    # Without the statement that locks and reads the document first.
-    assert direct[1] == resolvers[1] - 1
+    # One statement in all, which opens the request, publishes and commits; the resolvers open,
+    # lock and read the document, then publish it.
+    assert (direct[1], resolvers[1]) == (1, 3)
+    assert endpoint.published_at_once == at_once + 1
 
 
 @pytest.mark.parametrize("change", ["save", "publish"])
@@ -304,3 +309,121 @@ async def test_concurrent_saves_and_publishes_of_one_document_number_every_versi
     assert sorted(event for _, event, _ in versions) == ["draft"] * 11 + ["publish"] * 11
     assert (status, revision, published, published_hash) == ("published", 11, draft, draft_hash)
     assert endpoint.direct_failures == 0
+
+
+async def _publish_refused_at_once(
+    gql: GraphQLClient, arrange: Any
+) -> list[tuple[bytes, int, Any]]:
+    """On twins: publish a post and save it (this process keeps the draft as publishable),
+    `arrange(org, id, key)` (a key, maybe another organization's, that then publishes), publish;
+    with the one-statement publish, without it, and through the resolvers. Each run's answer,
+    the statements of the last publish, and the stored result."""
+    endpoint = gql.app.state.graphql
+    database = gql.services.adapter.database
+    results = []
+    for at_once, direct in ((True, True), (False, True), (False, False)):
+        org = await gql.org_named(f"t-{uuid.uuid4().hex[:8]}")
+        key = await gql.key_for(org)
+        id, _ = await _twin(gql, key)
+        endpoint.direct_writes, endpoint.publish_at_once = direct, at_once
+        try:
+            await gql.data(PUBLISH, {"id": id}, key=key)
+            await gql.data(SAVE, {"id": id, "data": {"views": 8}}, key=key)
+            publisher = await arrange(org, id, key)
+            # The publisher's facts are known, as after any earlier request of its.
+            await gql.data("{ allPost(limit: 1) { id } }", key=publisher)
+            served = endpoint.published_at_once
+            statements = database.statements
+            response = await gql.post(PUBLISH, {"id": id}, key=publisher)
+            statements = database.statements - statements
+            assert endpoint.published_at_once == served
+        finally:
+            endpoint.direct_writes, endpoint.publish_at_once = True, True
+        body = UUIDS.sub(b"<id>", ISO.sub(b'"<time>"', response.content))
+        results.append((body, statements, await _state(gql, id)))
+    assert endpoint.direct_failures == 0
+    return results
+
+
+UUIDS = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A refused one-statement publish costs its own statement, and the saved draft it took: the
+# publish in a unit of work then locks and reads the document first (one statement more).
+_TRIED_AT_ONCE = 2
+
+
+async def test_a_publish_at_once_by_a_parent_organization_writes_nothing(
+    cms_api: GraphQLClient,
+) -> None:
+    """The parent may read its child's draft but not write it: Row-Level Security leaves the
+    one-statement publish nothing to update, and the request is answered as the resolvers
+    answer it."""
+
+    async def parent_key(org: uuid.UUID, id: str, key: str) -> str:
+        parent = await cms_api.org_named(f"p-{uuid.uuid4().hex[:8]}")
+        async with cms_api.services.adapter.instance_transaction() as tx:
+            await tx.execute(
+                "UPDATE cms_organizations SET parent_organization_id = $1 WHERE id = $2",
+                parent,
+                org,
+            )
+        return await cms_api.key_for(parent)
+
+    at_once, direct, resolvers = await _publish_refused_at_once(cms_api, parent_key)
+    assert b'"errors"' in at_once[0]
+    assert at_once[0] == direct[0] == resolvers[0]
+    assert at_once[2] == direct[2] == resolvers[2]
+    assert at_once[2][3]["views"] == 3, "the published plane as it was"
+    assert at_once[1] == direct[1] + _TRIED_AT_ONCE
+
+
+async def test_a_publish_at_once_that_finds_a_target_of_a_wrong_type_is_refused_as_always(
+    cms_api: GraphQLClient,
+) -> None:
+    """A draft saved with a reference to a missing document (kept, a weak reference), whose id a
+    category then takes: the one-statement publish finds the wrong type and commits nothing, and
+    the publish is refused with the reference rule, as always."""
+
+    async def wrong_target(org: uuid.UUID, id: str, key: str) -> str:
+        target = uuid.uuid4()
+        reference = {"_type": "reference", "_ref": str(target)}
+        await cms_api.data(SAVE, {"id": id, "data": {"author": reference}}, key=key)
+        async with cms_api.services.api.system_context(org) as ctx:
+            category = cms_api.services.api.collections.category
+            await category.create(ctx, {"title": "Not an author", "slug": "x"}, id=target)
+        return key
+
+    at_once, direct, resolvers = await _publish_refused_at_once(cms_api, wrong_target)
+    assert b'"reference"' in at_once[0], at_once[0]
+    assert at_once[0] == direct[0] == resolvers[0]
+    # The published plane as it was, and no second publish version.
+    assert at_once[2][3] == direct[2][3] == resolvers[2][3]
+    assert at_once[2][3]["views"] == 3
+    assert [event for _, event, _ in at_once[2][6]] == ["draft", "publish", "draft", "draft"]
+    assert at_once[1] == direct[1] + _TRIED_AT_ONCE
+
+
+async def test_a_key_revoked_after_its_save_publishes_nothing(cms_api: GraphQLClient) -> None:
+    """The one-statement publish takes the caller's facts as the process knows them only while
+    the database finds they hold: a revocation in between is refused as in a unit of work."""
+
+    async def revoked(org: uuid.UUID, id: str, key: str) -> str:
+        async with cms_api.services.adapter.instance_transaction() as tx:
+            await tx.execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1", secret_digest(key)
+            )
+        return key
+
+    endpoint = cms_api.app.state.graphql
+    org = await cms_api.org_named(f"r-{uuid.uuid4().hex[:8]}")
+    key = await cms_api.key_for(org)
+    id, _ = await _twin(cms_api, key)
+    await cms_api.data(PUBLISH, {"id": id}, key=key)
+    await cms_api.data(SAVE, {"id": id, "data": {"views": 8}}, key=key)
+    await revoked(org, id, key)
+    served = endpoint.published_at_once
+    payload = await cms_api(PUBLISH, {"id": id}, key=key)
+    assert payload["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert endpoint.published_at_once == served
+    state = await _state(cms_api, id)
+    assert state[3]["views"] == 3, "the published plane as it was"
+    assert [event for _, event, _ in state[6]] == ["draft", "publish", "draft"]

@@ -162,10 +162,11 @@ async def test_a_draft_save_and_a_publish_cost_a_fixed_number_of_statements(
         revision = data["updatePost"]["revision"]
         publish, _ = await statements(cms_api, scenario.body({"id": post_id}, second=True))
         # The save: lock, then the write with its version and reference index (one statement).
-        # The publish of the draft the save left: the write alone, which checks the draft is
-        # still that one (`DocumentStore.publish_saved_draft`). The answer selects no reference,
-        # so none is inlined (`resolvers.reference_depth`).
-        assert (update, publish) == (OPENING + 2, OPENING + 1)
+        # The publish of the draft the save left: one statement in all, which opens the request
+        # and runs the write, which checks the draft is still that one, in its own transaction
+        # (`publish_saved_draft_at_once`). The answer selects no reference, so none is inlined
+        # (`resolvers.reference_depth`).
+        assert (update, publish) == (OPENING + 2, 1)
     assert revision == 4
 
 

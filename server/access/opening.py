@@ -147,6 +147,23 @@ def kept_facts(known: str) -> tuple[str, str | None, str | None, str | None, str
     )
 
 
+def known_run_arguments(known: str, tenancy: Tenancy) -> tuple[Any, ...]:
+    """A known caller's opening as `cms_write_known_run` takes it (migration 0023), as
+    `cms_read_known_run` does (0020): the kept facts and what they are checked and scoped by,
+    the hierarchy flag, the request role and the lock timeout.
+
+    Raises:
+        FactsChanged: the facts carry no `access` to check them by.
+    """
+    role = request_role(tenancy)
+    return (
+        *kept_facts(known),
+        tenancy.enable_hierarchy,
+        role if role != "none" else None,
+        int(tenancy.lock_timeout_ms),
+    )
+
+
 def _member_text(found: dict[str, Any], key: str) -> str | None:
     """What PostgreSQL's `->>` gives for `key`: a string as it is, null or absent as NULL, any
     other value as its JSON text."""

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from server.db.pool import Tx
+from server.db.pool import Database, NotWritten, Tx
 from server.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 
 DOCUMENT_COLUMNS = (
@@ -602,15 +602,19 @@ class DocumentStore:
             DraftMovedError: the document is no longer that draft, or is published as it is, or
                 is gone. Nothing was written, but the transaction is failed: roll it back.
         """
-        # No data: the version's is the draft's own.
-        arguments = self._after_write_arguments(
-            id, organization_id, type, "publish", None, published_by, references, None
+        sql, arguments = self._publish_saved_statement(
+            id,
+            organization_id,
+            type,
+            revision,
+            draft_hash,
+            references,
+            published_hash,
+            published_index,
+            published_by,
         )
-        work = _work(published_index, references)
         try:
-            row = await tx.fetchrow_kept(
-                self._text(_publish_saved(work)), *arguments, draft_hash, revision, published_hash
-            )
+            row = await tx.fetchrow_kept(sql, *arguments)
         except (asyncpg.NotNullViolationError, asyncpg.UniqueViolationError) as exc:
             # Not null: the row is no longer that draft. Unique: it still is, but a version was
             # committed since the snapshot all the same (a publish and an unpublish by another
@@ -624,6 +628,69 @@ class DocumentStore:
             _refuse_targets(type, row["wrong"])
         self._queued(tx, row["queued"])
         return DocumentRow.from_record(row)
+
+    async def publish_saved_draft_at_once(
+        self,
+        database: Database,
+        opening: Sequence[Any],
+        *,
+        cancel_after: float | None,
+        id: uuid.UUID,
+        organization_id: uuid.UUID,
+        type: str,
+        revision: int,
+        draft_hash: str,
+        references: References,
+        published_hash: str | None,
+        published_index: PlaneIndex | None,
+        published_by: str | None = None,
+    ) -> DocumentRow:
+        """`publish_saved_draft` for a known caller, with no transaction around it: the opening
+        and the publish in one statement, committed as it ends (`Database.run_at_once`).
+
+        Raises:
+            NotWritten: nothing was written (the document is no longer that draft, the caller's
+                facts changed, a target of a wrong type, ...): publish in a transaction instead.
+            UnavailableError, TimedOutError: the statement may have been committed.
+        """
+        sql, arguments = self._publish_saved_statement(
+            id,
+            organization_id,
+            type,
+            revision,
+            draft_hash,
+            references,
+            published_hash,
+            published_index,
+            published_by,
+        )
+        row = await database.run_at_once(opening, sql, *arguments, cancel_after=cancel_after)
+        if row is None:
+            raise NotWritten(f"document {id} changed since it was saved")
+        if row["queued"] and self.outbox_queued is not None:
+            self.outbox_queued()
+        return DocumentRow.from_record(row)
+
+    def _publish_saved_statement(
+        self,
+        id: uuid.UUID,
+        organization_id: uuid.UUID,
+        type: str,
+        revision: int,
+        draft_hash: str,
+        references: References,
+        published_hash: str | None,
+        published_index: PlaneIndex | None,
+        published_by: str | None,
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The publish of a saved draft (`_publish_saved`) and its arguments."""
+        # No data: the version's is the draft's own.
+        arguments = self._after_write_arguments(
+            id, organization_id, type, "publish", None, published_by, references, None
+        )
+        work = _work(published_index, references)
+        sql = self._text(_publish_saved(work))
+        return sql, (*arguments, draft_hash, revision, published_hash)
 
     async def unpublish_document(
         self, tx: Tx, *, id: uuid.UUID, updated_by: str | None = None

@@ -37,6 +37,9 @@ class KeptStatement:
     name: str
     # The call, with the row's column definitions from the statement's description.
     call: str
+    # A known caller's call that opens the request and runs the statement in one statement
+    # (`cms_write_known_run`, migration 0023), with the same column definitions.
+    call_at_once: str
     # Per parameter: whether it is json or jsonb (written as the pool's codec writes it, `json_text`).
     json_parameters: tuple[bool, ...]
 
@@ -76,6 +79,10 @@ class KeptStatements:
         kept = KeptStatement(
             name=kept_name(sql),
             call=f"SELECT * FROM cms_run_kept($1, $2, $3, $4) AS t({columns})",
+            call_at_once=(
+                "SELECT * FROM cms_write_known_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+                f" $12) AS t({columns})"
+            ),
             json_parameters=tuple(p.name in _JSON_TYPES for p in described.get_parameters()),
         )
         self._found[sql] = kept

@@ -440,6 +440,62 @@ class Database:
         """Count a statement that is its own unit of work, run outside a `Tx` (`cms_read`)."""
         self.statements += 1
 
+    async def run_at_once(
+        self,
+        opening: Sequence[Any],
+        sql: str,
+        *args: Any,
+        cancel_after: float | None,
+    ) -> asyncpg.Record | None:
+        """A known caller's request opened and the write `sql` run, in one statement that is its
+        own transaction (`cms_write_known_run`, migration 0023): its row, or None.
+
+        `sql` runs prepared on the server session, as `Tx.fetchrow_kept` runs it behind a pooler,
+        and PostgreSQL commits it as the statement ends.
+
+        Args:
+            opening: the known caller's facts and settings (`opening.known_run_arguments`).
+            cancel_after: seconds before the statement is cancelled (None: no limit).
+
+        Raises:
+            NotWritten: PostgreSQL refused the statement (its error is the cause), or a value
+                has no text form here: nothing was written, so the write may run another way.
+            UnavailableError, TimedOutError: the connection was lost, or the statement ran out
+                of time: it may have been committed, so it must not run again.
+        """
+        self.statements += 1
+        async with self.session() as conn:
+            with translate_errors(conn):
+                kept = self.kept.get(sql)
+                if kept is None:
+                    # Direct, asyncpg's statement cache keeps the statement (and closes one it
+                    # does not keep), so the description is read from it while it is held here.
+                    described = (
+                        await conn.described_statement(sql)
+                        if self.transaction_pooled
+                        else await conn.prepare(sql)
+                    )
+                    kept = self.kept.learn(sql, described)
+                run = kept.run(args)
+                if run is None:
+                    raise NotWritten("a value of the write has no text form")
+                call = kept.call_at_once
+                arguments = (*opening, kept.name, sql, run, KEPT_PER_SESSION)
+                try:
+                    if self.transaction_pooled:
+                        return await conn.fetchrow_described(call, *arguments, timeout=cancel_after)
+                    return await conn.fetchrow(call, *arguments, timeout=cancel_after)
+                except TimeoutError as exc:
+                    # Not a lost connection (translate_errors would take it for one): asyncpg
+                    # cancelled the statement, which may have committed all the same.
+                    raise TimedOutError(
+                        "the statement ran longer than the statement timeout and was cancelled"
+                    ) from exc
+                except asyncpg.PostgresError as exc:
+                    if connection_lost(conn, exc):
+                        raise
+                    raise NotWritten(str(exc)) from exc
+
     async def replace_dead_connections(self, exc: BaseException) -> None:
         """A pooled connection was found dead before its first statement did anything: the caller
         tries once more on a fresh one. Its siblings likely died with it (a restart), so they are
@@ -551,6 +607,14 @@ class Database:
 
 
 End: TypeAlias = Callable[[], Awaitable[object]]
+
+
+class NotWritten(Exception):  # noqa: N818 (a signal: the write may run another way)
+    """`Database.run_at_once` wrote nothing: PostgreSQL refused the statement (the cause)."""
+
+    @property
+    def sqlstate(self) -> str | None:
+        return getattr(self.__cause__, "sqlstate", None)
 
 
 class Session:

@@ -168,6 +168,26 @@ class Documents(Protocol):
         or its published hash is no longer `published_hash`."""
         ...
 
+    async def publish_saved_draft_at_once(
+        self,
+        database: Database,
+        opening: Sequence[Any],
+        *,
+        cancel_after: float | None,
+        id: uuid.UUID,
+        organization_id: uuid.UUID,
+        type: str,
+        revision: int,
+        draft_hash: str,
+        references: References,
+        published_hash: str | None,
+        published_index: PlaneIndex | None,
+        published_by: str | None = None,
+    ) -> DocumentRow:
+        """`publish_saved_draft` for a known caller (`opening`) in one statement that is its own
+        transaction; `NotWritten` when it wrote nothing (then publish in a transaction)."""
+        ...
+
     async def unpublish_document(
         self, tx: Tx, *, id: uuid.UUID, updated_by: str | None = None
     ) -> DocumentRow:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from server.access.auth import Principal
 from server.content.back_references import PLANES, find_back_references, planes_of
 from server.content.content_model import ContentModel
 from server.content.documents import DocumentRow, References, Version, check_revision
@@ -31,6 +32,7 @@ from server.content.queries import count_documents, find_document_by_id, find_do
 from server.content.references import resolve_references
 from server.content.singletons import empty_row, singleton_id
 from server.content.validation import document_links, document_problems, validate_document
+from server.db.pool import NotWritten
 from server.engine.access import AccessAPI
 from server.engine.adapter import Access, Assets, Documents, Schedules, Transactions
 from server.engine.context import Context, document_type, parse_id
@@ -642,6 +644,52 @@ class Collection:
                 published_by=ctx.user_id,
             )
         return await self._publish_by_id(ctx, id, expected_revision, with_data=False)
+
+    async def publish_saved_at_once(
+        self,
+        principal: Principal,
+        registry: Registry,
+        opening: Sequence[Any],
+        id: str | uuid.UUID,
+        *,
+        expected_revision: int | None = None,
+        cancel_after: float | None = None,
+    ) -> DocumentRow | None:
+        """`publish_row` of a draft this process just saved, for a caller whose facts it knows
+        (`opening`, `server.access.opening.known_run_arguments`), without a transaction: one
+        statement opens the request, publishes and commits (`publish_saved_draft_at_once`).
+
+        None when it does not apply or wrote nothing (no such saved draft, a missing capability,
+        the document changed, the caller's facts changed, a refused write): the publish then runs
+        in a unit of work as always, which answers any error it has.
+
+        Raises:
+            UnavailableError, TimedOutError: the statement may have been committed; it must
+                not run again.
+        """
+        if principal.published_only or not principal.can("document.publish"):
+            return None
+        document_id = parse_id(id)
+        saved = publishable_drafts(registry).saved(self.type_name, document_id)
+        if saved is None or expected_revision not in (None, saved.revision):
+            return None
+        try:
+            return await self.api.adapter.publish_saved_draft_at_once(
+                self.api.adapter.database,
+                opening,
+                cancel_after=cancel_after,
+                id=document_id,
+                organization_id=principal.organization_id,
+                type=self.type_name,
+                revision=saved.revision,
+                draft_hash=saved.draft_hash,
+                references=saved.references,
+                published_hash=saved.published_hash,
+                published_index=saved.published_index,
+                published_by=principal.user_id,
+            )
+        except NotWritten:
+            return None
 
     async def _publish_by_id(
         self,

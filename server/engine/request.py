@@ -32,13 +32,15 @@ from server.access.opening import (
     FactsChanged,
     facts_changed,
     known_callers,
+    known_run_arguments,
     opening_sql,
 )
+from server.content.documents import DocumentRow
 from server.db.pool import Tx
 from server.db.tenancy import unit_of_work
 from server.engine.context import Context
 from server.engine.local_api import LocalAPI
-from server.errors import UnauthenticatedError
+from server.errors import CMSError, UnauthenticatedError
 
 if TYPE_CHECKING:
     from server.db.pool import Database
@@ -145,6 +147,44 @@ class RequestUnit:
             assert self._credential is not None
             known_callers.remember(self._credential, facts)
             return unit
+
+    async def publish_saved_at_once(
+        self, type_name: str, id: str, *, expected_revision: int | None
+    ) -> DocumentRow | None:
+        """The publish of a draft this process just saved, without a unit of work: one statement
+        that opens the request, publishes and commits (`Collection.publish_saved_at_once`).
+
+        Only for a caller whose facts a full opening found recently, and only when no
+        consistency token is wanted (it is read after a commit, in a transaction's way). None
+        when it does not apply or wrote nothing: the request then runs in a unit of work.
+
+        Raises:
+            UnavailableError, TimedOutError: the statement may have been committed; it must not
+                run again.
+        """
+        if self.wants_consistency_token or self._tx is not None or not self.authorization:
+            return None
+        try:
+            credential = parse_credential(self.authorization, self.organization_header)
+        except CMSError:
+            return None  # the unit of work's opening answers it
+        known = known_callers.fresh(credential)
+        if known is None:
+            return None
+        adapter = self.api.adapter
+        try:
+            opening = known_run_arguments(known, adapter.tenancy)
+        except FactsChanged:
+            return None
+        registry = self.registry()
+        return await self.api.collection(type_name, registry).publish_saved_at_once(
+            principal_from_text(known),
+            registry,
+            opening,
+            id,
+            expected_revision=expected_revision,
+            cancel_after=adapter.tenancy.statement_timeout_ms / 1000 or None,
+        )
 
     async def _open(self) -> Tx:
         if self._tx is not None:

@@ -354,6 +354,10 @@ class GraphQLEndpoint:
         self.direct_writes = compiled_reads
         self.direct_served = 0
         self.direct_failures = 0
+        # The publish of a draft this process just saved as one statement, without a unit of
+        # work (`RequestUnit.publish_saved_at_once`); served so far.
+        self.publish_at_once = True
+        self.published_at_once = 0
         self.introspection: IntrospectionAccess = introspection
         # Requests the compiled path answered (the rest ran through the resolvers).
         self.compiled_served = 0
@@ -701,6 +705,22 @@ class GraphQLEndpoint:
         context = self._context(request, built)
         context.read_only = False
         arguments = call.arguments
+        if plan.kind == "publish" and self.publish_at_once:
+            # A draft this process just saved: one statement, no unit of work.
+            try:
+                row = await context.publish_saved_at_once(
+                    plan.type_name,
+                    arguments["id"],
+                    expected_revision=arguments.get("expectedRevision"),
+                )
+            except CMSError as exc:
+                # It may have been committed: answered, never run a second time.
+                error = GraphQLError(exc.message, original_error=exc)
+                return _result_response(ExecutionResult(data=None, errors=[error]), media)
+            if row is not None:
+                self.direct_served += 1
+                self.published_at_once += 1
+                return _direct_response(call.body(row), media)
         try:
             unit = await context.unit()
             collection = self.api.collection(plan.type_name, unit.registry)
@@ -737,9 +757,7 @@ class GraphQLEndpoint:
         self.direct_served += 1
         if context.consistency_token is not None:
             body = _with_extensions(body, {"consistencyToken": context.consistency_token})
-        response = Response(body, status_code=200, media_type=f"{media}; charset=utf-8")
-        response.headers["Vary"] = "Accept"
-        return response
+        return _direct_response(body, media)
 
     def _playground(self, request: Request) -> Response:
         # The key stays off pages served to other machines, even in demo mode (`--host 0.0.0.0`).
@@ -749,6 +767,12 @@ class GraphQLEndpoint:
             headers={"Authorization": f"Bearer {key}"} if key else None,
             query=self.demo_query if key else None,
         )
+
+
+def _direct_response(body: bytes, media: str) -> Response:
+    response = Response(body, status_code=200, media_type=f"{media}; charset=utf-8")
+    response.headers["Vary"] = "Accept"
+    return response
 
 
 def _replica_failure(result: ExecutionResult) -> CMSError | None:
