@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 
+from server.access.auth import parse_credential
 from server.access.credentials import secret_digest
+from server.access.opening import known_callers, known_run_arguments
+from server.db.pool import NotWritten
 from server.services import Services
 from server.testing import GraphQLClient
 
@@ -210,6 +213,7 @@ async def test_a_refused_direct_write_changes_nothing(cms_api: GraphQLClient) ->
 
 # --- a publish of the draft this process just saved -----------------------------------------------
 
+CREATE_CATEGORY = 'mutation { createCategory(data: {title: "Cat"}, publish: true) { id } }'
 SAVE = "mutation($id: ID!, $data: JSON!) { updatePost(id: $id, data: $data) { id revision } }"
 PUBLISH = "mutation($id: ID!) { publishPost(id: $id) { id revision status publishedHash } }"
 
@@ -262,14 +266,14 @@ async def test_a_publish_after_a_save_writes_in_one_statement_what_the_locked_pu
     cms_api: GraphQLClient,
 ) -> None:
     endpoint = cms_api.app.state.graphql
-    at_once = endpoint.published_at_once
+    at_once = endpoint.written_at_once
     direct, resolvers = await _saved_then_published(cms_api, None)
     assert direct[0] == resolvers[0]
     assert direct[2] == resolvers[2]
     # One statement in all, which opens the request, publishes and commits; the resolvers open,
     # lock and read the document, then publish it.
     assert (direct[1], resolvers[1]) == (1, 3)
-    assert endpoint.published_at_once == at_once + 1
+    assert endpoint.written_at_once == at_once + 2  # the save, then the publish
 
 
 @pytest.mark.parametrize("change", ["save", "publish"])
@@ -325,20 +329,20 @@ async def _publish_refused_at_once(
         org = await gql.org_named(f"t-{uuid.uuid4().hex[:8]}")
         key = await gql.key_for(org)
         id, _ = await _twin(gql, key)
-        endpoint.direct_writes, endpoint.publish_at_once = direct, at_once
+        endpoint.direct_writes, endpoint.writes_at_once = direct, at_once
         try:
             await gql.data(PUBLISH, {"id": id}, key=key)
             await gql.data(SAVE, {"id": id, "data": {"views": 8}}, key=key)
             publisher = await arrange(org, id, key)
             # The publisher's facts are known, as after any earlier request of its.
             await gql.data("{ allPost(limit: 1) { id } }", key=publisher)
-            served = endpoint.published_at_once
+            served = endpoint.written_at_once
             statements = database.statements
             response = await gql.post(PUBLISH, {"id": id}, key=publisher)
             statements = database.statements - statements
-            assert endpoint.published_at_once == served
+            assert endpoint.written_at_once == served
         finally:
-            endpoint.direct_writes, endpoint.publish_at_once = True, True
+            endpoint.direct_writes, endpoint.writes_at_once = True, True
         body = UUIDS.sub(b"<id>", ISO.sub(b'"<time>"', response.content))
         results.append((body, statements, await _state(gql, id)))
     assert endpoint.direct_failures == 0
@@ -420,10 +424,77 @@ async def test_a_key_revoked_after_its_save_publishes_nothing(cms_api: GraphQLCl
     await cms_api.data(PUBLISH, {"id": id}, key=key)
     await cms_api.data(SAVE, {"id": id, "data": {"views": 8}}, key=key)
     await revoked(org, id, key)
-    served = endpoint.published_at_once
+    served = endpoint.written_at_once
     payload = await cms_api(PUBLISH, {"id": id}, key=key)
     assert payload["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-    assert endpoint.published_at_once == served
+    assert endpoint.written_at_once == served
     state = await _state(cms_api, id)
     assert state[3]["views"] == 3, "the published plane as it was"
     assert [event for _, event, _ in state[6]] == ["draft", "publish", "draft"]
+
+
+async def test_a_save_at_once_writes_nothing_once_the_row_it_read_has_changed(
+    cms_api: GraphQLClient,
+) -> None:
+    """Between the read and the write of a save at once, another writer saves: the write finds
+    the row no longer the version it read and writes nothing, neither the row nor a version nor
+    the reference index (the whole statement fails), and the save then runs locked."""
+    services = cms_api.services
+    documents = services.adapter
+    org = await cms_api.org_named(f"s-{uuid.uuid4().hex[:8]}")
+    key = await cms_api.key_for(org)
+    id, _ = await _twin(cms_api, key)
+    await cms_api.data(SAVE, {"id": id, "data": {"views": 5}}, key=key)  # the caller is known
+    known = known_callers.fresh(parse_credential(f"Bearer {key}", None))
+    assert known is not None
+    opening = known_run_arguments(known, documents.tenancy)
+    read = await documents.read_for_save_at_once(
+        documents.database, opening, cancel_after=None, id=uuid.UUID(id)
+    )
+    assert read is not None
+    assert read.seen is not None
+    await cms_api.data(SAVE, {"id": id, "data": {"views": 6}}, key=key)
+    before = await _state(cms_api, id)
+    category = (await cms_api.data(CREATE_CATEGORY, key=key))["createCategory"]["id"]
+    data = {
+        **POST,
+        "views": 7,
+        "categories": [{"_type": "reference", "_ref": category, "_key": "c"}],
+    }
+    post = services.api.collections.post
+    _, draft_hash, references, _ = post._prepare(services.api.model.registry, data, publish=False)
+    with pytest.raises(NotWritten):
+        await documents.save_draft_at_once(
+            documents.database,
+            opening,
+            cancel_after=None,
+            document=read,
+            data=data,
+            draft_hash=draft_hash,
+            references=references,
+        )
+    assert await _state(cms_api, id) == before
+    async with services.api.system_context(org) as ctx:
+        indexed = await ctx.tx.fetchval(
+            "SELECT count(*) FROM cms_document_references WHERE referencer_id = $1",
+            uuid.UUID(id),
+        )
+    assert indexed == 0
+    # The same write on a fresh read goes ahead.
+    fresh = await documents.read_for_save_at_once(
+        documents.database, opening, cancel_after=None, id=uuid.UUID(id)
+    )
+    assert fresh is not None
+    written = await documents.save_draft_at_once(
+        documents.database,
+        opening,
+        cancel_after=None,
+        document=fresh,
+        data=data,
+        draft_hash=draft_hash,
+        references=references,
+    )
+    assert written.revision == before[1] + 1
+    after = await _state(cms_api, id)
+    assert after[2]["views"] == 7
+    assert len(after[6]) == len(before[6]) + 1

@@ -313,22 +313,35 @@ async def kept_on_session(through: str) -> dict[str, Any]:
         await conn.close()
 
 
+@pytest.mark.parametrize("at_once", [True, False])
 async def test_document_writes_stay_prepared_on_the_session(
-    cms_api: GraphQLClient, bouncer: Bouncer, cms_database_url: str, round_trips: list[str]
+    cms_api: GraphQLClient,
+    bouncer: Bouncer,
+    cms_database_url: str,
+    round_trips: list[str],
+    at_once: bool,
 ) -> None:
-    """A document write's statements are prepared on the server session once (migration 0022)
-    and run by name afterwards: their text is not planned again for each write."""
-    through = bouncer.url(cms_database_url)
-    post = (await cms_api.data(CREATE, {"t": "Kept", "s": "kept"}))["createPost"]["id"]
-    await cms_api.data(UPDATE, {"id": post, "v": 1})
-    first = await kept_on_session(through)
-    assert len(first) >= 2, first  # at least the lock and the draft save
-    round_trips.clear()
-    for views in (2, 3):
-        await cms_api.data(UPDATE, {"id": post, "v": views})
-    assert await kept_on_session(through) == first, "nothing prepared again"
-    calls = [sql for sql in round_trips if "cms_run_kept" in sql]
-    assert len(calls) == 4, round_trips  # the lock and the save, twice
+    """A document write's statements are prepared on the server session once (migrations 0022,
+    0023) and run by name afterwards: their text is not planned again for each write. At once
+    (a known caller's save without a unit of work), the read and the write go through
+    `cms_write_known_run`; in a unit of work, the lock and the write through `cms_run_kept`."""
+    endpoint = cms_api.app.state.graphql
+    endpoint.writes_at_once = at_once
+    try:
+        through = bouncer.url(cms_database_url)
+        post = (await cms_api.data(CREATE, {"t": "Kept", "s": "kept"}))["createPost"]["id"]
+        await cms_api.data(UPDATE, {"id": post, "v": 1})
+        first = await kept_on_session(through)
+        assert len(first) >= 2, first  # at least the read (or the lock) and the draft save
+        round_trips.clear()
+        for views in (2, 3):
+            await cms_api.data(UPDATE, {"id": post, "v": views})
+        assert await kept_on_session(through) == first, "nothing prepared again"
+        function = "cms_write_known_run" if at_once else "cms_run_kept"
+        calls = [sql for sql in round_trips if function in sql]
+        assert len(calls) == 4, round_trips  # two statements a save, twice
+    finally:
+        endpoint.writes_at_once = True
     body = await cms_api.data(
         'query($id: ID!) { post(id: $id, perspective: "draft") { views } }', {"id": post}
     )

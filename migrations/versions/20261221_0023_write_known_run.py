@@ -10,10 +10,13 @@ and runs the write as `cms_run_kept` does (migration 0022: prepared on the sessi
 name, prepared from its text first when the session lacks it). The statement that calls it is
 the unit of work, committed by PostgreSQL when it ends: one round trip in place of three.
 
-It refuses the write as a whole (SQLSTATE `CM008`, so nothing of it is committed) when the row
-says it found references to targets of a type their field does not allow (`wrong`): the request
-then runs again in a transaction of its own, which refuses the write with the error it always
-gives. A changed counter or a passed expiry raise `CM007`, as for reads.
+With `refuse_wrong` it refuses the write as a whole (SQLSTATE `CM008`, so nothing of it is
+committed) when the row says it found references to targets of a type their field does not allow
+(`wrong`): the request then runs again in a transaction of its own, which refuses the write with
+the error it always gives. A changed counter or a passed expiry raise `CM007`, as for reads.
+
+A draft save runs two such statements: the read of the document (no lock: `refuse_wrong` off),
+then the write, which goes ahead only while the row is still the version read (its `xmin`).
 
 The write is the statement the server names and writes (`EXECUTE` of a kept statement, with its
 arguments as literals), run as the request role, so Row-Level Security applies to it as to the
@@ -39,7 +42,7 @@ WRITE_KNOWN_RUN = """
 CREATE FUNCTION cms_write_known_run(
   known text, organization_id text, readable text, facts_epoch text, facts_expires text,
   hierarchy boolean, request_role text, lock_timeout_ms integer,
-  statement_name text, statement_sql text, run text, keep integer
+  statement_name text, statement_sql text, run text, keep integer, refuse_wrong boolean
 )
 RETURNS SETOF record
 LANGUAGE plpgsql AS $$
@@ -78,9 +81,12 @@ BEGIN
     GET DIAGNOSTICS found_rows = ROW_COUNT;
   END;
   IF found_rows > 0 THEN
-    IF found_row.wrong IS NOT NULL THEN
-      RAISE EXCEPTION USING ERRCODE = 'CM008',
-        MESSAGE = 'the write found references to targets of a type their field does not allow';
+    -- Nested, so that a row without `wrong` (a read) never has the field looked up.
+    IF refuse_wrong THEN
+      IF found_row.wrong IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'CM008',
+          MESSAGE = 'the write found references to targets of a type their field does not allow';
+      END IF;
     END IF;
     RETURN NEXT found_row;
   END IF;
@@ -96,5 +102,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         "DROP FUNCTION cms_write_known_run(text, text, text, text, text, boolean, text, integer,"
-        " text, text, text, integer)"
+        " text, text, text, integer, boolean)"
     )

@@ -221,6 +221,30 @@ SELECT {{columns}}, {_WRONG_TARGETS}, {{queued}} FROM document
 """)
 
 
+# `_draft_save` (without data) for a row read without a lock (`read_for_save_at_once`): the row is
+# written only while it is still the version read ($17: its `xmin`), which PostgreSQL checks again
+# on the newest row once it has the row's lock; every change to the row, its versions or its index
+# writes a new version of the row, so when this statement writes, the version number it computes
+# is free and the index is as read (the lock statement's reasons, `IndexState`). The version's data
+# is the written row's: when the row is no longer the version read, it is null, which the table
+# refuses, so the statement fails and writes nothing (the index's parts included).
+@functools.cache
+def _draft_save_seen(work: IndexWork) -> tuple[str, str]:
+    def seen(text: str) -> str:
+        checked = text.replace(
+            "     WHERE id = $1 RETURNING", "     WHERE id = $1 AND xmin::text = $17 RETURNING", 1
+        )
+        written = checked.replace(
+            ", $4, $5, $15", ", (SELECT draft_data FROM document), $5, $15", 1
+        )
+        if checked == text or written == checked:
+            raise RuntimeError("_draft_save_seen: the draft save is not the text this changes")
+        return written
+
+    plain, notify = _draft_save(work)[1]
+    return seen(plain), seen(notify)
+
+
 @functools.cache
 def _publish(work: IndexWork) -> tuple[tuple[str, str], tuple[str, str]]:
     return _with_and_without_data(f"""
@@ -326,6 +350,9 @@ class DocumentRow:
     # What the reference index holds for the document, read with the lock (`lock_document`);
     # None on any other row.
     index: IndexState | None = None
+    # The row version read (its `xmin`) by a read for a write that goes ahead only while the row
+    # is still that version (`read_for_save_at_once`); None on any other row.
+    seen: str | None = None
 
     @property
     def is_published(self) -> bool:
@@ -505,6 +532,22 @@ class DocumentStore:
         `with_data`, the row comes back without its data (`DATALESS_COLUMNS`).
         """
         check_revision(document, expected_revision)
+        work, arguments = self._draft_save_work(
+            document, data, draft_hash, references, updated_by, restored_from
+        )
+        sql = self._text(_draft_save(work)[0 if with_data else 1])
+        return await self._write(tx, sql, document.type, *arguments, draft_hash)
+
+    def _draft_save_work(
+        self,
+        document: DocumentRow,
+        data: dict[str, Any],
+        draft_hash: str,
+        references: References,
+        updated_by: str | None,
+        restored_from: int | None,
+    ) -> tuple[IndexWork, tuple[Any, ...]]:
+        """A draft save's parts to run and `_after_write_ctes`'s arguments."""
         event = "draft" if restored_from is None else "restore"
         arguments = self._after_write_arguments(
             document.id,
@@ -523,9 +566,74 @@ class DocumentStore:
             and event == "draft"
             and self.version_retention > 0
         )
-        work = _work(index.draft if index else None, references, prune=prune)
-        sql = self._text(_draft_save(work)[0 if with_data else 1])
-        return await self._write(tx, sql, document.type, *arguments, draft_hash)
+        return _work(index.draft if index else None, references, prune=prune), arguments
+
+    async def read_for_save_at_once(
+        self,
+        database: Database,
+        opening: Sequence[Any],
+        *,
+        cancel_after: float | None,
+        id: uuid.UUID,
+    ) -> DocumentRow | None:
+        """A document of the caller's organization, without its data but the draft, with what the
+        reference index holds for it and the row version read (`seen`), in one statement that
+        opens a known caller's request (`Database.run_at_once`): for `save_draft_at_once`. None
+        when there is no such document (the unit of work then answers why).
+
+        Raises:
+            NotWritten: PostgreSQL refused it (the caller's facts changed, ...).
+        """
+        row = await database.run_at_once(
+            opening,
+            f"SELECT {_LOCK_COLUMNS}, d.xmin::text AS seen, {_INDEX_COLUMNS} FROM cms_documents d"
+            " WHERE id = $1 AND organization_id = (select cms_current_org())",
+            id,
+            self.version_retention,
+            cancel_after=cancel_after,
+            refuse_wrong=False,
+        )
+        if row is None:
+            return None
+        return replace(
+            DocumentRow.from_record(row), index=IndexState.from_record(row), seen=row["seen"]
+        )
+
+    async def save_draft_at_once(
+        self,
+        database: Database,
+        opening: Sequence[Any],
+        *,
+        cancel_after: float | None,
+        document: DocumentRow,
+        data: dict[str, Any],
+        draft_hash: str,
+        references: References,
+        updated_by: str | None = None,
+    ) -> DocumentRow:
+        """`update_draft` of a document `read_for_save_at_once` read, without a lock: in one
+        statement that opens a known caller's request, writes only while the row is still the
+        version read, and commits (`Database.run_at_once`). The row comes back without its data.
+
+        Raises:
+            NotWritten: nothing was written (the row changed since it was read, a target of a
+                wrong type, ...): save in a unit of work instead.
+            UnavailableError, TimedOutError: the statement may have been committed.
+        """
+        if document.seen is None:
+            raise NotWritten("the document was not read for a save at once")
+        work, arguments = self._draft_save_work(
+            document, data, draft_hash, references, updated_by, None
+        )
+        sql = self._text(_draft_save_seen(work))
+        row = await database.run_at_once(
+            opening, sql, *arguments, draft_hash, document.seen, cancel_after=cancel_after
+        )
+        if row is None:
+            raise NotWritten(f"document {document.id} is gone")
+        if row["queued"] and self.outbox_queued is not None:
+            self.outbox_queued()
+        return DocumentRow.from_record(row)
 
     async def lock_document(
         self, tx: Tx, *, id: uuid.UUID, published_data: bool = True

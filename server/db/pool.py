@@ -446,6 +446,7 @@ class Database:
         sql: str,
         *args: Any,
         cancel_after: float | None,
+        refuse_wrong: bool = True,
     ) -> asyncpg.Record | None:
         """A known caller's request opened and the write `sql` run, in one statement that is its
         own transaction (`cms_write_known_run`, migration 0023): its row, or None.
@@ -456,6 +457,8 @@ class Database:
         Args:
             opening: the known caller's facts and settings (`opening.known_run_arguments`).
             cancel_after: seconds before the statement is cancelled (None: no limit).
+            refuse_wrong: refuse (write nothing) when the row's `wrong` is not null; off for a
+                statement whose row has no `wrong` (a read).
 
         Raises:
             NotWritten: PostgreSQL refused the statement (its error is the cause), or a value
@@ -480,7 +483,7 @@ class Database:
                 if run is None:
                     raise NotWritten("a value of the write has no text form")
                 call = kept.call_at_once
-                arguments = (*opening, kept.name, sql, run, KEPT_PER_SESSION)
+                arguments = (*opening, kept.name, sql, run, KEPT_PER_SESSION, refuse_wrong)
                 try:
                     if self.transaction_pooled:
                         return await conn.fetchrow_described(call, *arguments, timeout=cancel_after)

@@ -168,6 +168,35 @@ class Documents(Protocol):
         or its published hash is no longer `published_hash`."""
         ...
 
+    async def read_for_save_at_once(
+        self,
+        database: Database,
+        opening: Sequence[Any],
+        *,
+        cancel_after: float | None,
+        id: uuid.UUID,
+    ) -> DocumentRow | None:
+        """A document of a known caller's organization (`opening`) read for `save_draft_at_once`,
+        without a lock, in one statement that is its own transaction; None when there is none."""
+        ...
+
+    async def save_draft_at_once(
+        self,
+        database: Database,
+        opening: Sequence[Any],
+        *,
+        cancel_after: float | None,
+        document: DocumentRow,
+        data: dict[str, Any],
+        draft_hash: str,
+        references: References,
+        updated_by: str | None = None,
+    ) -> DocumentRow:
+        """The draft save of a document `read_for_save_at_once` read, written only while the row
+        is still the version read, in one statement that is its own transaction; `NotWritten` when
+        it wrote nothing (then save in a transaction)."""
+        ...
+
     async def publish_saved_draft_at_once(
         self,
         database: Database,

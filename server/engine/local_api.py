@@ -392,7 +392,7 @@ class Collection:
     # Writing
 
     def _prepare(
-        self, ctx: Context, data: Any, *, publish: bool, publishing_next: bool = False
+        self, registry: Registry, data: Any, *, publish: bool, publishing_next: bool = False
     ) -> tuple[dict[str, Any], str, References, bool]:
         """The data as saved, its hash and its references, once it passed validation, and whether
         a draft was found publishable.
@@ -405,18 +405,18 @@ class Collection:
             raise InvalidInputError("data must be an object", path="data")
         document = dict(data)
         if publish or not publishing_next:
-            validate_document(ctx.registry, self.type_name, document, publish=publish)
-            return document, content_hash(document), self._references(ctx, document), False
-        if document_problems(ctx.registry, self.type_name, document, publish=True):
+            validate_document(registry, self.type_name, document, publish=publish)
+            return document, content_hash(document), self._references(registry, document), False
+        if document_problems(registry, self.type_name, document, publish=True):
             # Not publishable: the draft's own checks decide, and answer as they always do.
-            validate_document(ctx.registry, self.type_name, document, publish=False)
-            return document, content_hash(document), self._references(ctx, document), False
-        references = self._references(ctx, document)
-        publishable_drafts(ctx.registry).remember(self.type_name, document, references)
+            validate_document(registry, self.type_name, document, publish=False)
+            return document, content_hash(document), self._references(registry, document), False
+        references = self._references(registry, document)
+        publishable_drafts(registry).remember(self.type_name, document, references)
         return document, content_hash(document), references, True
 
-    def _references(self, ctx: Context, data: Mapping[str, Any]) -> References:
-        found_targets, found_assets = document_links(ctx.registry, self.type_name, data)
+    def _references(self, registry: Registry, data: Mapping[str, Any]) -> References:
+        found_targets, found_assets = document_links(registry, self.type_name, data)
         targets = tuple((path, uuid.UUID(ref), to) for path, ref, to in found_targets)
         assets = tuple((path, uuid.UUID(ref)) for path, ref in found_assets)
         documents = tuple(dict.fromkeys(ref for _, ref, _ in targets))
@@ -462,7 +462,7 @@ class Collection:
         id: uuid.UUID | None,
     ) -> DocumentRow:
         """A new document, published at once with `publish`: the row as written."""
-        document, draft_hash, references, _ = self._prepare(ctx, data, publish=publish)
+        document, draft_hash, references, _ = self._prepare(ctx.registry, data, publish=publish)
         try:
             row = await self.api.adapter.create_document(
                 ctx.tx,
@@ -572,7 +572,7 @@ class Collection:
         """Write `data` as the draft of the locked `current`, unless it is the draft already: a save
         that changes nothing makes no revision and no version."""
         document, draft_hash, references, publishable = self._prepare(
-            ctx, data, publish=publish, publishing_next=current.is_published
+            ctx.registry, data, publish=publish, publishing_next=current.is_published
         )
         if _same_json(document, current.draft_data):
             check_revision(current, expected_revision)
@@ -589,18 +589,30 @@ class Collection:
             with_data=with_data,
         )
         if publishable:
-            publishable_drafts(ctx.registry).remember_saved(
-                self.type_name,
-                row.id,
-                SavedDraft(
-                    row.revision,
-                    draft_hash,
-                    references,
-                    current.published_hash,
-                    current.index.published if current.index is not None else None,
-                ),
-            )
+            self._remember_saved(ctx.registry, current, row, draft_hash, references)
         return row
+
+    def _remember_saved(
+        self,
+        registry: Registry,
+        current: DocumentRow,
+        row: DocumentRow,
+        draft_hash: str,
+        references: References,
+    ) -> None:
+        """Note the publishable draft a save of `current` wrote (`row`), for the publish that is
+        likely to follow (`publish_row`)."""
+        publishable_drafts(registry).remember_saved(
+            self.type_name,
+            row.id,
+            SavedDraft(
+                row.revision,
+                draft_hash,
+                references,
+                current.published_hash,
+                current.index.published if current.index is not None else None,
+            ),
+        )
 
     async def publish(
         self,
@@ -644,6 +656,73 @@ class Collection:
                 published_by=ctx.user_id,
             )
         return await self._publish_by_id(ctx, id, expected_revision, with_data=False)
+
+    async def update_at_once(
+        self,
+        principal: Principal,
+        registry: Registry,
+        opening: Sequence[Any],
+        id: str | uuid.UUID,
+        data: Mapping[str, Any],
+        *,
+        expected_revision: int | None = None,
+        cancel_after: float | None = None,
+    ) -> DocumentRow | None:
+        """`update_row` (without `publish`) for a caller whose facts this process knows
+        (`opening`), without a transaction: one statement reads the document without locking it,
+        and one writes it only while it is still the version read, each opening the request and
+        committing (`read_for_save_at_once`, `save_draft_at_once`). The row comes back without
+        its data.
+
+        None when it does not apply or wrote nothing (a missing capability, no such document of
+        this type in the caller's organization, a stale `expected_revision`, data the rules
+        refuse, a document changed since it was read, facts that changed, ...): the save then
+        runs in a unit of work as always, which answers any error it has.
+
+        Raises:
+            UnavailableError, TimedOutError: the write may have been committed; it must not run
+                again.
+        """
+        if principal.published_only or not principal.can("document.update"):
+            return None
+        schema_type = registry.get(self.type_name)
+        if schema_type is None or not schema_type.is_document or not isinstance(data, Mapping):
+            return None
+        adapter = self.api.adapter
+        try:
+            document_id = parse_id(id)
+            current = await adapter.read_for_save_at_once(
+                adapter.database, opening, cancel_after=cancel_after, id=document_id
+            )
+            if current is None or current.type != self.type_name:
+                return None
+            check_revision(current, expected_revision)
+            merged = _declared(schema_type, current.draft_data or {})
+            for key, value in data.items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            document, draft_hash, references, publishable = self._prepare(
+                registry, merged, publish=False, publishing_next=current.is_published
+            )
+            if _same_json(document, current.draft_data):
+                return current  # nothing to write: no revision, no version
+            row = await adapter.save_draft_at_once(
+                adapter.database,
+                opening,
+                cancel_after=cancel_after,
+                document=current,
+                data=document,
+                draft_hash=draft_hash,
+                references=references,
+                updated_by=principal.user_id,
+            )
+        except (NotWritten, InvalidInputError, ConflictError):
+            return None
+        if publishable:
+            self._remember_saved(registry, current, row, draft_hash, references)
+        return row
 
     async def publish_saved_at_once(
         self,
@@ -727,7 +806,7 @@ class Collection:
         references = publishable_drafts(ctx.registry).references(self.type_name, draft)
         if references is None:
             validate_document(ctx.registry, self.type_name, draft, publish=True)
-            references = self._references(ctx, draft)
+            references = self._references(ctx.registry, draft)
         return await self.api.adapter.publish_document(
             ctx.tx,
             document=row,

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -148,20 +148,10 @@ class RequestUnit:
             known_callers.remember(self._credential, facts)
             return unit
 
-    async def publish_saved_at_once(
-        self, type_name: str, id: str, *, expected_revision: int | None
-    ) -> DocumentRow | None:
-        """The publish of a draft this process just saved, without a unit of work: one statement
-        that opens the request, publishes and commits (`Collection.publish_saved_at_once`).
-
-        Only for a caller whose facts a full opening found recently, and only when no
-        consistency token is wanted (it is read after a commit, in a transaction's way). None
-        when it does not apply or wrote nothing: the request then runs in a unit of work.
-
-        Raises:
-            UnavailableError, TimedOutError: the statement may have been committed; it must not
-                run again.
-        """
+    def _at_once(self) -> tuple[Principal, tuple[Any, ...]] | None:
+        """The caller and its opening for a write without a unit of work: only for a caller whose
+        facts a full opening found recently, and only when no consistency token is wanted (it is
+        read after a commit, in a transaction's way). None otherwise."""
         if self.wants_consistency_token or self._tx is not None or not self.authorization:
             return None
         try:
@@ -171,19 +161,63 @@ class RequestUnit:
         known = known_callers.fresh(credential)
         if known is None:
             return None
-        adapter = self.api.adapter
         try:
-            opening = known_run_arguments(known, adapter.tenancy)
+            return principal_from_text(known), known_run_arguments(known, self.api.adapter.tenancy)
         except FactsChanged:
             return None
+
+    def _cancel_after(self) -> float | None:
+        return self.api.adapter.tenancy.statement_timeout_ms / 1000 or None
+
+    async def update_at_once(
+        self, type_name: str, id: str, data: Any, *, expected_revision: int | None
+    ) -> DocumentRow | None:
+        """A draft save without a unit of work (`Collection.update_at_once`): a read and a write,
+        each one statement that opens the request and commits. None when it does not apply or
+        wrote nothing: the request then runs in a unit of work.
+
+        Raises:
+            UnavailableError, TimedOutError: the write may have been committed; it must not run
+                again.
+        """
+        caller = self._at_once()
+        if caller is None:
+            return None
+        principal, opening = caller
+        registry = self.registry()
+        return await self.api.collection(type_name, registry).update_at_once(
+            principal,
+            registry,
+            opening,
+            id,
+            data,
+            expected_revision=expected_revision,
+            cancel_after=self._cancel_after(),
+        )
+
+    async def publish_saved_at_once(
+        self, type_name: str, id: str, *, expected_revision: int | None
+    ) -> DocumentRow | None:
+        """The publish of a draft this process just saved, without a unit of work: one statement
+        that opens the request, publishes and commits (`Collection.publish_saved_at_once`). None
+        when it does not apply or wrote nothing: the request then runs in a unit of work.
+
+        Raises:
+            UnavailableError, TimedOutError: the statement may have been committed; it must not
+                run again.
+        """
+        caller = self._at_once()
+        if caller is None:
+            return None
+        principal, opening = caller
         registry = self.registry()
         return await self.api.collection(type_name, registry).publish_saved_at_once(
-            principal_from_text(known),
+            principal,
             registry,
             opening,
             id,
             expected_revision=expected_revision,
-            cancel_after=adapter.tenancy.statement_timeout_ms / 1000 or None,
+            cancel_after=self._cancel_after(),
         )
 
     async def _open(self) -> Tx:

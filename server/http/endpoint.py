@@ -354,10 +354,11 @@ class GraphQLEndpoint:
         self.direct_writes = compiled_reads
         self.direct_served = 0
         self.direct_failures = 0
-        # The publish of a draft this process just saved as one statement, without a unit of
-        # work (`RequestUnit.publish_saved_at_once`); served so far.
-        self.publish_at_once = True
-        self.published_at_once = 0
+        # Draft saves and the publish of a draft this process just saved, for a caller it knows,
+        # without a unit of work: each statement opens the request and commits
+        # (`RequestUnit.update_at_once`, `publish_saved_at_once`); served so far.
+        self.writes_at_once = True
+        self.written_at_once = 0
         self.introspection: IntrospectionAccess = introspection
         # Requests the compiled path answered (the rest ran through the resolvers).
         self.compiled_served = 0
@@ -705,21 +706,32 @@ class GraphQLEndpoint:
         context = self._context(request, built)
         context.read_only = False
         arguments = call.arguments
-        if plan.kind == "publish" and self.publish_at_once:
-            # A draft this process just saved: one statement, no unit of work.
+        if self.writes_at_once and not arguments.get("publish"):
+            # Without a unit of work: a draft save (a read and a write), or the publish of a
+            # draft this process just saved (one statement).
             try:
-                row = await context.publish_saved_at_once(
-                    plan.type_name,
-                    arguments["id"],
-                    expected_revision=arguments.get("expectedRevision"),
-                )
+                if plan.kind == "update":
+                    row = await context.update_at_once(
+                        plan.type_name,
+                        arguments["id"],
+                        arguments["data"],
+                        expected_revision=arguments.get("expectedRevision"),
+                    )
+                elif plan.kind == "publish":
+                    row = await context.publish_saved_at_once(
+                        plan.type_name,
+                        arguments["id"],
+                        expected_revision=arguments.get("expectedRevision"),
+                    )
+                else:
+                    row = None
             except CMSError as exc:
                 # It may have been committed: answered, never run a second time.
                 error = GraphQLError(exc.message, original_error=exc)
                 return _result_response(ExecutionResult(data=None, errors=[error]), media)
             if row is not None:
                 self.direct_served += 1
-                self.published_at_once += 1
+                self.written_at_once += 1
                 return _direct_response(call.body(row), media)
         try:
             unit = await context.unit()
