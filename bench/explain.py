@@ -19,7 +19,7 @@ import orjson
 
 from bench import floor_sql
 from bench.inprocess import Measured, Statement
-from bench.scenarios import OPENING_STATEMENTS, Scenario, opening_statements, update_variables
+from bench.scenarios import Scenario, opening_statements, update_variables
 from server.engine.postgres import PostgresAdapter
 
 _INDEX = re.compile(r"(?:Index(?: Only)? Scan(?: Backward)? using|Bitmap Index Scan on) (\w+)")
@@ -47,6 +47,12 @@ class Explained:
         return float(found.group(1)) if found else 0.0
 
 
+# How the recorded openings of a unit of work begin (`server.access.opening.opening_sql`).
+_OPENING = "SELECT cms_open"
+# The condition of a draft save without a lock (`documents._draft_save_seen`).
+_SEEN = "xmin::text = $17"
+
+
 class _Rollback(Exception):  # noqa: N818 (a signal, not an error)
     pass
 
@@ -67,9 +73,13 @@ async def explain_api(
         async with adapter.with_org_context(organization_id, read_only=True) as tx:
             return [await _explain(tx.conn, sql, args) for sql, args in statements]
     post_id, revision = measured.saves[0]
-    statements = (
-        measured.statements[0][OPENING_STATEMENTS:] + measured.statements[1][OPENING_STATEMENTS:]
-    )
+    # The pair's statements but the openings (a save or publish in a unit of work opens it first;
+    # one without runs the opening inside each statement).
+    statements = [
+        (sql, args)
+        for sql, args in measured.statements[0] + measured.statements[1]
+        if not sql.startswith(_OPENING)
+    ]
     # The publish of a saved draft writes only while the document is published as the save found
     # it ($18, its last argument), and not as it is: as before the pair, which published it. (A
     # locked publish writes in either case.)
@@ -85,7 +95,15 @@ async def explain_api(
                 revision,
                 published_hash,
             )
-            explained = [await _explain(tx.conn, sql, args) for sql, args in statements]
+            for sql, args in statements:
+                if _SEEN in sql:
+                    # A save without a lock writes only while the row is the version its read
+                    # saw ($17): the one just put back.
+                    seen = await tx.fetchval(
+                        "SELECT xmin::text FROM cms_documents WHERE id = $1", uuid.UUID(post_id)
+                    )
+                    args = (*args[:16], seen, *args[17:])
+                explained.append(await _explain(tx.conn, sql, args))
             raise _Rollback
     except _Rollback:
         pass

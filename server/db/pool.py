@@ -466,7 +466,7 @@ class Database:
             UnavailableError, TimedOutError: the connection was lost, or the statement ran out
                 of time: it may have been committed, so it must not run again.
         """
-        self.statements += 1
+        self.ran(sql, args)
         async with self.session() as conn:
             with translate_errors(conn):
                 kept = self.kept.get(sql)
