@@ -18,7 +18,8 @@ import pytest
 from server.access.auth import parse_credential
 from server.access.credentials import secret_digest
 from server.access.opening import known_callers, known_run_arguments
-from server.db.pool import NotWritten
+from server.content.documents import DocumentRow
+from server.db.pool import Database, NotWritten
 from server.services import Services
 from server.testing import GraphQLClient
 
@@ -498,3 +499,44 @@ async def test_a_save_at_once_writes_nothing_once_the_row_it_read_has_changed(
     after = await _state(cms_api, id)
     assert after[2]["views"] == 7
     assert len(after[6]) == len(before[6]) + 1
+
+
+async def test_a_session_that_lost_a_kept_statement_prepares_it_again(
+    cms_api: GraphQLClient,
+) -> None:
+    """On a connection of its own the server says whether the session has the kept statement,
+    which then runs without an exception block. Should the session have lost it, the call
+    writes nothing (the request would take the unit of work) and the next one prepares it."""
+    documents = cms_api.services.adapter
+    org = await cms_api.org_named(f"k-{uuid.uuid4().hex[:8]}")
+    key = await cms_api.key_for(org)
+    id, _ = await _twin(cms_api, key)
+    known = known_callers.fresh(parse_credential(f"Bearer {key}", None))
+    assert known is not None
+    opening = known_run_arguments(known, documents.tenancy)
+    database = Database(documents.database.direct_url, pool_size=1)
+    await database.connect()
+    try:
+
+        async def read() -> DocumentRow | None:
+            return await documents.read_for_save_at_once(
+                database, opening, cancel_after=None, id=uuid.UUID(id)
+            )
+
+        first = await read()
+        assert first is not None
+        async with database.session() as conn:
+            [name] = conn.kept_prepared
+            await conn.execute(f"DEALLOCATE {name}")
+        with pytest.raises(NotWritten):
+            await read()
+        again = await read()
+        assert again == first
+        async with database.session() as conn:
+            assert conn.kept_prepared == {name}
+            prepared = await conn.fetchval(
+                "SELECT count(*) FROM pg_prepared_statements WHERE name = $1", name
+            )
+        assert prepared == 1
+    finally:
+        await database.disconnect()

@@ -81,7 +81,7 @@ class KeptStatements:
             call=f"SELECT * FROM cms_run_kept($1, $2, $3, $4) AS t({columns})",
             call_at_once=(
                 "SELECT * FROM cms_write_known_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-                f" $12, $13) AS t({columns})"
+                f" $12, $13, $14) AS t({columns})"
             ),
             json_parameters=tuple(p.name in _JSON_TYPES for p in described.get_parameters()),
         )

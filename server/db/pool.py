@@ -80,6 +80,8 @@ class PooledConnection(asyncpg.Connection):
     """A pool connection, with the names of the reads prepared on its session (`cms_read`)."""
 
     prepared_reads: set[str]
+    # The kept statements (`server/db/kept.py`) prepared on its session by a write at once.
+    kept_prepared: set[str]
     # Statement descriptions kept by `described_statement`, by text, oldest use first.
     described: OrderedDict[str, Any]
 
@@ -141,6 +143,7 @@ class PooledConnection(asyncpg.Connection):
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     if isinstance(conn, PooledConnection):
         conn.prepared_reads = set()
+        conn.kept_prepared = set()
         conn.described = OrderedDict()
     # JSON travels as text both ways; orjson is the fastest correct codec for the JSONB-heavy load.
     for name in ("json", "jsonb"):
@@ -483,11 +486,27 @@ class Database:
                 if run is None:
                     raise NotWritten("a value of the write has no text form")
                 call = kept.call_at_once
-                arguments = (*opening, kept.name, sql, run, KEPT_PER_SESSION, refuse_wrong)
+                # Whether the session has the statement: a pooler's session is not known here.
+                prepared = None if self.transaction_pooled else kept.name in conn.kept_prepared
+                arguments = (
+                    *opening,
+                    kept.name,
+                    sql,
+                    run,
+                    KEPT_PER_SESSION,
+                    refuse_wrong,
+                    prepared,
+                )
                 try:
                     if self.transaction_pooled:
                         return await conn.fetchrow_described(call, *arguments, timeout=cancel_after)
-                    return await conn.fetchrow(call, *arguments, timeout=cancel_after)
+                    row = await conn.fetchrow(call, *arguments, timeout=cancel_after)
+                    conn.kept_prepared.add(kept.name)
+                    return row
+                except asyncpg.InvalidSQLStatementNameError as exc:
+                    # Deallocated for the session's cap since: prepared again next time.
+                    conn.kept_prepared.discard(kept.name)
+                    raise NotWritten(str(exc)) from exc
                 except TimeoutError as exc:
                     # Not a lost connection (translate_errors would take it for one): asyncpg
                     # cancelled the statement, which may have committed all the same.
