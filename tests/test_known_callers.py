@@ -10,6 +10,7 @@ it, after proving that the first ones took the short way.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -280,3 +281,20 @@ def test_fresh_facts_become_a_literal_only_when_quoting_alone_keeps_their_meanin
     fallback = opening_sql(credential, tenancy, read_only=True, known_facts=escaped, fresh=True)
     assert fallback.startswith("SELECT cms_open_known_request(")
     assert "quoted" not in fallback
+
+
+async def test_a_unit_of_work_that_checks_facts_in_full_makes_them_fresh_again(
+    cms_api: GraphQLClient,
+) -> None:
+    """Past their freshness, a caller's facts open a unit of work with the full credential check
+    (`cms_open_known_request`); found unchanged, they count as fresh again, so writes at once and
+    short reads go on for a caller that only writes."""
+    key = await cms_api.key_for(cms_api.org)
+    await cms_api.data(CREATE, {"t": "first"}, key=key)
+    credential = parse_credential(f"Bearer {key}", None)
+    facts = known_callers.get(credential)
+    assert facts is not None
+    known_callers._facts[credential] = (facts, time.monotonic() - 3600)  # long ago
+    assert known_callers.fresh(credential) is None
+    await cms_api.data(CREATE, {"t": "second"}, key=key)
+    assert known_callers.fresh(credential) == facts

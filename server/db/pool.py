@@ -491,7 +491,8 @@ class Database:
                 arguments = (
                     *opening,
                     kept.name,
-                    sql,
+                    # The text (some kilobytes) travels only when the session may need it.
+                    None if prepared else sql,
                     run,
                     KEPT_PER_SESSION,
                     refuse_wrong,

@@ -238,6 +238,10 @@ class RequestUnit:
             known = None
             tx = await self._begin(credential, None)
         if known is not None:
+            if fresh is None:
+                # `cms_open_known_request` checked the credential in full and found the facts
+                # unchanged: they are as fresh as a full opening's (for reads and writes at once).
+                known_callers.remember(credential, known)
             self.accept_principal(known)
         return tx
 
