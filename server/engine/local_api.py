@@ -644,16 +644,7 @@ class Collection:
         saved = publishable_drafts(ctx.registry).saved(self.type_name, document_id)
         if saved is not None and expected_revision in (None, saved.revision):
             return await self.api.adapter.publish_saved_draft(
-                ctx.tx,
-                id=document_id,
-                organization_id=ctx.organization_id,
-                type=self.type_name,
-                revision=saved.revision,
-                draft_hash=saved.draft_hash,
-                references=saved.references,
-                published_hash=saved.published_hash,
-                published_index=saved.published_index,
-                published_by=ctx.user_id,
+                ctx.tx, **self._saved_publish(document_id, saved, ctx.organization_id, ctx.user_id)
             )
         return await self._publish_by_id(ctx, id, expected_revision, with_data=False)
 
@@ -757,18 +748,33 @@ class Collection:
                 self.api.adapter.database,
                 opening,
                 cancel_after=cancel_after,
-                id=document_id,
-                organization_id=principal.organization_id,
-                type=self.type_name,
-                revision=saved.revision,
-                draft_hash=saved.draft_hash,
-                references=saved.references,
-                published_hash=saved.published_hash,
-                published_index=saved.published_index,
-                published_by=principal.user_id,
+                **self._saved_publish(
+                    document_id, saved, principal.organization_id, principal.user_id
+                ),
             )
         except NotWritten:
             return None
+
+    def _saved_publish(
+        self,
+        document_id: uuid.UUID,
+        saved: SavedDraft,
+        organization_id: uuid.UUID,
+        published_by: str | None,
+    ) -> dict[str, Any]:
+        """The arguments of the publish of the draft `saved` (`publish_saved_draft` and
+        `publish_saved_draft_at_once`)."""
+        return {
+            "id": document_id,
+            "organization_id": organization_id,
+            "type": self.type_name,
+            "revision": saved.revision,
+            "draft_hash": saved.draft_hash,
+            "references": saved.references,
+            "published_hash": saved.published_hash,
+            "published_index": saved.published_index,
+            "published_by": published_by,
+        }
 
     async def _publish_by_id(
         self,
