@@ -117,6 +117,20 @@ def _declared(schema_type: SchemaType, data: Mapping[str, Any]) -> dict[str, Any
     return {key: value for key, value in data.items() if key in declared}
 
 
+def _merged(
+    schema_type: SchemaType, draft: Mapping[str, Any] | None, data: Mapping[str, Any]
+) -> dict[str, Any]:
+    """An update's draft: `data`'s top-level keys over the declared part of `draft` (`None`
+    removes a key)."""
+    merged = _declared(schema_type, draft or {})
+    for key, value in data.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
 def _same_json(data: Mapping[str, Any], stored: Mapping[str, Any] | None) -> bool:
     # Exactly the same JSON (keys in any order), so 1 and 1.0 differ as they do in jsonb.
     return stored is not None and orjson.dumps(data, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
@@ -539,12 +553,7 @@ class Collection:
         if current is None:  # the singleton's first save creates it
             document = {key: value for key, value in data.items() if value is not None}
             return await self._insert(ctx, document, publish=publish, id=parse_id(id))
-        merged = _declared(schema_type, current.draft_data or {})
-        for key, value in data.items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
+        merged = _merged(schema_type, current.draft_data, data)
         # Publishing after the save reads the draft the save wrote.
         row = await self._save(
             ctx,
@@ -688,12 +697,7 @@ class Collection:
             if current is None or current.type != self.type_name:
                 return None
             check_revision(current, expected_revision)
-            merged = _declared(schema_type, current.draft_data or {})
-            for key, value in data.items():
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
+            merged = _merged(schema_type, current.draft_data, data)
             document, draft_hash, references, publishable = self._prepare(
                 registry, merged, publish=False, publishing_next=current.is_published
             )

@@ -39,7 +39,7 @@ from server.content.documents import DocumentRow
 from server.db.pool import Tx
 from server.db.tenancy import unit_of_work
 from server.engine.context import Context
-from server.engine.local_api import LocalAPI
+from server.engine.local_api import Collection, LocalAPI
 from server.errors import CMSError, UnauthenticatedError
 
 if TYPE_CHECKING:
@@ -148,10 +148,12 @@ class RequestUnit:
             known_callers.remember(self._credential, facts)
             return unit
 
-    def _at_once(self) -> tuple[Principal, tuple[Any, ...]] | None:
-        """The caller and its opening for a write without a unit of work: only for a caller whose
-        facts a full opening found recently, and only when no consistency token is wanted (it is
-        read after a commit, in a transaction's way). None otherwise."""
+    def _at_once(
+        self, type_name: str
+    ) -> tuple[Collection, Principal, Registry, tuple[Any, ...]] | None:
+        """The collection, caller, registry and opening for a write without a unit of work: only
+        for a caller whose facts a full opening found recently, and only when no consistency
+        token is wanted (it is read after a commit, in a transaction's way). None otherwise."""
         if self.wants_consistency_token or self._tx is not None or not self.authorization:
             return None
         try:
@@ -162,9 +164,12 @@ class RequestUnit:
         if known is None:
             return None
         try:
-            return principal_from_text(known), known_run_arguments(known, self.api.adapter.tenancy)
+            opening = known_run_arguments(known, self.api.adapter.tenancy)
         except FactsChanged:
             return None
+        registry = self.registry()
+        collection = self.api.collection(type_name, registry)
+        return collection, principal_from_text(known), registry, opening
 
     def _cancel_after(self) -> float | None:
         return self.api.adapter.tenancy.statement_timeout_ms / 1000 or None
@@ -180,12 +185,11 @@ class RequestUnit:
             UnavailableError, TimedOutError: the write may have been committed; it must not run
                 again.
         """
-        caller = self._at_once()
-        if caller is None:
+        found = self._at_once(type_name)
+        if found is None:
             return None
-        principal, opening = caller
-        registry = self.registry()
-        return await self.api.collection(type_name, registry).update_at_once(
+        collection, principal, registry, opening = found
+        return await collection.update_at_once(
             principal,
             registry,
             opening,
@@ -206,12 +210,11 @@ class RequestUnit:
             UnavailableError, TimedOutError: the statement may have been committed; it must not
                 run again.
         """
-        caller = self._at_once()
-        if caller is None:
+        found = self._at_once(type_name)
+        if found is None:
             return None
-        principal, opening = caller
-        registry = self.registry()
-        return await self.api.collection(type_name, registry).publish_saved_at_once(
+        collection, principal, registry, opening = found
+        return await collection.publish_saved_at_once(
             principal,
             registry,
             opening,
