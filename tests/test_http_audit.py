@@ -215,6 +215,14 @@ async def test_multipart_requests_follow_the_multipart_request_spec(
     assert (missing.status_code, codes(missing.json())) == (400, ["BAD_REQUEST"])
 
 
+async def _as_json(http: httpx.AsyncClient, path: str) -> httpx.Response:
+    return await http.post(path, json={"query": "{ __typename }"})
+
+
+async def _as_graphql_get(http: httpx.AsyncClient, path: str) -> httpx.Response:
+    return await http.get(path, params={"query": "{ __typename }"})
+
+
 @pytest.mark.parametrize("path", ["/graphql", "/api/graphql"])
 async def test_an_unexpected_error_is_a_plain_500_and_reaches_the_server(
     cms_api: GraphQLClient, monkeypatch: pytest.MonkeyPatch, path: str
@@ -224,24 +232,28 @@ async def test_an_unexpected_error_is_a_plain_500_and_reaches_the_server(
     `HTTPException` as its status."""
     endpoint = cms_api.app.state.graphql
 
-    async def fails(request: Any, limit: int) -> Any:
+    # `current` (the schema of the request) is where every request to the endpoint passes,
+    # whichever way it is read (`server/http/json_post.py`).
+    def fails() -> Any:
         raise LookupError("a fault of the endpoint")
 
-    monkeypatch.setattr(endpoint, "handle", fails)
+    monkeypatch.setattr(endpoint, "current", fails)
     transport = httpx.ASGITransport(app=cms_api.app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        response = await http.post(path, json={"query": "{ __typename }"})
-        assert response.status_code == 500
-        assert response.text == "Internal Server Error"
-        assert response.headers["content-type"].startswith("text/plain")
+        for send in (_as_json, _as_graphql_get):
+            response = await send(http, path)
+            assert response.status_code == 500
+            assert response.text == "Internal Server Error"
+            assert response.headers["content-type"].startswith("text/plain")
 
-        async def refuses(request: Any, limit: int) -> Any:
+        def refuses() -> Any:
             raise HTTPException(418, "no tea", headers={"X-Why": "coffee"})
 
-        monkeypatch.setattr(endpoint, "handle", refuses)
-        response = await http.post(path, json={"query": "{ __typename }"})
-        assert (response.status_code, response.text) == (418, "no tea")
-        assert response.headers["x-why"] == "coffee"
-    monkeypatch.setattr(endpoint, "handle", fails)
+        monkeypatch.setattr(endpoint, "current", refuses)
+        for send in (_as_json, _as_graphql_get):
+            response = await send(http, path)
+            assert (response.status_code, response.text) == (418, "no tea")
+            assert response.headers["x-why"] == "coffee"
+    monkeypatch.setattr(endpoint, "current", fails)
     with pytest.raises(LookupError):
         await cms_api.client.post(path, json={"query": "{ __typename }"})

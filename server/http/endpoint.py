@@ -50,6 +50,7 @@ from server.graphql.context import RequestContext
 from server.graphql.extensions import format_error
 from server.graphql.introspection import introspects
 from server.graphql.schema import MAX_TOKENS, BuiltSchema, build_schema
+from server.http.json_post import JsonPost, read_body, replaying
 from server.http.playground import playground_response
 from server.query import round_trip, run
 from server.query.plan import chosen_operation
@@ -359,6 +360,9 @@ class GraphQLEndpoint:
         # (`RequestUnit.update_at_once`, `publish_saved_at_once`); served so far.
         self.writes_at_once = True
         self.written_at_once = 0
+        # A JSON POST read from the ASGI scope without Starlette's request objects, while the
+        # compiled read path may answer it (`server/http/json_post.py`).
+        self.direct_posts = True
         self.introspection: IntrospectionAccess = introspection
         # Requests the compiled path answered (the rest ran through the resolvers).
         self.compiled_served = 0
@@ -398,6 +402,12 @@ class GraphQLEndpoint:
         self._built, self._checked = built, None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.compiled_reads and self.direct_posts:
+            post = JsonPost.of(scope, self.max_body_bytes)
+            if post is not None:
+                answered, receive = await self._json_post(post, scope, receive, send)
+                if answered:
+                    return
         headers = _RequestHeaders(scope)
         limit = self._limit(headers)
         request = _Request(scope, _limited(receive, limit), headers)
@@ -407,6 +417,42 @@ class GraphQLEndpoint:
             # answers and GraphiQL are not for shared caches.
             response.headers["Cache-Control"] = caching.NO_STORE
         await response(scope, receive, send)
+
+    async def _json_post(
+        self, post: JsonPost, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[bool, Receive]:
+        """A JSON POST served as `handle` would serve it, without Starlette's request objects
+        until the compiled read path turns it down (`server/http/json_post.py`).
+
+        Returns whether it was answered, and the `receive` the usual way goes on with when it was
+        not: anything `handle` would refuse or check differently goes that way from the start,
+        its body replayed.
+        """
+        media = response_media_type(post.headers.get("accept"))
+        if media is None:
+            return False, receive
+        body, messages = await read_body(receive, self.max_body_bytes)
+        if body is None or not body.strip():
+            return False, replaying(messages, receive)
+        try:
+            params = Params.from_mapping(orjson.loads(body))
+        except (orjson.JSONDecodeError, HTTPError):
+            return False, replaying(messages, receive)
+        store = self.delivery.persisted if self.delivery is not None else None
+        if params.persisted_hash is not None or (store is not None and store.mode == "trusted"):
+            return False, replaying(messages, receive)
+        built = self.current()
+        response = await self._compiled(post, params, media, built)
+        if response is None:
+            # Past the compiled read, which must not run twice: on as `_execute` goes on.
+            receive = replaying(messages, receive)
+            request = _Request(scope, receive, _RequestHeaders(scope))
+            try:
+                response = await self._uncompiled(request, params, media, built, None, True)
+            except HTTPError as error:
+                response = _refusal(error, media)
+        await response(scope, receive, send)
+        return True, receive
 
     def _limit(self, headers: Headers) -> int:
         multipart = headers.get("content-type", "").lower().startswith(MULTIPART)
@@ -480,6 +526,18 @@ class GraphQLEndpoint:
             compiled = await self._compiled(request, params, media, built, token)
             if compiled is not None:
                 return compiled
+        return await self._uncompiled(request, params, media, built, token, trusted)
+
+    async def _uncompiled(
+        self,
+        request: Request,
+        params: Params,
+        media: str,
+        built: BuiltSchema,
+        token: int | None,
+        trusted: bool,
+    ) -> Response:
+        """The request past the compiled read path: a direct write, or the resolvers."""
         if self.direct_writes and trusted and request.method == "POST":
             written = await self._direct_write(request, params, media, built)
             if written is not None:
@@ -621,7 +679,7 @@ class GraphQLEndpoint:
 
     async def _compiled(
         self,
-        request: Request,
+        request: Request | JsonPost,
         params: Params,
         media: str,
         built: BuiltSchema,
