@@ -239,13 +239,15 @@ async def _existing(url: str, dataset: Dataset) -> Loaded | None:
 
 
 async def _post_ids(loaded: Loaded) -> tuple[list[str], list[str]]:
-    """Published posts of the scenarios' organization: 1000 to read, 1024 others to write."""
+    """Published posts of the scenarios' organization: 1000 to read, and 1024 others to write
+    for each of `runner.WRITE_SHARES` targets."""
     conn = await asyncpg.connect(loaded.url)
     try:
         rows = await conn.fetch(
             "SELECT id::text AS id FROM cms_documents WHERE type = 'post'"
-            " AND status = 'published' AND organization_id = $1 ORDER BY md5(id::text) LIMIT 2024",
+            " AND status = 'published' AND organization_id = $1 ORDER BY md5(id::text) LIMIT $2",
             loaded.organization_id,
+            1000 + 1024 * runner.WRITE_SHARES,
         )
     finally:
         await conn.close()

@@ -53,7 +53,7 @@ class JsonPost:
     def of(cls, scope: Scope, limit: int) -> JsonPost | None:
         """The request, when it is a POST of plain JSON no larger than `limit` by its own
         account and without a consistency token; else None (the usual way serves it)."""
-        if scope["method"] != "POST":
+        if scope.get("method") != "POST":
             return None
         headers: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
