@@ -2,13 +2,13 @@
 
 Most requests a frontend sends are `POST /graphql` with `Content-Type: application/json` and a
 small body. For those, Starlette's `Request` (its header list, its body stream, the size limit
-wrapped around `receive`) and the endpoint's layers above the compiled read cost about a sixth of
+wrapped around `receive`) and the endpoint's layers above the compiled read cost about a tenth of
 the worker's CPU for a one-document read. `JsonPost.of` takes what the endpoint needs from the
 scope in one pass over the headers, and `read_body` reads the body; the endpoint serves the
 request from them when it can (`GraphQLEndpoint._json_post`).
 
-Anything else goes the usual way, and nothing is lost doing so: `read_body` hands back a
-`receive` that replays the messages it took before passing on to the server's, so the request's
+Anything else goes the usual way, and nothing is lost doing so: `replaying` gives it a `receive`
+that replays the messages `read_body` took before passing on to the server's, so the request's
 own path reads, checks and refuses the body exactly as if nothing had read it first.
 """
 
