@@ -438,17 +438,20 @@ class GraphQLEndpoint:
             params = Params.from_mapping(orjson.loads(body))
         except (orjson.JSONDecodeError, HTTPError):
             return False, replaying(messages, receive)
-        store = self.delivery.persisted if self.delivery is not None else None
-        if params.persisted_hash is not None or (store is not None and store.mode == "trusted"):
+        if params.persisted_hash is not None:
             return False, replaying(messages, receive)
         built = self.current()
-        response = await self._compiled(post, params, media, built)
+        # Without a hash, the document as sent, and whether it may run as anyone's.
+        resolved = await self._persisted(params)
+        assert not isinstance(resolved, GraphQLError)
+        params, trusted = resolved
+        response = await self._compiled(post, params, media, built) if trusted else None
         if response is None:
             # Past the compiled read, which must not run twice: on as `_execute` goes on.
             receive = replaying(messages, receive)
             request = _Request(scope, receive, _RequestHeaders(scope))
             try:
-                response = await self._uncompiled(request, params, media, built, None, True)
+                response = await self._uncompiled(request, params, media, built, None, trusted)
             except HTTPError as error:
                 response = _refusal(error, media)
         await response(scope, receive, send)
