@@ -1,7 +1,10 @@
 """Back-references over HTTP: `referencedBy` on every document type, and in delete answers.
 
-Answered from the reference index (`cms_document_references`) by the resolvers: the compiled read
-path leaves any operation that selects `referencedBy` to them (the planner makes no plan).
+Answered from the reference index (`cms_document_references`): by the compiled read path, in the
+read's one statement, and by the resolvers (`RequestContext.referenced_by`), which answer what the
+compiled path turns down (errors, a published-only key asking for drafts). Both answer alike
+(`test_referenced_by_is_read_compiled_as_the_resolvers_answer`, and the differential test of
+`tests/test_compiled_reads.py`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.both_paths import both_paths, in_order
 from tests.conftest import GraphQLClient
 
 BACK = """query($id: ID!, $p: String, $bp: String, $limit: Int, $offset: Int) {
@@ -159,24 +163,70 @@ async def test_delete_and_unpublish_answers_say_which_references_break(
     }
 
 
-async def test_referenced_by_takes_the_resolver_path(cms_api: GraphQLClient) -> None:
-    ada = await create(cms_api, "author", {"name": "Ada"})
-    await post(cms_api, "One", ada)
-    endpoint = cms_api.app.state.graphql
-    planner = endpoint.current().planner
-    query = "query($id: ID!) { author(id: $id) { name referencedBy { totalDocs } } }"
-    fragment = (
-        "query($id: ID!) { post: allPost { author { ...A } } }"
-        " fragment A on Author { referencedBy { docs { id } } }"
-    )
-    assert planner.plan(query, None) is None
-    assert planner.plan(fragment, None) is None
-    assert planner.plan("query($id: ID!) { author(id: $id) { name } }", None) is not None
+async def _both_ways(
+    gql: GraphQLClient, query: str, variables: dict[str, Any], key: str = "default"
+) -> tuple[Any, Any, int]:
+    """The answers of the compiled path and of the resolvers (keys in order), and how many
+    requests the compiled path served."""
+    endpoint = gql.app.state.graphql
     before = endpoint.compiled_served
-    data = await cms_api.data(query, {"id": ada})
-    assert data["author"] == {"name": "Ada", "referencedBy": {"totalDocs": 1}}
-    assert endpoint.compiled_served == before
-    assert endpoint.compiled_failures == 0
+    compiled, reference = await both_paths(gql, query, variables, key)
+    served = endpoint.compiled_served - before
+    return in_order(compiled.content), in_order(reference.content), served
+
+
+async def test_referenced_by_is_read_compiled_as_the_resolvers_answer(
+    cms_api: GraphQLClient,
+) -> None:
+    ada = await create(cms_api, "author", {"name": "Ada"})
+    one = await post(cms_api, "One", ada)
+    await post(cms_api, "Two", ada, publish=False)
+    await create(cms_api, "author", {"name": "Grace", "mentor": ada})
+    # A cycle through the back-references: One's author reads One among Ada's referrers again.
+    deep = (
+        "query($id: ID!) { post(id: $id, depth: 2) { title author { name"
+        " referencedBy(depth: 1) { totalDocs docs { __typename ... on Post { title"
+        ' author { name referencedBy(perspective: "draft") { totalDocs } } } } } } } }'
+    )
+    stub = (
+        "query($id: ID!) { post(id: $id, depth: 0) { author { _resolved"
+        " referencedBy(limit: 500, offset: 3) { totalDocs limit offset page totalPages"
+        " hasNextPage hasPrevPage docs { id } } } } }"
+    )
+    fragment = (
+        '{ allPost(perspective: "draft") { title author { ...A } } }'
+        " fragment A on Author { name again: referencedBy(limit: 1, offset: 1) { docs { id } }"
+        " referencedBy { docs { id ... on Author { name } } } }"
+    )
+    asked: list[tuple[str, dict[str, Any]]] = [
+        (BACK, {"id": ada}),
+        (BACK, {"id": ada, "p": "draft"}),
+        (BACK, {"id": ada, "bp": "draft", "limit": 1, "offset": 1}),
+        (BACK, {"id": ada, "bp": "published", "limit": 2, "offset": 5}),
+        (BACK, {"id": one}),  # not an author: null
+        (deep, {"id": one}),
+        (stub, {"id": one}),
+        (fragment, {}),
+    ]
+    for query, variables in asked:
+        compiled, reference, served = await _both_ways(cms_api, query, variables)
+        assert compiled == reference, (query, variables)
+        assert served == 1, query
+        assert not any(key == "errors" for key, _ in compiled)
+    # Arguments the checks refuse, answered (with their errors) by the resolvers.
+    for variables in (
+        {"id": ada, "bp": "nope"},
+        {"id": ada, "limit": 0},
+        {"id": ada, "offset": -1},
+    ):
+        compiled, reference, served = await _both_ways(cms_api, BACK, variables)
+        assert (compiled, served) == (reference, 0)
+        assert "BAD_USER_INPUT" in repr(compiled)
+    # A singleton's own, which the resolvers answer (the empty singleton's: NOT_FOUND).
+    own = "{ siteSettings { siteName referencedBy { totalDocs } } }"
+    compiled, reference, served = await _both_ways(cms_api, own, {})
+    assert (compiled, served) == (reference, 0)
+    assert cms_api.app.state.graphql.compiled_failures == 0
 
 
 async def test_published_only_keys_read_published_back_references_only(

@@ -17,11 +17,11 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from graphql import (
+    GraphQLInterfaceType,
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLUnionType,
@@ -30,6 +30,7 @@ from graphql import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.both_paths import both_paths, in_order
 from tests.conftest import GraphQLClient
 
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
@@ -537,9 +538,14 @@ class Draw:
 
 def _selection(d: Draw, schema: GraphQLSchema, type_: Any, level: int) -> str:
     named = get_named_type(type_)
-    if isinstance(named, GraphQLUnionType):
+    if isinstance(named, GraphQLUnionType | GraphQLInterfaceType):
         parts = ["__typename"]
-        for member in named.types:
+        if isinstance(named, GraphQLInterfaceType) and d.draw(st.booleans()):
+            parts.append(_object(d, schema, named, level))
+        members = (
+            named.types if isinstance(named, GraphQLUnionType) else schema.get_possible_types(named)
+        )
+        for member in members:
             if d.draw(st.booleans()):
                 parts.append(f"... on {member.name} {{ {_object(d, schema, member, level)} }}")
         return " ".join(parts)
@@ -547,20 +553,30 @@ def _selection(d: Draw, schema: GraphQLSchema, type_: Any, level: int) -> str:
     return _object(d, schema, named, level)
 
 
-def _object(d: Draw, schema: GraphQLSchema, named: GraphQLObjectType, level: int) -> str:
-    # `referencedBy` is served by the resolvers only (`tests/test_back_references.py`).
-    names = sorted(name for name in named.fields if name != "referencedBy")
+def _object(
+    d: Draw, schema: GraphQLSchema, named: GraphQLObjectType | GraphQLInterfaceType, level: int
+) -> str:
+    # A singleton's own back-references are the resolvers' (`tests/test_back_references.py`).
+    names = sorted(
+        name
+        for name in named.fields
+        if not (name == "referencedBy" and level == 0 and named.name == "SiteSettings")
+    )
     chosen = d.draw(st.lists(st.sampled_from(names), min_size=1, max_size=6, unique=True))
+    if "referencedBy" in names and "referencedBy" not in chosen and d.draw(st.integers(0, 3)) == 0:
+        chosen.append("referencedBy")  # one field among many, and the one with most to check
     parts = []
     for name in chosen:
         field_type = named.fields[name].type
         inner = get_named_type(field_type)
         alias = f"{d.name('a')}: " if d.draw(st.integers(0, 4)) == 0 else ""
-        if isinstance(inner, GraphQLObjectType | GraphQLUnionType):
+        if isinstance(inner, GraphQLObjectType | GraphQLUnionType | GraphQLInterfaceType):
             if level >= 5:
                 continue
+            arguments = _back_reference_arguments(d) if name == "referencedBy" else ""
             text = (
-                f"{alias}{name}{d.directive()} {{ {_selection(d, schema, field_type, level + 1)} }}"
+                f"{alias}{name}{arguments}{d.directive()}"
+                f" {{ {_selection(d, schema, field_type, level + 1)} }}"
             )
         else:
             text = f"{alias}{name}{d.directive()}"
@@ -577,6 +593,23 @@ def _object(d: Draw, schema: GraphQLSchema, named: GraphQLObjectType, level: int
             d.fragments.append(f"fragment {fragment} on {named.name} {{ {' '.join(moved)} }}")
             parts.append(f"...{fragment}")
     return " ".join(parts) or "__typename"
+
+
+def _back_reference_arguments(d: Draw) -> str:
+    """`referencedBy`'s arguments, each left out, written or a variable (at times out of range)."""
+    drawn = {
+        "perspective": ("String", d.draw(st.sampled_from([None, "published", "draft"]))),
+        "limit": ("Int", d.draw(st.one_of(st.none(), st.integers(0, 3)))),
+        "offset": ("Int", d.draw(st.one_of(st.none(), st.integers(0, 2)))),
+        "depth": ("Int", d.draw(st.one_of(st.none(), st.integers(0, 2)))),
+    }
+    args = []
+    for name, (graphql_type, value) in drawn.items():
+        if value is None:
+            continue
+        written = d.variable(graphql_type, value) if d.draw(st.booleans()) else json.dumps(value)
+        args.append(f"{name}: {written}")
+    return f"({', '.join(args)})" if args else ""
 
 
 SORTS: dict[str, list[list[str] | None]] = {
@@ -656,22 +689,9 @@ def _query(d: Draw, schema: GraphQLSchema, corpus: Corpus) -> str:
     return " ".join([f"query Q{declarations} {{ {roots} }}", *d.fragments])
 
 
-def _decoded(text: bytes) -> Any:
-    return json.loads(text, object_pairs_hook=list, parse_float=Decimal, parse_int=Decimal)
-
-
 async def _both(corpus: Corpus, query: str, variables: dict[str, Any], key: str) -> tuple[Any, Any]:
-    gql = corpus.gql
-    endpoint = gql.app.state.graphql
-    endpoint.compiled_reads = True
-    compiled = await gql.post(query, variables, key=key)
-    endpoint.compiled_reads = False
-    try:
-        reference = await gql.post(query, variables, key=key)
-    finally:
-        endpoint.compiled_reads = True
-    assert compiled.status_code == reference.status_code
-    return _decoded(compiled.content), _decoded(reference.content)
+    compiled, reference = await both_paths(corpus.gql, query, variables, key)
+    return in_order(compiled.content), in_order(reference.content)
 
 
 @pytest.mark.slow
@@ -820,9 +840,6 @@ RESOLVER_PATH = [
     # Errors are always answered by the resolvers (here: depth out of range, unknown field).
     "{ allAuthor(depth: 9) { name } }",
     "{ allAuthor { nope } }",
-    # Back-references are answered by the resolvers, wherever they are selected.
-    "{ allAuthor(limit: 1) { name referencedBy { totalDocs } } }",
-    "{ siteSettings { mainNav { ... on Page { referencedBy { docs { id } } } } } }",
 ]
 COMPILED_PATH = [
     "{ allAuthor(limit: 1) { name } }",
@@ -830,6 +847,9 @@ COMPILED_PATH = [
     '{ allPostPage(limit: 1) { totalDocs } documents(type: "author", limit: 1) { docs } }',
     "{ a: allCategory(limit: 1) { __typename } b: allMenu(limit: 1) { title } }",
     '{ siteSettings { siteName } d: siteSettings(perspective: "draft", depth: 0) { id } }',
+    # Back-references, wherever they are selected.
+    "{ allAuthor(limit: 1) { name referencedBy { totalDocs } } }",
+    "{ siteSettings { mainNav { ... on Page { referencedBy { docs { id } } } } } }",
 ]
 
 

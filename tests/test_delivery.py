@@ -207,6 +207,23 @@ async def test_drafts_and_private_keys_are_not_stored(api: GraphQLClient) -> Non
     assert owner.headers["etag"]
 
 
+async def test_back_references_are_not_stored(api: GraphQLClient) -> None:
+    # A page of back-references changes when any document starts to reference its target: no
+    # surrogate key names those, so such an answer is read compiled but not kept.
+    author_id, post_id = await _author_and_post(api)
+    public_key = await api.key_for(api.org, role="viewer", published_only=True)
+    query = "query($id: ID!) { author(id: $id) { name referencedBy { docs { id } } } }"
+    endpoint = api.app.state.graphql
+    before = endpoint.compiled_served
+    response = await _get(api, {"query": query, "variables": {"id": author_id}}, public_key)
+    assert endpoint.compiled_served == before + 1
+    assert response.json() == {
+        "data": {"author": {"name": "Ada", "referencedBy": {"docs": [{"id": post_id}]}}}
+    }
+    assert response.headers["cache-control"] == "private, no-store"
+    assert "surrogate-key" not in response.headers
+
+
 async def test_the_resolver_path_is_never_cacheable(cms_database_url: str) -> None:
     async with running_api(cms_database_url, compiled_reads=False) as api:
         _, post_id = await _author_and_post(api)

@@ -149,6 +149,20 @@ async def test_several_root_fields_share_one_statement(
     assert count == READ
 
 
+async def test_back_references_of_a_whole_list_are_one_statement(
+    cms_api: GraphQLClient, blog: list[str]
+) -> None:
+    query = (
+        "{ allAuthor(limit: 50) { name referencedBy(limit: 2, depth: 1) { totalDocs"
+        " docs { ... on Post { title author { name referencedBy { totalDocs } } } } } } }"
+    )
+    count, data = await statements(cms_api, orjson.dumps({"query": query}))
+    # Every post references its author (and some authors a mentor).
+    assert sum(a["referencedBy"]["totalDocs"] for a in data["allAuthor"]) > POSTS
+    assert max(len(a["referencedBy"]["docs"]) for a in data["allAuthor"]) == 2
+    assert count == READ
+
+
 async def test_a_draft_save_and_a_publish_cost_a_fixed_number_of_statements(
     cms_api: GraphQLClient, blog: list[str]
 ) -> None:

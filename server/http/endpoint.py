@@ -704,7 +704,11 @@ class GraphQLEndpoint:
             return None
         if not request.headers.get("authorization"):
             return None
-        cacheable = request.method == "GET" and not statement.reads_drafts
+        cacheable = (
+            request.method == "GET"
+            and not statement.reads_drafts
+            and not statement.reads_back_references
+        )
         try:
             credential = self.reads.credential(
                 request.headers.get("authorization"), request.headers.get("x-organization-id")
@@ -722,7 +726,7 @@ class GraphQLEndpoint:
         except UnavailableError as exc:
             # No database to fall back on either: the resolver path would only wait again.
             return _unavailable(_error_body(exc.code, exc.message), media)
-        except (CMSError, round_trip.ReadNotPrepared, TimeoutError):
+        except (CMSError, round_trip.ReadNotPrepared, round_trip.ReadDeclined, TimeoutError):
             return None
         except Exception:
             # A fault of the compiled path itself must not cost the client its answer: the

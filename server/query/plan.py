@@ -3,9 +3,9 @@
 A plan is made once per (schema, document text, operation name) and kept in a small LRU cache on
 the schema. The compiled path serves queries whose every root field is a document read:
 `<type>(id)`, `all<Type>`, `all<Type>Page` of a generated document type, a singleton's `<type>`,
-and `documents`. Anything else (mutations, access and asset operations, introspection, a document
-that does not parse or validate, and a selection of `referencedBy`) has no plan and runs through
-Strawberry, which also answers every error.
+and `documents`, with whatever they select (`referencedBy` of a document too). Anything else
+(mutations, access and asset operations, introspection, a document that does not parse or
+validate) has no plan and runs through Strawberry, which also answers every error.
 """
 
 from __future__ import annotations
@@ -21,15 +21,10 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
-    GraphQLInterfaceType,
-    GraphQLObjectType,
-    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
-    TypeInfo,
-    TypeInfoVisitor,
     VariableNode,
     Visitor,
     parse,
@@ -49,7 +44,7 @@ if TYPE_CHECKING:
 
 RootKind = Literal["one", "all", "page", "documents", "singleton"]
 PLAN_CACHE_SIZE = 512
-# A document's back-references (`RequestContext.referenced_by`): served by the resolvers only.
+# A document's back-references (`RequestContext.referenced_by` on the resolver path).
 BACK_REFERENCES = "referencedBy"
 STATEMENTS_PER_PLAN = 64
 
@@ -69,14 +64,15 @@ class Plan:
     document: DocumentNode
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
-    # Variables that @include / @skip read: their values are part of the statement's cache key.
-    directive_variables: tuple[str, ...]
+    # Variables that shape a selection's SQL (those @include / @skip and the arguments of
+    # `referencedBy` read): their values are part of the selections' memo key.
+    selection_variables: tuple[str, ...]
     # Variables used only as the `id` of `<type>(id)`: a bind value each, so a statement bound
     # for one id serves every other (`run.bind`).
     id_variables: frozenset[str] = frozenset()
-    # (root response key, depth, perspective, directive values, ...) -> the selection's SQL, and
-    # whether it reads assets.
-    selections: dict[tuple[object, ...], tuple[str, bool]] = field(default_factory=dict)
+    # (root response key, depth, perspective, selection variables' values, ...) -> the
+    # selection's SQL and what it reads (`server.query.sql.Selection`).
+    selections: dict[tuple[object, ...], Any] = field(default_factory=dict)
     # The variables' JSON -> the bound statement: frontends send the same few requests again and
     # again, and then nothing is left to do but run it. (`server.query.run.Statement`.)
     statements: OrderedDict[bytes, Any] = field(default_factory=OrderedDict)
@@ -173,13 +169,11 @@ class Planner:
         names = _root_field_names(operation.selection_set, fragments, set())
         if not names or any(name not in self.roots for name in names):
             return None
-        if _reads_back_references(self.schema._schema, document):
-            return None
         return Plan(
             document=document,
             operation=operation,
             fragments=fragments,
-            directive_variables=tuple(sorted(_directive_variables(document))),
+            selection_variables=tuple(sorted(_selection_variables(document))),
             id_variables=self._id_variables(document, operation),
         )
 
@@ -201,26 +195,6 @@ class Planner:
                     as_id[argument.value.name.value] += 1
         anywhere = Counter(node.name.value for node in _variables(document))
         return frozenset(name for name, count in as_id.items() if anywhere[name] == count)
-
-
-def _reads_back_references(schema: GraphQLSchema, document: DocumentNode) -> bool:
-    """Whether the document selects `referencedBy` of a document: the resolvers answer those."""
-    type_info = TypeInfo(schema)
-    found = False
-
-    class Finder(Visitor):
-        def enter_field(self, node: FieldNode, *_: object) -> None:
-            nonlocal found
-            parent = type_info.get_parent_type()
-            if node.name.value == BACK_REFERENCES and isinstance(
-                parent, GraphQLObjectType | GraphQLInterfaceType
-            ):
-                found |= parent.name == "Document" or any(
-                    i.name == "Document" for i in parent.interfaces
-                )
-
-    visit(document, TypeInfoVisitor(type_info, Finder()))
-    return found
 
 
 def _root_field_names(
@@ -257,7 +231,9 @@ def _variables(document: DocumentNode) -> list[VariableNode]:
     return found
 
 
-def _directive_variables(document: DocumentNode) -> set[str]:
+def _selection_variables(document: DocumentNode) -> set[str]:
+    """The variables @include / @skip read, and those of `referencedBy`'s arguments: the SQL of
+    a selection depends on their values (the arguments of a root field are read apart)."""
     found: set[str] = set()
 
     def visit(selection_set: SelectionSetNode | None) -> None:
@@ -266,6 +242,10 @@ def _directive_variables(document: DocumentNode) -> set[str]:
         for selection in selection_set.selections:
             for directive in selection.directives or ():
                 for argument in directive.arguments or ():
+                    if isinstance(argument.value, VariableNode):
+                        found.add(argument.value.name.value)
+            if isinstance(selection, FieldNode) and selection.name.value == BACK_REFERENCES:
+                for argument in selection.arguments or ():
                     if isinstance(argument.value, VariableNode):
                         found.add(argument.value.name.value)
             if isinstance(selection, FieldNode | InlineFragmentNode):

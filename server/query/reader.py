@@ -130,6 +130,8 @@ class CompiledReads:
         except FactsChanged:
             # The replica has not replayed the access counter the facts carry: the primary has.
             return None
+        except round_trip.ReadDeclined:
+            raise  # the primary would decline it too
         except Exception as exc:
             self.replicas.failed(replica, exc)
             return None

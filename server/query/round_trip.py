@@ -77,6 +77,14 @@ class ReadNotPrepared(Exception):  # noqa: N818 (a signal: the resolver path ans
     """The session lost a read it had prepared (`DEALLOCATE`); the next call prepares it again."""
 
 
+# `cms_read_declined` (migration 0024).
+DECLINED = "CM009"
+
+
+class ReadDeclined(Exception):  # noqa: N818 (a signal: the resolver path answers this one)
+    """The read met what only the resolvers answer right (`cms_read_declined`, migration 0024)."""
+
+
 async def fetch(
     database: Database,
     opening: tuple[Any, ...],
@@ -164,9 +172,7 @@ async def _fetch_on(
                     timeout=cancel_after,
                 )
         except asyncpg.PostgresError as exc:
-            if facts_changed(exc):
-                raise FactsChanged from None
-            raise
+            raise _signal(exc) from None
         assert row is not None
         return row["principal"], list(row["results"])
     prepared = conn.prepared_reads
@@ -204,11 +210,18 @@ async def _fetch_on(
         prepared.discard(name)
         raise ReadNotPrepared(name) from None
     except asyncpg.PostgresError as exc:
-        if facts_changed(exc):
-            raise FactsChanged from None
-        raise
+        raise _signal(exc) from None
     prepared.add(name)
     return principal, list(results)
+
+
+def _signal(exc: asyncpg.PostgresError) -> Exception:
+    """What a read's failure tells the caller: changed facts, a declined read, or the error."""
+    if facts_changed(exc):
+        return FactsChanged()
+    if exc.sqlstate == DECLINED:
+        return ReadDeclined(str(exc))
+    return exc
 
 
 async def _read_pooled_known(

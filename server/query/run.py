@@ -37,8 +37,10 @@ from server.model.reading import (
 from server.model.reference_paths import paths_json
 from server.query.plan import STATEMENTS_PER_PLAN, Plan, Planner, RootField
 from server.query.sql import (
+    COUNTED_PAGE_FIELDS,
     NotCompilable,
     Scope,
+    Selection,
     SelectionCompiler,
     literal,
     page_columns,
@@ -87,6 +89,9 @@ class Statement:
     keyed_name: str = ""
     # The document types read as lists (a publish of any document of such a type changes them).
     list_types: set[str] = field(default_factory=set)
+    # A `referencedBy` page: it changes when any document starts or stops referencing its target,
+    # which no surrogate key names, so the response is not for shared caches.
+    reads_back_references: bool = False
     # (SQL of `(id, depth)` rows, the roots of the documents read) for `keys_column`.
     key_sources: list[str] = field(default_factory=list)
 
@@ -158,13 +163,17 @@ class _Binder:
         self.max_page_size = max_page_size
         self.registry = planner.generated.registry
         self.params = SqlParams()
-        self.directive_values = tuple(
-            repr(variables.coerced.get(name)) for name in plan.directive_variables
+        self.selection_values = tuple(
+            repr(variables.coerced.get(name)) for name in plan.selection_variables
         )
 
     def compiler(self) -> SelectionCompiler:
         return SelectionCompiler(
-            self.planner.schema._schema, self.planner.generated, self.plan, self.variables
+            self.planner.schema._schema,
+            self.planner.generated,
+            self.plan,
+            self.variables,
+            max_page_size=self.max_page_size,
         )
 
     def statement(self) -> Statement:
@@ -213,20 +222,27 @@ class _Binder:
         nodes: list[FieldNode],
         depth: int,
         published: bool,
+        statement: Statement,
         *,
         page_row: bool,
-    ) -> tuple[str, bool]:
-        """The root document's JSON expression (alias `d0`), memoised per plan."""
-        memo = (key, depth, published, page_row, self.directive_values)
-        cached = self.plan.selections.get(memo)
-        if cached is not None:
-            return cached
-        compiler = self.compiler()
-        cls = graphql_name(type_name)
-        scope = Scope("d0", depth, ("d0",), published, page_row=page_row)
-        sql = compiler.document(type_name, compiler.collect(cls, nodes), scope)
-        self.plan.selections[memo] = (sql, compiler.uses_assets)
-        return sql, compiler.uses_assets
+        stored: bool = True,
+    ) -> str:
+        """The root document's JSON expression (alias `d0`), memoised per plan; what it reads is
+        noted on `statement`."""
+        memo = (key, depth, published, page_row, stored, self.selection_values)
+        selection: Selection | None = self.plan.selections.get(memo)
+        if selection is None:
+            compiler = self.compiler()
+            cls = graphql_name(type_name)
+            scope = Scope("d0", depth, ("d0",), published, page_row=page_row, stored=stored)
+            selection = compiler.selection(
+                compiler.document(type_name, compiler.collect(cls, nodes), scope)
+            )
+            self.plan.selections[memo] = selection
+        statement.reads_assets |= selection.reads_assets
+        statement.reads_drafts |= selection.reads_drafts
+        statement.reads_back_references |= selection.reads_back_references
+        return selection.sql
 
     def root(self, key: str, root: RootField, nodes: list[FieldNode], statement: Statement) -> str:
         args = self.arguments(nodes)
@@ -240,8 +256,9 @@ class _Binder:
         depth_arg = args.get("depth")
         depth = check_depth(DEFAULT_DEPTH if depth_arg is None else depth_arg)
         if root.kind == "singleton":
-            obj, assets = self.selection(key, type_name, nodes, depth, published, page_row=True)
-            statement.reads_assets |= assets
+            obj = self.selection(
+                key, type_name, nodes, depth, published, statement, page_row=True, stored=False
+            )
             return f"SELECT {obj} FROM ({singleton_row(type_name, published)}) d0"
         if root.kind == "one":
             document_id = parse_id(args.get("id"))
@@ -249,8 +266,7 @@ class _Binder:
             id_node = next((a.value for a in arguments if a.name.value == "id"), None)
             if isinstance(id_node, VariableNode) and id_node.name.value in self.plan.id_variables:
                 statement.id_arguments.append((id_node.name.value, len(self.params.values)))
-            obj, assets = self.selection(key, type_name, nodes, depth, published, page_row=True)
-            statement.reads_assets |= assets
+            obj = self.selection(key, type_name, nodes, depth, published, statement, page_row=True)
             id_param = self.params.add(document_id)
             statement.key_sources.append(f"SELECT {id_param}::uuid, {depth}")
             return (
@@ -284,8 +300,7 @@ class _Binder:
         if condition:
             statement.key_sources.append(_key_rows(condition, order, limit, offset, depth))
         if root.kind == "all":
-            obj, assets = self.selection(key, type_name, nodes, depth, published, page_row=True)
-            statement.reads_assets |= assets
+            obj = self.selection(key, type_name, nodes, depth, published, statement, page_row=True)
             return self.page_rows(obj, condition, order, limit, offset, published)
         return self.page(
             key, type_name, nodes, condition, order, limit, offset, depth, published, statement
@@ -345,43 +360,24 @@ class _Binder:
         compiler = self.compiler()
         page_class = "DocumentPage" if documents else f"{graphql_name(type_name)}Page"
         fields = compiler.collect(page_class, nodes)
-        counted = False
-        pairs: list[tuple[str, str]] = []
-        for field_key, field_nodes in fields.items():
-            name = field_nodes[0].name.value
-            if name == "docs":
-                if documents:
-                    obj = render("d0", Scope("d0", depth, ("d0",), published, page_row=True))
-                else:
-                    obj, assets = self.selection(
-                        f"{key}.{field_key}",
-                        type_name,
-                        field_nodes,
-                        depth,
-                        published,
-                        page_row=True,
-                    )
-                    statement.reads_assets |= assets
-                sql = f"({self.page_rows(obj, condition, order, limit, offset, published)})"
-            elif name == "totalDocs":
-                counted, sql = True, "c.total"
-            elif name == "limit":
-                sql = str(limit)
-            elif name == "offset":
-                sql = str(offset)
-            elif name == "page":
-                sql = str(offset // limit + 1)
-            elif name == "totalPages":
-                counted, sql = True, f"(c.total + {limit - 1}) / {limit}"
-            elif name == "hasNextPage":
-                counted, sql = True, f"({offset + limit} < c.total)"
-            elif name == "hasPrevPage":
-                sql = "true" if offset > 0 else "false"
-            elif name == "__typename":
-                sql = literal(page_class)
+
+        def docs(docs_nodes: list[FieldNode]) -> str:
+            if documents:
+                obj = render("d0", Scope("d0", depth, ("d0",), published, page_row=True))
             else:
-                raise NotCompilable(f"{page_class}.{name}")
-            pairs.append((field_key, sql))
+                obj = self.selection(
+                    f"{key}.{docs_nodes[0].alias.value if docs_nodes[0].alias else 'docs'}",
+                    type_name,
+                    docs_nodes,
+                    depth,
+                    published,
+                    statement,
+                    page_row=True,
+                )
+            return f"({self.page_rows(obj, condition, order, limit, offset, published)})"
+
+        pairs = compiler.page_fields(page_class, fields, docs, "c.total", limit, offset)
+        counted = any(f[0].name.value in COUNTED_PAGE_FIELDS for f in fields.values())
         source = (
             f"(SELECT count(*) AS total FROM cms_documents d WHERE {condition}) c"
             if counted

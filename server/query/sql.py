@@ -14,6 +14,10 @@ side, so one round trip answers the whole operation. The rules are those of the 
   perspective, on a cycle, of another type, or depth exhausted) gives the stub: `_ref`, the first
   target's type, `_resolved: false`, nulls (`id` too: client caches must not take it for the
   document). References are followed only where the selection reads them.
+- `referencedBy` of a document is a correlated subquery on the reference index
+  (`cms_document_references`) for the document's id, its page ordered as the resolvers order it
+  (`server/content/back_references.py`), each referencing document a root of its own (its path
+  starts at itself), shown as its own type. A stub's page is empty.
 - JSON fields and `_raw` use `cms_inline` / `cms_render` (migration 0009), which apply the same
   rules to JSON of any shape. Which types a reference there may lead to comes from the content
   model's reference map (`server/model/reference_paths.py`), written once into the statement as the
@@ -32,18 +36,23 @@ from typing import TYPE_CHECKING, Any
 from graphql import (
     FieldNode,
     FragmentSpreadNode,
+    GraphQLField,
     GraphQLIncludeDirective,
     GraphQLObjectType,
     GraphQLSkipDirective,
     InlineFragmentNode,
     SelectionSetNode,
+    get_argument_values,
     get_directive_values,
 )
 from graphql.execution.values import VariableValues
 
+from server.errors import CMSError
 from server.model.names import graphql_name
+from server.model.reading import check_depth, check_page, check_perspective
 from server.query import kinds
 from server.query.kinds import GeneratedKinds, Kind
+from server.query.plan import BACK_REFERENCES
 
 if TYPE_CHECKING:
     from graphql import GraphQLSchema
@@ -88,8 +97,26 @@ _DOCUMENT_FIELDS = (
 )
 
 
+# What `referencedBy` gives when an argument is left out (`server.graphql.types.Document`).
+BACK_REFERENCES_LIMIT = 20
+# The fields of a page of documents (`server.graphql.types.Page`) besides `docs`, read from its
+# total (`total`), its limit and its offset.
+COUNTED_PAGE_FIELDS = frozenset({"totalDocs", "totalPages", "hasNextPage"})
+
+
 class NotCompilable(Exception):  # noqa: N818 (a signal: take the resolver path)
     """The selection uses something the compiled path does not serve."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A selection's JSON expression, and what reading it takes."""
+
+    sql: str
+    reads_assets: bool
+    # A `referencedBy` in the draft perspective: a published-only caller may not read it.
+    reads_drafts: bool
+    reads_back_references: bool
 
 
 def literal(value: str) -> str:
@@ -110,6 +137,8 @@ class Scope:
     published: bool
     # The alias is a row of a page (`page_columns`), not of `cms_documents` itself.
     page_row: bool = False
+    # False for a singleton's row, which may be the empty singleton, stored nowhere.
+    stored: bool = True
 
     @property
     def data(self) -> str:
@@ -200,13 +229,22 @@ class SelectionCompiler:
         generated: GeneratedKinds,
         plan: Plan,
         variables: VariableValues,
+        *,
+        max_page_size: int,
     ) -> None:
         self.schema = schema
         self.generated = generated
         self.plan = plan
         self.variables = variables
+        self.max_page_size = max_page_size
         self.uses_assets = False
+        self.reads_drafts = False
+        self.reads_back_references = False
         self._aliases = 0
+
+    def selection(self, sql: str) -> Selection:
+        """`sql`, a JSON expression this compiler built, with what reading it takes."""
+        return Selection(sql, self.uses_assets, self.reads_drafts, self.reads_back_references)
 
     def alias(self, prefix: str) -> str:
         self._aliases += 1
@@ -281,14 +319,18 @@ class SelectionCompiler:
         fields: Fields,
         fixed: dict[str, str],
         content: Callable[[Kind, str, list[FieldNode]], str],
+        back_references: Callable[[list[FieldNode]], str] | None = None,
     ) -> str:
-        """The object of class `cls`: `fixed` fields by SQL, content fields through `content`."""
+        """The object of class `cls`: `fixed` fields by SQL, content fields through `content`,
+        a document's `referencedBy` through `back_references`."""
         kinds_of = self.generated.class_fields[cls]
         pairs: list[tuple[str, str]] = []
         for key, nodes in fields.items():
             name = nodes[0].name.value
             if name == "__typename":
                 sql = literal(cls)
+            elif name == BACK_REFERENCES and back_references is not None:
+                sql = back_references(nodes)
             elif name in fixed:
                 sql = fixed[name]
             elif name in kinds_of:
@@ -326,6 +368,7 @@ class SelectionCompiler:
             lambda kind, name, nodes: self.value(
                 kind, f"{scope.data}->{literal(name)}", nodes, scope
             ),
+            lambda nodes: self.back_references(nodes, scope),
         )
 
     def stub(self, type_name: str, fields: Fields, value: str) -> str:
@@ -345,7 +388,136 @@ class SelectionCompiler:
                 "_raw": value,
             }
         )
-        return self.fields(graphql_name(type_name), fields, fixed, lambda *_: "NULL")
+        return self.fields(
+            graphql_name(type_name), fields, fixed, lambda *_: "NULL", self.no_back_references
+        )
+
+    # Back-references
+
+    def back_references(self, nodes: list[FieldNode], scope: Scope) -> str:
+        """`referencedBy` of the document at `scope.alias`: as `RequestContext.referenced_by`
+        and the local API's `back_references_of` answer it."""
+        if not scope.stored:
+            # The empty singleton's are an error (NOT_FOUND), which the resolvers answer.
+            raise NotCompilable("the back-references of a singleton")
+        self.reads_back_references = True
+        perspective, limit, offset, depth = self._back_reference_arguments(nodes)
+        try:
+            perspective = check_perspective(
+                perspective or ("published" if scope.published else "draft")
+            )
+            depth = check_depth(depth)
+            limit, offset = check_page(limit, offset, max_limit=self.max_page_size)
+        except CMSError:
+            # An error where a document is met, which the resolvers answer; a stub's page takes
+            # any arguments.
+            return "cms_read_declined('an argument of referencedBy is out of range')"
+        published = perspective == "published"
+        self.reads_drafts |= not published
+        plane = "published" if published else "draft"
+        types = ", ".join(literal(t.name) for t in self.generated.registry.document_types())
+        # `IN`: a document referencing the target from several fields is listed once.
+        condition = (
+            "d.id IN (SELECT r.referencer_id FROM cms_document_references r"
+            f" WHERE r.ref_id = {scope.alias}.id AND r.plane = {literal(plane)})"
+            f" AND d.type IN ({types}) AND {perspective_condition('d', published)}"
+        )
+
+        def docs(docs_nodes: list[FieldNode]) -> str:
+            b = self.alias("b")
+            # Each referencing document is a root: its references are followed to `depth`
+            # from it, whatever the path that led to the target.
+            inner = Scope(b, depth, (b,), published, page_row=True)
+            branches = " ".join(
+                f"WHEN {literal(t.name)} THEN "
+                f"{self.document(t.name, self.collect(graphql_name(t.name), docs_nodes), inner)}"
+                for t in self.generated.registry.document_types()
+            )
+            return (
+                f"(SELECT coalesce(json_agg(CASE {b}.type {branches} END ORDER BY {b}.cms_n),"
+                " '[]'::json) FROM (SELECT d.*, row_number() OVER () AS cms_n FROM"
+                f" (SELECT {page_columns(published)} FROM cms_documents d WHERE {condition}"
+                f" ORDER BY d.updated_at DESC, d.id LIMIT {int(limit)} OFFSET {int(offset)}) d)"
+                f" {b})"
+            )
+
+        fields = self.collect("BackReferencePage", nodes)
+        n = self.alias("n")
+        pairs = self.page_fields("BackReferencePage", fields, docs, f"{n}.total", limit, offset)
+        if not any(field[0].name.value in COUNTED_PAGE_FIELDS for field in fields.values()):
+            return self.object(pairs)
+        return (
+            f"(SELECT {self.object(pairs)} FROM"
+            f" (SELECT count(*) AS total FROM cms_documents d WHERE {condition}) {n})"
+        )
+
+    def no_back_references(self, nodes: list[FieldNode]) -> str:
+        """`referencedBy` of a stub: an empty page, its arguments as given (nothing is checked:
+        a stub says nothing about its target)."""
+        _, limit, offset, _ = self._back_reference_arguments(nodes)
+        shown = {
+            "docs": "'[]'::json",
+            "totalDocs": "0",
+            "limit": str(int(limit)),
+            "offset": str(int(offset)),
+            "page": "1",
+            "totalPages": "0",
+            "hasNextPage": "false",
+            "hasPrevPage": "true" if offset > 0 else "false",
+            "__typename": literal("BackReferencePage"),
+        }
+        fields = self.collect("BackReferencePage", nodes)
+        return self.object([(key, shown[f[0].name.value]) for key, f in fields.items()])
+
+    def _back_reference_arguments(self, nodes: list[FieldNode]) -> tuple[Any, Any, Any, Any]:
+        """`referencedBy`'s perspective, limit, offset and depth, defaulted as the resolver
+        defaults them."""
+        definition: GraphQLField = self.schema.get_type("Document").fields[BACK_REFERENCES]  # type: ignore[union-attr]
+        args = get_argument_values(definition, nodes[0], self.variables)
+        limit = args.get("limit")
+        return (
+            args.get("perspective"),
+            BACK_REFERENCES_LIMIT if limit is None else limit,
+            args.get("offset") or 0,
+            args.get("depth") or 0,
+        )
+
+    def page_fields(
+        self,
+        page_class: str,
+        fields: Fields,
+        docs: Callable[[list[FieldNode]], str],
+        total: str,
+        limit: int,
+        offset: int,
+    ) -> list[tuple[str, str]]:
+        """The selected fields of a page of documents (`server.graphql.types.Page`): `docs`
+        through `docs`, the others from the count `total` (SQL), `limit` and `offset`."""
+        pairs: list[tuple[str, str]] = []
+        for key, nodes in fields.items():
+            name = nodes[0].name.value
+            if name == "docs":
+                sql = docs(nodes)
+            elif name == "totalDocs":
+                sql = total
+            elif name == "limit":
+                sql = str(limit)
+            elif name == "offset":
+                sql = str(offset)
+            elif name == "page":
+                sql = str(offset // limit + 1)
+            elif name == "totalPages":
+                sql = f"({total} + {limit - 1}) / {limit}"
+            elif name == "hasNextPage":
+                sql = f"({offset + limit} < {total})"
+            elif name == "hasPrevPage":
+                sql = "true" if offset > 0 else "false"
+            elif name == "__typename":
+                sql = literal(page_class)
+            else:
+                raise NotCompilable(f"{page_class}.{name}")
+            pairs.append((key, sql))
+        return pairs
 
     # Values
 
