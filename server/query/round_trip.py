@@ -172,7 +172,8 @@ async def _fetch_on(
                     timeout=cancel_after,
                 )
         except asyncpg.PostgresError as exc:
-            raise _signal(exc) from None
+            _raise_signal(exc)
+            raise
         assert row is not None
         return row["principal"], list(row["results"])
     prepared = conn.prepared_reads
@@ -210,18 +211,19 @@ async def _fetch_on(
         prepared.discard(name)
         raise ReadNotPrepared(name) from None
     except asyncpg.PostgresError as exc:
-        raise _signal(exc) from None
+        _raise_signal(exc)
+        raise
     prepared.add(name)
     return principal, list(results)
 
 
-def _signal(exc: asyncpg.PostgresError) -> Exception:
-    """What a read's failure tells the caller: changed facts, a declined read, or the error."""
+def _raise_signal(exc: asyncpg.PostgresError) -> None:
+    """Raise what a read's failure tells the caller, when it is a signal: changed facts, or a
+    declined read. Any other error is the caller's to raise as it is."""
     if facts_changed(exc):
-        return FactsChanged()
+        raise FactsChanged from None
     if exc.sqlstate == DECLINED:
-        return ReadDeclined(str(exc))
-    return exc
+        raise ReadDeclined(str(exc)) from None
 
 
 async def _read_pooled_known(
