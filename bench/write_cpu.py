@@ -2,6 +2,7 @@
 
     python -m bench.write_cpu                  # 2,000 posts, 5 rounds of 200 pairs
     python -m bench.write_cpu --posts 10000 --pairs 300 --rounds 7 --worker
+    python -m bench.write_cpu --cycle 100      # each post written again after 100 pairs
 
 The API runs in this process over httpx's ASGI transport (as `bench/inprocess.py`), one pair after
 the other, so the figures are CPU time per pair with no contention: this process's (the client's
@@ -45,11 +46,13 @@ async def run(
     plans: bool = False,
     profile: bool = False,
     concurrency: int = 1,
+    cycle: int = 0,
 ) -> None:
     loaded = await _prepare(
         admin_url, f"cms_write_cpu_{posts}", Dataset(posts, 1), reuse=True, log=print
     )
     _, ids = await _post_ids(loaded)
+    ids = ids[:cycle] if cycle else ids
     revision = dict(zip(ids, await revisions(loaded.url, ids), strict=True))
     pg = await PostgresCpu.find(loaded.url)
     scenario = BY_NAME["W1"]
@@ -152,6 +155,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the pairs")
     parser.add_argument("--plans", action="store_true", help="show the pool's plan choices")
     parser.add_argument("--worker", action="store_true", help="run the outbox worker too")
+    parser.add_argument(
+        "--cycle",
+        type=int,
+        default=0,
+        help="write only the first N posts, each again after N pairs (default: all of them)",
+    )
     args = parser.parse_args()
     asyncio.run(
         run(
@@ -163,6 +172,7 @@ def main() -> None:
             plans=args.plans,
             profile=args.profile,
             concurrency=args.concurrency,
+            cycle=args.cycle,
         )
     )
 

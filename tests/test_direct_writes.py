@@ -501,6 +501,142 @@ async def test_a_save_at_once_writes_nothing_once_the_row_it_read_has_changed(
     assert len(after[6]) == len(before[6]) + 1
 
 
+# --- a save of the document this process wrote last ----------------------------------------------
+
+SAVE_AT = (
+    "mutation($id: ID!, $data: JSON!, $rev: Int) {"
+    " updatePost(id: $id, data: $data, expectedRevision: $rev) { id revision } }"
+)
+
+
+async def _kept_post(gql: GraphQLClient) -> tuple[uuid.UUID, str, str, int]:
+    """A post of a new organization, saved once by its owner's key: this process wrote it last."""
+    org = await gql.org_named(f"w-{uuid.uuid4().hex[:8]}")
+    key = await gql.key_for(org)
+    id, _ = await _twin(gql, key)
+    saved = await gql.data(SAVE, {"id": id, "data": {"views": 4}}, key=key)
+    return org, key, id, saved["updatePost"]["revision"]
+
+
+async def _statements(gql: GraphQLClient, query: str, variables: Any, key: str) -> tuple[int, Any]:
+    database = gql.services.adapter.database
+    before = database.statements
+    payload = await gql(query, variables, key=key)
+    return database.statements - before, payload
+
+
+async def test_a_save_of_a_document_this_process_wrote_last_does_not_read_it_first(
+    cms_api: GraphQLClient,
+) -> None:
+    """Saves and publishes of a published post in turn, as an editor makes them: after the first
+    save, each save is one statement (the write at once, on the row as this process left it), as
+    is each publish, and the result is what the locked writes leave."""
+    _org, key, id, _ = await _kept_post(cms_api)
+    await cms_api.data(PUBLISH, {"id": id}, key=key)  # in a unit of work: not yet publishable
+    revision = (await cms_api.data(SAVE, {"id": id, "data": {"views": 5}}, key=key))["updatePost"][
+        "revision"
+    ]
+    for step in range(4):
+        variables = {"id": id, "data": {"views": 10 + step}, "rev": revision}
+        count, payload = await _statements(cms_api, SAVE_AT, variables, key)
+        assert "errors" not in payload, payload
+        revision = payload["data"]["updatePost"]["revision"]
+        assert count == 1
+        if step % 2:
+            count, _ = await _statements(cms_api, PUBLISH, {"id": id}, key)
+            assert count == 1
+    _status, revision_now, draft, published, _, _, versions = await _state(cms_api, id)
+    assert (revision_now, draft["views"], draft["title"]) == (revision, 13, "Twin")
+    assert published["views"] == 13
+    assert [number for number, _, _ in versions] == list(range(1, len(versions) + 1))
+    assert [event for _, event, _ in versions] == [
+        "draft", "draft", "publish", "draft", "draft", "draft", "publish", "draft", "draft",
+        "publish",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("change", ["save", "publish"])
+async def test_a_save_after_another_process_wrote_the_document_reads_it(
+    cms_api: GraphQLClient, change: str
+) -> None:
+    """What this process kept of the document is stale: the write at once finds the row another
+    version and writes nothing, and the save reads the document and merges into its newest draft."""
+    org, key, id, _ = await _kept_post(cms_api)
+    await _in_another_process(cms_api, org, id, change)
+    before = await _state(cms_api, id)
+    count, payload = await _statements(cms_api, SAVE, {"id": id, "data": {"title": "After"}}, key)
+    assert "errors" not in payload, payload
+    assert count == 3  # the write that found another row version, the read, the write
+    _status, revision, draft, _, _, _, versions = await _state(cms_api, id)
+    assert revision == before[1] + 1
+    expected_views = 9 if change == "save" else 4
+    assert (draft["title"], draft["views"]) == ("After", expected_views)
+    assert [number for number, _, _ in versions] == list(range(1, len(versions) + 1))
+    assert len(versions) == len(before[6]) + 1
+
+
+async def test_a_stale_expected_revision_is_refused_though_this_process_kept_it(
+    cms_api: GraphQLClient,
+) -> None:
+    """The revision the client expects is the one this process kept, but another process saved
+    since: a conflict, as from the locked save, and nothing written."""
+    org, key, id, revision = await _kept_post(cms_api)
+    await _in_another_process(cms_api, org, id, "save")
+    before = await _state(cms_api, id)
+    payload = await cms_api(SAVE_AT, {"id": id, "data": {"views": 1}, "rev": revision}, key=key)
+    assert payload["errors"][0]["extensions"]["code"] == "CONFLICT"
+    assert await _state(cms_api, id) == before
+
+
+async def test_a_save_of_what_this_process_last_wrote_is_written_when_the_draft_moved(
+    cms_api: GraphQLClient,
+) -> None:
+    """The data is what this process last wrote, so the kept draft says there is nothing to
+    write; but another process saved since, and only a read can tell: the save writes it."""
+    org, key, id, _ = await _kept_post(cms_api)
+    await _in_another_process(cms_api, org, id, "save")  # views 9
+    await cms_api.data(SAVE, {"id": id, "data": {"views": 4}}, key=key)
+    assert (await _state(cms_api, id))[2]["views"] == 4
+
+
+async def test_a_kept_save_indexes_a_reference_whose_target_appeared_since(
+    cms_api: GraphQLClient,
+) -> None:
+    """A reference to a document that does not exist yet is saved (a weak reference: the index
+    leaves it out). Once the target exists, the next save, at once on the row this process left,
+    indexes it: the index this process kept was not taken for the whole of the references."""
+    org, key, id, _ = await _kept_post(cms_api)
+    target = uuid.uuid4()
+    author = {"_type": "reference", "_ref": str(target)}
+    await cms_api.data(SAVE, {"id": id, "data": {"author": author}}, key=key)
+    async with cms_api.services.api.system_context(org) as ctx:
+        await cms_api.services.api.collections.author.create(ctx, {"name": "Late"}, id=target)
+    count, payload = await _statements(cms_api, SAVE, {"id": id, "data": {"views": 12}}, key)
+    assert "errors" not in payload, payload
+    assert count == 1
+    async with cms_api.services.api.system_context(org) as ctx:
+        indexed = await ctx.tx.fetch(
+            "SELECT ref_id, plane FROM cms_document_references WHERE referencer_id = $1",
+            uuid.UUID(id),
+        )
+    assert [tuple(row) for row in indexed] == [(target, "draft")]
+
+
+async def test_another_organization_never_saves_on_what_this_process_kept(
+    cms_api: GraphQLClient,
+) -> None:
+    """The row this process kept belongs to its organization: another organization's key
+    saving the same id is answered as always (no such document), and nothing is written."""
+    _, _, id, revision = await _kept_post(cms_api)
+    stranger = await cms_api.key_for(await cms_api.org_named(f"x-{uuid.uuid4().hex[:8]}"))
+    before = await _state(cms_api, id)
+    payload = await cms_api(
+        SAVE_AT, {"id": id, "data": {"views": 1}, "rev": revision}, key=stranger
+    )
+    assert payload["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert await _state(cms_api, id) == before
+
+
 async def test_a_session_that_lost_a_kept_statement_prepares_it_again(
     cms_api: GraphQLClient,
 ) -> None:

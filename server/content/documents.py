@@ -56,8 +56,9 @@ DATALESS_COLUMNS = _LOCK_COLUMNS.replace("draft_data", "NULL::jsonb AS draft_dat
 # enabled webhook of the organization listens for (its event, its document types), or a change to
 # published content while the process purges caches (`{purging}`: `DocumentStore.queue_purges`).
 # An event nobody hears of would cost an insert here and a pass of the worker to throw it away.
-# `wrong` finds the references whose target the writer can read but whose type the field does not
-# take; the caller then raises, and the transaction (the request's unit of work) is rolled back.
+# `targets` are the references whose target the writer can read, and `wrong` those whose type the
+# field does not take; the caller then raises, and the transaction (the request's unit of work) is
+# rolled back.
 _VERSION = """
 version AS (
     INSERT INTO cms_document_versions
@@ -111,11 +112,12 @@ _OUTBOX_AND_WRONG = f""" outbox AS (
                         ELSE 'document.draft_saved' END AS event) e
      WHERE ({{purging}} AND $3 = 'publish') OR {_listened("e.event", "$2", "$11")}
     RETURNING 1
-), wrong AS (
+), targets AS (
     SELECT n.path, d.type, n.allowed, n.at
       FROM unnest($12::text[], $13::uuid[], $14::text[]) WITH ORDINALITY AS n(path, ref, allowed, at)
       JOIN cms_documents d ON d.id = n.ref
-     WHERE d.type <> ALL(string_to_array(n.allowed, ','))
+), wrong AS (
+    SELECT * FROM targets WHERE type <> ALL(string_to_array(allowed, ','))
 )"""
 
 
@@ -179,6 +181,15 @@ def _after_write_ctes(work: IndexWork, *, publish: bool = False) -> str:
 _WRONG_TARGETS = """(SELECT json_agg(json_build_object('path', path, 'type', type, 'allowed', allowed)
                          ORDER BY at) FROM wrong) AS wrong"""
 
+# What a draft save or a publish of a saved draft tells of the row it left, for the next save of the
+# document by this process, which then need not read it (`DocumentStore.written_row`): its row
+# version (`written`, the document CTE's `xmin`), the number of the version it wrote, and whether
+# the reference index now holds exactly the references written (each reference's target was found,
+# as `refs_new` and `assets_new` find them, so the index has each one).
+_WRITE_FACTS = """written, (SELECT version_number FROM version) AS version_number,
+       (SELECT count(*) FROM targets) AS targets_found,
+       (SELECT count(DISTINCT a.id) FROM cms_assets a WHERE a.id = ANY($10::uuid[])) AS assets_found"""
+
 # Whether the statement queued an outbox event (`queued`). A process that runs the outbox worker
 # wakes it after the commit (`DocumentStore.outbox_queued`); one without has the statement notify
 # the workers of other processes (delivered at commit), and only when it queued an event: a
@@ -215,9 +226,9 @@ def _draft_save(work: IndexWork) -> tuple[tuple[str, str], tuple[str, str]]:
 WITH document AS (
     UPDATE cms_documents SET draft_data = $4, draft_hash = $16, updated_by = $5,
            updated_at = now(), revision = revision + 1
-     WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}
+     WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}, xmin::text AS written
 ), {_after_write_ctes(work)}
-SELECT {{columns}}, {_WRONG_TARGETS}, {{queued}} FROM document
+SELECT {{columns}}, {_WRITE_FACTS}, {_WRONG_TARGETS}, {{queued}} FROM document
 """)
 
 
@@ -282,9 +293,9 @@ WITH document AS (
            published_hash = $16, published_at = now(), updated_at = now(), updated_by = $5
      WHERE id = $1 AND type = $11 AND revision = $17 AND draft_hash = $16
        AND published_hash IS DISTINCT FROM $16 AND published_hash IS NOT DISTINCT FROM $18
-     RETURNING {DOCUMENT_COLUMNS}
+     RETURNING {DOCUMENT_COLUMNS}, xmin::text AS written
 ), {after.replace("$4,", version_data, 1)}
-SELECT {DATALESS_COLUMNS}, {_WRONG_TARGETS}, {{queued}} FROM document
+SELECT {DATALESS_COLUMNS}, {_WRITE_FACTS}, {_WRONG_TARGETS}, {{queued}} FROM document
 """)
 
 
@@ -633,7 +644,7 @@ class DocumentStore:
             raise NotWritten(f"document {document.id} is gone")
         if row["queued"] and self.outbox_queued is not None:
             self.outbox_queued()
-        return DocumentRow.from_record(row)
+        return self.written_row(row, references, before=document.index, plane="draft")
 
     async def lock_document(
         self, tx: Tx, *, id: uuid.UUID, published_data: bool = True
@@ -752,9 +763,13 @@ class DocumentStore:
         published_hash: str | None,
         published_index: PlaneIndex | None,
         published_by: str | None = None,
+        index: IndexState | None = None,
     ) -> DocumentRow:
         """`publish_saved_draft` for a known caller, with no transaction around it: the opening
         and the publish in one statement, committed as it ends (`Database.run_at_once`).
+
+        `index`: what the reference index held after the save (`written_row`), if known, for the
+        row to say what it holds after the publish.
 
         Raises:
             NotWritten: nothing was written (the document is no longer that draft, the caller's
@@ -777,7 +792,28 @@ class DocumentStore:
             raise NotWritten(f"document {id} changed since it was saved")
         if row["queued"] and self.outbox_queued is not None:
             self.outbox_queued()
-        return DocumentRow.from_record(row)
+        return self.written_row(row, references, before=index, plane="published")
+
+    def written_row(
+        self, row: asyncpg.Record, references: References, *, before: IndexState | None, plane: str
+    ) -> DocumentRow:
+        """The row a write of `references` to `plane` left (`_WRITE_FACTS`), as a save that does
+        not read the document first needs it (`server/content/written.py`): its row version
+        (`seen`), and what the reference index holds for it when that is known exactly (the
+        other plane's as `before` says, and every reference's target found), else None."""
+        index = None
+        found_all = row["targets_found"] == len(references.targets) and row["assets_found"] == len(
+            {asset for _, asset in references.assets}
+        )
+        if before is not None and found_all:
+            written = PlaneIndex(frozenset(references.documents), frozenset(references.assets))
+            index = IndexState(
+                draft=written if plane == "draft" else before.draft,
+                published=written if plane == "published" else before.published,
+                # Version numbers only grow: as `_INDEX_COLUMNS` computes it.
+                prune_due=row["version_number"] >= self.version_retention,
+            )
+        return replace(DocumentRow.from_record(row), seen=row["written"], index=index)
 
     def _publish_saved_statement(
         self,

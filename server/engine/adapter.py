@@ -29,7 +29,7 @@ from server.access.sessions import Session
 from server.access.users import User
 from server.assets.store import AssetRow, AssetUsage
 from server.content.content_model import SchemaTypes
-from server.content.documents import DocumentRow, PlaneIndex, References, Version
+from server.content.documents import DocumentRow, IndexState, PlaneIndex, References, Version
 from server.content.schedules import ScheduleRow
 from server.db.pool import Database, Tx
 from server.db.tenancy import Tenancy
@@ -212,9 +212,11 @@ class Documents(Protocol):
         published_hash: str | None,
         published_index: PlaneIndex | None,
         published_by: str | None = None,
+        index: IndexState | None = None,
     ) -> DocumentRow:
         """`publish_saved_draft` for a known caller (`opening`) in one statement that is its own
-        transaction; `NotWritten` when it wrote nothing (then publish in a transaction)."""
+        transaction; `NotWritten` when it wrote nothing (then publish in a transaction). `index`:
+        what the reference index held after the save, if known."""
         ...
 
     async def unpublish_document(

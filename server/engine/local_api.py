@@ -32,6 +32,7 @@ from server.content.queries import count_documents, find_document_by_id, find_do
 from server.content.references import resolve_references
 from server.content.singletons import empty_row, singleton_id
 from server.content.validation import document_links, document_problems, validate_document
+from server.content.written import written_documents
 from server.db.pool import NotWritten
 from server.engine.access import AccessAPI
 from server.engine.adapter import Access, Assets, Documents, Schedules, Transactions
@@ -652,6 +653,7 @@ class Collection:
         document_id = parse_id(id)
         saved = publishable_drafts(ctx.registry).saved(self.type_name, document_id)
         if saved is not None and expected_revision in (None, saved.revision):
+            written_documents(ctx.registry).forget(ctx.organization_id, self.type_name, document_id)
             return await self.api.adapter.publish_saved_draft(
                 ctx.tx, **self._saved_publish(document_id, saved, ctx.organization_id, ctx.user_id)
             )
@@ -689,34 +691,53 @@ class Collection:
         if schema_type is None or not schema_type.is_document or not isinstance(data, Mapping):
             return None
         adapter = self.api.adapter
+        written = written_documents(registry)
         try:
             document_id = parse_id(id)
-            current = await adapter.read_for_save_at_once(
-                adapter.database, opening, cancel_after=cancel_after, id=document_id
-            )
-            if current is None or current.type != self.type_name:
-                return None
-            check_revision(current, expected_revision)
-            merged = _merged(schema_type, current.draft_data, data)
-            document, draft_hash, references, publishable = self._prepare(
-                registry, merged, publish=False, publishing_next=current.is_published
-            )
-            if _same_json(document, current.draft_data):
-                return current  # nothing to write: no revision, no version
-            row = await adapter.save_draft_at_once(
-                adapter.database,
-                opening,
-                cancel_after=cancel_after,
-                document=current,
-                data=document,
-                draft_hash=draft_hash,
-                references=references,
-                updated_by=principal.user_id,
-            )
-        except (NotWritten, InvalidInputError, ConflictError):
+        except InvalidInputError:
             return None
+        # The document as this process last wrote it, else as read now (`server/content/written.py`).
+        current = written.take(
+            principal.organization_id, self.type_name, document_id, expected_revision
+        )
+        while True:
+            remembered = current is not None
+            try:
+                if current is None:
+                    current = await adapter.read_for_save_at_once(
+                        adapter.database, opening, cancel_after=cancel_after, id=document_id
+                    )
+                    if current is None or current.type != self.type_name:
+                        return None
+                check_revision(current, expected_revision)
+                merged = _merged(schema_type, current.draft_data, data)
+                document, draft_hash, references, publishable = self._prepare(
+                    registry, merged, publish=False, publishing_next=current.is_published
+                )
+                if _same_json(document, current.draft_data):
+                    if remembered:  # whether the draft is still that one, only a read tells
+                        current = None
+                        continue
+                    return current  # nothing to write: no revision, no version
+                row = await adapter.save_draft_at_once(
+                    adapter.database,
+                    opening,
+                    cancel_after=cancel_after,
+                    document=current,
+                    data=document,
+                    draft_hash=draft_hash,
+                    references=references,
+                    updated_by=principal.user_id,
+                )
+            except (NotWritten, InvalidInputError, ConflictError):
+                if remembered:  # written since by someone else, perhaps: read it
+                    current = None
+                    continue
+                return None
+            break
         if publishable:
             self._remember_saved(registry, current, row, draft_hash, references)
+        written.remember(row, document)
         return row
 
     async def publish_saved_at_once(
@@ -747,17 +768,22 @@ class Collection:
         saved = publishable_drafts(registry).saved(self.type_name, document_id)
         if saved is None or expected_revision not in (None, saved.revision):
             return None
+        written = written_documents(registry)
+        kept = written.index(principal.organization_id, self.type_name, document_id)
         try:
-            return await self.api.adapter.publish_saved_draft_at_once(
+            row = await self.api.adapter.publish_saved_draft_at_once(
                 self.api.adapter.database,
                 opening,
                 cancel_after=cancel_after,
+                index=kept.index if kept is not None else None,
                 **self._saved_publish(
                     document_id, saved, principal.organization_id, principal.user_id
                 ),
             )
         except NotWritten:
             return None
+        written.published(row)
+        return row
 
     def _saved_publish(
         self,
@@ -933,6 +959,8 @@ class Collection:
         )
         if row.type != self.type_name:
             raise NotFoundError(f"{self.type_name} {id} not found")
+        # Written in this unit of work, not at once: what this process kept of it is then stale.
+        written_documents(ctx.registry).forget(row.organization_id, row.type, row.id)
         return row
 
     async def _locked_or_unsaved(
