@@ -173,9 +173,10 @@ def section(results: dict[str, Any], *, baseline: dict[str, Any] | None = None) 
         "",
         "Where the time goes (one worker): SQL statements per request in all, counted in process"
         " (a read: one, which authenticates the caller, scopes the organization and reads; W1: the"
-        " draft save, which opens the request (authenticates and scopes), locks the post and"
-        " writes it, then the publish of the draft it saved, one statement that opens the request,"
-        " publishes and commits);"
+        " draft save, a statement that opens the request (authenticates and scopes) and reads the"
+        " post, then one that opens it again and writes the post while it is still the version"
+        " read, the read left out when this process wrote the post last; then the publish of the"
+        " draft it saved, one statement that opens the request, publishes and commits);"
         " throughput with Row-Level Security on / off, and in brackets the same ratio from CPU time"
         " per request (server + PostgreSQL), which contention on a shared machine disturbs less;"
         " CPU per request of the server process and of PostgreSQL; the worker's peak RSS under"
