@@ -104,6 +104,7 @@ _REFERENCED_ASSETS = """ assets_gone AS (
     SELECT $1, $7, n.path, a.id, $2, $11
       FROM unnest($9::text[], $10::uuid[]) AS n(path, asset) JOIN cms_assets a ON a.id = n.asset
     ON CONFLICT (document_id, plane, field_path) DO UPDATE SET asset_id = EXCLUDED.asset_id
+    RETURNING 1
 ),"""
 _OUTBOX_AND_WRONG = f""" outbox AS (
     INSERT INTO cms_outbox (organization_id, document_id, document_type, event)
@@ -181,14 +182,18 @@ def _after_write_ctes(work: IndexWork, *, publish: bool = False) -> str:
 _WRONG_TARGETS = """(SELECT json_agg(json_build_object('path', path, 'type', type, 'allowed', allowed)
                          ORDER BY at) FROM wrong) AS wrong"""
 
-# What a draft save or a publish of a saved draft tells of the row it left, for the next save of the
-# document by this process, which then need not read it (`DocumentStore.written_row`): its row
-# version (`written`, the document CTE's `xmin`), the number of the version it wrote, and whether
-# the reference index now holds exactly the references written (each reference's target was found,
-# as `refs_new` and `assets_new` find them, so the index has each one).
-_WRITE_FACTS = """written, (SELECT version_number FROM version) AS version_number,
-       (SELECT count(*) FROM targets) AS targets_found,
-       (SELECT count(DISTINCT a.id) FROM cms_assets a WHERE a.id = ANY($10::uuid[])) AS assets_found"""
+
+def _write_facts(work: IndexWork) -> str:
+    """What a draft save or a publish of a saved draft tells of the row it left, for the next save
+    of the document by this process, which then need not read it (`DocumentStore.written_row`):
+    its row version (`written`, the document CTE's `xmin`), the number of the version it wrote, and
+    what says whether the reference index now holds exactly the references written: the targets
+    found (as `refs_new` finds them), and the assets `assets_new` wrote (null when that part does
+    not run: the index held them already)."""
+    assets = "(SELECT count(*) FROM assets_new)" if work.assets else "NULL::bigint"
+    return f"""written, (SELECT version_number FROM version) AS version_number,
+       (SELECT count(*) FROM targets) AS targets_found, {assets} AS assets_found"""
+
 
 # Whether the statement queued an outbox event (`queued`). A process that runs the outbox worker
 # wakes it after the commit (`DocumentStore.outbox_queued`); one without has the statement notify
@@ -228,7 +233,7 @@ WITH document AS (
            updated_at = now(), revision = revision + 1
      WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}, xmin::text AS written
 ), {_after_write_ctes(work)}
-SELECT {{columns}}, {_WRITE_FACTS}, {_WRONG_TARGETS}, {{queued}} FROM document
+SELECT {{columns}}, {_write_facts(work)}, {_WRONG_TARGETS}, {{queued}} FROM document
 """)
 
 
@@ -295,7 +300,7 @@ WITH document AS (
        AND published_hash IS DISTINCT FROM $16 AND published_hash IS NOT DISTINCT FROM $18
      RETURNING {DOCUMENT_COLUMNS}, xmin::text AS written
 ), {after.replace("$4,", version_data, 1)}
-SELECT {DATALESS_COLUMNS}, {_WRITE_FACTS}, {_WRONG_TARGETS}, {{queued}} FROM document
+SELECT {DATALESS_COLUMNS}, {_write_facts(work)}, {_WRONG_TARGETS}, {{queued}} FROM document
 """)
 
 
@@ -797,13 +802,14 @@ class DocumentStore:
     def written_row(
         self, row: asyncpg.Record, references: References, *, before: IndexState | None, plane: str
     ) -> DocumentRow:
-        """The row a write of `references` to `plane` left (`_WRITE_FACTS`), as a save that does
+        """The row a write of `references` to `plane` left (`_write_facts`), as a save that does
         not read the document first needs it (`server/content/written.py`): its row version
         (`seen`), and what the reference index holds for it when that is known exactly (the
         other plane's as `before` says, and every reference's target found), else None."""
         index = None
-        found_all = row["targets_found"] == len(references.targets) and row["assets_found"] == len(
-            {asset for _, asset in references.assets}
+        found_all = row["targets_found"] == len(references.targets) and row["assets_found"] in (
+            None,
+            len(references.assets),
         )
         if before is not None and found_all:
             written = PlaneIndex(frozenset(references.documents), frozenset(references.assets))
