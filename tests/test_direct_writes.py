@@ -622,6 +622,29 @@ async def test_a_kept_save_indexes_a_reference_whose_target_appeared_since(
     assert [tuple(row) for row in indexed] == [(target, "draft")]
 
 
+async def test_saves_on_what_this_process_kept_prune_old_drafts_as_locked_saves_do(
+    cms_api: GraphQLClient,
+) -> None:
+    """Whether a save prunes old drafts follows from the versions the document has: a save on the
+    row this process kept knows it from the version its previous write numbered."""
+    cms_api.services.adapter.version_retention = 3
+    org = await cms_api.org_named(f"v-{uuid.uuid4().hex[:8]}")
+    key = await cms_api.key_for(org)
+    id, _ = await _twin(cms_api, key)
+    await cms_api.data(PUBLISH, {"id": id}, key=key)
+    for views in range(1, 6):
+        count, payload = await _statements(cms_api, SAVE, {"id": id, "data": {"views": views}}, key)
+        assert "errors" not in payload, payload
+        assert count == (2 if views == 1 else 1)
+    versions = (await _state(cms_api, id))[6]
+    assert [(number, event) for number, event, _ in versions] == [
+        (2, "publish"),
+        (5, "draft"),
+        (6, "draft"),
+        (7, "draft"),
+    ]
+
+
 async def test_another_organization_never_saves_on_what_this_process_kept(
     cms_api: GraphQLClient,
 ) -> None:

@@ -19,6 +19,7 @@ import pytest
 
 from server.assets.storage import LocalStorage
 from server.engine.assets import AssetsAPI
+from server.services import Services
 from server.testing import GraphQLClient
 from tests.conftest import CMS, until_a_lock_wait
 from tests.test_assets import image, png, upload
@@ -31,7 +32,7 @@ def ref(target: str, key: str | None = None) -> dict[str, str]:
     return {**value, "_key": key} if key else value
 
 
-async def index_of(cms: CMS, document: str) -> Index:
+async def index_of(cms: CMS | Services, document: str) -> Index:
     """The index's rows for `document`: (plane, document) and (plane, field path, asset)."""
     async with cms.adapter.system_context() as tx:
         documents = await tx.fetch(
@@ -181,3 +182,70 @@ async def test_a_publish_of_a_saved_draft_after_an_unpublish_publishes_the_refer
             uuid.UUID(id),
         )
     assert {(r[0], r[1]) for r in rows} == {("draft", author_id), ("published", author_id)}
+
+
+async def test_saves_on_the_row_this_process_kept_leave_the_index_as_the_data_says(
+    cms_api: GraphQLClient, tmp_path: Path
+) -> None:
+    """Saves and publishes of a published post over HTTP, each save after the first written at
+    once on the row this process's previous write left (`server/content/written.py`), with the
+    index that write said it left: whatever those writes left out, the index is what the data
+    says after every step."""
+    api = cms_api.services.api
+    org = cms_api.org
+    store = AssetsAPI(api, LocalStorage(tmp_path / "assets", "/assets"), max_upload_bytes=10**6)
+    async with api.context(org, user_id="u1", capabilities=None) as ctx:
+        cover, figure = [(await store.upload(ctx, png(), filename="a.png")).id for _ in range(2)]
+    async with api.system_context(org) as ctx:
+        authors = [
+            (await api.collections.author.create(ctx, {"name": name}))["id"] for name in ("A", "B")
+        ]
+        category = (await api.collections.category.create(ctx, {"title": "C"}))["id"]
+        post = await api.collections.post.create(
+            ctx,
+            {"title": "P", "slug": "p", "author": ref(authors[0]), "coverImage": image(cover)},
+            publish=True,
+        )
+    id = post["id"]
+    save = "mutation($id: ID!, $data: JSON!) { updatePost(id: $id, data: $data) { revision } }"
+    publish = "mutation($id: ID!) { publishPost(id: $id) { revision } }"
+    # A save (data) or a publish (None); references changed and changed back, so that an index
+    # taken for the wrong plane or version would leave a part out that must run.
+    a, b = (ref(author) for author in authors)
+    steps: list[dict[str, Any] | None] = [
+        {"title": "Q"},
+        {"author": b, "categories": [ref(category, "c0")]},
+        {"author": a},
+        None,
+        {"coverImage": None, "body": [image(figure, _key="f")]},
+        {"coverImage": image(cover), "body": None, "title": "Q2"},
+        None,
+        {"author": b},
+        None,
+        {"author": a},
+        None,
+        {"author": None, "categories": None, "coverImage": None},
+        None,
+        {"author": a, "coverImage": image(cover)},
+        None,
+    ]
+    database = cms_api.services.adapter.database
+    await cms_api.data("{ allPost(limit: 1) { id } }")  # the process now knows the caller
+    for n, data in enumerate(steps):
+        before = database.statements
+        if data is None:
+            await cms_api.data(publish, {"id": id})
+        else:
+            await cms_api.data(save, {"id": id, "data": data})
+        # The first save reads the post; every other write is one statement.
+        assert database.statements - before == (2 if n == 0 else 1), n
+        async with cms_api.services.adapter.system_context() as tx:
+            row = await tx.fetchrow(
+                "SELECT draft_data, published_data FROM cms_documents WHERE id = $1", uuid.UUID(id)
+            )
+        assert row is not None
+        draft, published = expected("draft", row[0]), expected("published", row[1])
+        assert await index_of(cms_api.services, id) == (
+            draft[0] | published[0],
+            draft[1] | published[1],
+        ), n
