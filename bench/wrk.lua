@@ -53,7 +53,8 @@ function request()
     return wrk.format(nil, spec.publish_path, nil, spec.publish_before .. post.id .. spec.publish_after)
   end
   step = step + 1
-  local body = spec.update_before .. post.id .. spec.update_middle .. (step % 50) / 10
+  local rating = (step % 50) / 10 + spec.rating_offset
+  local body = spec.update_before .. post.id .. spec.update_middle .. rating
     .. spec.update_after .. post.revision .. spec.update_end
   return wrk.format(nil, spec.path, nil, body)
 end

@@ -7,10 +7,12 @@ Lua table written here: the request body, split where a post id or a revision go
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import resource
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ LUA_SCRIPT = Path(__file__).with_name("wrk.lua")
 _ID = "00000000-0000-4000-8000-0000000000ff"
 _REVISION = 987654321
 _RATING = 1234.5
+# W1's runs, numbered from the clock so that runs of another process differ too (`spec`).
+_RUNS = itertools.count(int(time.time()))
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,10 @@ def spec(
         out["publish_path"] = f"{path}/publish" if floor else path
         out["ids"] = ids
         out["revisions"] = revisions
+        # A fraction of its own added to every rating this run sends: each run restarts its
+        # steps, and a save of the rating a post got from the run before would be a save of the
+        # data as it is, which writes nothing (and leaves the publish after it no saved draft).
+        out["rating_offset"] = (next(_RUNS) % 9900 + 100) / 1_000_000
     return out
 
 
