@@ -1,7 +1,7 @@
 """Documents this process wrote last, as it left them: the next save of one need not read it first.
 
 An editor saves the same document again and again (an autosave, then a publish, then more saves),
-and a save at once (`LocalAPI.update_at_once`) reads the document before it writes: its draft, to
+and a save at once (`Collection.update_at_once`) reads the document before it writes: its draft, to
 merge the update into, and what the reference index holds for it, to write only what changes. When
 this process wrote the document last, it knows all of that already: the draft it wrote, and the row
 version and index its write left (`DocumentStore.written_row`). The save then writes at once,
@@ -12,9 +12,10 @@ write find nothing, write nothing, and the save reads the document after all.
 So an entry may be stale, never wrong: it is taken out when used (a second save of the document at
 the same time reads it), an entry of another organization's caller is never used, and a write that
 would change nothing is not trusted to an entry (the document is read, since the row may be
-another's now). This process's writes in a unit of work drop the entry (`LocalAPI._locked`), so
-they cost no wasted attempt. What is kept hangs off the registry (`Registry.memo`), so a schema change starts
-afresh. It is bounded in entries and in bytes: each keeps its draft as JSON, decoded when used.
+another's now). This process's writes in a unit of work drop the entry (`Collection._locked`), so
+they cost no wasted attempt. What is kept hangs off the registry (`Registry.memo`), so a schema
+change starts afresh. It is bounded in entries and in bytes: each keeps its draft as JSON, decoded
+when used.
 """
 
 from __future__ import annotations
@@ -64,9 +65,7 @@ class WrittenDocuments:
             return
         self._put(_Written(replace(row, draft_data=None), entry.draft))
 
-    def index(
-        self, organization_id: uuid.UUID, type_name: str, id: uuid.UUID
-    ) -> DocumentRow | None:
+    def peek(self, organization_id: uuid.UUID, type_name: str, id: uuid.UUID) -> DocumentRow | None:
         """The row kept for the document, without its draft (its `index` is what a publish of it
         wants), or None; left in place."""
         entry = self._written.get((organization_id, type_name, id))

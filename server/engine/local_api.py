@@ -769,7 +769,7 @@ class Collection:
         if saved is None or expected_revision not in (None, saved.revision):
             return None
         written = written_documents(registry)
-        kept = written.index(principal.organization_id, self.type_name, document_id)
+        kept = written.peek(principal.organization_id, self.type_name, document_id)
         try:
             row = await self.api.adapter.publish_saved_draft_at_once(
                 self.api.adapter.database,
