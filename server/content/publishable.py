@@ -90,10 +90,7 @@ class PublishableDrafts:
 
 def publishable_drafts(registry: Registry) -> PublishableDrafts:
     """The registry's drafts (made on first use)."""
-    drafts: PublishableDrafts | None = registry.memo.get(PublishableDrafts)
-    if drafts is None:
-        drafts = registry.memo[PublishableDrafts] = PublishableDrafts()
-    return drafts
+    return registry.memoised(PublishableDrafts, PublishableDrafts)
 
 
 def _exact(data: Mapping[str, Any]) -> bytes:

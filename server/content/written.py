@@ -112,7 +112,4 @@ class WrittenDocuments:
 
 def written_documents(registry: Registry) -> WrittenDocuments:
     """The registry's written documents (made on first use)."""
-    written: WrittenDocuments | None = registry.memo.get(WrittenDocuments)
-    if written is None:
-        written = registry.memo[WrittenDocuments] = WrittenDocuments()
-    return written
+    return registry.memoised(WrittenDocuments, WrittenDocuments)

@@ -39,18 +39,12 @@ Paths = dict[str, dict[str, Node]]
 
 def reference_paths(registry: Registry) -> Paths:
     """The map of the registry's types (see the module docstring), built once per registry."""
-    paths: Paths | None = registry.memo.get(reference_paths)
-    if paths is None:
-        paths = registry.memo[reference_paths] = _build(registry)
-    return paths
+    return registry.memoised(reference_paths, lambda: _build(registry))
 
 
 def paths_json(registry: Registry) -> str:
     """`reference_paths` as compact JSON text, for the compiled statement."""
-    text: str | None = registry.memo.get(paths_json)
-    if text is None:
-        text = registry.memo[paths_json] = _dumps(reference_paths(registry))
-    return text
+    return registry.memoised(paths_json, lambda: _dumps(reference_paths(registry)))
 
 
 def field_json(registry: Registry, f: Field) -> str | None:

@@ -15,9 +15,9 @@ verifies the links between types (reference targets, named object types, contain
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from server.errors import InvalidInputError, NotFoundError
 from server.model import field_kinds
@@ -195,6 +195,9 @@ class SchemaType:
         return out
 
 
+_Derived = TypeVar("_Derived")
+
+
 class Registry(Mapping[str, SchemaType]):
     """An immutable set of types by name. Changes return a new registry; `check()` validates links."""
 
@@ -211,6 +214,14 @@ class Registry(Mapping[str, SchemaType]):
                     f"type '{schema_type.name}' is defined twice", type=schema_type.name
                 )
             self._types[schema_type.name] = schema_type
+
+    def memoised(self, key: object, build: Callable[[], _Derived]) -> _Derived:
+        """What `build` derives from this registry, built on first use and kept in `memo`."""
+        try:
+            derived: _Derived = self.memo[key]
+        except KeyError:
+            derived = self.memo[key] = build()
+        return derived
 
     def __getitem__(self, name: str) -> SchemaType:
         return self._types[name]

@@ -37,7 +37,6 @@ from server.model.reading import (
 from server.model.reference_paths import paths_json
 from server.query.plan import STATEMENTS_PER_PLAN, Plan, Planner, RootField
 from server.query.sql import (
-    COUNTED_PAGE_FIELDS,
     NotCompilable,
     Scope,
     Selection,
@@ -46,6 +45,7 @@ from server.query.sql import (
     page_columns,
     paths_source,
     perspective_condition,
+    reads_total,
     render,
     singleton_row,
 )
@@ -377,7 +377,7 @@ class _Binder:
             return f"({self.page_rows(obj, condition, order, limit, offset, published)})"
 
         pairs = compiler.page_fields(page_class, fields, docs, "c.total", limit, offset)
-        counted = any(f[0].name.value in COUNTED_PAGE_FIELDS for f in fields.values())
+        counted = reads_total(fields)
         source = (
             f"(SELECT count(*) AS total FROM cms_documents d WHERE {condition}) c"
             if counted

@@ -99,9 +99,14 @@ _DOCUMENT_FIELDS = (
 
 # What `referencedBy` gives when an argument is left out (`server.graphql.types.Document`).
 BACK_REFERENCES_LIMIT = 20
-# The fields of a page of documents (`server.graphql.types.Page`) besides `docs`, read from its
-# total (`total`), its limit and its offset.
-COUNTED_PAGE_FIELDS = frozenset({"totalDocs", "totalPages", "hasNextPage"})
+# The fields of a page of documents (`server.graphql.types.Page`) that read its total.
+_COUNTED_PAGE_FIELDS = frozenset({"totalDocs", "totalPages", "hasNextPage"})
+
+
+def reads_total(fields: Fields) -> bool:
+    """Whether the selected fields of a page (`SelectionCompiler.page_fields`) read its total, so
+    that the statement must count the documents."""
+    return any(nodes[0].name.value in _COUNTED_PAGE_FIELDS for nodes in fields.values())
 
 
 class NotCompilable(Exception):  # noqa: N818 (a signal: take the resolver path)
@@ -444,7 +449,7 @@ class SelectionCompiler:
         fields = self.collect("BackReferencePage", nodes)
         n = self.alias("n")
         pairs = self.page_fields("BackReferencePage", fields, docs, f"{n}.total", limit, offset)
-        if not any(field[0].name.value in COUNTED_PAGE_FIELDS for field in fields.values()):
+        if not reads_total(fields):
             return self.object(pairs)
         return (
             f"(SELECT {self.object(pairs)} FROM"
