@@ -183,16 +183,22 @@ _WRONG_TARGETS = """(SELECT json_agg(json_build_object('path', path, 'type', typ
                          ORDER BY at) FROM wrong) AS wrong"""
 
 
-def _write_facts(work: IndexWork) -> str:
-    """What a draft save or a publish of a saved draft tells of the row it left, for the next save
-    of the document by this process, which then need not read it (`DocumentStore.written_row`):
-    its row version (`written`, the document CTE's `xmin`), the number of the version it wrote, and
-    what says whether the reference index now holds exactly the references written: the targets
-    found (as `refs_new` finds them), and the assets `assets_new` wrote (null when that part does
-    not run: the index held them already)."""
+def _write_facts(work: IndexWork, facts: bool) -> tuple[str, str]:
+    """What a draft save or a publish of a saved draft at once tells of the row it left, for the
+    next save of the document by this process, which then need not read it
+    (`DocumentStore.written_row`): its row version (`written`, the document CTE's `xmin`), the
+    number of the version it wrote, and what says whether the reference index now holds exactly the
+    references written: the targets found (as `refs_new` finds them), and the assets `assets_new`
+    wrote (null when that part does not run: the index held them already). As the additions to
+    the document CTE's `RETURNING` and to the statement's columns; nothing without `facts` (a
+    write in a unit of work, whose row nobody keeps)."""
+    if not facts:
+        return "", ""
     assets = "(SELECT count(*) FROM assets_new)" if work.assets else "NULL::bigint"
-    return f"""written, (SELECT version_number FROM version) AS version_number,
-       (SELECT count(*) FROM targets) AS targets_found, {assets} AS assets_found"""
+    return ", xmin::text AS written", (
+        "written, (SELECT version_number FROM version) AS version_number,"
+        f" (SELECT count(*) FROM targets) AS targets_found, {assets} AS assets_found, "
+    )
 
 
 # Whether the statement queued an outbox event (`queued`). A process that runs the outbox worker
@@ -226,14 +232,15 @@ def _first_version(work: IndexWork) -> tuple[str, str]:
 # ($16: the new hash) and `_after_write_ctes`. The draft save keeps `data` ($4) as the draft; the
 # publish copies the draft, which is `data`, to the published plane.
 @functools.cache
-def _draft_save(work: IndexWork) -> tuple[tuple[str, str], tuple[str, str]]:
+def _draft_save(work: IndexWork, *, facts: bool = False) -> tuple[tuple[str, str], tuple[str, str]]:
+    returning, columns = _write_facts(work, facts)
     return _with_and_without_data(f"""
 WITH document AS (
     UPDATE cms_documents SET draft_data = $4, draft_hash = $16, updated_by = $5,
            updated_at = now(), revision = revision + 1
-     WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}, xmin::text AS written
+     WHERE id = $1 RETURNING {DOCUMENT_COLUMNS}{returning}
 ), {_after_write_ctes(work)}
-SELECT {{columns}}, {_write_facts(work)}, {_WRONG_TARGETS}, {{queued}} FROM document
+SELECT {{columns}}, {columns}{_WRONG_TARGETS}, {{queued}} FROM document
 """)
 
 
@@ -257,7 +264,7 @@ def _draft_save_seen(work: IndexWork) -> tuple[str, str]:
             raise RuntimeError("_draft_save_seen: the draft save is not the text this changes")
         return written
 
-    plain, notify = _draft_save(work)[1]
+    plain, notify = _draft_save(work, facts=True)[1]
     return seen(plain), seen(notify)
 
 
@@ -287,7 +294,8 @@ SELECT {{columns}}, {_WRONG_TARGETS}, {{queued}} FROM document
 # draft by another process both commit in between, the row is as the save left it again, and the
 # version number's unique constraint refuses the number taken.)
 @functools.cache
-def _publish_saved(work: IndexWork) -> tuple[str, str]:
+def _publish_saved(work: IndexWork, *, facts: bool = False) -> tuple[str, str]:
+    returning, columns = _write_facts(work, facts)
     after = _after_write_ctes(work, publish=True)
     version_data = "coalesce($4::jsonb, (SELECT draft_data FROM document)),"
     if "$4," not in after:
@@ -298,9 +306,9 @@ WITH document AS (
            published_hash = $16, published_at = now(), updated_at = now(), updated_by = $5
      WHERE id = $1 AND type = $11 AND revision = $17 AND draft_hash = $16
        AND published_hash IS DISTINCT FROM $16 AND published_hash IS NOT DISTINCT FROM $18
-     RETURNING {DOCUMENT_COLUMNS}, xmin::text AS written
+     RETURNING {DOCUMENT_COLUMNS}{returning}
 ), {after.replace("$4,", version_data, 1)}
-SELECT {DATALESS_COLUMNS}, {_write_facts(work)}, {_WRONG_TARGETS}, {{queued}} FROM document
+SELECT {DATALESS_COLUMNS}, {columns}{_WRONG_TARGETS}, {{queued}} FROM document
 """)
 
 
@@ -736,6 +744,7 @@ class DocumentStore:
             published_hash,
             published_index,
             published_by,
+            at_once=False,
         )
         try:
             row = await tx.fetchrow_kept(sql, *arguments)
@@ -791,6 +800,7 @@ class DocumentStore:
             published_hash,
             published_index,
             published_by,
+            at_once=True,
         )
         row = await database.run_at_once(opening, sql, *arguments, cancel_after=cancel_after)
         if row is None:
@@ -832,14 +842,17 @@ class DocumentStore:
         published_hash: str | None,
         published_index: PlaneIndex | None,
         published_by: str | None,
+        *,
+        at_once: bool,
     ) -> tuple[str, tuple[Any, ...]]:
-        """The publish of a saved draft (`_publish_saved`) and its arguments."""
+        """The publish of a saved draft (`_publish_saved`, with what it left when `at_once`) and
+        its arguments."""
         # No data: the version's is the draft's own.
         arguments = self._after_write_arguments(
             id, organization_id, type, "publish", None, published_by, references, None
         )
         work = _work(published_index, references)
-        sql = self._text(_publish_saved(work))
+        sql = self._text(_publish_saved(work, facts=at_once))
         return sql, (*arguments, draft_hash, revision, published_hash)
 
     async def unpublish_document(
