@@ -393,3 +393,28 @@ def test_a_publish_statement_holds_no_prune() -> None:
     for texts in _draft_save(FULL_WORK):
         for text in texts:
             assert "DELETE FROM cms_document_versions" in text
+
+
+async def test_a_number_in_a_filter_is_the_number_written(cms: CMS, org: uuid.UUID) -> None:
+    """0.1 in a filter finds a stored 0.1: it is compared as written, not as the binary expansion
+    of the float it parses to (0.1000000000000000055...)."""
+    async with cms.api.system_context(org) as ctx:
+        posts = cms.api.collections.post
+        for title, rating in (("tenth", 0.1), ("three tenths", 0.3), ("one", 1)):
+            data = {"title": title, "slug": title.replace(" ", "-"), "rating": rating}
+            await posts.create(ctx, data, publish=True)
+        found = {
+            name: sorted(doc["title"] for doc in (await posts.find(ctx, where=where)).items)
+            for name, where in {
+                "equals": {"rating": {"equals": 0.1}},
+                "in": {"rating": {"in": [0.3, 2.5]}},
+                "range": {"rating": {"greater_than_equal": 0.3, "less_than_equal": 0.3}},
+                "not_equals": {"rating": {"not_equals": 0.1}},
+            }.items()
+        }
+    assert found == {
+        "equals": ["tenth"],
+        "in": ["three tenths"],
+        "range": ["three tenths"],
+        "not_equals": ["one", "three tenths"],
+    }

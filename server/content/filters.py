@@ -30,6 +30,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, Literal, TypeAlias
 
 from server.errors import InvalidInputError
@@ -767,6 +768,11 @@ def _bind_value(kind: Kind, value: Any, loc: str) -> Any:
         # Python refuses to turn much longer integers into text, which the driver needs.
         if isinstance(value, int) and value.bit_length() > _MAX_INTEGER_BITS:
             raise InvalidInputError(f"{loc}: the number is too large", path=loc)
+        if isinstance(value, float):
+            # As the number was written (the shortest text that reads back as the same float):
+            # bound as a float, 0.1 would be compared as its binary expansion, 0.1000000000000000055...,
+            # which equals no stored 0.1.
+            return Decimal(repr(value))
         return value
     if kind == "boolean":
         if not isinstance(value, bool):

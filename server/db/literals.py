@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -74,6 +75,8 @@ def _scalar(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return repr(value)  # the shortest text that reads back as the same double
+    if isinstance(value, Decimal):
+        return str(value)
     if isinstance(value, datetime):
         # As asyncpg sends them: the extremes of Python's range stand for PostgreSQL's infinities.
         utc = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
