@@ -30,10 +30,14 @@ TITLES = '{ allPost(sort: ["title"]) { title } }'
 CREATE = "mutation($t: String!) { createPost(data: {title: $t, slug: $t}, publish: true) { id } }"
 # The short and the full way, on a session and through a transaction pooler (`cms_read_pooled`;
 # the short way there with the text, or its prepared call without: `cms_read_known_run`, as on a
-# session, migrations 0018 and 0021).
+# session, migrations 0018 and 0021). On a session of the read pool the short way is
+# `cms_read_known_scoped`, and once the session is scoped to the caller the read's own statement,
+# gated by the same checks (migration 0025).
 KNOWN = (
     "SELECT cms_read_known(",
     "SELECT cms_read_known_run(",
+    "SELECT cms_read_known_scoped(",
+    "SELECT scoped.results FROM (",
     "SELECT cms_read_pooled_known(",
 )
 FULL = (

@@ -222,17 +222,27 @@ async def test_a_read_request_is_one_round_trip(
     """No `BEGIN`, no `COMMIT`: the statement is the request's transaction."""
     sent = round_trips
     body = with_limit(BY_NAME["Q1"], 5)
-    await statements(cms_api, body)  # prepares the read on the connection
+    await statements(cms_api, body)  # meets the caller, and prepares the read on the connection
+    # A caller met reads on the read pool (`Database.read_session`): prepare it there too.
+    await statements(cms_api, body)
     sent.clear()
     count, _ = await statements(cms_api, body)
     assert count == READ
     assert len(sent) == 1
-    # A caller met moments ago: its facts are checked by the access counter (migration 0015),
-    # with the read this connection prepared `cms_read_known_run` (migration 0020); through a
-    # transaction pooler (`DATABASE_POOL_MODE=transaction`) `cms_read_pooled_known` with
-    # the text, or once this process has sent it, the call the server session keeps prepared
-    # (migrations 0018 and 0021: `cms_read_known_run`, as on a session).
-    assert sent[0].startswith(("SELECT cms_read_known_run(", "SELECT cms_read_pooled_known("))
+    # A caller met moments ago: its facts are checked by the access counter (migration 0015).
+    # On a session of the read pool, `cms_read_known_scoped` checks them and scopes the session
+    # to the caller, and the reads after it there are the read's own statement, gated by the same
+    # checks (migration 0025); through a transaction pooler (`DATABASE_POOL_MODE=transaction`)
+    # `cms_read_pooled_known` with the text, or once this process has sent it, the call the
+    # server session keeps prepared (migrations 0018 and 0021: `cms_read_known_run`).
+    assert sent[0].startswith(
+        (
+            "SELECT cms_read_known_scoped(",
+            "SELECT scoped.results FROM (",
+            "SELECT cms_read_known_run(",
+            "SELECT cms_read_pooled_known(",
+        )
+    )
 
 
 async def test_a_read_by_a_caller_not_met_yet_is_one_round_trip_too(

@@ -76,10 +76,23 @@ CONSTRAINT_MESSAGES = {
 DESCRIBED_PER_CONNECTION = 128
 
 
+class SessionScope:
+    """The `app.scope` a read pool session's settings were last made for, as far as this
+    process knows (None: not known). Mutable, as the pool hands out proxies of its connections."""
+
+    __slots__ = ("name",)
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+
+
 class PooledConnection(asyncpg.Connection):
     """A pool connection, with the names of the reads prepared on its session (`cms_read`)."""
 
     prepared_reads: set[str]
+    # On a connection of the read pool (`Database.read_session`): what its session settings were
+    # last made for.
+    scope: SessionScope
     # The kept statements (`server/db/kept.py`) prepared on its session by a write at once.
     kept_prepared: set[str]
     # Statement descriptions kept by `described_statement`, by text, oldest use first.
@@ -143,6 +156,7 @@ class PooledConnection(asyncpg.Connection):
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     if isinstance(conn, PooledConnection):
         conn.prepared_reads = set()
+        conn.scope = SessionScope()
         conn.kept_prepared = set()
         conn.described = OrderedDict()
     # JSON travels as text both ways; orjson is the fastest correct codec for the JSONB-heavy load.
@@ -290,6 +304,10 @@ class Database:
         # long as it takes).
         self.acquire_timeout = acquire_timeout
         self._pool: asyncpg.Pool[Any] | None = None
+        # Known callers' compiled reads, on sessions of the request role (`read_session`).
+        self._reads: asyncpg.Pool[Any] | None = None
+        self._reads_role: str | None = None
+        self._reads_lock = asyncio.Lock()
         self._health: asyncpg.Connection[Any] | None = None
         self._health_lock = asyncio.Lock()
         # Through a transaction pooler: statements that server sessions keep prepared by name,
@@ -356,6 +374,9 @@ class Database:
 
     async def disconnect(self) -> None:
         await self._close_health()
+        if self._reads is not None:
+            reads, self._reads = self._reads, None
+            await reads.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -525,6 +546,8 @@ class Database:
         replaced as they come back to the pool."""
         log.warning("a pooled connection was dead (%s); trying again on a fresh one", exc)
         await self.pool.expire_connections()
+        if self._reads is not None:
+            await self._reads.expire_connections()
 
     def session(self) -> Session:
         """A pooled connection outside any transaction: each statement is its own transaction.
@@ -534,6 +557,53 @@ class Database:
         longer than `acquire_timeout` for it is SERVICE_UNAVAILABLE.
         """
         return Session(self)
+
+    async def read_session(self, role: str) -> Session:
+        """`session()` on the read pool: connections that serve known callers' compiled reads
+        and nothing else, so their session settings may stay scoped to the last caller
+        (`cms_read_known_scoped`, migration 0025).
+
+        They start as `role` (`none`: the connecting role), which even `RESET ROLE` returns to,
+        and read-only, with JIT off. Opened on first use, with no connection kept idle beyond the
+        pool's idle timeout. Not through a transaction pooler, which keeps no session's settings
+        for the next call.
+        """
+        assert not self.transaction_pooled
+        reads = self._reads
+        if reads is None or self._reads_role != role:
+            reads = await self._open_reads(role)
+        return Session(self, reads)
+
+    async def _open_reads(self, role: str) -> asyncpg.Pool[Any]:
+        async with self._reads_lock:
+            if self._reads is not None and self._reads_role == role:
+                return self._reads
+            if self._pool is None:
+                raise UnavailableError("the database is not connected")
+            settings = {
+                **self._session_options()["server_settings"],
+                "default_transaction_read_only": "on",
+                "jit": "off",
+            }
+            if role != "none":
+                settings["role"] = role
+            try:
+                reads = await asyncpg.create_pool(
+                    self.url,
+                    min_size=0,
+                    max_size=self.pool_size,
+                    max_inactive_connection_lifetime=self.idle_timeout,
+                    init=_init_connection,
+                    reset=keep_session,
+                    connection_class=PooledConnection,
+                    server_settings=settings,
+                )
+            except (OSError, asyncpg.PostgresError) as exc:
+                raise UnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
+            previous, self._reads, self._reads_role = self._reads, reads, role
+            if previous is not None:
+                await previous.close()
+            return reads
 
     @asynccontextmanager
     async def transaction(
@@ -613,10 +683,10 @@ class Database:
                 raise
         raise AssertionError("unreachable")
 
-    async def _acquire(self) -> tuple[Any, Connection]:
+    async def _acquire(self, pool: asyncpg.Pool[Any] | None = None) -> tuple[Any, Connection]:
         # The pool's own timeout runs the acquisition in a task of its own (`wait_for`) on every
         # call, idle connection or not; a timeout scope around it costs only a timer.
-        conn_cm = self.pool.acquire()
+        conn_cm = (pool or self.pool).acquire()
         try:
             async with asyncio.timeout(self.acquire_timeout or None):
                 conn = await conn_cm.__aenter__()
@@ -644,14 +714,15 @@ class Session:
     """`Database.session()`: a class rather than a generator, as every compiled read takes one
     and a generator-based context manager costs a few microseconds more each time."""
 
-    __slots__ = ("_database", "_release")
+    __slots__ = ("_database", "_pool", "_release")
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, pool: asyncpg.Pool[Any] | None = None) -> None:
         self._database = database
+        self._pool = pool
         self._release: Any = None
 
     async def __aenter__(self) -> PooledConnection:
-        self._release, conn = await self._database._acquire()
+        self._release, conn = await self._database._acquire(self._pool)
         return conn  # type: ignore[return-value]
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -26,6 +26,8 @@ yet, which the sessions likely lack too.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +56,9 @@ READ_KNOWN_SQL = "SELECT cms_read_known($1, $2, $3, $4, $5, $6, $7, $8::text[])"
 # `EXECUTE` of the read written here (migration 0020), so PostgreSQL parses no JSON and runs no
 # query to write it.
 READ_KNOWN_RUN_SQL = "SELECT cms_read_known_run($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+# The same on a connection of the read pool, leaving its session scoped to the caller (migration
+# 0025): the next read there by the same caller runs its statement directly (`scoped_sql`).
+READ_KNOWN_SCOPED_SQL = "SELECT cms_read_known_scoped($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 # The same through a transaction pooler (`cms_read_pooled`'s way with the read, migration 0014).
 READ_POOLED_KNOWN_SQL = (
     "SELECT cms_read_pooled_known($1, $2, $3, $4, $5, $6, $7, $8::text[], $9) AS results"
@@ -122,7 +127,12 @@ async def fetch(
         with translate_errors():
             call = await database.named_statement(POOLED_CALL_NAME, POOLED_CALL_SQL)
     for attempt in (1, 2):
-        async with database.session() as conn:
+        if known is None or database.transaction_pooled:
+            session = database.session()
+        else:
+            # A known caller's read: on the read pool, whose sessions may be scoped to it.
+            session = await database.read_session(opening[7])
+        async with session as conn:
             try:
                 return await _fetch_on(
                     conn,
@@ -188,10 +198,8 @@ async def _fetch_on(
     try:
         with refusals(), translate_errors(conn):
             if known is not None and text is None:
-                results = await conn.fetchval(
-                    READ_KNOWN_RUN_SQL,
-                    *_run_arguments(known, opening, name, arguments),
-                    timeout=cancel_after,
+                results = await _read_scoped(
+                    conn, known, opening, statement, arguments, cancel_after
                 )
                 principal = known
             elif known is not None:
@@ -215,6 +223,72 @@ async def _fetch_on(
         raise
     prepared.add(name)
     return principal, list(results)
+
+
+async def _read_scoped(
+    conn: PooledConnection,
+    known: str,
+    opening: tuple[Any, ...],
+    statement: Statement,
+    arguments: list[str | None],
+    cancel_after: float | None,
+) -> list[str | None]:
+    """A known caller's prepared read on a connection of the read pool: the read's own statement
+    when the session is scoped to the caller, else `cms_read_known_scoped`, which scopes it.
+
+    The gate of `scoped_sql` decides, not `conn.scope`: a session scoped otherwise, or facts
+    that changed, make the statement read nothing, and the function then checks the facts
+    (`FactsChanged` when they changed) and scopes the session again.
+    """
+    _, _, role, lock_timeout_ms = opening[5:]
+    scope = scope_name(known, opening[5], role, lock_timeout_ms)
+    if conn.scope.name == scope:
+        _, _, _, epoch, expires = kept_facts(known)
+        results = await conn.fetchval(
+            scoped_sql(statement.sql, len(statement.args)),
+            *statement.args,
+            scope,
+            None if role == "none" else role,
+            epoch,
+            expires,
+            timeout=cancel_after,
+        )
+        if results is not None:
+            return results  # type: ignore[no-any-return]
+    conn.scope.name = None
+    results = await conn.fetchval(
+        READ_KNOWN_SCOPED_SQL,
+        *_run_arguments(known, opening, statement.name, arguments),
+        scope,
+        timeout=cancel_after,
+    )
+    conn.scope.name = scope
+    return results  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=1024)
+def scope_name(known: str, hierarchy: bool, role: str, lock_timeout_ms: int) -> str:
+    """The `app.scope` of a session whose settings `cms_read_known_scoped` made for a caller:
+    a digest of everything it set them from."""
+    text = f"{hierarchy}\x00{role}\x00{lock_timeout_ms}\x00{known}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)
+def scoped_sql(read_sql: str, parameters: int) -> str:
+    """A compiled read run directly on a session scoped to its caller, gated: it reads nothing
+    (no row) unless the session's settings are those of the scope named, it runs as the request
+    role (None: the connecting role), and the caller's facts still hold (the access counter and
+    the credential's expiry, as `cms_read_known_run` checks them). The gate has no column in
+    it, so PostgreSQL checks it once, before the read runs."""
+    scope, role, epoch, expires = (f"${parameters + n}::text" for n in range(1, 5))
+    return (
+        f"SELECT scoped.results FROM ({read_sql}) AS scoped(results)"
+        f" WHERE current_setting('app.scope', true) = {scope}"
+        f" AND ({role} IS NULL OR current_user::text = {role})"
+        f" AND (SELECT e.epoch FROM cms_access_epoch e) = {epoch}::bigint"
+        f" AND ({expires} IS NULL OR {expires}::timestamptz > now())"
+    )
 
 
 def _raise_signal(exc: asyncpg.PostgresError) -> None:
