@@ -20,6 +20,7 @@ import pytest
 
 from server.access.credentials import secret_digest
 from server.access.opening import known_callers
+from server.query import round_trip
 from server.services import database_adapter
 from server.testing import GraphQLClient, running_api
 from tests.both_paths import both_paths, in_order
@@ -265,3 +266,19 @@ async def test_a_read_pool_session_reads_as_the_request_role_and_writes_nothing(
     payload, sent = await read(api, round_trips)
     assert sent == [SCOPED]
     assert titles(payload) == ["Alpha", "Beta", "Gamma 'quoted' \\ 100%"]
+
+
+async def test_a_read_too_long_to_keep_prepared_is_scoped_each_time(
+    api: GraphQLClient, round_trips: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A statement longer than the read pool keeps prepared would be parsed again with each run,
+    a round trip more: such a read runs through `cms_read_known_scoped` every time, one statement."""
+    monkeypatch.setattr(round_trip, "READ_STATEMENT_MAX", 100)
+    answers = []
+    sent = []
+    for _ in range(5):
+        payload, statements = await read(api, round_trips)
+        answers.append(titles(payload))
+        sent += statements
+    assert sent == [FULL, KNOWN, SCOPING, SCOPING, SCOPING]
+    assert answers == [["Alpha", "Beta", "Gamma 'quoted' \\ 100%"]] * 5

@@ -76,6 +76,13 @@ CONSTRAINT_MESSAGES = {
 DESCRIBED_PER_CONNECTION = 128
 
 
+# The longest statement a read pool connection keeps prepared (asyncpg's statement cache; its
+# default is 15 KiB, shorter than many a compiled read): a longer one would be parsed and
+# described again with each run, a round trip more (`server/query/round_trip.py` runs those
+# through `cms_read_known_scoped` instead).
+READ_STATEMENT_MAX = 64 * 1024
+
+
 class SessionScope:
     """The `app.scope` a read pool session's settings were last made for, as far as this
     process knows (None: not known). Mutable, as the pool hands out proxies of its connections."""
@@ -597,6 +604,7 @@ class Database:
                     reset=keep_session,
                     connection_class=PooledConnection,
                     server_settings=settings,
+                    max_cacheable_statement_size=READ_STATEMENT_MAX,
                 )
             except (OSError, asyncpg.PostgresError) as exc:
                 raise UnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc

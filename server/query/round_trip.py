@@ -37,7 +37,7 @@ from server.access.auth import refusals
 from server.access.opening import FactsChanged, facts_changed, kept_facts
 from server.db.literals import execute_text as prepared_execute_text
 from server.db.literals import text_argument
-from server.db.pool import connection_lost, translate_errors
+from server.db.pool import READ_STATEMENT_MAX, connection_lost, translate_errors
 
 if TYPE_CHECKING:
     from asyncpg.prepared_stmt import PreparedStatement
@@ -242,10 +242,11 @@ async def _read_scoped(
     """
     _, _, role, lock_timeout_ms = opening[5:]
     scope = scope_name(known, opening[5], role, lock_timeout_ms)
-    if conn.scope.name == scope:
+    sql = scoped_sql(statement.sql, len(statement.args))
+    if conn.scope.name == scope and len(sql) <= READ_STATEMENT_MAX:
         _, _, _, epoch, expires = kept_facts(known)
         results = await conn.fetchval(
-            scoped_sql(statement.sql, len(statement.args)),
+            sql,
             *statement.args,
             scope,
             None if role == "none" else role,
