@@ -105,6 +105,9 @@ class Settings:
     # How often each replica's replay position (and the primary's WAL position) is polled.
     replica_check_ms: int = 500
     pool_size: int = 10
+    # Connections for the reads of callers this process has met (`Database.read_session`); None:
+    # as many as `pool_size`, 0: none (those reads use the pool above).
+    read_pool_size: int | None = None
     idle_timeout: float = 20.0
     # Seconds a request waits for a pooled connection before SERVICE_UNAVAILABLE.
     acquire_timeout: float = 5.0
@@ -194,6 +197,11 @@ class Settings:
             replica_max_lag_ms=_int(env, "REPLICA_MAX_LAG_MS", 2_000, minimum=0),
             replica_check_ms=_int(env, "REPLICA_CHECK_MS", 500, minimum=10, maximum=60_000),
             pool_size=_int(env, "DB_POOL_SIZE", 10, minimum=1, maximum=1000),
+            read_pool_size=(
+                _int(env, "DB_READ_POOL_SIZE", 0, minimum=0, maximum=1000)
+                if env.get("DB_READ_POOL_SIZE", "").strip()
+                else None
+            ),
             idle_timeout=_float(env, "DB_IDLE_TIMEOUT", 20.0),
             acquire_timeout=_float(env, "DB_ACQUIRE_TIMEOUT", 5.0),
             statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", 10_000, minimum=0),

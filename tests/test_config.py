@@ -61,10 +61,17 @@ def test_ipv6_host_is_bracketed() -> None:
 def test_defaults() -> None:
     settings = Settings.from_env({"DATABASE_URL": "postgresql://u@h/d"})
     assert (settings.pool_size, settings.idle_timeout) == (10, 20.0)
+    assert settings.read_pool_size is None  # as many as DB_POOL_SIZE
     assert (settings.enable_rls, settings.enable_hierarchy) == (True, True)
     assert settings.introspection == "everyone"
     assert (settings.acquire_timeout, settings.lock_timeout_ms) == (5.0, 5000)
     assert (settings.scheduler_enabled, settings.scheduler_poll_seconds) == (True, 10.0)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0), ("3", 3), (" ", None)])
+def test_read_pool_size(value: str, expected: int | None) -> None:
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://u@h/d", "DB_READ_POOL_SIZE": value})
+    assert settings.read_pool_size == expected
 
 
 def test_pool_mode_and_direct_url() -> None:
@@ -117,6 +124,8 @@ def test_introspection_access(access: str) -> None:
         ({"PG_HOST": "h", "PG_USER": "u", "PG_DATABASE": "d", "PG_PORT": "70000"}, "PG_PORT"),
         ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE"),
         ({"DB_POOL_SIZE": "ten"}, "DB_POOL_SIZE"),
+        ({"DB_READ_POOL_SIZE": "-1"}, "DB_READ_POOL_SIZE"),
+        ({"DB_READ_POOL_SIZE": "many"}, "DB_READ_POOL_SIZE"),
         ({"DB_IDLE_TIMEOUT": "-1"}, "DB_IDLE_TIMEOUT"),
         ({"ENABLE_RLS": "maybe"}, "ENABLE_RLS"),
         ({"ENABLE_HIERARCHY": "2"}, "ENABLE_HIERARCHY"),

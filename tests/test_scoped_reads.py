@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -20,6 +21,7 @@ import pytest
 
 from server.access.credentials import secret_digest
 from server.access.opening import known_callers
+from server.db.tenancy import request_role
 from server.query import round_trip
 from server.services import database_adapter
 from server.testing import GraphQLClient, running_api
@@ -84,7 +86,21 @@ WHERE = [
 @pytest.fixture
 async def api(cms_database_url: str) -> AsyncIterator[GraphQLClient]:
     """The API on PostgreSQL directly, one connection in each pool; posts of `POSTS` published."""
-    adapter = database_adapter(cms_database_url, pool_size=1, run_migrations=False)
+    async with api_with(cms_database_url, read_pool_size=1) as client:
+        yield client
+
+
+@asynccontextmanager
+async def api_with(
+    url: str, *, read_pool_size: int, enable_rls: bool = True
+) -> AsyncIterator[GraphQLClient]:
+    adapter = database_adapter(
+        url,
+        pool_size=1,
+        read_pool_size=read_pool_size,
+        enable_rls=enable_rls,
+        run_migrations=False,
+    )
     await adapter.connect()
     try:
         async with running_api(adapter=adapter) as client:
@@ -133,8 +149,10 @@ async def session_scope(gql: GraphQLClient) -> str:
     return value
 
 
-def _role(gql: GraphQLClient) -> str:
-    return gql.services.adapter.tenancy.request_role or "none"
+def _role(gql: GraphQLClient) -> str | None:
+    """The role the read pool's sessions start as (None: the connecting role)."""
+    role = request_role(gql.services.adapter.tenancy)
+    return None if role == "none" else role
 
 
 async def test_the_third_read_of_a_caller_is_the_reads_own_statement(
@@ -282,3 +300,41 @@ async def test_a_read_too_long_to_keep_prepared_is_scoped_each_time(
         sent += statements
     assert sent == [FULL, KNOWN, SCOPING, SCOPING, SCOPING]
     assert answers == [["Alpha", "Beta", "Gamma 'quoted' \\ 100%"]] * 5
+
+
+async def test_without_a_read_pool_known_callers_read_on_the_shared_pool(
+    cms_database_url: str, round_trips: list[str]
+) -> None:
+    """`DB_READ_POOL_SIZE=0`: a known caller's read is `cms_read_known_run` on the pool every
+    request shares, whose settings are the statement's own, and no session is scoped."""
+    async with api_with(cms_database_url, read_pool_size=0) as client:
+        sent = []
+        for _ in range(4):
+            payload, _ = await read(client, round_trips)
+            assert titles(payload) == ["Alpha", "Beta", "Gamma 'quoted' \\ 100%"]
+            sent += [sql.split("(")[0] for sql in round_trips if "cms_read" in sql]
+        # One connection: the full opening prepared the read there for the known caller's reads.
+        assert sent == [
+            "SELECT principal, results FROM cms_read",
+            "SELECT cms_read_known_run",
+            "SELECT cms_read_known_run",
+            "SELECT cms_read_known_run",
+        ]
+        async with client.services.adapter.database.session() as conn:
+            assert await conn.fetchval("SELECT current_setting('app.scope', true)") in (None, "")
+
+
+async def test_single_tenant_reads_are_scoped_too(
+    cms_database_url: str, round_trips: list[str]
+) -> None:
+    """`ENABLE_RLS=false`: no request role, so the read pool's sessions keep the connecting role
+    (the gate then checks no role), and the reads go the same way."""
+    async with api_with(cms_database_url, read_pool_size=1, enable_rls=False) as client:
+        assert _role(client) is None
+        sent = []
+        for _ in range(5):
+            payload, statements = await read(client, round_trips)
+            assert titles(payload) == ["Alpha", "Beta", "Gamma 'quoted' \\ 100%"]
+            sent += statements
+        assert sent == [FULL, KNOWN, SCOPING, SCOPED, SCOPED]
+        assert client.app.state.graphql.compiled_failures == 0

@@ -299,6 +299,7 @@ class Database:
         direct_url: str | None = None,
         pool_mode: PoolMode = "session",
         pool_size: int = 10,
+        read_pool_size: int | None = None,
         idle_timeout: float = 20.0,
         acquire_timeout: float = 5.0,
     ) -> None:
@@ -306,6 +307,7 @@ class Database:
         self.direct_url = direct_url or url
         self.pool_mode = pool_mode
         self.pool_size = pool_size
+        self.read_pool_size = pool_size if read_pool_size is None else read_pool_size
         self.idle_timeout = idle_timeout
         # How long a transaction waits for a pooled connection before SERVICE_UNAVAILABLE (0: as
         # long as it takes).
@@ -313,7 +315,7 @@ class Database:
         self._pool: asyncpg.Pool[Any] | None = None
         # Known callers' compiled reads, on sessions of the request role (`read_session`).
         self._reads: asyncpg.Pool[Any] | None = None
-        self._reads_role: str | None = None
+        self._reads_role: str | None = None  # what `_reads` was opened for
         self._reads_lock = asyncio.Lock()
         self._health: asyncpg.Connection[Any] | None = None
         self._health_lock = asyncio.Lock()
@@ -327,6 +329,11 @@ class Database:
         self.kept = KeptStatements()
         # Total statements run through this database's transactions, for tests and benchmarks.
         self.statements = 0
+
+    @property
+    def scoped_reads(self) -> bool:
+        """Whether known callers' reads go to the read pool (`read_session`)."""
+        return self.read_pool_size > 0 and not self.transaction_pooled
 
     @property
     def transaction_pooled(self) -> bool:
@@ -565,23 +572,23 @@ class Database:
         """
         return Session(self)
 
-    async def read_session(self, role: str) -> Session:
+    async def read_session(self, role: str | None) -> Session:
         """`session()` on the read pool: connections that serve known callers' compiled reads
         and nothing else, so their session settings may stay scoped to the last caller
         (`cms_read_known_scoped`, migration 0025).
 
-        They start as `role` (`none`: the connecting role), which even `RESET ROLE` returns to,
-        and read-only, with JIT off. Opened on first use, with no connection kept idle beyond the
-        pool's idle timeout. Not through a transaction pooler, which keeps no session's settings
-        for the next call.
+        They start as `role` (None: the connecting role), which even `RESET ROLE` returns to,
+        and read-only, with JIT off. Opened on first use, with up to `read_pool_size`
+        connections, none kept idle beyond the idle timeout. Only when `scoped_reads`: not through
+        a transaction pooler, which keeps no session's settings for the next call.
         """
-        assert not self.transaction_pooled
+        assert self.scoped_reads
         reads = self._reads
         if reads is None or self._reads_role != role:
             reads = await self._open_reads(role)
         return Session(self, reads)
 
-    async def _open_reads(self, role: str) -> asyncpg.Pool[Any]:
+    async def _open_reads(self, role: str | None) -> asyncpg.Pool[Any]:
         async with self._reads_lock:
             if self._reads is not None and self._reads_role == role:
                 return self._reads
@@ -592,13 +599,13 @@ class Database:
                 "default_transaction_read_only": "on",
                 "jit": "off",
             }
-            if role != "none":
+            if role is not None:
                 settings["role"] = role
             try:
                 reads = await asyncpg.create_pool(
                     self.url,
                     min_size=0,
-                    max_size=self.pool_size,
+                    max_size=self.read_pool_size,
                     max_inactive_connection_lifetime=self.idle_timeout,
                     init=_init_connection,
                     reset=keep_session,

@@ -92,6 +92,7 @@ class Replicas:
         check_interval: float = 0.5,
         pool_mode: PoolMode = "session",
         pool_size: int = 10,
+        read_pool_size: int | None = None,
         idle_timeout: float = 20.0,
         acquire_timeout: float = 5.0,
     ) -> None:
@@ -105,6 +106,7 @@ class Replicas:
                     url,
                     pool_mode=pool_mode,
                     pool_size=pool_size,
+                    read_pool_size=read_pool_size,
                     idle_timeout=idle_timeout,
                     acquire_timeout=acquire_timeout,
                 ),

@@ -59,6 +59,7 @@ class PostgresAdapter(
         direct_url: str | None = None,
         pool_mode: PoolMode = "session",
         pool_size: int = 10,
+        read_pool_size: int | None = None,
         idle_timeout: float = 20.0,
         enable_rls: bool = True,
         enable_hierarchy: bool = True,
@@ -73,6 +74,7 @@ class PostgresAdapter(
             direct_url=direct_url,
             pool_mode=pool_mode,
             pool_size=pool_size,
+            read_pool_size=read_pool_size,
             idle_timeout=idle_timeout,
             acquire_timeout=acquire_timeout,
         )

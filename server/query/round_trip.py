@@ -10,6 +10,13 @@ text only when this connection has not prepared it yet, and its arguments as tex
 PostgreSQL turns into literals of the placeholders' types. `text_argument` writes each value in
 the input syntax of the type the binder gave it (`server/content/filters.py`).
 
+A known caller's reads run on the read pool (`Database.read_session`, migration 0025), whose
+sessions run as the request role, read-only, and serve nothing else. There the statement is
+`cms_read_known_scoped`, which leaves the session's organization settings made for the caller and
+names them in `app.scope`; the caller's next read on that connection is the read's own statement
+behind a gate (`scoped_sql`), which reads nothing unless the session is scoped to that caller and
+the caller's facts still hold, and then the function scopes it again (`_read_scoped`).
+
 Through a transaction pooler a connection's calls may reach different server sessions, and the
 client cannot prepare anything on the one its next call reaches. There the server sessions keep
 the reads prepared themselves: `cms_read_pooled` (migration 0014) is given the read's text and
@@ -127,7 +134,7 @@ async def fetch(
         with translate_errors():
             call = await database.named_statement(POOLED_CALL_NAME, POOLED_CALL_SQL)
     for attempt in (1, 2):
-        if known is None or database.transaction_pooled:
+        if known is None or not database.scoped_reads:
             session = database.session()
         else:
             # A known caller's read: on the read pool, whose sessions may be scoped to it.
@@ -197,9 +204,17 @@ async def _fetch_on(
     database.ran(statement.sql, statement.args)
     try:
         with refusals(), translate_errors(conn):
-            if known is not None and text is None:
+            if known is not None and text is None and database.scoped_reads:
                 results = await _read_scoped(
                     conn, known, opening, statement, arguments, cancel_after
+                )
+                principal = known
+            elif known is not None and text is None:
+                # Without a read pool: the statement's own settings on a shared session.
+                results = await conn.fetchval(
+                    READ_KNOWN_RUN_SQL,
+                    *_run_arguments(known, opening, name, arguments),
+                    timeout=cancel_after,
                 )
                 principal = known
             elif known is not None:
@@ -240,8 +255,8 @@ async def _read_scoped(
     that changed, make the statement read nothing, and the function then checks the facts
     (`FactsChanged` when they changed) and scopes the session again.
     """
-    _, _, role, lock_timeout_ms = opening[5:]
-    scope = scope_name(known, opening[5], role, lock_timeout_ms)
+    hierarchy, _, role, lock_timeout_ms = opening[5:]
+    scope = scope_name(known, hierarchy, role, lock_timeout_ms)
     sql = scoped_sql(statement.sql, len(statement.args))
     if conn.scope.name == scope and len(sql) <= READ_STATEMENT_MAX:
         _, _, _, epoch, expires = kept_facts(known)
@@ -249,7 +264,7 @@ async def _read_scoped(
             sql,
             *statement.args,
             scope,
-            None if role == "none" else role,
+            role,
             epoch,
             expires,
             timeout=cancel_after,
@@ -268,7 +283,7 @@ async def _read_scoped(
 
 
 @functools.lru_cache(maxsize=1024)
-def scope_name(known: str, hierarchy: bool, role: str, lock_timeout_ms: int) -> str:
+def scope_name(known: str, hierarchy: bool, role: str | None, lock_timeout_ms: int) -> str:
     """The `app.scope` of a session whose settings `cms_read_known_scoped` made for a caller:
     a digest of everything it set them from."""
     text = f"{hierarchy}\x00{role}\x00{lock_timeout_ms}\x00{known}"
