@@ -175,3 +175,22 @@ async def test_waiting_for_a_pooled_connection_is_bounded(cms_database_url: str)
         assert response.headers["Retry-After"] == "2"
         healthz = await gql.client.get("/healthz")
         assert (healthz.status_code, healthz.json()) == (200, {"status": "ok"})
+
+
+async def test_waiting_for_a_read_pool_connection_is_bounded(cms_database_url: str) -> None:
+    """A caller met before reads on the read pool: when all of its connections are taken, its
+    read waits no longer than for any pooled connection, and the health check says so."""
+    async with api(cms_database_url, acquire_timeout=0.2) as (gql, _):
+        for _ in range(2):  # the full opening, then a known caller's read on the read pool
+            assert "errors" not in (await gql.post(COMPILED)).json()
+        reads = gql.services.adapter.database._reads
+        assert reads is not None
+        async with reads.acquire(), reads.acquire():
+            healthz = await gql.client.get("/healthz")
+            assert (healthz.status_code, healthz.json()) == (200, {"status": "degraded"})
+            async with asyncio.timeout(GUARD_SECONDS):
+                response = await gql.post(COMPILED)
+        assert (response.status_code, code(response)) == (503, "SERVICE_UNAVAILABLE")
+        assert "errors" not in (await gql.post(COMPILED)).json()
+        healthz = await gql.client.get("/healthz")
+        assert (healthz.status_code, healthz.json()) == (200, {"status": "ok"})

@@ -409,8 +409,9 @@ class Database:
         return await self.health() != "down"
 
     async def health(self) -> Health:
-        """`down` when PostgreSQL does not answer, `degraded` when it does but every pooled
-        connection is taken (a new transaction would wait for one), else `ok`.
+        """`down` when PostgreSQL does not answer, `degraded` when it does but every connection
+        of a pool is taken (a new transaction, or a known caller's read, would wait for one),
+        else `ok`.
 
         The check runs on a connection of its own, outside the pool, so a saturated pool does not
         make a reachable database look down.
@@ -430,8 +431,9 @@ class Database:
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             await self._close_health()
             return "down"
-        pool = self._pool
-        saturated = pool.get_idle_size() == 0 and pool.get_size() >= self.pool_size
+        saturated = _saturated(self._pool, self.pool_size) or (
+            self._reads is not None and _saturated(self._reads, self.read_pool_size)
+        )
         return "degraded" if saturated else "ok"
 
     def _health_settings(self) -> dict[str, str]:
@@ -742,6 +744,10 @@ class Session:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._release.__aexit__(None, None, None)
+
+
+def _saturated(pool: asyncpg.Pool[Any], size: int) -> bool:
+    return pool.get_idle_size() == 0 and pool.get_size() >= size
 
 
 async def _read_commit_token(tx: Tx) -> None:
