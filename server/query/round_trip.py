@@ -290,7 +290,8 @@ def scope_name(known: str, hierarchy: bool, role: str | None, lock_timeout_ms: i
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@functools.lru_cache(maxsize=1024)
+# As many as a connection keeps prepared: each is a copy of a read's text with the gate around it.
+@functools.lru_cache(maxsize=PREPARED_PER_CONNECTION)
 def scoped_sql(read_sql: str, parameters: int) -> str:
     """A compiled read run directly on a session scoped to its caller, gated: it reads nothing
     (no row) unless the session's settings are those of the scope named, it runs as the request
