@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -906,3 +907,34 @@ def test_values_never_enter_the_sql_text() -> None:
     assert sql is not None
     assert "drop" not in sql
     assert hostile in values
+
+
+def test_a_float_is_bound_as_the_number_written() -> None:
+    """Compared as SQL numbers, 0.1 is bound as 0.1, not as its float's binary expansion; in a
+    containment document it is written as JSON writes it."""
+    scores = parse_schema_type(
+        {
+            "type": "document",
+            "name": "scored",
+            "fields": [
+                {"name": "score", "type": "number"},
+                {"name": "scores", "type": "array", "of": [{"type": "number"}]},
+            ],
+        }
+    )
+    registry = Registry([scores])
+    cases = {
+        "equals": ({"score": 0.1}, [Decimal("0.1")]),
+        "in": ({"score": {"in": [0.1, 2]}}, [[Decimal("0.1"), 2]]),
+        "range": ({"score": {"greater_than": 1e-7}}, [Decimal("1e-07")]),
+        "containment": ({"scores": {"equals": 0.1}}, ['{"scores":[0.1]}']),
+        "containment in": ({"scores": {"in": [0.1, 3]}}, [['{"scores":[0.1]}', '{"scores":[3]}']]),
+    }
+    for name, (where, expected) in cases.items():
+        _, values = where_sql(where, registry=registry, type_name="scored")
+        assert values == expected, name
+        assert [type(v) for v in _flat(values)] == [type(v) for v in _flat(expected)], name
+
+
+def _flat(values: list[Any]) -> list[Any]:
+    return [item for value in values for item in (value if isinstance(value, list) else [value])]

@@ -623,18 +623,20 @@ class _Compiler:
     def _compare(self, kind: Kind, sql: str, op: _Op, *, nullable: bool = True) -> str:
         """One positive or negative operator (not `exists`) on a typed SQL value."""
         if op.name in ("equals", "not_equals"):
-            placeholder = self.params.add(_bind_value(kind, op.value, op.loc))
+            placeholder = self.params.add(_sql_value(_bind_value(kind, op.value, op.loc)))
             if op.name == "equals":
                 return f"{sql} = {placeholder}"
             return f"{sql} {'IS DISTINCT FROM' if nullable else '<>'} {placeholder}"
         if op.name in ("in", "not_in"):
-            placeholder = self.params.add(_bind_list(kind, op.value, op.loc))
+            placeholder = self.params.add(
+                [_sql_value(v) for v in _bind_list(kind, op.value, op.loc)]
+            )
             array = f"{placeholder}::{_PG_TYPES[kind]}[]"
             if op.name == "in":
                 return f"{sql} = ANY({array})"
             return f"({sql} = ANY({array})) IS NOT TRUE" if nullable else f"{sql} <> ALL({array})"
         if op.name in _RANGE:
-            placeholder = self.params.add(_bind_value(kind, op.value, op.loc))
+            placeholder = self.params.add(_sql_value(_bind_value(kind, op.value, op.loc)))
             return f"{sql} {_RANGE[op.name]} {placeholder}"
         if op.name == "like":
             return f"{sql} LIKE {self.params.add(_like_pattern(op.value, op.loc))}"
@@ -768,11 +770,6 @@ def _bind_value(kind: Kind, value: Any, loc: str) -> Any:
         # Python refuses to turn much longer integers into text, which the driver needs.
         if isinstance(value, int) and value.bit_length() > _MAX_INTEGER_BITS:
             raise InvalidInputError(f"{loc}: the number is too large", path=loc)
-        if isinstance(value, float):
-            # As the number was written (the shortest text that reads back as the same float):
-            # bound as a float, 0.1 would be compared as its binary expansion, 0.1000000000000000055...,
-            # which equals no stored 0.1.
-            return Decimal(repr(value))
         return value
     if kind == "boolean":
         if not isinstance(value, bool):
@@ -788,6 +785,14 @@ def _bind_value(kind: Kind, value: Any, loc: str) -> Any:
         return value
     parsed = _uuid(value, loc)
     return parsed if kind == "uuid" else str(parsed)
+
+
+def _sql_value(value: Any) -> Any:
+    """A bound value as an SQL parameter: a float as the number written (the shortest text that
+    reads back as the same float). Bound as a float, 0.1 would be compared as its binary
+    expansion, 0.1000000000000000055..., which equals no stored 0.1. (JSON documents, for
+    containment, write floats that way already.)"""
+    return Decimal(repr(value)) if isinstance(value, float) else value
 
 
 def _bind_list(kind: Kind, value: Any, loc: str) -> list[Any]:
