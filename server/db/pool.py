@@ -352,16 +352,23 @@ class Database:
     async def connect(self) -> None:
         if self._pool is not None:
             return
+        self._pool = await self._create_pool(
+            min(2, self.pool_size), self.pool_size, **self._session_options()
+        )
+
+    async def _create_pool(self, min_size: int, max_size: int, **options: Any) -> asyncpg.Pool[Any]:
+        """A pool of `PooledConnection`s to `url` (the main pool, or the read pool with `options`
+        of its own), which reset nothing at release and close after the idle timeout."""
         try:
-            self._pool = await asyncpg.create_pool(
+            return await asyncpg.create_pool(
                 self.url,
-                min_size=min(2, self.pool_size),
-                max_size=self.pool_size,
+                min_size=min_size,
+                max_size=max_size,
                 max_inactive_connection_lifetime=self.idle_timeout,
                 init=_init_connection,
                 reset=keep_session,
                 connection_class=PooledConnection,
-                **self._session_options(),
+                **options,
             )
         except (OSError, asyncpg.PostgresError) as exc:
             raise UnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
@@ -603,20 +610,12 @@ class Database:
             }
             if role is not None:
                 settings["role"] = role
-            try:
-                reads = await asyncpg.create_pool(
-                    self.url,
-                    min_size=0,
-                    max_size=self.read_pool_size,
-                    max_inactive_connection_lifetime=self.idle_timeout,
-                    init=_init_connection,
-                    reset=keep_session,
-                    connection_class=PooledConnection,
-                    server_settings=settings,
-                    max_cacheable_statement_size=READ_STATEMENT_MAX,
-                )
-            except (OSError, asyncpg.PostgresError) as exc:
-                raise UnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
+            reads = await self._create_pool(
+                0,
+                self.read_pool_size,
+                server_settings=settings,
+                max_cacheable_statement_size=READ_STATEMENT_MAX,
+            )
             previous, self._reads, self._reads_role = self._reads, reads, role
             if previous is not None:
                 await previous.close()
