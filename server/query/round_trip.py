@@ -166,9 +166,9 @@ async def _fetch_on(
     known: str | None,
     call: PreparedStatement | None,
 ) -> tuple[str, list[str | None]]:
-    arguments = [text_argument(value) for value in statement.args]
     name = statement.name
     if database.transaction_pooled:
+        arguments = text_arguments(statement)
         # Each call may reach another server session, which may not have the read yet.
         database.ran(statement.sql, statement.args)
         try:
@@ -202,12 +202,14 @@ async def _fetch_on(
         await conn.execute("; ".join(f"DEALLOCATE {name}" for name in prepared))
         prepared.clear()
     database.ran(statement.sql, statement.args)
+    scoped = known is not None and text is None and database.scoped_reads
+    # The gated statement binds the values themselves; the functions take them as text.
+    arguments = [] if scoped else text_arguments(statement)
     try:
         with refusals(), translate_errors(conn):
-            if known is not None and text is None and database.scoped_reads:
-                results = await _read_scoped(
-                    conn, known, opening, statement, arguments, cancel_after
-                )
+            if scoped:
+                assert known is not None
+                results = await _read_scoped(conn, known, opening, statement, cancel_after)
                 principal = known
             elif known is not None and text is None:
                 # Without a read pool: the statement's own settings on a shared session.
@@ -245,7 +247,6 @@ async def _read_scoped(
     known: str,
     opening: tuple[Any, ...],
     statement: Statement,
-    arguments: list[str | None],
     cancel_after: float | None,
 ) -> list[str | None]:
     """A known caller's prepared read on a connection of the read pool: the read's own statement
@@ -274,7 +275,7 @@ async def _read_scoped(
     conn.scope.name = None
     results = await conn.fetchval(
         READ_KNOWN_SCOPED_SQL,
-        *_run_arguments(known, opening, statement.name, arguments),
+        *_run_arguments(known, opening, statement.name, text_arguments(statement)),
         scope,
         timeout=cancel_after,
     )
@@ -306,6 +307,11 @@ def scoped_sql(read_sql: str, parameters: int) -> str:
         f" AND (SELECT e.epoch FROM cms_access_epoch e) = {epoch}::bigint"
         f" AND ({expires} IS NULL OR {expires}::timestamptz > now())"
     )
+
+
+def text_arguments(statement: Statement) -> list[str | None]:
+    """The read's values as text in their types' input syntax, as the functions take them."""
+    return [text_argument(value) for value in statement.args]
 
 
 def _raise_signal(exc: asyncpg.PostgresError) -> None:
