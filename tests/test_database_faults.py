@@ -183,9 +183,11 @@ async def test_waiting_for_a_read_pool_connection_is_bounded(cms_database_url: s
     async with api(cms_database_url, acquire_timeout=0.2) as (gql, _):
         for _ in range(2):  # the full opening, then a known caller's read on the read pool
             assert "errors" not in (await gql.post(COMPILED)).json()
-        reads = gql.services.adapter.database._reads
-        assert reads is not None
-        async with reads.acquire(), reads.acquire():
+        database = gql.services.adapter.database
+        assert database._reads is not None
+        role = database._reads.role
+        # Both connections of the read pool, the one kept since the last read among them.
+        async with await database.read_session(role), await database.read_session(role):
             healthz = await gql.client.get("/healthz")
             assert (healthz.status_code, healthz.json()) == (200, {"status": "degraded"})
             async with asyncio.timeout(GUARD_SECONDS):

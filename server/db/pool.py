@@ -22,6 +22,7 @@ from server.config import PoolMode
 from server.db.consistency import COMMIT_POSITION_SQL, commit_token
 from server.db.kept import KEPT_PER_SESSION, KeptStatements
 from server.db.literals import json_text
+from server.db.read_pool import ReadPool
 from server.errors import (
     CMSError,
     ConflictError,
@@ -314,8 +315,7 @@ class Database:
         self.acquire_timeout = acquire_timeout
         self._pool: asyncpg.Pool[Any] | None = None
         # Known callers' compiled reads, on sessions of the request role (`read_session`).
-        self._reads: asyncpg.Pool[Any] | None = None
-        self._reads_role: str | None = None  # what `_reads` was opened for
+        self._reads: ReadPool | None = None
         self._reads_lock = asyncio.Lock()
         self._health: asyncpg.Connection[Any] | None = None
         self._health_lock = asyncio.Lock()
@@ -439,7 +439,7 @@ class Database:
             await self._close_health()
             return "down"
         saturated = _saturated(self._pool, self.pool_size) or (
-            self._reads is not None and _saturated(self._reads, self.read_pool_size)
+            self._reads is not None and self._reads.saturated(self.read_pool_size)
         )
         return "degraded" if saturated else "ok"
 
@@ -570,7 +570,8 @@ class Database:
         log.warning("a pooled connection was dead (%s); trying again on a fresh one", exc)
         await self.pool.expire_connections()
         if self._reads is not None:
-            await self._reads.expire_connections()
+            await self._reads.pool.expire_connections()
+            await self._reads.drain()
 
     def session(self) -> Session:
         """A pooled connection outside any transaction: each statement is its own transaction.
@@ -581,25 +582,26 @@ class Database:
         """
         return Session(self)
 
-    async def read_session(self, role: str | None) -> Session:
+    async def read_session(self, role: str | None) -> ReadSession:
         """`session()` on the read pool: connections that serve known callers' compiled reads
         and nothing else, so their session settings may stay scoped to the last caller
         (`cms_read_known_scoped`, migration 0025).
 
         They start as `role` (None: the connecting role), which even `RESET ROLE` returns to,
         and read-only, with JIT off. Opened on first use, with up to `read_pool_size`
-        connections, none kept idle beyond the idle timeout. Only when `scoped_reads`: not through
-        a transaction pooler, which keeps no session's settings for the next call.
+        connections, kept by this process between reads (`server/db/read_pool.py`) and closed
+        when idle for about twice the idle timeout. Only when `scoped_reads`: not through a
+        transaction pooler, which keeps no session's settings for the next call.
         """
         assert self.scoped_reads
         reads = self._reads
-        if reads is None or self._reads_role != role:
+        if reads is None or reads.role != role:
             reads = await self._open_reads(role)
-        return Session(self, reads)
+        return ReadSession(self, reads)
 
-    async def _open_reads(self, role: str | None) -> asyncpg.Pool[Any]:
+    async def _open_reads(self, role: str | None) -> ReadPool:
         async with self._reads_lock:
-            if self._reads is not None and self._reads_role == role:
+            if self._reads is not None and self._reads.role == role:
                 return self._reads
             if self._pool is None:
                 raise UnavailableError("the database is not connected")
@@ -610,13 +612,14 @@ class Database:
             }
             if role is not None:
                 settings["role"] = role
-            reads = await self._create_pool(
+            pool = await self._create_pool(
                 0,
                 self.read_pool_size,
                 server_settings=settings,
                 max_cacheable_statement_size=READ_STATEMENT_MAX,
             )
-            previous, self._reads, self._reads_role = self._reads, reads, role
+            reads = ReadPool(pool, role, self.idle_timeout)
+            previous, self._reads = self._reads, reads
             if previous is not None:
                 await previous.close()
             return reads
@@ -743,6 +746,30 @@ class Session:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._release.__aexit__(None, None, None)
+
+
+class ReadSession:
+    """`Database.read_session()`: one connection of the read pool for one read, kept by the
+    process for the next read when this one ends well, else given back to asyncpg's pool
+    (`server/db/read_pool.py`)."""
+
+    __slots__ = ("_conn", "_database", "_reads")
+
+    def __init__(self, database: Database, reads: ReadPool) -> None:
+        self._database = database
+        self._reads = reads
+        self._conn: Any = None
+
+    async def __aenter__(self) -> PooledConnection:
+        conn = self._reads.take()
+        if conn is None:
+            _, conn = await self._reads.acquire(self._database._acquire)
+        self._conn = conn
+        return conn  # type: ignore[return-value]
+
+    async def __aexit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is not None or not self._reads.keep(self._conn):
+            await self._reads.give_back(self._conn)
 
 
 def _saturated(pool: asyncpg.Pool[Any], size: int) -> bool:

@@ -1,0 +1,145 @@
+"""The read pool's connections between reads (`server/db/read_pool.py`).
+
+A read that ends well leaves its connection to the process for the next read; one that fails gives
+it back to asyncpg's pool, which settles a cancelled statement; connections idle beyond the idle
+timeout are closed; closing the database waits for reads in flight. On PostgreSQL directly, with
+`Database` itself (`tests/test_scoped_reads.py` covers what the reads do on these sessions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from server.db.pool import Database
+
+GUARD_SECONDS = 10
+
+
+@pytest.fixture
+async def database(cms_database_url: str) -> AsyncIterator[Database]:
+    database = Database(cms_database_url, pool_size=1, read_pool_size=2, idle_timeout=0.3)
+    await database.connect()
+    try:
+        yield database
+    finally:
+        await database.disconnect()
+
+
+async def _backend(database: Database) -> int:
+    async with await database.read_session(None) as conn:
+        return int(await conn.fetchval("SELECT pg_backend_pid()"))
+
+
+async def _read(database: Database, *statements: str, cancel_after: float | None = None) -> None:
+    async with await database.read_session(None) as conn:
+        for sql in statements:
+            await conn.execute(sql, timeout=cancel_after)
+
+
+async def _alive(url: str, pid: int) -> bool:
+    conn = await asyncpg.connect(url)
+    try:
+        return bool(
+            await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
+        )
+    finally:
+        await conn.close()
+
+
+async def test_the_next_read_takes_the_connection_the_last_one_left(database: Database) -> None:
+    first = await _backend(database)
+    assert await _backend(database) == first
+    # Two reads at once take two connections; both are kept for the reads after them.
+    async with await database.read_session(None) as one, await database.read_session(None) as two:
+        both = {
+            await one.fetchval("SELECT pg_backend_pid()"),
+            await two.fetchval("SELECT pg_backend_pid()"),
+        }
+    assert len(both) == 2
+    assert first in both
+    assert await _backend(database) in both
+
+
+async def test_more_reads_at_once_than_connections_take_turns(cms_database_url: str) -> None:
+    """A read waiting for asyncpg's pool gets the connection the read before it leaves: a
+    connection kept for later would leave it waiting until its timeout."""
+    database = Database(cms_database_url, pool_size=1, read_pool_size=1, acquire_timeout=2)
+    await database.connect()
+
+    async def read(n: int) -> int:
+        async with await database.read_session(None) as conn:
+            return int(await conn.fetchval("SELECT $1::int FROM pg_sleep(0.02)", n))
+
+    try:
+        async with asyncio.timeout(GUARD_SECONDS):
+            for _ in range(2):
+                assert await asyncio.gather(*(read(n) for n in range(8))) == list(range(8))
+    finally:
+        await database.disconnect()
+
+
+async def test_a_read_that_failed_leaves_nothing_behind_for_the_next(database: Database) -> None:
+    with pytest.raises(TimeoutError):
+        await _read(database, "SELECT pg_sleep(30)", cancel_after=0.1)
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        await _read(database, "BEGIN", "SELECT 1 / 0")
+    # Both connections went back to asyncpg's pool, which waited for the cancellation and rolled
+    # the transaction back: every next read finds its connection ready and outside a transaction.
+    async with asyncio.timeout(GUARD_SECONDS):
+        for _ in range(3):
+            async with await database.read_session(None) as conn:
+                assert not conn.is_in_transaction()
+                assert await conn.fetchval("SELECT 1") == 1
+
+
+async def test_a_kept_connection_whose_session_ended_is_not_taken(
+    database: Database, cms_database_url: str
+) -> None:
+    pid = await _backend(database)
+    admin = await asyncpg.connect(cms_database_url)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    for _ in range(GUARD_SECONDS * 10):
+        if not await _alive(cms_database_url, pid):
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # asyncpg reads the server's goodbye
+    assert await _backend(database) != pid
+
+
+async def test_read_connections_idle_beyond_the_idle_timeout_are_closed(
+    database: Database, cms_database_url: str
+) -> None:
+    pid = await _backend(database)
+    assert await _alive(cms_database_url, pid)
+    for _ in range(GUARD_SECONDS * 10):
+        if not await _alive(cms_database_url, pid):
+            break
+        await asyncio.sleep(0.1)
+    assert not await _alive(cms_database_url, pid)
+    assert database._reads is not None
+    assert database._reads.idle == 0
+    # The next read opens a connection again.
+    assert await _backend(database) != pid
+
+
+async def test_closing_the_database_waits_for_a_read_in_flight(cms_database_url: str) -> None:
+    database = Database(cms_database_url, pool_size=1, read_pool_size=2)
+    await database.connect()
+    await _backend(database)  # one connection kept, and one about to be taken
+
+    async def slow_read() -> int:
+        async with await database.read_session(None) as conn:
+            return int(await conn.fetchval("SELECT 7 FROM pg_sleep(0.3)"))
+
+    async with asyncio.timeout(GUARD_SECONDS):
+        reading = asyncio.create_task(slow_read())
+        await asyncio.sleep(0.05)
+        await database.disconnect()
+        assert await reading == 7
