@@ -165,7 +165,8 @@ async def test_waiting_for_a_pooled_connection_is_bounded(cms_database_url: str)
         database = gql.services.adapter.database
         healthz = await gql.client.get("/healthz")
         assert (healthz.status_code, healthz.json()) == (200, {"status": "ok"})
-        async with database.pool.acquire(), database.pool.acquire():
+        # Both connections of the pool, any it holds since the last request among them.
+        async with database.session(), database.session():
             # The health check has a connection of its own: busy, not down.
             healthz = await gql.client.get("/healthz")
             assert (healthz.status_code, healthz.json()) == (200, {"status": "degraded"})
@@ -184,8 +185,7 @@ async def test_waiting_for_a_read_pool_connection_is_bounded(cms_database_url: s
         for _ in range(2):  # the full opening, then a known caller's read on the read pool
             assert "errors" not in (await gql.post(COMPILED)).json()
         database = gql.services.adapter.database
-        assert database._reads is not None
-        role = database._reads.role
+        role = database._reads_role
         # Both connections of the read pool, the one kept since the last read among them.
         async with await database.read_session(role), await database.read_session(role):
             healthz = await gql.client.get("/healthz")

@@ -20,9 +20,9 @@ from asyncpg.prepared_stmt import PreparedStatement
 
 from server.config import PoolMode
 from server.db.consistency import COMMIT_POSITION_SQL, commit_token
+from server.db.held_pool import HeldPool
 from server.db.kept import KEPT_PER_SESSION, KeptStatements
 from server.db.literals import json_text
-from server.db.read_pool import ReadPool
 from server.errors import (
     CMSError,
     ConflictError,
@@ -313,9 +313,11 @@ class Database:
         # How long a transaction waits for a pooled connection before SERVICE_UNAVAILABLE (0: as
         # long as it takes).
         self.acquire_timeout = acquire_timeout
-        self._pool: asyncpg.Pool[Any] | None = None
+        # Both pools hold their connections between uses (`server/db/held_pool.py`).
+        self._pool: HeldPool | None = None
         # Known callers' compiled reads, on sessions of the request role (`read_session`).
-        self._reads: ReadPool | None = None
+        self._reads: HeldPool | None = None
+        self._reads_role: str | None = None  # what `_reads` was opened for
         self._reads_lock = asyncio.Lock()
         self._health: asyncpg.Connection[Any] | None = None
         self._health_lock = asyncio.Lock()
@@ -352,9 +354,10 @@ class Database:
     async def connect(self) -> None:
         if self._pool is not None:
             return
-        self._pool = await self._create_pool(
+        pool = await self._create_pool(
             min(2, self.pool_size), self.pool_size, **self._session_options()
         )
+        self._pool = HeldPool(pool, self.idle_timeout)
 
     async def _create_pool(self, min_size: int, max_size: int, **options: Any) -> asyncpg.Pool[Any]:
         """A pool of `PooledConnection`s to `url` (the main pool, or the read pool with `options`
@@ -399,8 +402,8 @@ class Database:
             reads, self._reads = self._reads, None
             await reads.close()
         if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+            held, self._pool = self._pool, None
+            await held.close()
 
     @property
     def connected(self) -> bool:
@@ -408,6 +411,9 @@ class Database:
 
     @property
     def pool(self) -> asyncpg.Pool[Any]:
+        return self._held().pool
+
+    def _held(self) -> HeldPool:
         if self._pool is None:
             raise UnavailableError("the database is not connected")
         return self._pool
@@ -438,7 +444,7 @@ class Database:
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             await self._close_health()
             return "down"
-        saturated = _saturated(self._pool, self.pool_size) or (
+        saturated = self._pool.saturated(self.pool_size) or (
             self._reads is not None and self._reads.saturated(self.read_pool_size)
         )
         return "degraded" if saturated else "ok"
@@ -568,10 +574,10 @@ class Database:
         tries once more on a fresh one. Its siblings likely died with it (a restart), so they are
         replaced as they come back to the pool."""
         log.warning("a pooled connection was dead (%s); trying again on a fresh one", exc)
-        await self.pool.expire_connections()
-        if self._reads is not None:
-            await self._reads.pool.expire_connections()
-            await self._reads.drain()
+        for held in (self._pool, self._reads):
+            if held is not None:
+                await held.pool.expire_connections()
+                await held.drain()
 
     def session(self) -> Session:
         """A pooled connection outside any transaction: each statement is its own transaction.
@@ -580,28 +586,28 @@ class Database:
         Count each statement run on it (`ran`); driver errors are not translated here. Waiting
         longer than `acquire_timeout` for it is SERVICE_UNAVAILABLE.
         """
-        return Session(self)
+        return Session(self, self._held())
 
-    async def read_session(self, role: str | None) -> ReadSession:
+    async def read_session(self, role: str | None) -> Session:
         """`session()` on the read pool: connections that serve known callers' compiled reads
         and nothing else, so their session settings may stay scoped to the last caller
         (`cms_read_known_scoped`, migration 0025).
 
         They start as `role` (None: the connecting role), which even `RESET ROLE` returns to,
         and read-only, with JIT off. Opened on first use, with up to `read_pool_size`
-        connections, kept by this process between reads (`server/db/read_pool.py`) and closed
+        connections, held by this process between reads (`server/db/held_pool.py`) and closed
         when idle for about twice the idle timeout. Only when `scoped_reads`: not through a
         transaction pooler, which keeps no session's settings for the next call.
         """
         assert self.scoped_reads
         reads = self._reads
-        if reads is None or reads.role != role:
+        if reads is None or self._reads_role != role:
             reads = await self._open_reads(role)
-        return ReadSession(self, reads)
+        return Session(self, reads)
 
-    async def _open_reads(self, role: str | None) -> ReadPool:
+    async def _open_reads(self, role: str | None) -> HeldPool:
         async with self._reads_lock:
-            if self._reads is not None and self._reads.role == role:
+            if self._reads is not None and self._reads_role == role:
                 return self._reads
             if self._pool is None:
                 raise UnavailableError("the database is not connected")
@@ -618,8 +624,8 @@ class Database:
                 server_settings=settings,
                 max_cacheable_statement_size=READ_STATEMENT_MAX,
             )
-            reads = ReadPool(pool, role, self.idle_timeout)
-            previous, self._reads = self._reads, reads
+            reads = HeldPool(pool, self.idle_timeout)
+            previous, self._reads, self._reads_role = self._reads, reads, role
             if previous is not None:
                 await previous.close()
             return reads
@@ -647,7 +653,8 @@ class Database:
             commit_token: after the commit, read the WAL position it reached into
                 `tx.commit_token` (one more statement, on the same connection).
         """
-        conn_cm, tx, commit, rollback = await self._begin(read_only=read_only, opening=opening)
+        held = self._held()
+        tx, commit, rollback = await self._begin(held, read_only=read_only, opening=opening)
         committed = False
         try:
             try:
@@ -667,28 +674,31 @@ class Database:
                 if commit_token:
                     await _read_commit_token(tx)
         finally:
-            await conn_cm.__aexit__(None, None, None)
+            # Held for the next unit of work only after a commit: asyncpg's pool settles the rest.
+            await held.put(tx.conn, ok=committed)
         if committed:
             tx._committed()
 
-    async def _begin(self, *, read_only: bool, opening: str | None) -> tuple[Any, Tx, End, End]:
-        """Acquire a connection and begin the transaction on it (retried once, see above)."""
+    async def _begin(
+        self, held: HeldPool, *, read_only: bool, opening: str | None
+    ) -> tuple[Tx, End, End]:
+        """Take a connection and begin the transaction on it (retried once, see above)."""
         for attempt in (1, 2):
-            conn_cm, conn = await self._acquire()
+            conn = await held.take_or_acquire(self._acquire)
             tx = Tx(conn, self)
             try:
                 if opening is None:
                     tr = conn.transaction(readonly=read_only)
                     await tr.start()
-                    return conn_cm, tx, tr.commit, tr.rollback
+                    return tx, tr.commit, tr.rollback
                 tx._count()
                 await conn.execute(f"BEGIN{' READ ONLY' if read_only else ''}; {opening}")
-                return conn_cm, tx, _statement(conn, "COMMIT"), _statement(conn, "ROLLBACK")
+                return tx, _statement(conn, "COMMIT"), _statement(conn, "ROLLBACK")
             except Exception as exc:
                 lost = connection_lost(conn, exc)
                 if not lost and opening is not None:
                     await _statement(conn, "ROLLBACK")()
-                await conn_cm.__aexit__(None, None, None)
+                await held.give_back(conn)
                 if not lost:
                     with translate_errors():
                         raise
@@ -698,24 +708,23 @@ class Database:
                     ) from exc
                 await self.replace_dead_connections(exc)
             except BaseException:
-                await conn_cm.__aexit__(None, None, None)
+                await held.give_back(conn)
                 raise
         raise AssertionError("unreachable")
 
-    async def _acquire(self, pool: asyncpg.Pool[Any] | None = None) -> tuple[Any, Connection]:
+    async def _acquire(self, pool: asyncpg.Pool[Any]) -> Connection:
+        """A connection from asyncpg's `pool`, waiting no longer than `acquire_timeout`."""
         # The pool's own timeout runs the acquisition in a task of its own (`wait_for`) on every
         # call, idle connection or not; a timeout scope around it costs only a timer.
-        conn_cm = (pool or self.pool).acquire()
         try:
             async with asyncio.timeout(self.acquire_timeout or None):
-                conn = await conn_cm.__aenter__()
+                return await pool.acquire()
         except TimeoutError as exc:
             raise UnavailableError(
                 f"no database connection became free within {self.acquire_timeout:g} s; try again"
             ) from exc
         except (OSError, asyncpg.PostgresError) as exc:
             raise UnavailableError(f"cannot reach PostgreSQL: {exc}") from exc
-        return conn_cm, conn
 
 
 End: TypeAlias = Callable[[], Awaitable[object]]
@@ -730,50 +739,25 @@ class NotWritten(Exception):  # noqa: N818 (a signal: the write may run another 
 
 
 class Session:
-    """`Database.session()`: a class rather than a generator, as every compiled read takes one
-    and a generator-based context manager costs a few microseconds more each time."""
+    """`Database.session()` or `read_session()`: one connection for a use outside any
+    transaction, held by the process for the next use when this one ends well, else given back to
+    asyncpg's pool (`server/db/held_pool.py`). A class rather than a generator, as every compiled
+    read takes one and a generator-based context manager costs a few microseconds more each
+    time."""
 
-    __slots__ = ("_database", "_pool", "_release")
+    __slots__ = ("_conn", "_database", "_held")
 
-    def __init__(self, database: Database, pool: asyncpg.Pool[Any] | None = None) -> None:
+    def __init__(self, database: Database, held: HeldPool) -> None:
         self._database = database
-        self._pool = pool
-        self._release: Any = None
-
-    async def __aenter__(self) -> PooledConnection:
-        self._release, conn = await self._database._acquire(self._pool)
-        return conn  # type: ignore[return-value]
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._release.__aexit__(None, None, None)
-
-
-class ReadSession:
-    """`Database.read_session()`: one connection of the read pool for one read, kept by the
-    process for the next read when this one ends well, else given back to asyncpg's pool
-    (`server/db/read_pool.py`)."""
-
-    __slots__ = ("_conn", "_database", "_reads")
-
-    def __init__(self, database: Database, reads: ReadPool) -> None:
-        self._database = database
-        self._reads = reads
+        self._held = held
         self._conn: Any = None
 
     async def __aenter__(self) -> PooledConnection:
-        conn = self._reads.take()
-        if conn is None:
-            _, conn = await self._reads.acquire(self._database._acquire)
-        self._conn = conn
-        return conn  # type: ignore[return-value]
+        self._conn = await self._held.take_or_acquire(self._database._acquire)
+        return self._conn  # type: ignore[no-any-return]
 
     async def __aexit__(self, exc_type: object, *_: object) -> None:
-        if exc_type is not None or not self._reads.keep(self._conn):
-            await self._reads.give_back(self._conn)
-
-
-def _saturated(pool: asyncpg.Pool[Any], size: int) -> bool:
-    return pool.get_idle_size() == 0 and pool.get_size() >= size
+        await self._held.put(self._conn, ok=exc_type is None)
 
 
 async def _read_commit_token(tx: Tx) -> None:

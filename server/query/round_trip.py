@@ -49,7 +49,7 @@ from server.db.pool import READ_STATEMENT_MAX, connection_lost, translate_errors
 if TYPE_CHECKING:
     from asyncpg.prepared_stmt import PreparedStatement
 
-    from server.db.pool import Database, PooledConnection, ReadSession, Session
+    from server.db.pool import Database, PooledConnection
     from server.query.run import Statement
 
 READ_SQL = (
@@ -134,7 +134,6 @@ async def fetch(
         with translate_errors():
             call = await database.named_statement(POOLED_CALL_NAME, POOLED_CALL_SQL)
     for attempt in (1, 2):
-        session: Session | ReadSession
         if known is None or not database.scoped_reads:
             session = database.session()
         else:

@@ -1,22 +1,26 @@
-"""The read pool's connections between reads (`server/db/read_pool.py`).
+"""The pools' connections between uses (`server/db/held_pool.py`), on the read pool and the main
+pool's transactions.
 
-A read that ends well leaves its connection to the process for the next read; one that fails gives
-it back to asyncpg's pool, which settles a cancelled statement; connections idle beyond the idle
-timeout are closed; closing the database waits for reads in flight. On PostgreSQL directly, with
-`Database` itself (`tests/test_scoped_reads.py` covers what the reads do on these sessions).
+A use that ends well leaves its connection to the process for the next; one that fails gives it
+back to asyncpg's pool, which settles a cancelled statement or an open transaction; connections
+idle beyond the idle timeout are closed; closing the database waits for uses in flight. On
+PostgreSQL directly, with `Database` itself (`tests/test_scoped_reads.py` covers what the reads
+do on the read pool's sessions).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
 
 from server.db.pool import Database
+from server.errors import InvalidInputError
 
 GUARD_SECONDS = 10
+SLOW_ECHO = "SELECT $1::int FROM pg_sleep(0.02)"
 
 
 @pytest.fixture
@@ -67,19 +71,12 @@ async def test_the_next_read_takes_the_connection_the_last_one_left(database: Da
 async def test_more_reads_at_once_than_connections_take_turns(cms_database_url: str) -> None:
     """A read waiting for asyncpg's pool gets the connection the read before it leaves: a
     connection kept for later would leave it waiting until its timeout."""
-    database = Database(cms_database_url, pool_size=1, read_pool_size=1, acquire_timeout=2)
-    await database.connect()
 
-    async def read(n: int) -> int:
+    async def read(database: Database, n: int) -> int:
         async with await database.read_session(None) as conn:
-            return int(await conn.fetchval("SELECT $1::int FROM pg_sleep(0.02)", n))
+            return int(await conn.fetchval(SLOW_ECHO, n))
 
-    try:
-        async with asyncio.timeout(GUARD_SECONDS):
-            for _ in range(2):
-                assert await asyncio.gather(*(read(n) for n in range(8))) == list(range(8))
-    finally:
-        await database.disconnect()
+    await _in_turns(Database(cms_database_url, pool_size=1, read_pool_size=1), read)
 
 
 async def test_a_read_that_failed_leaves_nothing_behind_for_the_next(database: Database) -> None:
@@ -143,3 +140,44 @@ async def test_closing_the_database_waits_for_a_read_in_flight(cms_database_url:
         await asyncio.sleep(0.05)
         await database.disconnect()
         assert await reading == 7
+
+
+async def test_the_next_transaction_takes_the_connection_the_last_one_left(
+    database: Database,
+) -> None:
+    async def backend() -> int:
+        async with database.transaction() as tx:
+            return int(await tx.fetchval("SELECT pg_backend_pid()"))
+
+    first = await backend()
+    assert await backend() == first
+    # A unit of work that failed gives its connection back to asyncpg's pool, which rolled it
+    # back: the next one begins, on that connection, in a transaction of its own.
+    with pytest.raises(InvalidInputError):
+        async with database.transaction() as tx:
+            await tx.fetchval("SELECT 1 / 0")
+    async with database.transaction() as tx:
+        assert await tx.fetchval("SELECT 2") == 2
+    assert await backend() == first
+
+
+async def test_more_transactions_at_once_than_connections_take_turns(
+    cms_database_url: str,
+) -> None:
+    async def unit(database: Database, n: int) -> int:
+        async with database.transaction() as tx:
+            return int(await tx.fetchval(SLOW_ECHO, n))
+
+    await _in_turns(Database(cms_database_url, pool_size=1, read_pool_size=0), unit)
+
+
+async def _in_turns(database: Database, use: Callable[[Database, int], Awaitable[int]]) -> None:
+    """Eight uses at once of `database`'s one connection, twice, each answering its number."""
+    database.acquire_timeout = 2
+    await database.connect()
+    try:
+        async with asyncio.timeout(GUARD_SECONDS):
+            for _ in range(2):
+                assert await asyncio.gather(*(use(database, n) for n in range(8))) == list(range(8))
+    finally:
+        await database.disconnect()
