@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from server.db.pool import Database
-from server.errors import InvalidInputError
+from server.errors import InvalidInputError, UnavailableError
 
 GUARD_SECONDS = 10
 SLOW_ECHO = "SELECT $1::int FROM pg_sleep(0.02)"
@@ -179,5 +179,36 @@ async def _in_turns(database: Database, use: Callable[[Database, int], Awaitable
         async with asyncio.timeout(GUARD_SECONDS):
             for _ in range(2):
                 assert await asyncio.gather(*(use(database, n) for n in range(8))) == list(range(8))
+    finally:
+        await database.disconnect()
+
+
+async def test_a_failed_use_hands_its_turn_to_the_request_waiting(cms_database_url: str) -> None:
+    """A use that fails gives its connection back to asyncpg's pool, and its turn to the request
+    that waits for one: that request is served, and one that gives up waiting takes no turn with
+    it."""
+    database = Database(cms_database_url, pool_size=1, read_pool_size=0, acquire_timeout=2)
+    await database.connect()
+
+    async def failing() -> None:
+        async with database.transaction() as tx:
+            await tx.execute("SELECT pg_sleep(0.1)")
+            await tx.fetchval("SELECT 1 / 0")
+
+    async def echo(n: int) -> int:
+        async with database.transaction() as tx:
+            return int(await tx.fetchval("SELECT $1::int", n))
+
+    try:
+        async with asyncio.timeout(GUARD_SECONDS):
+            failed, served = await asyncio.gather(failing(), echo(1), return_exceptions=True)
+            assert isinstance(failed, InvalidInputError)
+            assert served == 1
+            database._held().acquire_timeout = 0.1
+            async with database.session():
+                with pytest.raises(UnavailableError):
+                    await echo(2)
+            assert await echo(3) == 3
+            assert await database.health() == "ok"
     finally:
         await database.disconnect()

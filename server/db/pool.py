@@ -357,7 +357,7 @@ class Database:
         pool = await self._create_pool(
             min(2, self.pool_size), self.pool_size, **self._session_options()
         )
-        self._pool = HeldPool(pool, self.idle_timeout)
+        self._pool = self._held_pool(pool, self.pool_size)
 
     async def _create_pool(self, min_size: int, max_size: int, **options: Any) -> asyncpg.Pool[Any]:
         """A pool of `PooledConnection`s to `url` (the main pool, or the read pool with `options`
@@ -375,6 +375,11 @@ class Database:
             )
         except (OSError, asyncpg.PostgresError) as exc:
             raise UnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    def _held_pool(self, pool: asyncpg.Pool[Any], size: int) -> HeldPool:
+        return HeldPool(
+            pool, size, idle_timeout=self.idle_timeout, acquire_timeout=self.acquire_timeout
+        )
 
     @asynccontextmanager
     async def direct(self) -> AsyncIterator[Database]:
@@ -444,9 +449,7 @@ class Database:
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             await self._close_health()
             return "down"
-        saturated = self._pool.saturated(self.pool_size) or (
-            self._reads is not None and self._reads.saturated(self.read_pool_size)
-        )
+        saturated = self._pool.saturated or (self._reads is not None and self._reads.saturated)
         return "degraded" if saturated else "ok"
 
     def _health_settings(self) -> dict[str, str]:
@@ -624,7 +627,7 @@ class Database:
                 server_settings=settings,
                 max_cacheable_statement_size=READ_STATEMENT_MAX,
             )
-            reads = HeldPool(pool, self.idle_timeout)
+            reads = self._held_pool(pool, self.read_pool_size)
             previous, self._reads, self._reads_role = self._reads, reads, role
             if previous is not None:
                 await previous.close()
@@ -684,7 +687,7 @@ class Database:
     ) -> tuple[Tx, End, End]:
         """Take a connection and begin the transaction on it (retried once, see above)."""
         for attempt in (1, 2):
-            conn = await held.take_or_acquire(self._acquire)
+            conn = await self._take(held)
             tx = Tx(conn, self)
             try:
                 if opening is None:
@@ -698,7 +701,7 @@ class Database:
                 lost = connection_lost(conn, exc)
                 if not lost and opening is not None:
                     await _statement(conn, "ROLLBACK")()
-                await held.give_back(conn)
+                await held.put(conn, ok=False)
                 if not lost:
                     with translate_errors():
                         raise
@@ -708,17 +711,15 @@ class Database:
                     ) from exc
                 await self.replace_dead_connections(exc)
             except BaseException:
-                await held.give_back(conn)
+                await held.put(conn, ok=False)
                 raise
         raise AssertionError("unreachable")
 
-    async def _acquire(self, pool: asyncpg.Pool[Any]) -> Connection:
-        """A connection from asyncpg's `pool`, waiting no longer than `acquire_timeout`."""
-        # The pool's own timeout runs the acquisition in a task of its own (`wait_for`) on every
-        # call, idle connection or not; a timeout scope around it costs only a timer.
+    async def _take(self, held: HeldPool) -> Connection:
+        """A connection of `held` for one use (`HeldPool.take`), waiting no longer than
+        `acquire_timeout` for one."""
         try:
-            async with asyncio.timeout(self.acquire_timeout or None):
-                return await pool.acquire()
+            return await held.take()
         except TimeoutError as exc:
             raise UnavailableError(
                 f"no database connection became free within {self.acquire_timeout:g} s; try again"
@@ -753,7 +754,7 @@ class Session:
         self._conn: Any = None
 
     async def __aenter__(self) -> PooledConnection:
-        self._conn = await self._held.take_or_acquire(self._database._acquire)
+        self._conn = await self._database._take(self._held)
         return self._conn  # type: ignore[no-any-return]
 
     async def __aexit__(self, exc_type: object, *_: object) -> None:
