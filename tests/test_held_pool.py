@@ -184,9 +184,8 @@ async def _in_turns(database: Database, use: Callable[[Database, int], Awaitable
 
 
 async def test_a_failed_use_hands_its_turn_to_the_request_waiting(cms_database_url: str) -> None:
-    """A use that fails gives its connection back to asyncpg's pool, and its turn to the request
-    that waits for one: that request is served, and one that gives up waiting takes no turn with
-    it."""
+    """A use that fails gives its connection back to asyncpg's pool, where the request that waits
+    for one gets it; and one that gives up waiting leaves the pool as it found it."""
     database = Database(cms_database_url, pool_size=1, read_pool_size=0, acquire_timeout=2)
     await database.connect()
 
@@ -204,7 +203,7 @@ async def test_a_failed_use_hands_its_turn_to_the_request_waiting(cms_database_u
             failed, served = await asyncio.gather(failing(), echo(1), return_exceptions=True)
             assert isinstance(failed, InvalidInputError)
             assert served == 1
-            database._held().acquire_timeout = 0.1
+            database.acquire_timeout = 0.1
             async with database.session():
                 with pytest.raises(UnavailableError):
                     await echo(2)

@@ -7,24 +7,23 @@ acquisition's queue and timeout timer, and at release a task (asyncpg shields th
 holder's idle timer and the queue again. Measured in process on one post read at a time, the
 worker's CPU per read fell from about 258 µs to 182 once the read pool kept its connections.
 
-So a use that ends well leaves its connection here (`put`), and the next takes it back (`take`)
-without awaiting anything. A use that fails gives its connection back to asyncpg's pool, which
-waits out a cancelled statement, rolls back a transaction left open and closes a connection in
-doubt. Connections held idle longer than the idle timeout go back to asyncpg's pool, which closes
-them after its own idle timeout: an idle process holds no connection for more than about twice
-the timeout.
+So a use that ends well leaves its connection here (`keep`), and the next takes it back (`take`)
+without awaiting anything. Only when nobody waits for asyncpg's pool: with every connection taken,
+a request waits there, and the next connection to come free must go back to the pool to reach
+it. A use that fails gives its connection back to asyncpg's pool, which waits out a cancelled
+statement, rolls back a transaction left open and closes a connection in doubt. Connections held
+idle longer than their idle timeout go back to asyncpg's pool, which closes them after its own: the
+database gives each half of `DB_IDLE_TIMEOUT`, so an idle process holds no connection longer.
 
-Every use holds one of as many permits as the pool has connections (a fair semaphore): with all
-of them taken, a request waits for one here, in order, and the use that ends hands its connection
-on through the permit rather than through asyncpg's queue. A use holding a permit therefore
-always finds a connection, held here or free in asyncpg's pool, which then never has a request
-waiting. Everything else runs on the event loop without awaiting between a check and its use.
+Everything here runs on the event loop without awaiting between a check and its use, so no lock
+is needed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -39,17 +38,15 @@ log = logging.getLogger(__name__)
 
 
 class HeldPool:
-    """asyncpg's pool, the permits to use it, and the connections this process holds taken from
-    it between uses (the most recently used last)."""
+    """asyncpg's pool, and the connections this process holds taken from it between uses (the
+    most recently used last)."""
 
-    def __init__(
-        self, pool: asyncpg.Pool[Any], size: int, *, idle_timeout: float, acquire_timeout: float
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any], idle_timeout: float) -> None:
         self.pool = pool
         self.idle_timeout = idle_timeout
-        self.acquire_timeout = acquire_timeout or None  # 0: as long as it takes
-        self._permits = asyncio.Semaphore(size)
         self._idle: list[tuple[Connection, float]] = []
+        # Requests waiting for asyncpg's pool: a use that ends gives its connection to them.
+        self.waiting = 0
         self._expiry: asyncio.TimerHandle | None = None
         self._closed = False
         self._giving_back: set[asyncio.Task[None]] = set()
@@ -59,55 +56,29 @@ class HeldPool:
         """Connections free now: held here, or idle in asyncpg's pool."""
         return len(self._idle) + self.pool.get_idle_size()
 
-    @property
-    def saturated(self) -> bool:
-        """Every connection is in use: a request would wait for one."""
-        return self._permits.locked()
+    def saturated(self, size: int) -> bool:
+        """Every connection is in use, and the pool may open no more."""
+        return not self._idle and self.pool.get_idle_size() == 0 and self.pool.get_size() >= size
 
-    async def take(self) -> Connection:
-        """A permit, then the connection the last use left, else one from asyncpg's pool.
+    def take(self) -> Connection | None:
+        """The connection the last use left, if one waits here still open."""
+        while self._idle:
+            conn = self._idle.pop()[0]
+            try:
+                if not conn.is_closed():
+                    return conn
+            except asyncpg.InterfaceError:
+                # Its server session ended while it waited here: asyncpg's pool took it back
+                # then, and opens another in its place at the next acquisition.
+                continue
+            self._give_back(conn)
+        return None
 
-        Raises:
-            TimeoutError: no permit or connection came within the acquire timeout.
-            OSError, asyncpg.PostgresError: a new connection could not be opened.
-        """
-        if self._permits.locked():
-            # A timer only when waiting: a free permit is taken without awaiting anything.
-            async with asyncio.timeout(self.acquire_timeout):
-                await self._permits.acquire()
-        else:
-            await self._permits.acquire()
-        try:
-            while self._idle:
-                conn = self._idle.pop()[0]
-                try:
-                    if not conn.is_closed():
-                        return conn
-                except asyncpg.InterfaceError:
-                    # Its server session ended while it waited here: asyncpg's pool took it
-                    # back then, and opens another in its place at the next acquisition.
-                    continue
-                self._give_back(conn)
-            async with asyncio.timeout(self.acquire_timeout):
-                return await self.pool.acquire()
-        except BaseException:
-            self._permits.release()
-            raise
-
-    async def put(self, conn: Connection, *, ok: bool) -> None:
-        """Done with `conn`: held for the next use when its use ended well (`ok`) and it is fit
-        to be, else given back to asyncpg's pool; then its permit goes to the next request."""
-        try:
-            if not (ok and self._keep(conn)):
-                await self.pool.release(conn)
-        finally:
-            self._permits.release()
-
-    def _keep(self, conn: Connection) -> bool:
-        """Hold `conn` for the next use; False when it must go back to asyncpg's pool instead:
-        the pool is closing, or the use left the connection closed or in a transaction
-        (asyncpg's pool rolls that back)."""
-        if self._closed:
+    def keep(self, conn: Connection) -> bool:
+        """Keep `conn`, whose use ended well, for the next; False when it must go back to asyncpg's
+        pool instead: requests wait there for a connection, the pool is closing, or the use left
+        the connection closed or in a transaction (asyncpg's pool rolls that back)."""
+        if self.waiting or self._closed:
             return False
         try:
             if conn.is_closed() or conn.is_in_transaction():
@@ -121,15 +92,37 @@ class HeldPool:
             self._expiry = loop.call_at(loop.time() + self.idle_timeout, self._expire)
         return True
 
+    async def give_back(self, conn: Connection) -> None:
+        """Give `conn` back to asyncpg's pool (after a use that failed, or to close it)."""
+        await self.pool.release(conn)
+
+    async def take_or_acquire(self, acquire: Callable[[asyncpg.Pool[Any]], Awaitable[Any]]) -> Any:
+        """The connection the last use left, else one from asyncpg's pool by `acquire` (with the
+        database's timeout), counted among the requests waiting while it comes."""
+        conn = self.take()
+        if conn is not None:
+            return conn
+        self.waiting += 1
+        try:
+            return await acquire(self.pool)
+        finally:
+            self.waiting -= 1
+
+    async def put(self, conn: Connection, *, ok: bool) -> None:
+        """Done with `conn`: held for the next use when its use ended well (`ok`) and `keep`
+        takes it, else given back to asyncpg's pool."""
+        if not ok or not self.keep(conn):
+            await self.give_back(conn)
+
     async def drain(self) -> None:
         """Give every held connection back to asyncpg's pool (whose connections may have been
         expired), and wait for those on their way back."""
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
-        held, self._idle = self._idle, []
-        for conn, _ in held:
-            await self.pool.release(conn)
+        kept, self._idle = self._idle, []
+        for conn, _ in kept:
+            await self.give_back(conn)
         if self._giving_back:
             await asyncio.gather(*self._giving_back, return_exceptions=True)
 
@@ -155,7 +148,7 @@ class HeldPool:
             self._expiry = loop.call_at(self._idle[0][1] + self.idle_timeout, self._expire)
 
     def _give_back(self, conn: Connection) -> None:
-        task = asyncio.get_running_loop().create_task(self.pool.release(conn))
+        task = asyncio.get_running_loop().create_task(self.give_back(conn))
         self._giving_back.add(task)
         task.add_done_callback(self._given_back)
 

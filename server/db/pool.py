@@ -357,7 +357,7 @@ class Database:
         pool = await self._create_pool(
             min(2, self.pool_size), self.pool_size, **self._session_options()
         )
-        self._pool = self._held_pool(pool, self.pool_size)
+        self._pool = HeldPool(pool, self.idle_timeout / 2)
 
     async def _create_pool(self, min_size: int, max_size: int, **options: Any) -> asyncpg.Pool[Any]:
         """A pool of `PooledConnection`s to `url` (the main pool, or the read pool with `options`
@@ -367,7 +367,9 @@ class Database:
                 self.url,
                 min_size=min_size,
                 max_size=max_size,
-                max_inactive_connection_lifetime=self.idle_timeout,
+                # Half in asyncpg's pool, half held by the process (`HeldPool`): a connection
+                # idle that long in all is closed.
+                max_inactive_connection_lifetime=self.idle_timeout / 2,
                 init=_init_connection,
                 reset=keep_session,
                 connection_class=PooledConnection,
@@ -375,11 +377,6 @@ class Database:
             )
         except (OSError, asyncpg.PostgresError) as exc:
             raise UnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
-
-    def _held_pool(self, pool: asyncpg.Pool[Any], size: int) -> HeldPool:
-        return HeldPool(
-            pool, size, idle_timeout=self.idle_timeout, acquire_timeout=self.acquire_timeout
-        )
 
     @asynccontextmanager
     async def direct(self) -> AsyncIterator[Database]:
@@ -449,7 +446,9 @@ class Database:
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             await self._close_health()
             return "down"
-        saturated = self._pool.saturated or (self._reads is not None and self._reads.saturated)
+        saturated = self._pool.saturated(self.pool_size) or (
+            self._reads is not None and self._reads.saturated(self.read_pool_size)
+        )
         return "degraded" if saturated else "ok"
 
     def _health_settings(self) -> dict[str, str]:
@@ -599,7 +598,7 @@ class Database:
         They start as `role` (None: the connecting role), which even `RESET ROLE` returns to,
         and read-only, with JIT off. Opened on first use, with up to `read_pool_size`
         connections, held by this process between reads (`server/db/held_pool.py`) and closed
-        when idle for about twice the idle timeout. Only when `scoped_reads`: not through a
+        when idle for the idle timeout. Only when `scoped_reads`: not through a
         transaction pooler, which keeps no session's settings for the next call.
         """
         assert self.scoped_reads
@@ -627,7 +626,7 @@ class Database:
                 server_settings=settings,
                 max_cacheable_statement_size=READ_STATEMENT_MAX,
             )
-            reads = self._held_pool(pool, self.read_pool_size)
+            reads = HeldPool(pool, self.idle_timeout / 2)
             previous, self._reads, self._reads_role = self._reads, reads, role
             if previous is not None:
                 await previous.close()
@@ -687,7 +686,7 @@ class Database:
     ) -> tuple[Tx, End, End]:
         """Take a connection and begin the transaction on it (retried once, see above)."""
         for attempt in (1, 2):
-            conn = await self._take(held)
+            conn = await held.take_or_acquire(self._acquire)
             tx = Tx(conn, self)
             try:
                 if opening is None:
@@ -701,7 +700,7 @@ class Database:
                 lost = connection_lost(conn, exc)
                 if not lost and opening is not None:
                     await _statement(conn, "ROLLBACK")()
-                await held.put(conn, ok=False)
+                await held.give_back(conn)
                 if not lost:
                     with translate_errors():
                         raise
@@ -711,15 +710,17 @@ class Database:
                     ) from exc
                 await self.replace_dead_connections(exc)
             except BaseException:
-                await held.put(conn, ok=False)
+                await held.give_back(conn)
                 raise
         raise AssertionError("unreachable")
 
-    async def _take(self, held: HeldPool) -> Connection:
-        """A connection of `held` for one use (`HeldPool.take`), waiting no longer than
-        `acquire_timeout` for one."""
+    async def _acquire(self, pool: asyncpg.Pool[Any]) -> Connection:
+        """A connection from asyncpg's `pool`, waiting no longer than `acquire_timeout`."""
+        # The pool's own timeout runs the acquisition in a task of its own (`wait_for`) on every
+        # call, idle connection or not; a timeout scope around it costs only a timer.
         try:
-            return await held.take()
+            async with asyncio.timeout(self.acquire_timeout or None):
+                return await pool.acquire()
         except TimeoutError as exc:
             raise UnavailableError(
                 f"no database connection became free within {self.acquire_timeout:g} s; try again"
@@ -754,7 +755,7 @@ class Session:
         self._conn: Any = None
 
     async def __aenter__(self) -> PooledConnection:
-        self._conn = await self._database._take(self._held)
+        self._conn = await self._held.take_or_acquire(self._database._acquire)
         return self._conn  # type: ignore[no-any-return]
 
     async def __aexit__(self, exc_type: object, *_: object) -> None:
