@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import asyncpg
 import pytest
 
+from server.db import held_pool
 from server.db.pool import Database
 from server.errors import InvalidInputError, UnavailableError
 
@@ -211,3 +212,18 @@ async def test_a_failed_use_hands_its_turn_to_the_request_waiting(cms_database_u
             assert await database.health() == "ok"
     finally:
         await database.disconnect()
+
+
+async def test_a_connection_goes_back_to_asyncpgs_pool_now_and_then(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every `GIVE_BACK_EVERY`th use, so that asyncpg's pool checks its `max_queries` on it."""
+    monkeypatch.setattr(held_pool, "GIVE_BACK_EVERY", 3)
+    where = []
+    for _ in range(6):
+        await _backend(database)
+        reads = database._reads
+        assert reads is not None
+        where.append(reads.pool.get_idle_size())  # 1: given back, 0: held by the process
+    assert where.count(1) == 2
+    assert where[2::3] == [1, 1]

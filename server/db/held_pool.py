@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Every so many uses a connection goes back to asyncpg's pool all the same, which checks there
+# whether it has run its `max_queries` (then closes it and opens another): a connection held
+# while busy without a pause would otherwise never be replaced.
+GIVE_BACK_EVERY = 1000
+
 
 class HeldPool:
     """asyncpg's pool, and the connections this process holds taken from it between uses (the
@@ -50,6 +55,7 @@ class HeldPool:
         self._expiry: asyncio.TimerHandle | None = None
         self._closed = False
         self._giving_back: set[asyncio.Task[None]] = set()
+        self._uses = 0
 
     @property
     def idle(self) -> int:
@@ -76,9 +82,11 @@ class HeldPool:
 
     def keep(self, conn: Connection) -> bool:
         """Keep `conn`, whose use ended well, for the next; False when it must go back to asyncpg's
-        pool instead: requests wait there for a connection, the pool is closing, or the use left
-        the connection closed or in a transaction (asyncpg's pool rolls that back)."""
-        if self.waiting or self._closed:
+        pool instead: requests wait there for a connection, the pool is closing, it is the
+        `GIVE_BACK_EVERY`th use, or the use left the connection closed or in a transaction
+        (asyncpg's pool rolls that back)."""
+        self._uses += 1
+        if self.waiting or self._closed or self._uses % GIVE_BACK_EVERY == 0:
             return False
         try:
             if conn.is_closed() or conn.is_in_transaction():
