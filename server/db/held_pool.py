@@ -7,7 +7,7 @@ acquisition's queue and timeout timer, and at release a task (asyncpg shields th
 holder's idle timer and the queue again. Measured in process on one post read at a time, the
 worker's CPU per read fell from about 258 µs to 182 once the read pool kept its connections.
 
-So a use that ends well leaves its connection here (`keep`), and the next takes it back (`take`)
+So a use that ends well leaves its connection here (`put`), and the next takes it back (`take_or_acquire`)
 without awaiting anything. Only when nobody waits for asyncpg's pool: with every connection taken,
 a request waits there, and the next connection to come free must go back to the pool to reach
 it. A use that fails gives its connection back to asyncpg's pool, which waits out a cancelled
@@ -62,11 +62,16 @@ class HeldPool:
         """Connections free now: held here, or idle in asyncpg's pool."""
         return len(self._idle) + self.pool.get_idle_size()
 
-    def saturated(self, size: int) -> bool:
+    @property
+    def saturated(self) -> bool:
         """Every connection is in use, and the pool may open no more."""
-        return not self._idle and self.pool.get_idle_size() == 0 and self.pool.get_size() >= size
+        return (
+            not self._idle
+            and self.pool.get_idle_size() == 0
+            and self.pool.get_size() >= self.pool.get_max_size()
+        )
 
-    def take(self) -> Connection | None:
+    def _take(self) -> Connection | None:
         """The connection the last use left, if one waits here still open."""
         while self._idle:
             conn = self._idle.pop()[0]
@@ -80,7 +85,7 @@ class HeldPool:
             self._give_back(conn)
         return None
 
-    def keep(self, conn: Connection) -> bool:
+    def _keep(self, conn: Connection) -> bool:
         """Keep `conn`, whose use ended well, for the next; False when it must go back to asyncpg's
         pool instead: requests wait there for a connection, the pool is closing, it is the
         `GIVE_BACK_EVERY`th use, or the use left the connection closed or in a transaction
@@ -107,7 +112,7 @@ class HeldPool:
     async def take_or_acquire(self, acquire: Callable[[asyncpg.Pool[Any]], Awaitable[Any]]) -> Any:
         """The connection the last use left, else one from asyncpg's pool by `acquire` (with the
         database's timeout), counted among the requests waiting while it comes."""
-        conn = self.take()
+        conn = self._take()
         if conn is not None:
             return conn
         self.waiting += 1
@@ -117,9 +122,9 @@ class HeldPool:
             self.waiting -= 1
 
     async def put(self, conn: Connection, *, ok: bool) -> None:
-        """Done with `conn`: held for the next use when its use ended well (`ok`) and `keep`
+        """Done with `conn`: held for the next use when its use ended well (`ok`) and `_keep`
         takes it, else given back to asyncpg's pool."""
-        if not ok or not self.keep(conn):
+        if not ok or not self._keep(conn):
             await self.give_back(conn)
 
     async def drain(self) -> None:

@@ -446,9 +446,7 @@ class Database:
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             await self._close_health()
             return "down"
-        saturated = self._pool.saturated(self.pool_size) or (
-            self._reads is not None and self._reads.saturated(self.read_pool_size)
-        )
+        saturated = self._pool.saturated or (self._reads is not None and self._reads.saturated)
         return "degraded" if saturated else "ok"
 
     def _health_settings(self) -> dict[str, str]:
