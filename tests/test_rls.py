@@ -218,18 +218,28 @@ async def test_readable_orgs_are_found_once_per_transaction(
         cached = await tx.fetchval("select current_setting('app.readable_orgs')::uuid[]")
         assert {name for name, org in world.orgs.items() if org in cached} == DESCENDANTS["parent"]
         assert cached[0] == world.orgs["parent"]
-        # The policies read the kept list: narrowed by hand, it narrows what is visible.
+        # The policies read the kept list as it is: narrowed by hand, it narrows what is visible.
         await tx.execute(
             "select set_config('app.readable_orgs', $1::uuid[]::text, true)",
             [world.orgs["parent"]],
         )
         assert await _visible_orgs(tx, world, "cms_documents") == {"parent"}
-        # A list kept for another organization is ignored: the tree is walked again.
-        await tx.execute(
-            "select set_config('app.readable_orgs', $1::uuid[]::text, true)",
-            [world.orgs["sibling"]],
-        )
-        assert await _visible_orgs(tx, world, "cms_documents") == DESCENDANTS["parent"]
+
+
+@pytest.mark.parametrize("kept", ["", "{NULL}", "{%(child)s,NULL}"])
+async def test_a_missing_or_null_readable_list_reads_no_more_than_it_names(
+    cms_adapter: PostgresAdapter, world: World, kept: str
+) -> None:
+    """A transaction scoped to an organization whose list of readable organizations is missing,
+    or holds a NULL, sees the organizations the list names and nothing else (no NULL comparison
+    lets a row through)."""
+    value = kept % {"child": world.orgs["child"]}
+    async with cms_adapter.with_org_context(world.orgs["parent"], read_only=True) as tx:
+        await tx.execute("select set_config('app.readable_orgs', $1, true)", value)
+        named = {"child"} if "child" in kept else set()
+        for table in ("cms_documents", "cms_document_versions", "cms_document_references"):
+            assert await _visible_orgs(tx, world, table) <= named
+        assert await _visible_orgs(tx, world, "cms_documents") == named
 
 
 async def test_a_transaction_sees_the_organizations_it_adds_or_moves(

@@ -4,8 +4,10 @@ The rules, enforced by PostgreSQL itself on every tenant table (`tables.RLS_TABL
 
 - SELECT sees rows of the current org and, when the transaction asks for the hierarchy, of every
   descendant org (children, grandchildren, ...), found by a recursive walk of `cms_organizations`.
-  The walk runs once when a transaction enters its org (`enter_org`, `cms_open_request`), which keep
-  its result in `app.readable_orgs`; a change to the tree makes the next statement walk again.
+  The walk runs once when a transaction enters its org (`enter_org`, `cms_open_request`, the known
+  callers' runs, which all set the org and the list together), which keep its result in
+  `app.readable_orgs`; a change to the tree walks it again at once (a trigger). The policies read
+  that list as it is: with none set, or one holding a NULL, they read nothing.
 - INSERT, UPDATE and DELETE touch only rows of the current org: parents cannot write to children.
 - With no org set, nothing is visible and nothing can be written.
 - `app.override_access = 'true'` (the system context) passes every policy, but never for the request
@@ -14,7 +16,8 @@ The rules, enforced by PostgreSQL itself on every tenant table (`tables.RLS_TABL
 Owners and superusers normally bypass RLS. So the tables get `FORCE ROW LEVEL SECURITY`, and request
 transactions switch to `cms_request`, a role without BYPASSRLS; this holds even when DATABASE_URL is a
 superuser. The policies call the helper functions inside `(select ...)`, so PostgreSQL evaluates them once
-per statement as an InitPlan rather than once per row.
+per statement as an InitPlan rather than once per row; only one, since each InitPlan costs every
+execution its set-up (migration 0026).
 
 The first migration creates the same objects; `initialize_rls()` runs at every start-up and repairs
 whatever drifted, doing nothing when all is in place.
@@ -67,38 +70,29 @@ END
 $$;
 
 CREATE OR REPLACE FUNCTION cms_readable_orgs() RETURNS uuid[]
-LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
-DECLARE
-  current_org uuid := cms_current_org();
-  cached uuid[] := NULLIF(current_setting('app.readable_orgs', true), '')::uuid[];
-BEGIN
-  IF current_org IS NULL THEN
-    RETURN '{}';
-  END IF;
-  IF cached[1] = current_org THEN
-    RETURN cached;
-  END IF;
-  RETURN cms_org_tree(current_org, coalesce(current_setting('app.hierarchy', true), '') = 'on');
-END
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+  SELECT NULLIF(current_setting('app.readable_orgs', true), '')::uuid[]
 $$;
 
-CREATE OR REPLACE FUNCTION cms_forget_readable_orgs() RETURNS trigger
+CREATE OR REPLACE FUNCTION cms_renew_readable_orgs() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM set_config('app.readable_orgs', '', true);
+  PERFORM set_config('app.readable_orgs', cms_org_tree(cms_current_org(),
+    coalesce(current_setting('app.hierarchy', true), '') = 'on')::text, true);
   RETURN NULL;
 END
 $$;
 
-CREATE OR REPLACE TRIGGER cms_organizations_forget_readable_orgs
+CREATE OR REPLACE TRIGGER cms_organizations_renew_readable_orgs
 AFTER INSERT OR DELETE OR UPDATE OF parent_organization_id ON cms_organizations
-FOR EACH STATEMENT EXECUTE FUNCTION cms_forget_readable_orgs();
+FOR EACH STATEMENT EXECUTE FUNCTION cms_renew_readable_orgs();
 """
 
-_READ = (
-    "(select cms_override_access()) OR organization_id = ANY ((select cms_readable_orgs())::uuid[])"
-)
-_WRITE = "(select cms_override_access()) OR organization_id = (select cms_current_org())"
+# One InitPlan per table a statement reads (the organizations), set up at every execution; the
+# override is an expression PostgreSQL reaches only for a row the organizations do not match (an
+# `OR` stops at its first true arm), where it is false for every request.
+_READ = "organization_id = ANY ((select cms_readable_orgs())::uuid[]) OR cms_override_access()"
+_WRITE = "organization_id = (select cms_current_org()) OR cms_override_access()"
 
 
 def policy_statements(table: str) -> list[str]:
