@@ -4,10 +4,11 @@ The rules, enforced by PostgreSQL itself on every tenant table (`tables.RLS_TABL
 
 - SELECT sees rows of the current org and, when the transaction asks for the hierarchy, of every
   descendant org (children, grandchildren, ...), found by a recursive walk of `cms_organizations`.
-  The walk runs once when a transaction enters its org (`enter_org`, `cms_open_request`, the known
-  callers' runs, which all set the org and the list together), which keep its result in
-  `app.readable_orgs`; a change to the tree walks it again at once (a trigger). The policies read
-  that list as it is: with none set, or one holding a NULL, they read nothing.
+  The walk runs once, when a transaction enters its org, and its result is kept in
+  `app.readable_orgs`: every statement that sets the org sets the list with it (`enter_org`,
+  `cms_open_request`, the known callers' runs), and a change to the tree walks it again at once (a
+  trigger). The policies read that list as it is: with none set they read nothing, and a NULL in it
+  lets no row of another org through.
 - INSERT, UPDATE and DELETE touch only rows of the current org: parents cannot write to children.
 - With no org set, nothing is visible and nothing can be written.
 - `app.override_access = 'true'` (the system context) passes every policy, but never for the request
