@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+
 from server.config import Settings
+from server.content.content_model import CHANNEL, ContentModel
 from server.services import Services
 from tests.conftest import CMS, GraphQLClient
 
@@ -124,3 +127,29 @@ async def test_a_reload_never_overwrites_a_newer_change_of_this_process(cms: CMS
         await reload
         [field] = cms.model.registry["note"].fields
         assert field.max == maximum, n
+
+
+async def test_the_listener_closes_while_notifications_come_in(cms: CMS) -> None:
+    """`close()` ends the listener however its notifications fall: each one sets the event its
+    loop waits on, and one that comes as the loop is cancelled must not keep it going."""
+    direct = cms.adapter.database.direct_url
+    notifier = await asyncpg.connect(direct)
+    notifying = True
+
+    async def notify() -> None:
+        while notifying:
+            await notifier.execute(f"NOTIFY {CHANNEL}")
+
+    task = asyncio.create_task(notify())
+    try:
+        for n in range(20):
+            model = ContentModel(cms.adapter, cms.adapter.instance_transaction)
+            await model.listen(direct)
+            await asyncio.sleep(0.002 * (n % 5))
+            closing = asyncio.ensure_future(model.close())
+            done, _ = await asyncio.wait({closing}, timeout=5)
+            assert done, f"close() did not end the listener ({n})"
+    finally:
+        notifying = False
+        await task
+        await notifier.close()

@@ -28,6 +28,7 @@ from server.db.pool import Tx
 from server.errors import InvalidInputError, NotFoundError
 from server.model.json_form import load_schema_dir, parse_schema_type
 from server.model.types import Registry, SchemaType
+from server.waiting import set_within
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,7 @@ class ContentModel:
                 # Changes made while we were not listening are picked up by this reload.
                 changed.set()
                 while not conn.is_closed():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(changed.wait(), timeout=RECONNECT_SECONDS)
-                    if changed.is_set():
+                    if await set_within(changed, RECONNECT_SECONDS):
                         changed.clear()
                         await self._reload_if_changed()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

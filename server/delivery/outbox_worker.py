@@ -38,6 +38,7 @@ import orjson
 from server.db.pool import Database, Tx
 from server.delivery.purge import Purger
 from server.delivery.webhook_sender import Attempt, WebhookSender
+from server.waiting import set_within
 
 log = logging.getLogger(__name__)
 
@@ -200,11 +201,8 @@ class OutboxWorker:
                 busy = False
             loops += 1
             send = sent > 0  # a full batch may leave more due
-            if not busy:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
-                except TimeoutError:
-                    send = True
+            if not busy and not await set_within(self._wake, POLL_SECONDS):
+                send = True  # a poll's turn: retries fall due with time
 
     async def run_once(self) -> bool:
         """Fan out pending events, then deliver what is due; whether there was anything to do."""

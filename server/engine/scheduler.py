@@ -29,6 +29,7 @@ from server.db.tenancy import enter_org
 from server.engine.adapter import Schedules, Transactions
 from server.engine.context import Context
 from server.errors import CMSError, ConflictError, TimedOutError, UnavailableError
+from server.waiting import set_within
 
 if TYPE_CHECKING:
     from server.engine.local_api import LocalAPI
@@ -190,5 +191,4 @@ class Scheduler:
                 log.warning("scheduled publishing: %s", exc.message)
             except Exception:
                 log.exception("scheduled publishing: a run failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
+            await set_within(self._stopping, self.poll_interval)
