@@ -132,9 +132,8 @@ def _rating() -> float:
 
 async def _print_plans(services: Services) -> None:
     """How often PostgreSQL planned each prepared statement of the pool afresh (custom plans)."""
-    pool = services.adapter.database._pool
-    assert pool is not None
-    for holder in pool._holders:
+    # asyncpg's pool: its holders know every connection, those this process holds between uses too.
+    for holder in services.adapter.database.pool._holders:
         conn = holder._con
         if conn is None or conn.is_closed():
             continue

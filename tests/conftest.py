@@ -7,6 +7,8 @@ else an embedded PostgreSQL 18): its own database, copied from templates made on
 from __future__ import annotations
 
 import asyncio
+import gc
+import io
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -32,6 +34,38 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The tests marked `slow` (seconds each) go first, in their order: spread over the workers
     # of a parallel run (pytest-xdist), none of them is left for the end on one worker.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A test stopped by pytest-timeout (`timeout` in pyproject.toml) says where its event loop's
+    tasks were waiting: the main thread's own stack only shows the loop idle in `select`."""
+    report = yield
+    if call.excinfo is not None and "from pytest-timeout" in str(call.excinfo.value):
+        report.sections.append(("asyncio tasks at the timeout", _pending_tasks()))
+    return report
+
+
+def _pending_tasks() -> str:
+    """Each pending task of every open event loop, with the chain of coroutines it awaits."""
+    out = io.StringIO()
+    loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]
+    for loop in loops:
+        if loop.is_closed():
+            continue
+        for task in asyncio.all_tasks(loop):
+            out.write(f"{task!r}\n")
+            awaited: Any = task.get_coro()
+            while awaited is not None:
+                frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+                if frame is None:
+                    out.write(f"    awaiting {awaited!r}\n")
+                    break
+                code = frame.f_code
+                out.write(f"    {code.co_filename}:{frame.f_lineno} in {code.co_name}\n")
+                awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+    # None open: the worker's last test, whose session loop closed in the same teardown.
+    return out.getvalue() or "no event loop open"
 
 
 @pytest.fixture
