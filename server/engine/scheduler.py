@@ -176,12 +176,13 @@ class Scheduler:
         if task is None:
             return
         self._stopping.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), STOP_GRACE_SECONDS)
-        except TimeoutError:
+        # `asyncio.wait`, not `wait_for`: it never loses a cancellation of `stop()` itself
+        # (`server/waiting.py` says how `wait_for` does on Python 3.11).
+        done, _ = await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
+        if not done:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():
