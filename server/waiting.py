@@ -13,7 +13,7 @@ async def set_within(event: asyncio.Event, seconds: float) -> bool:
     the event is set is lost there (`wait_for` returns the event's result instead of raising), so a
     background loop that waits like this, stopped by cancelling it, may go on forever. The schema
     listener did, when a notification came in as it was being closed, and `close()` waited for it
-    for ever. `asyncio.timeout` tells the cancellation from its own deadline.
+    forever. `asyncio.timeout` tells the cancellation from its own deadline.
     """
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
