@@ -1,4 +1,4 @@
-"""Waiting for an event with a time limit, in a loop that is stopped by cancelling it."""
+"""Waiting with a time limit in background loops: for their event, and for their end when they stop."""
 
 from __future__ import annotations
 
@@ -19,3 +19,15 @@ async def set_within(event: asyncio.Event, seconds: float) -> bool:
         async with asyncio.timeout(seconds):
             await event.wait()
     return event.is_set()
+
+
+async def finish(task: asyncio.Task[None], seconds: float) -> None:
+    """Give `task`, told to stop, `seconds` to end, then cancel it; raise what it raised.
+
+    `asyncio.wait`, not `wait_for`: it never loses a cancellation of the caller itself.
+    """
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

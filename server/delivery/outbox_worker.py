@@ -38,7 +38,7 @@ import orjson
 from server.db.pool import Database, Tx
 from server.delivery.purge import Purger
 from server.delivery.webhook_sender import Attempt, WebhookSender
-from server.waiting import set_within
+from server.waiting import finish, set_within
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +161,7 @@ class OutboxWorker:
             # pool's reset); the loop then ends, or is cancelled after `STOP_SECONDS`.
             self._stopping = True
             self._wake.set()
-            done, _ = await asyncio.wait({self._task}, timeout=STOP_SECONDS)
-            if not done:
-                self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await finish(self._task, STOP_SECONDS)
             self._task = None
             self._stopping = False
         if self._listener is not None:

@@ -18,7 +18,6 @@ capabilities were checked when it was scheduled, and cancelling is how to take i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -29,7 +28,7 @@ from server.db.tenancy import enter_org
 from server.engine.adapter import Schedules, Transactions
 from server.engine.context import Context
 from server.errors import CMSError, ConflictError, TimedOutError, UnavailableError
-from server.waiting import set_within
+from server.waiting import finish, set_within
 
 if TYPE_CHECKING:
     from server.engine.local_api import LocalAPI
@@ -176,13 +175,7 @@ class Scheduler:
         if task is None:
             return
         self._stopping.set()
-        # `asyncio.wait`, not `wait_for`: it never loses a cancellation of `stop()` itself
-        # (`server/waiting.py` says how `wait_for` does on Python 3.11).
-        done, _ = await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
-        if not done:
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await finish(task, STOP_GRACE_SECONDS)
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():
