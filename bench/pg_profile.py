@@ -2,13 +2,16 @@
 
     python -m bench.pg_profile --reuse                     # Q4, 8 s each, 10,000 posts
     python -m bench.pg_profile --reuse --scenarios Q4 Q1 --seconds 10
+    python -m bench.pg_profile --reuse --rls-off           # and the API with RLS off, as bench/run
 
 `bench/run` gives PostgreSQL's CPU per request as one figure; this splits it. It starts the API
 and the floor (one worker each, as `bench/run` does), loads each with wrk in turn while
-`perf record -a` samples the whole machine, and prints per scenario the CPU time per request of
-the server process and of PostgreSQL's processes, PostgreSQL's split into areas by the functions
-the samples fall in (executor start-up, catalog lookups and privilege checks, memory, regular
-expressions, ...). Areas are read from symbol names, so they are approximate; the totals are not.
+`perf record -a` samples the whole machine (with `--rls-off`, also the API with Row-Level
+Security off, on the single-tenant copy of the database that `bench/run` measures it on), and
+prints per scenario the CPU time per request of the server process and of PostgreSQL's
+processes, PostgreSQL's split into areas by the functions the samples fall in (executor
+start-up, catalog lookups and privilege checks, memory, regular expressions, ...). Areas are
+read from symbol names, so they are approximate; the totals are not.
 
 The database's own functions are the measure of what a statement costs there beyond its rows:
 a large SELECT list costs at every execution (each expression is set up again, each function's
@@ -20,6 +23,7 @@ little. Needs Linux `perf` (Debian's `linux-perf`) and the right to sample every
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import shutil
 import subprocess
@@ -29,6 +33,7 @@ from pathlib import Path
 
 from bench import runner, servers
 from bench.cli import turns_setup
+from bench.load import keep_one_tenant, recreate_database
 from bench.scenarios import BY_NAME, Scenario
 
 FREQUENCY = 999  # samples a second on each core
@@ -90,20 +95,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8, help="sampled load per server")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--reuse", action="store_true")
+    parser.add_argument(
+        "--rls-off", action="store_true", help="also the API with Row-Level Security off"
+    )
     args = parser.parse_args(argv)
     perf = shutil.which("perf")
     if perf is None:
         raise SystemExit("perf: not found (Debian: apt-get install linux-perf)")
-    _, loaded, settings = turns_setup(args, "pg-profile-")
+    admin_url, loaded, settings = turns_setup(args, "pg-profile-")
     folder = settings.work_dir
     env = {"DATABASE_URL": loaded.url, "ENABLE_RLS": "true"}
     floor_env = {"DATABASE_URL": loaded.url, "BENCH_ORG_ID": str(loaded.organization_id)}
+    rls_off_url = None
+    if args.rls_off:
+        # A copy of the database before any server connects to it, as bench/run makes it.
+        database = f"cms_bench_{args.posts}"
+        rls_off_url = asyncio.run(
+            recreate_database(admin_url, f"{database}_rls_off", template=database)
+        )
+        asyncio.run(keep_one_tenant(rls_off_url, loaded.organization_id))
     with ExitStack() as stack:
         api = servers.start("api-1w", "server", workers=1, env=env, log_dir=folder)
         stack.callback(api.stop)
         floor = servers.start("floor-1w", "bench.floor", workers=1, env=floor_env, log_dir=folder)
         stack.callback(floor.stop)
         targets = [runner.Target("api", api, loaded.url), runner.Target("floor", floor, loaded.url)]
+        if rls_off_url is not None:
+            rls_off_env = {"DATABASE_URL": rls_off_url, "ENABLE_RLS": "false"}
+            rls_off = servers.start(
+                "api-rls-off-1w", "server", workers=1, env=rls_off_env, log_dir=folder
+            )
+            stack.callback(rls_off.stop)
+            targets.append(runner.Target("api_rls_off", rls_off, rls_off_url))
         for name in args.scenarios:
             profiles = {
                 t.label: _profile(perf, t, BY_NAME[name], settings, folder) for t in targets
@@ -166,15 +189,20 @@ def _area(symbol: str, in_kernel: bool) -> str:
     return next((name for name, pattern in AREAS if re.search(pattern, symbol)), "other")
 
 
+COLUMNS = {"api": "API", "floor": "floor", "api_rls_off": "RLS off"}
+
+
 def _table(name: str, profiles: dict[str, dict[str, float]]) -> str:
-    api, floor = profiles["api"], profiles["floor"]
+    api = profiles["api"]
     rows = ["server process", "PostgreSQL"]
     rows += sorted(set(api) - set(rows), key=lambda area: -api[area])
-    lines = [f"{name}: CPU per request, µs", f"  {'':36s} {'API':>8s} {'floor':>8s}"]
+    heads = "".join(f" {COLUMNS[label]:>8s}" for label in profiles)
+    lines = [f"{name}: CPU per request, µs", f"  {'':36s}{heads}"]
     for row in rows:
         indent = "  " if row in ("server process", "PostgreSQL") else "    "
         label = f"{indent}{row}"
-        lines.append(f"{label:38s} {api.get(row, 0.0):8.1f} {floor.get(row, 0.0):8.1f}")
+        cells = "".join(f" {profile.get(row, 0.0):8.1f}" for profile in profiles.values())
+        lines.append(f"{label:38s}{cells}")
     return "\n".join(lines)
 
 
