@@ -126,8 +126,9 @@ def _calls(args: tuple[Any, ...], first: str, post_ids: list[str]) -> list[tuple
     ]
 
 
-async def run(args: argparse.Namespace, variants: dict[str, dict[str, str]]) -> None:
-    admin_url = _admin_url()
+async def run(
+    admin_url: str, args: argparse.Namespace, variants: dict[str, dict[str, str]]
+) -> None:
     loaded = await _prepare(
         admin_url, f"cms_bench_{args.posts}", Dataset(args.posts, 1), reuse=args.reuse, log=print
     )
@@ -174,12 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--reuse", action="store_true")
     args = parser.parse_args(argv)
+    for name in args.scenarios:
+        if BY_NAME[name].kind == "write":
+            parser.error(f"{name} is a write: this measures a read's one statement")
     # Each scenario's variants by the name of their file: the text to measure beside it.
     variants: dict[str, dict[str, str]] = {}
     for variant in args.variant:
         name, _, file = variant.partition("=")
         variants.setdefault(name, {})[Path(file).stem] = Path(file).read_text()
-    asyncio.run(run(args, variants))
+    # Outside the event loop: without DATABASE_URL this starts the embedded server.
+    admin_url = _admin_url()
+    asyncio.run(run(admin_url, args, variants))
     return 0
 
 
