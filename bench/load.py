@@ -82,6 +82,14 @@ async def recreate_database(admin_url: str, name: str, *, template: str | None =
     return with_database(admin_url, name)
 
 
+async def single_tenant_copy(admin_url: str, name: str, organization_id: uuid.UUID) -> str:
+    """`name`_rls_off, a copy of database `name` that keeps only what `organization_id` may read
+    (`keep_one_tenant`): what the API with Row-Level Security off is measured on. Its URL."""
+    url = await recreate_database(admin_url, f"{name}_rls_off", template=name)
+    await keep_one_tenant(url, organization_id)
+    return url
+
+
 async def keep_one_tenant(url: str, organization_id: uuid.UUID) -> None:
     """Delete every document `organization_id` cannot read (its versions and references go with
     them): the single-tenant database the API with Row-Level Security off is measured on, so that

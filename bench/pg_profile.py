@@ -33,7 +33,7 @@ from pathlib import Path
 
 from bench import runner, servers
 from bench.cli import turns_setup
-from bench.load import keep_one_tenant, recreate_database
+from bench.load import single_tenant_copy
 from bench.scenarios import BY_NAME, Scenario
 
 FREQUENCY = 999  # samples a second on each core
@@ -109,11 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     rls_off_url = None
     if args.rls_off:
         # A copy of the database before any server connects to it, as bench/run makes it.
-        database = f"cms_bench_{args.posts}"
         rls_off_url = asyncio.run(
-            recreate_database(admin_url, f"{database}_rls_off", template=database)
+            single_tenant_copy(admin_url, f"cms_bench_{args.posts}", loaded.organization_id)
         )
-        asyncio.run(keep_one_tenant(rls_off_url, loaded.organization_id))
     with ExitStack() as stack:
         api = servers.start("api-1w", "server", workers=1, env=env, log_dir=folder)
         stack.callback(api.stop)

@@ -65,7 +65,8 @@ async def read_statement(
 
 
 async def scoped_session(url: str, organization: uuid.UUID, role: str | None) -> Any:
-    """A session scoped to `organization` for good, as a request's transaction is for its length."""
+    """A session scoped to `organization` for good, as a request's transaction is for its length
+    (the settings of `server.db.tenancy.scope_sql`, made for the session, not a transaction)."""
     conn = await asyncpg.connect(url)
     org = uuid_literal(organization)
     await conn.execute(
@@ -95,14 +96,15 @@ async def measure(
     try:
         pid = await conn.fetchval("SELECT pg_backend_pid()")
         prepared = {name: await conn.prepare(sql) for name, sql in texts.items()}
+        # Also the warm-up: each text's plan cached before its rounds.
         answers = {
             name: [await statement.fetchval(*args) for args in calls[:CHECKED]]
             for name, statement in prepared.items()
         }
-        first = next(iter(answers.values()))
-        for name, answer in answers.items():
-            if check and answer != first:
-                raise SystemExit(f"{name} does not answer as {next(iter(answers))} does")
+        (first, expected), *others = answers.items()
+        for name, answer in others:
+            if check and answer != expected:
+                raise SystemExit(f"{name} does not answer as {first} does")
         figures: dict[str, list[float]] = {name: [] for name in texts}
         for _ in range(rounds):
             for name, statement in prepared.items():
