@@ -186,6 +186,18 @@ def compile_where(
     return " AND ".join(parts) if parts else None
 
 
+@dataclasses.dataclass(frozen=True)
+class SortKey:
+    """One item of an ORDER BY list: a value and how it sorts (`DESC NULLS LAST`, say; empty for
+    ascending, the default)."""
+
+    value: str
+    direction: str
+
+    def __str__(self) -> str:
+        return f"{self.value} {self.direction}" if self.direction else self.value
+
+
 def compile_sort(
     registry: Registry,
     type_name: str,
@@ -195,7 +207,24 @@ def compile_sort(
     perspective: Perspective,
     alias: str = "d",
 ) -> str:
-    """Compile a sort specification into an ORDER BY list (without the words ORDER BY).
+    """Compile a sort specification into an ORDER BY list (without the words ORDER BY): the
+    items of `compile_sort_keys`."""
+    keys = compile_sort_keys(
+        registry, type_name, sort, params=params, perspective=perspective, alias=alias
+    )
+    return ", ".join(str(key) for key in keys)
+
+
+def compile_sort_keys(
+    registry: Registry,
+    type_name: str,
+    sort: str | Sequence[str] | None,
+    *,
+    params: SqlParams,
+    perspective: Perspective,
+    alias: str = "d",
+) -> list[SortKey]:
+    """Compile a sort specification into the items of an ORDER BY list.
 
     Args:
         registry: the content model.
@@ -207,8 +236,8 @@ def compile_sort(
         alias: the alias of `cms_documents` in the runner's statement.
 
     Returns:
-        The list, always ending with the `id` tiebreaker. Missing or malformed values sort last in
-        both directions (`NULLS LAST`).
+        The items, always ending with the `id` tiebreaker. Missing or malformed values sort last
+        in both directions (`NULLS LAST`).
 
     Raises:
         InvalidInputError: an unknown field, or a field that cannot be sorted (array, object,
@@ -646,7 +675,7 @@ class _Compiler:
 
     # sort
 
-    def order_by(self, keys: list[tuple[str, bool]]) -> str:
+    def order_by(self, keys: list[tuple[str, bool]]) -> list[SortKey]:
         items = []
         has_id = False
         for path, descending in keys:
@@ -654,10 +683,10 @@ class _Compiler:
             sql, nullable = self._sort_value(node, path)
             has_id = has_id or node == _COLUMNS["id"]
             direction = "DESC" if descending else "ASC"
-            items.append(f"{sql} {direction} NULLS LAST" if nullable else f"{sql} {direction}")
+            items.append(SortKey(sql, f"{direction} NULLS LAST" if nullable else direction))
         if not has_id:
-            items.append(f"{self.alias}.id")
-        return ", ".join(items)
+            items.append(SortKey(f"{self.alias}.id", ""))
+        return items
 
     def _sort_value(self, node: _Node, path: str) -> tuple[str, bool]:
         if isinstance(node, _Column):

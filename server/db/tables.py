@@ -224,10 +224,26 @@ documents = Table(
     Column("published_at", TIMESTAMP(timezone=True)),
     _timestamp("created_at"),
     _timestamp("updated_at"),
-    Index("idx_documents_org_type", "organization_id", "type", "updated_at"),
     Index("idx_documents_status", "status"),
     Index("idx_documents_published_at", "published_at"),
-    # The paths of the default sort and of a published listing sorted by a datetime field.
+    # The paths of the default sort and of a published listing sorted by a datetime field: each
+    # organization's own (a compiled list page, migration 0027), and every organization's in one
+    # walk (the lists that are not compiled).
+    Index(
+        "idx_documents_org_type_updated_at",
+        "organization_id",
+        "type",
+        text("updated_at DESC"),
+        "id",
+    ),
+    Index(
+        "idx_documents_org_published_date",
+        "organization_id",
+        "type",
+        text("cms_to_timestamptz(published_data ->> 'publishedDate') DESC NULLS LAST"),
+        "id",
+        postgresql_where=text("status = 'published' AND published_data IS NOT NULL"),
+    ),
     Index("idx_documents_type_updated_at", "type", text("updated_at DESC"), "id"),
     Index(
         "idx_documents_published_date",

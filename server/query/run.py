@@ -13,7 +13,7 @@ before anything is sent, and the request runs through Strawberry, which answers 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from graphql import GraphQLError, VariableNode, get_argument_values
 from graphql.execution.values import get_variable_values
 from strawberry.types.arguments import convert_arguments
 
-from server.content.filters import SqlParams, compile_sort, compile_where
+from server.content.filters import SortKey, SqlParams, compile_sort_keys, compile_where
 from server.engine.context import parse_id
 from server.errors import CMSError
 from server.model.names import graphql_name
@@ -287,13 +287,13 @@ class _Binder:
         if root.kind == "page" and not self.page_reads_rows(type_name, nodes):
             # Nothing selected reads the rows: check the filter as the resolvers would, no more.
             self.condition(type_name, where_value, perspective, SqlParams())
-            compile_sort(
+            compile_sort_keys(
                 self.registry, type_name, sort_value, params=SqlParams(), perspective=perspective
             )
-            condition = order = ""
+            condition, order = "", []
         else:
             condition = self.condition(type_name, where_value, perspective)
-            order = compile_sort(
+            order = compile_sort_keys(
                 self.registry, type_name, sort_value, params=self.params, perspective=perspective
             )
         statement.list_types.add(type_name)
@@ -329,17 +329,18 @@ class _Binder:
         )
 
     def page_rows(
-        self, obj: str, condition: str, order: str, limit: int, offset: int, published: bool
+        self,
+        obj: str,
+        condition: str,
+        order: Sequence[SortKey],
+        limit: int,
+        offset: int,
+        published: bool,
     ) -> str:
+        rows = tenant_rows(page_columns(published), condition, order, limit, offset)
         return (
             f"SELECT coalesce(json_agg({obj} ORDER BY d0.cms_n), '[]'::json)"
-            " FROM (SELECT d.*, row_number() OVER () AS cms_n FROM"
-            f" (SELECT {page_columns(published)} FROM cms_documents d WHERE {condition}"
-            f" ORDER BY {order}"
-            # Checked integers, written as literals: with `LIMIT $n` PostgreSQL cannot reuse a
-            # generic plan for the page (its cost depends on the limit), so it would plan the
-            # whole statement again on every execution.
-            f" LIMIT {int(limit)} OFFSET {int(offset)}) d) d0"
+            f" FROM (SELECT d.*, row_number() OVER () AS cms_n FROM ({rows}) d) d0"
         )
 
     def page(
@@ -348,7 +349,7 @@ class _Binder:
         type_name: str,
         nodes: list[FieldNode],
         condition: str,
-        order: str,
+        order: Sequence[SortKey],
         limit: int,
         offset: int,
         depth: int,
@@ -407,7 +408,7 @@ class _Binder:
         reads_rows = self.page_reads_rows(None, nodes)
         params = self.params if reads_rows else SqlParams()
         condition = self.condition(type_name, where, perspective, params)
-        order = compile_sort(
+        order = compile_sort_keys(
             self.registry, type_name, args.get("sort"), params=params, perspective=perspective
         )
         statement.list_types.add(type_name)
@@ -428,12 +429,37 @@ class _Binder:
         )
 
 
-def _key_rows(condition: str, order: str, limit: int, offset: int, depth: int) -> str:
-    """The ids of a page's rows, with the depth its references are read to."""
+def tenant_rows(
+    columns: str, condition: str, order: Sequence[SortKey], limit: int, offset: int
+) -> str:
+    """`columns` of a page of `cms_documents d` (`condition`, `order`, `limit`, `offset`), read
+    organization by organization: the page of each organization the request may read, as far as
+    the page's end, merged in the page's order. Each sort value is read once, inside, and carried
+    out as a column (`cms_k1`, ...) to merge by: a datetime field's value is a function call.
+
+    A walk of the type's rows in sort order meets every tenant's rows, and Row-Level Security
+    drops the others' one by one after reading each from the heap: an organization with a tenth
+    of the rows read ten for each one shown. Each organization's walk (migration 0027's indexes,
+    which lead with the organization) reads only its own. The policies still apply to every row.
+
+    The limit and offset are checked integers written as literals: with `LIMIT $n` PostgreSQL
+    cannot reuse a generic plan for the page (its cost depends on the limit), so it would plan
+    the whole statement again on every execution.
+    """
+    keys = ", ".join(f"{key.value} AS cms_k{n}" for n, key in enumerate(order, 1))
+    inner = ", ".join(str(key) for key in order)
+    outer = ", ".join(str(SortKey(f"d.cms_k{n}", key.direction)) for n, key in enumerate(order, 1))
     return (
-        f"(SELECT d.id, {depth} FROM cms_documents d WHERE {condition} ORDER BY {order}"
-        f" LIMIT {int(limit)} OFFSET {int(offset)})"
+        "SELECT d.* FROM unnest((SELECT cms_readable_orgs())) AS cms_o(id) CROSS JOIN LATERAL"
+        f" (SELECT {columns}, {keys} FROM cms_documents d WHERE d.organization_id = cms_o.id"
+        f" AND {condition} ORDER BY {inner} LIMIT {int(limit) + int(offset)}) d"
+        f" ORDER BY {outer} LIMIT {int(limit)} OFFSET {int(offset)}"
     )
+
+
+def _key_rows(condition: str, order: Sequence[SortKey], limit: int, offset: int, depth: int) -> str:
+    """The ids of a page's rows, with the depth its references are read to."""
+    return f"(SELECT d.id, {depth} FROM ({tenant_rows('d.id', condition, order, limit, offset)}) d)"
 
 
 def keys_column(sources: list[str]) -> str:
