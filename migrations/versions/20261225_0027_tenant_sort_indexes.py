@@ -15,6 +15,13 @@ The indexes of those walks, with the organization first:
   whose every use it serves (a backward walk gives `updated_at` ascending).
 - `idx_documents_org_published_date`: `idx_documents_published_date` with the organization first.
 
+A caller whose kept facts (migration 0015) give it one organization to read, the usual case, has
+its page read from that organization's walk alone, without the merge (`tenant_rows`'s
+`one_organization` form), through `cms_one_readable_org()`: the one organization of
+`app.readable_orgs`, or `CM007` (the caller's facts changed, so the server opens the request in
+full and reads with the merge) when there are more or none. The facts are checked in the same
+statement before that, so this only guards against a caller's facts the server misjudged.
+
 The type-first indexes stay, for the reads that are not compiled (the local API's lists, the
 back-references of a document) and take every organization's rows in one walk. Building these
 blocks writes to `cms_documents` for the duration (about 30 s at a million documents).
@@ -46,13 +53,37 @@ INDEXES = {
 }
 
 
+FUNCTIONS = (
+    # STABLE although it raises: so `cms_one_readable_org` may be, and PostgreSQL inlines it.
+    """
+CREATE FUNCTION cms_facts_changed() RETURNS uuid
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+  RAISE EXCEPTION USING ERRCODE = 'CM007', MESSAGE = 'the caller''s facts changed';
+END
+$$
+""",
+    """
+CREATE FUNCTION cms_one_readable_org() RETURNS uuid
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN cardinality(cms_readable_orgs()) = 1 THEN (cms_readable_orgs())[1]
+    ELSE cms_facts_changed() END
+$$
+""",
+)
+
+
 def upgrade() -> None:
     for statement in INDEXES.values():
         op.execute(statement)
     op.execute("DROP INDEX idx_documents_org_type")
+    for function in FUNCTIONS:
+        op.execute(function)
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION cms_one_readable_org()")
+    op.execute("DROP FUNCTION cms_facts_changed()")
     op.execute(
         "CREATE INDEX idx_documents_org_type ON cms_documents (organization_id, type, updated_at)"
     )

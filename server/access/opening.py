@@ -147,6 +147,22 @@ def kept_facts(known: str) -> tuple[str, str | None, str | None, str | None, str
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def reads_one_organization(known: str) -> bool:
+    """Whether the kept facts give the caller one organization to read (their `readable`, an
+    array's text: `{id}`), so a compiled read may walk that organization's rows alone."""
+    try:
+        readable = kept_facts(known)[2]
+    except FactsChanged:
+        return False
+    return (
+        readable is not None
+        and readable.startswith("{")
+        and "," not in readable
+        and (readable != "{}")
+    )
+
+
 def known_run_arguments(known: str, tenancy: Tenancy) -> tuple[Any, ...]:
     """A known caller's opening as `cms_write_known_run` takes it (migration 0023), as
     `cms_read_known_run` does (0020): the kept facts and what they are checked and scoped by,

@@ -14,7 +14,12 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from server.access.auth import Credential, Principal, parse_credential, principal_from_text
-from server.access.opening import FactsChanged, known_callers, opening_arguments
+from server.access.opening import (
+    FactsChanged,
+    known_callers,
+    opening_arguments,
+    reads_one_organization,
+)
 from server.db.consistency import CONSISTENCY_HEADER, TokenError, parse_lsn
 from server.errors import InvalidInputError
 from server.query import round_trip
@@ -79,12 +84,12 @@ class CompiledReads:
         opening = opening_arguments(credential, adapter.tenancy)
         timeout = adapter.tenancy.statement_timeout_ms / 1000 or None
 
-        def fetcher(known: str | None) -> Fetch:
+        def fetcher(known: str | None, read: Statement) -> Fetch:
             async def fetch(database: Database) -> tuple[str, list[str | None]]:
                 return await round_trip.fetch(
                     database,
                     opening,
-                    statement,
+                    read,
                     cancel_after=timeout,
                     lock_timeout_ms=adapter.tenancy.lock_timeout_ms,
                     known=known,
@@ -94,7 +99,10 @@ class CompiledReads:
 
         known = known_callers.fresh(credential)
         if known is not None:
-            fetch = fetcher(known)
+            # The facts are checked in the read's own statement before its rows are read, so a
+            # caller they give one organization may have its lists read from that one's walk.
+            one = reads_one_organization(known)
+            fetch = fetcher(known, statement.for_one_organization() if one else statement)
             try:
                 facts, values = await self._on_replica(fetch, statement, token) or await fetch(
                     adapter.database
@@ -102,7 +110,7 @@ class CompiledReads:
                 return principal_from_text(facts), values
             except FactsChanged:
                 known_callers.forget(credential)
-        fetch = fetcher(None)
+        fetch = fetcher(None, statement)
         facts, values = await self._on_replica(fetch, statement, token) or await fetch(
             adapter.database
         )

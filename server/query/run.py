@@ -12,6 +12,7 @@ before anything is sent, and the request runs through Strawberry, which answers 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,6 +95,26 @@ class Statement:
     reads_back_references: bool = False
     # (SQL of `(id, depth)` rows, the roots of the documents read) for `keys_column`.
     key_sources: list[str] = field(default_factory=list)
+    # Each list page's rows as `tenant_rows` merges them, and as one organization's walk reads
+    # them: the texts `for_one_organization` puts in place of the former.
+    one_organization_forms: tuple[tuple[str, str], ...] = ()
+
+    def for_one_organization(self) -> Statement:
+        """The same read for a caller whose facts give it one organization to read: each list
+        page read by that organization's walk alone, without the merge."""
+        if not self.one_organization_forms:
+            return self
+        bound = object.__new__(Statement)
+        bound.__dict__.update(self.__dict__)
+        bound.sql, bound.name = _one_organization_text(self.sql, self.one_organization_forms)
+        return bound
+
+
+@functools.lru_cache(maxsize=1024)
+def _one_organization_text(sql: str, forms: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+    for merged, alone in forms:
+        sql = sql.replace(merged, alone)
+    return sql, read_name(sql)
 
 
 def bind(
@@ -166,6 +187,7 @@ class _Binder:
         self.selection_values = tuple(
             repr(variables.coerced.get(name)) for name in plan.selection_variables
         )
+        self.one_organization_forms: list[tuple[str, str]] = []
 
     def compiler(self) -> SelectionCompiler:
         return SelectionCompiler(
@@ -198,6 +220,7 @@ class _Binder:
         statement.keyed_sql = "SELECT ARRAY[" + ", ".join(columns) + "]"
         statement.keyed_name = read_name(statement.keyed_sql)
         statement.args = self.params.values
+        statement.one_organization_forms = tuple(self.one_organization_forms)
         return statement
 
     def arguments(self, nodes: list[FieldNode]) -> dict[str, Any]:
@@ -298,7 +321,7 @@ class _Binder:
             )
         statement.list_types.add(type_name)
         if condition:
-            statement.key_sources.append(_key_rows(condition, order, limit, offset, depth))
+            statement.key_sources.append(self.key_rows(condition, order, limit, offset, depth))
         if root.kind == "all":
             obj = self.selection(key, type_name, nodes, depth, published, statement, page_row=True)
             return self.page_rows(obj, condition, order, limit, offset, published)
@@ -337,11 +360,27 @@ class _Binder:
         offset: int,
         published: bool,
     ) -> str:
-        rows = tenant_rows(page_columns(published), condition, order, limit, offset)
+        rows = self.tenant_rows(page_columns(published), condition, order, limit, offset)
         return (
             f"SELECT coalesce(json_agg({obj} ORDER BY d0.cms_n), '[]'::json)"
             f" FROM (SELECT d.*, row_number() OVER () AS cms_n FROM ({rows}) d) d0"
         )
+
+    def tenant_rows(
+        self, columns: str, condition: str, order: Sequence[SortKey], limit: int, offset: int
+    ) -> str:
+        """`tenant_rows`, noting its form for one organization (`Statement.for_one_organization`)."""
+        merged = tenant_rows(columns, condition, order, limit, offset)
+        alone = tenant_rows(columns, condition, order, limit, offset, one_organization=True)
+        self.one_organization_forms.append((merged, alone))
+        return merged
+
+    def key_rows(
+        self, condition: str, order: Sequence[SortKey], limit: int, offset: int, depth: int
+    ) -> str:
+        """The ids of a page's rows, with the depth its references are read to."""
+        rows = self.tenant_rows("d.id", condition, order, limit, offset)
+        return f"(SELECT d.id, {depth} FROM ({rows}) d)"
 
     def page(
         self,
@@ -413,7 +452,7 @@ class _Binder:
         )
         statement.list_types.add(type_name)
         if reads_rows:
-            statement.key_sources.append(_key_rows(condition, order, limit, offset, depth))
+            statement.key_sources.append(self.key_rows(condition, order, limit, offset, depth))
         return self.page(
             "",
             type_name,
@@ -430,7 +469,13 @@ class _Binder:
 
 
 def tenant_rows(
-    columns: str, condition: str, order: Sequence[SortKey], limit: int, offset: int
+    columns: str,
+    condition: str,
+    order: Sequence[SortKey],
+    limit: int,
+    offset: int,
+    *,
+    one_organization: bool = False,
 ) -> str:
     """`columns` of a page of `cms_documents d` (`condition`, `order`, `limit`, `offset`), read
     organization by organization: the page of each organization the request may read, as far as
@@ -442,12 +487,22 @@ def tenant_rows(
     of the rows read ten for each one shown. Each organization's walk (migration 0027's indexes,
     which lead with the organization) reads only its own. The policies still apply to every row.
 
+    `one_organization`: the page of the request's one organization, from its walk alone, for a
+    caller whose facts say it reads one (`cms_one_readable_org()` raises `CM007`, the facts
+    changed, when the request may read more or none): no merge to set up and run.
+
     The limit and offset are checked integers written as literals: with `LIMIT $n` PostgreSQL
     cannot reuse a generic plan for the page (its cost depends on the limit), so it would plan
     the whole statement again on every execution.
     """
     keys = ", ".join(f"{key.value} AS cms_k{n}" for n, key in enumerate(order, 1))
     inner = ", ".join(str(key) for key in order)
+    if one_organization:
+        return (
+            f"SELECT {columns}, {keys} FROM cms_documents d"
+            f" WHERE d.organization_id = (SELECT cms_one_readable_org()) AND {condition}"
+            f" ORDER BY {inner} LIMIT {int(limit)} OFFSET {int(offset)}"
+        )
     outer = ", ".join(str(SortKey(f"d.cms_k{n}", key.direction)) for n, key in enumerate(order, 1))
     return (
         "SELECT d.* FROM unnest((SELECT cms_readable_orgs())) AS cms_o(id) CROSS JOIN LATERAL"
@@ -455,11 +510,6 @@ def tenant_rows(
         f" AND {condition} ORDER BY {inner} LIMIT {int(limit) + int(offset)}) d"
         f" ORDER BY {outer} LIMIT {int(limit)} OFFSET {int(offset)}"
     )
-
-
-def _key_rows(condition: str, order: Sequence[SortKey], limit: int, offset: int, depth: int) -> str:
-    """The ids of a page's rows, with the depth its references are read to."""
-    return f"(SELECT d.id, {depth} FROM ({tenant_rows('d.id', condition, order, limit, offset)}) d)"
 
 
 def keys_column(sources: list[str]) -> str:
