@@ -155,12 +155,7 @@ def reads_one_organization(known: str) -> bool:
         readable = kept_facts(known)[2]
     except FactsChanged:
         return False
-    return (
-        readable is not None
-        and readable.startswith("{")
-        and "," not in readable
-        and (readable != "{}")
-    )
+    return readable is not None and readable not in ("", "{}") and "," not in readable
 
 
 def known_run_arguments(known: str, tenancy: Tenancy) -> tuple[Any, ...]:
