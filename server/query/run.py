@@ -492,20 +492,21 @@ def tenant_rows(
 
     `one_organization`: the page of the request's one organization, from its walk alone, for a
     caller whose facts say it reads one (`cms_one_readable_org()` raises `CM007`, the facts
-    changed, when the request may read more or none): no merge to set up and run.
+    changed, when the request may read more or none): no merge to set up and run, and no sort
+    values to carry out for one.
 
     The limit and offset are checked integers written as literals: with `LIMIT $n` PostgreSQL
     cannot reuse a generic plan for the page (its cost depends on the limit), so it would plan
     the whole statement again on every execution.
     """
-    keys = ", ".join(f"{key.value} AS cms_k{n}" for n, key in enumerate(order, 1))
     inner = ", ".join(str(key) for key in order)
     if one_organization:
         return (
-            f"SELECT {columns}, {keys} FROM cms_documents d"
+            f"SELECT {columns} FROM cms_documents d"
             f" WHERE d.organization_id = (SELECT cms_one_readable_org()) AND {condition}"
             f" ORDER BY {inner} LIMIT {int(limit)} OFFSET {int(offset)}"
         )
+    keys = ", ".join(f"{key.value} AS cms_k{n}" for n, key in enumerate(order, 1))
     outer = ", ".join(str(SortKey(f"d.cms_k{n}", key.direction)) for n, key in enumerate(order, 1))
     return (
         "SELECT d.* FROM unnest((SELECT cms_readable_orgs())) AS cms_o(id) CROSS JOIN LATERAL"
