@@ -227,3 +227,39 @@ async def test_a_connection_goes_back_to_asyncpgs_pool_now_and_then(
         where.append(reads.pool.get_idle_size())  # 1: given back, 0: held by the process
     assert where.count(1) == 2
     assert where[2::3] == [1, 1]
+
+
+async def test_a_connection_handed_to_a_request_that_gave_up_goes_on_to_the_next(
+    cms_database_url: str,
+) -> None:
+    """With every connection taken, a request waits for the next use to end; one cancelled
+    while it waits (or just as a connection reached it) loses nothing: the others are served in
+    turn, and the pool has its one connection afterwards."""
+    database = Database(cms_database_url, pool_size=1, read_pool_size=1, acquire_timeout=5)
+    await database.connect()
+
+    async def read(n: int) -> int:
+        async with await database.read_session(None) as conn:
+            return int(await conn.fetchval(SLOW_ECHO, n))
+
+    try:
+        async with asyncio.timeout(GUARD_SECONDS):
+            for _ in range(3):
+                tasks = [asyncio.create_task(read(n)) for n in range(8)]
+                await asyncio.sleep(0.03)
+                # Some wait for the connection, one may have just been handed it.
+                for task in tasks[1:8:2]:
+                    task.cancel()
+                results = await asyncio.gather(*tasks, return_exceptions=True)
+                served = [r for r in results if not isinstance(r, BaseException)]
+                assert served == [n for n in range(8) if n % 2 == 0 or not tasks[n].cancelled()]
+                assert all(
+                    isinstance(r, asyncio.CancelledError) for r in results if r not in served
+                )
+            assert await read(9) == 9
+            reads = database._reads
+            assert reads is not None
+            assert reads.pool.get_size() == 1
+            assert not reads._waiters
+    finally:
+        await database.disconnect()

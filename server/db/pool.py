@@ -712,13 +712,14 @@ class Database:
                 raise
         raise AssertionError("unreachable")
 
-    async def _acquire(self, pool: asyncpg.Pool[Any]) -> Connection:
-        """A connection from asyncpg's `pool`, waiting no longer than `acquire_timeout`."""
-        # The pool's own timeout runs the acquisition in a task of its own (`wait_for`) on every
-        # call, idle connection or not; a timeout scope around it costs only a timer.
+    async def _acquire(self, get: Callable[[], Awaitable[Connection]]) -> Connection:
+        """A connection by `get` (`HeldPool.take_or_acquire`: handed over by the use that ends
+        next, or from asyncpg's pool), waiting no longer than `acquire_timeout`."""
+        # asyncpg's pool's own timeout runs the acquisition in a task of its own (`wait_for`) on
+        # every call, idle connection or not; a timeout scope around it costs only a timer.
         try:
             async with asyncio.timeout(self.acquire_timeout or None):
-                return await pool.acquire()
+                return await get()
         except TimeoutError as exc:
             raise UnavailableError(
                 f"no database connection became free within {self.acquire_timeout:g} s; try again"
