@@ -541,12 +541,6 @@ class SelectionCompiler:
         if isinstance(kind, kinds.Reference):
             return self.reference(kind.targets, v, nodes, scope)
         if isinstance(kind, kinds.ListOf):
-            e = self.alias("e")
-            item = self.item(kind.item, f"{e}.value", nodes, scope)
-            items = (
-                f"(SELECT coalesce(json_agg({item} ORDER BY {e}.n), '[]'::json)"
-                f" FROM jsonb_array_elements({v}) WITH ORDINALITY AS {e}(value, n))"
-            )
             json_type = (
                 _SHOWN_AS_STORED.get(kind.item.name)
                 if isinstance(kind.item, kinds.Scalar)
@@ -554,9 +548,18 @@ class SelectionCompiler:
             )
             if json_type is not None:
                 other = f"'strict $[*] ? (@.type() != \"{json_type}\")'"
+                # Any other element: `cms_typed_elements` (migration 0028), the subquery below
+                # as a function, so that the statement does not set it up at every execution.
                 items = (
                     f"CASE WHEN NOT jsonb_path_exists({v}, {other}) THEN to_json({v})"
-                    f" ELSE {items} END"
+                    f" ELSE cms_typed_elements({v}, {literal(json_type)}) END"
+                )
+            else:
+                e = self.alias("e")
+                item = self.item(kind.item, f"{e}.value", nodes, scope)
+                items = (
+                    f"(SELECT coalesce(json_agg({item} ORDER BY {e}.n), '[]'::json)"
+                    f" FROM jsonb_array_elements({v}) WITH ORDINALITY AS {e}(value, n))"
                 )
             return f"CASE WHEN jsonb_typeof({v}) = 'array' THEN {items} END"
         raise NotCompilable(f"kind {kind!r}")
