@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import asyncpg
@@ -798,55 +798,70 @@ def connection_lost(conn: Connection, exc: BaseException) -> bool:
         return True
 
 
-@contextmanager
-def translate_errors(conn: Connection | None = None) -> Iterator[None]:
+class translate_errors:  # noqa: N801 (used as a function: `with translate_errors(conn):`)
     """Map asyncpg errors to the domain hierarchy; anything unexpected stays an error to log.
 
-    With `conn`, any error that leaves it closed is a lost connection (SERVICE_UNAVAILABLE).
+    With `conn`, any error that leaves it closed is a lost connection (SERVICE_UNAVAILABLE). A
+    class rather than a generator: every compiled read enters it, and a generator-based context
+    manager costs a few microseconds more each time.
     """
-    try:
-        yield
-    except CMSError:
-        raise
-    except asyncpg.UniqueViolationError as exc:
-        raise ConflictError(_constraint_message(exc, "the value is already taken")) from exc
-    except asyncpg.InsufficientPrivilegeError as exc:
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection | None = None) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, Exception) and not isinstance(exc, CMSError):
+            error = _domain_error(exc, self._conn)
+            if error is not None:
+                raise error from exc
+
+
+def _domain_error(exc: Exception, conn: Connection | None = None) -> CMSError | None:
+    """The domain error `translate_errors` raises for `exc`; None: `exc` stays as it is."""
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return ConflictError(_constraint_message(exc, "the value is already taken"))
+    if isinstance(exc, asyncpg.InsufficientPrivilegeError):
         # Raised by Row-Level Security WITH CHECK failures: a write outside the current organization.
-        raise ForbiddenError(
-            "not allowed: writes are only permitted in the current organization"
-        ) from exc
-    except asyncpg.ForeignKeyViolationError as exc:
-        raise NotFoundError(_constraint_message(exc, "a referenced row does not exist")) from exc
-    except asyncpg.CheckViolationError as exc:
-        raise InvalidInputError(_constraint_message(exc, "a value is not allowed")) from exc
-    except asyncpg.QueryCanceledError as exc:
-        raise TimedOutError(
+        return ForbiddenError("not allowed: writes are only permitted in the current organization")
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return NotFoundError(_constraint_message(exc, "a referenced row does not exist"))
+    if isinstance(exc, asyncpg.CheckViolationError):
+        return InvalidInputError(_constraint_message(exc, "a value is not allowed"))
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return TimedOutError(
             "the statement ran longer than the statement timeout and was cancelled"
-        ) from exc
-    except asyncpg.LockNotAvailableError as exc:
-        raise TimedOutError(
+        )
+    if isinstance(exc, asyncpg.LockNotAvailableError):
+        return TimedOutError(
             "waited longer than the lock timeout for data another transaction is changing; try"
             " again"
-        ) from exc
-    except asyncpg.SerializationError as exc:
-        raise ConflictError("a concurrent change conflicted; try again") from exc
-    except asyncpg.DeadlockDetectedError as exc:
-        raise ConflictError("a concurrent change conflicted; try again") from exc
-    except asyncpg.DataError as exc:
+        )
+    if isinstance(exc, asyncpg.SerializationError):
+        return ConflictError("a concurrent change conflicted; try again")
+    if isinstance(exc, asyncpg.DeadlockDetectedError):
+        return ConflictError("a concurrent change conflicted; try again")
+    if isinstance(exc, asyncpg.DataError):
         # Invalid text for a type (a malformed uuid or timestamp), out-of-range numbers, and so on.
-        raise InvalidInputError(f"invalid value: {exc.args[0] if exc.args else exc}") from exc
-    except (
-        OSError,
-        asyncpg.PostgresConnectionError,
-        asyncpg.AdminShutdownError,
-        asyncpg.CrashShutdownError,
-        asyncpg.CannotConnectNowError,
-    ) as exc:
-        raise UnavailableError(f"lost the connection to PostgreSQL: {exc}") from exc
-    except Exception as exc:
-        if conn is not None and connection_lost(conn, exc):
-            raise UnavailableError(f"lost the connection to PostgreSQL: {exc}") from exc
-        raise
+        return InvalidInputError(f"invalid value: {exc.args[0] if exc.args else exc}")
+    if isinstance(
+        exc,
+        (
+            OSError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.AdminShutdownError,
+            asyncpg.CrashShutdownError,
+            asyncpg.CannotConnectNowError,
+        ),
+    ):
+        return UnavailableError(f"lost the connection to PostgreSQL: {exc}")
+    if conn is not None and connection_lost(conn, exc):
+        return UnavailableError(f"lost the connection to PostgreSQL: {exc}")
+    return None
 
 
 def _constraint_message(exc: asyncpg.PostgresError, default: str) -> str:
