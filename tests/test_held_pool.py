@@ -263,3 +263,42 @@ async def test_a_connection_handed_to_a_request_that_gave_up_goes_on_to_the_next
             assert not reads._waiters
     finally:
         await database.disconnect()
+
+
+async def test_a_turn_at_asyncpgs_pool_is_not_taken_by_a_request_arriving_meanwhile(
+    database: Database,
+) -> None:
+    """A use that gives its connection back to asyncpg's pool gives the request waiting first a
+    turn to take it there: a request that arrives before it has waits its turn too. Taking that
+    connection, it would leave the first waiting in asyncpg's queue, behind every request the
+    process hands a connection to, until its timeout."""
+    await _backend(database)
+    held = database._reads
+    assert held is not None
+    first = await held.take_or_acquire(database._acquire)
+    second = await held.take_or_acquire(database._acquire)  # the pool's two connections, taken
+    served = []
+
+    async def waiting() -> None:
+        conn = await held.take_or_acquire(database._acquire)
+        served.append("waiting")
+        await asyncio.sleep(0.05)
+        await held.put(conn, ok=True)
+
+    task = asyncio.create_task(waiting())
+    await asyncio.sleep(0.05)
+    assert not served
+    # A failed use: its connection goes back to asyncpg's pool, and a turn to the request
+    # waiting. This one arrives (runs up to its first wait) before that one runs again.
+    await held.put(first, ok=False)
+    arriving = await held.take_or_acquire(database._acquire)
+    served.append("arriving")
+    try:
+        assert served == ["waiting", "arriving"]
+    finally:
+        await held.put(arriving, ok=True)
+        await held.put(second, ok=True)
+        async with asyncio.timeout(GUARD_SECONDS):
+            await task
+    assert (held._turns, len(held._waiters), held.waiting) == (0, 0, 0)
+    assert await _backend(database) > 0

@@ -64,6 +64,10 @@ class HeldPool:
         # Requests waiting here, first come first: a use that ends hands its connection to the
         # first (None: a turn to take one from asyncpg's pool, where a failed use gave its own).
         self._waiters: deque[asyncio.Future[Connection | None]] = deque()
+        # Of those, the ones given a turn at asyncpg's pool that have not taken their connection
+        # there yet: until they have, a new request waits here too, or it could take the
+        # connection the turn was given for.
+        self._turns = 0
         self._expiry: asyncio.TimerHandle | None = None
         self._closed = False
         self._giving_back: set[asyncio.Task[None]] = set()
@@ -112,14 +116,16 @@ class HeldPool:
 
     def _pass_on(self, conn: Connection) -> bool:
         """Hand the reusable `conn` to the first request waiting here, else hold it for the next
-        use; False when it must go back to asyncpg's pool, where requests wait for one."""
+        use; False when it must go back to asyncpg's pool, where requests wait for one: they came
+        first (while the pool opened its connections, or with a turn), and a connection handed
+        on here would leave them waiting there as long as anyone waits here."""
+        if self.waiting:
+            return False
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(conn)
                 return True
-        if self.waiting:
-            return False
         loop = asyncio.get_running_loop()
         self._idle.append((conn, loop.time()))
         if self._expiry is None:
@@ -133,11 +139,16 @@ class HeldPool:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                self._turns += 1
                 return
 
     async def give_back(self, conn: Connection) -> None:
-        """Give `conn` back to asyncpg's pool (after a use that failed, or to close it)."""
-        await self.pool.release(conn)
+        """Give `conn` back to asyncpg's pool (after a use that failed, or to close it); the
+        request waiting here first then takes a turn there."""
+        try:
+            await self.pool.release(conn)
+        finally:
+            self._next_turn()
 
     async def take_or_acquire(self, acquire: Acquire) -> Connection:
         """The connection the last use left, else the one the next use to end hands over when
@@ -146,7 +157,7 @@ class HeldPool:
         conn = self._take()
         if conn is not None:
             return conn
-        if self._waiters or self.saturated:
+        if self._waiters or self._turns or self.saturated:
             return await acquire(self._handed)
         return await acquire(self._from_pool)
 
@@ -171,6 +182,7 @@ class HeldPool:
             if waiter.done() and not waiter.cancelled():
                 handed = waiter.result()
                 if handed is None:
+                    self._turns -= 1
                     self._next_turn()
                 elif not self._pass_on(handed):
                     self._give_back(handed)
@@ -178,7 +190,14 @@ class HeldPool:
                 self._waiters.remove(waiter)
             raise
         if conn is None:
-            return await self._from_pool()
+            try:
+                conn = await self._from_pool()
+            except BaseException:
+                # The connection the turn was for waits in asyncpg's pool: the next takes it.
+                self._turns -= 1
+                self._next_turn()
+                raise
+            self._turns -= 1
         return conn
 
     async def put(self, conn: Connection, *, ok: bool) -> None:
@@ -187,7 +206,6 @@ class HeldPool:
         if ok and self._reusable(conn) and self._pass_on(conn):
             return
         await self.give_back(conn)
-        self._next_turn()
 
     async def drain(self) -> None:
         """Give every held connection back to asyncpg's pool (whose connections may have been
@@ -232,6 +250,5 @@ class HeldPool:
 
     def _given_back(self, task: asyncio.Task[None]) -> None:
         self._giving_back.discard(task)
-        self._next_turn()
         if not task.cancelled() and task.exception() is not None:
             log.warning("could not give a connection back to the pool: %s", task.exception())
