@@ -119,11 +119,12 @@ async def measure(
 
 def _calls(args: tuple[Any, ...], first: str, post_ids: list[str]) -> list[tuple[Any, ...]]:
     """The arguments for each id in turn: the read's own, its post id replaced (Q4)."""
+    # The API binds an id as a `uuid.UUID`, or as its text when the request spelled it so.
     recorded = uuid.UUID(first)
-    if recorded not in args:
+    if recorded not in args and first not in args:
         return [args]
     return [
-        tuple(uuid.UUID(post_id) if arg == recorded else arg for arg in args)
+        tuple(uuid.UUID(post_id) if arg in (recorded, first) else arg for arg in args)
         for post_id in post_ids
     ]
 

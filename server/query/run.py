@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -139,6 +140,10 @@ def bind(
     return statement
 
 
+# An id as `str(uuid.UUID(...))` writes it; `parse_id` takes the other spellings of one.
+_CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _with_ids(statement: Statement, variables: dict[str, Any]) -> Statement:
     if not statement.id_arguments:
         return statement
@@ -146,6 +151,10 @@ def _with_ids(statement: Statement, variables: dict[str, Any]) -> Statement:
     for name, index in statement.id_arguments:
         value = variables.get(name)
         # What coercing an `ID` and `parse_id` accept; anything else is the resolvers' to refuse.
+        if isinstance(value, str) and _CANONICAL_ID.fullmatch(value):
+            # As `parse_id` would write it: the driver binds the text as it binds a UUID.
+            args[index] = value
+            continue
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise Fallback("id")
         try:
@@ -550,6 +559,10 @@ def allowed(caller: Principal, statement: Statement) -> bool:
 
 def body(statement: Statement, values: list[str | None]) -> bytes:
     """`{"data":{...}}` from the JSON texts, without decoding them."""
+    if len(values) == 1 and len(statement.keys) == 1:
+        # Most requests read one root field.
+        value = values[0]
+        return f'{{"data":{{"{statement.keys[0]}":{value if value is not None else "null"}}}}}'.encode()
     parts = (
         f'"{key}":{value if value is not None else "null"}'
         for key, value in zip(statement.keys, values, strict=True)
