@@ -188,3 +188,67 @@ async def test_a_compiled_read_takes_the_direct_way_and_the_rest_the_usual_one(
     created = await cms_api.data('mutation { createPost(data: {title: "A"}) { title } }')
     assert created == {"createPost": {"title": "A"}}
     assert calls == ["compiled", "compiled"]  # tried once, then the resolvers
+
+
+async def test_a_compiled_read_answers_alike_however_its_id_and_headers_are_spelled(
+    cms_api: GraphQLClient,
+) -> None:
+    """What the compiled path keeps per request (the id's text, the credential, the Accept
+    header's answer) answers as reading each afresh would."""
+    client = cms_api
+    endpoint = client.app.state.graphql
+    created = await client.data(
+        "mutation($data: PostDataInput!) { createPost(data: $data, publish: true) { id } }",
+        {"data": {"title": "One", "slug": "one", "views": 2}},
+    )
+    post_id = created["createPost"]["id"]
+    json_type = {"Content-Type": "application/json"}
+
+    async def read(post_id: str, **headers: str) -> httpx.Response:
+        return await _send(client, {**json_type, **headers}, _json(READ, {"id": post_id}))
+
+    served = endpoint.compiled_served
+    canonical = await read(post_id)
+    assert canonical.status_code == 200
+    assert [name for name, _ in canonical.headers.raw] == [
+        b"content-length",
+        b"content-type",
+        b"vary",
+    ]
+    assert canonical.headers["content-type"] == "application/json; charset=utf-8"
+    assert json.loads(canonical.content)["data"]["post"]["id"] == post_id
+    for spelling in (post_id.upper(), "{" + post_id + "}", post_id.replace("-", "")):
+        other = await read(spelling)
+        assert (other.status_code, other.headers.raw, other.content) == (
+            canonical.status_code,
+            canonical.headers.raw,
+            canonical.content,
+        ), spelling
+    assert endpoint.compiled_served == served + 4
+    bad = await read(post_id + "0")
+    assert json.loads(bad.content)["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+    # Accept headers: short ones (kept) and a long one (read each time) answer alike.
+    long_accept = ", ".join(f"text/x-{n}" for n in range(40)) + f", {GRAPHQL_RESPONSE}"
+    for accept, media in (
+        (GRAPHQL_RESPONSE, GRAPHQL_RESPONSE),
+        ("application/json", "application/json"),
+        (long_accept, GRAPHQL_RESPONSE),
+        (long_accept, GRAPHQL_RESPONSE),
+        ("text/html", None),
+    ):
+        response = await read(post_id, Accept=accept)
+        if media is None:
+            assert response.status_code == 406
+        else:
+            assert response.headers["content-type"] == f"{media}; charset=utf-8"
+            assert response.content == canonical.content
+
+    # A refused credential is refused every time, before and after an accepted one.
+    for authorization in ("Bearer a b", f"Bearer {client.key}", "Bearer a b", "Bearer cms_nope"):
+        response = await read(post_id, Authorization=authorization)
+        if authorization.endswith(client.key):
+            assert response.content == canonical.content
+        else:
+            body = json.loads(response.content)
+            assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", authorization
