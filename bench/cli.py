@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from bench import cached, explain, inprocess, pgbouncer, report, runner, servers, wrk
+from bench import cached, explain, inprocess, pgbouncer, phase, report, runner, servers, wrk
 from bench.dataset import SCENARIO_ORG, Dataset
 from bench.load import ACTOR, Loaded, drop_database, load, single_tenant_copy
 from bench.machine import PostgresCpu, describe
@@ -94,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         }
     }
 
+    log("the machine's phase (bench/phase.py)")
+    results["meta"]["phase_start"] = asyncio.run(
+        phase.probe(loaded.url, loaded.api_key, loaded.organization_id, read_ids)
+    )
+    log(f"  {results['meta']['phase_start']}")
+
     log("statement counts and EXPLAIN, in process")
     results["counts"], explained = asyncio.run(_count_and_explain(loaded, read_ids, write_ids))
     (folder / "explain.txt").write_text(explained.pop("text"))
@@ -155,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         targets = [runner.Target("api", api, loaded.url), runner.Target("floor", floor, loaded.url)]
         records += runner.measure(targets, settings, pg_cpu)
     results["runs"] = records
+    results["meta"]["phase_end"] = asyncio.run(
+        phase.probe(loaded.url, loaded.api_key, loaded.organization_id, read_ids)
+    )
+    log(f"the machine's phase at the end: {results['meta']['phase_end']}")
     # The copy is made afresh by every run; the dataset itself stays for --reuse.
     asyncio.run(drop_database(admin_url, f"{name}_rls_off"))
     results["meta"]["total_seconds"] = round(time.monotonic() - started)

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench import cached
+from bench import cached, phase
 from bench.scenarios import SCENARIOS
 
 # The targets: one worker unless said; "the floor" is bench/floor.py measured in the same run.
@@ -147,6 +147,7 @@ def section(results: dict[str, Any], *, baseline: dict[str, Any] | None = None) 
         f" scenario and server a {meta['warmup']:g} s warm-up, then {meta['duration']:g} s measured"
         f" in {meta['rounds']} turns taken with the other servers; {loaded};"
         f" whole run {meta.get('total_seconds', '?')} s",
+        *filter(None, [phase.line(meta)]),
         "",
         f"Throughput and latency, one worker and {workers} workers"
         " (ours = `python -m server serve`, floor = `bench/floor.py`):",
