@@ -161,6 +161,8 @@ class Settings:
     webhook_retry_max: float = 3600.0
     # Run the outbox worker (webhook deliveries and purges) in this process.
     delivery_worker: bool = True
+    # `serve` logs a line per request (uvicorn's access log); off where a proxy in front logs them.
+    access_log: bool = True
 
     @property
     def embedded(self) -> bool:
@@ -239,6 +241,7 @@ class Settings:
             webhook_retry_base=_float(env, "WEBHOOK_RETRY_BASE", 10.0),
             webhook_retry_max=_float(env, "WEBHOOK_RETRY_MAX", 3600.0),
             delivery_worker=_bool(env, "DELIVERY_WORKER", True),
+            access_log=_bool(env, "ACCESS_LOG", True),
         )
 
 

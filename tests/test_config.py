@@ -66,6 +66,7 @@ def test_defaults() -> None:
     assert settings.introspection == "everyone"
     assert (settings.acquire_timeout, settings.lock_timeout_ms) == (5.0, 5000)
     assert (settings.scheduler_enabled, settings.scheduler_poll_seconds) == (True, 10.0)
+    assert settings.access_log
 
 
 @pytest.mark.parametrize(("value", "expected"), [("0", 0), ("3", 3), (" ", None)])
@@ -135,6 +136,7 @@ def test_introspection_access(access: str) -> None:
         ({"DB_ACQUIRE_TIMEOUT": "soon"}, "DB_ACQUIRE_TIMEOUT"),
         ({"LOCK_TIMEOUT_MS": "-1"}, "LOCK_TIMEOUT_MS"),
         ({"SCHEDULER_ENABLED": "sometimes"}, "SCHEDULER_ENABLED"),
+        ({"ACCESS_LOG": "quiet"}, "ACCESS_LOG"),
         ({"SCHEDULER_POLL_SECONDS": "0"}, "SCHEDULER_POLL_SECONDS"),
         ({"SCHEDULER_POLL_SECONDS": "often"}, "SCHEDULER_POLL_SECONDS"),
         ({"DATABASE_URL": "postgresql://u@h/d", "DATABASE_POOL_MODE": "x"}, "DATABASE_POOL_MODE"),
@@ -180,6 +182,7 @@ BAD_COMMAND_SETTINGS = [
     ),
     ("serve", {"PORT": "eighty"}, "PORT"),
     ("serve", {"PORT": "0"}, "PORT"),
+    ("serve", {"ACCESS_LOG": "quiet"}, "ACCESS_LOG"),
 ]
 
 

@@ -239,3 +239,24 @@ async def test_zero_config_serve_opens_graphiql_with_the_dev_key(tmp_path: Path)
     assert keys[0] == keys[1]
     # The embedded server stopped with `serve`.
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+
+
+@pytest.mark.slow
+async def test_serve_logs_a_line_per_request_unless_told_not_to(
+    cms_database_url: str, tmp_path: Path
+) -> None:
+    serve = (sys.executable, "-m", "server", "serve")
+    cases = (
+        ({}, (), True),
+        ({"ACCESS_LOG": "false"}, (), False),
+        ({}, ("--no-access-log",), False),
+        ({"ACCESS_LOG": "false"}, ("--no-access-log",), False),
+    )
+    for variables, arguments, logged in cases:
+        env = server_env(tmp_path, **pooled_environment(cms_database_url), **variables)
+        async with live_server(env, (*serve, *arguments)) as server:
+            async with httpx.AsyncClient(base_url=server.url) as client:
+                assert (await client.get("/healthz?probe=access-log")).status_code == 200
+            await asyncio.sleep(0.3)  # the line's way through the pipe
+        line = '"GET /healthz?probe=access-log HTTP/1.1" 200'
+        assert (line in server.output.text) == logged, (variables, arguments)
