@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import statistics
 import time
 from collections.abc import Iterator
@@ -34,18 +33,13 @@ import uvloop
 from bench.cli import _admin_url, _post_ids, _prepare
 from bench.dataset import Dataset
 from bench.floor import create_app as floor_app
-from bench.scenarios import BY_NAME, Scenario
+from bench.read_cpu import request_bodies
+from bench.scenarios import BY_NAME
 from server.app import create_app
 from server.config import Settings
 from server.services import Services
 
 WARM_UP = 300  # reads before the rounds, for each app
-
-
-def _bodies(scenario: Scenario, post_ids: list[str]) -> Iterator[bytes]:
-    if scenario.kind != "by_id":
-        return itertools.repeat(scenario.body())
-    return itertools.cycle([scenario.body({"id": post_id}) for post_id in post_ids])
 
 
 class _Reads:
@@ -117,8 +111,13 @@ async def run(admin_url: str, args: argparse.Namespace) -> None:
             for name in args.scenarios:
                 scenario = BY_NAME[name]
                 both = [
-                    _Reads(api, "/graphql", api_headers, _bodies(scenario, post_ids)),
-                    _Reads(floor, scenario.floor_path, [content_type], _bodies(scenario, post_ids)),
+                    _Reads(api, "/graphql", api_headers, request_bodies(scenario, post_ids)),
+                    _Reads(
+                        floor,
+                        scenario.floor_path,
+                        [content_type],
+                        request_bodies(scenario, post_ids),
+                    ),
                 ]
                 for reads in both:
                     await reads.run(WARM_UP, args.concurrency)

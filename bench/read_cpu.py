@@ -53,7 +53,7 @@ class Rounds:
         return _line(*map(statistics.median, (self.api, self.pooler, self.postgres)))
 
 
-def _bodies(scenario: Scenario, post_ids: list[str]) -> Iterator[bytes]:
+def request_bodies(scenario: Scenario, post_ids: list[str]) -> Iterator[bytes]:
     """The request bodies to send, one per read: Q4 cycles through post ids, the others repeat."""
     if scenario.kind != "by_id":
         return itertools.repeat(scenario.body())
@@ -132,7 +132,7 @@ async def run(
                         results[name, reach] = await _measure(
                             client,
                             headers,
-                            _bodies(BY_NAME[name], post_ids),
+                            request_bodies(BY_NAME[name], post_ids),
                             reads,
                             rounds,
                             pg,

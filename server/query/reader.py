@@ -10,7 +10,6 @@ statement; it never sees the driver, the pool or a replica.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -54,18 +53,6 @@ def consistency_token(raw: str | None) -> int | None:
         ) from None
 
 
-# The credentials of the last callers, by their headers: a client sends the same ones on every
-# request, and reading one (the digest of its secret, the organization's id) costs a few
-# microseconds each time. A refused header is not kept (`lru_cache` keeps no exception), and the
-# secrets kept here are those the process meets anyway; only headers of ordinary length are kept.
-_KEPT_HEADER_LENGTH = 512
-
-
-@functools.lru_cache(maxsize=1024)
-def _kept_credential(authorization: str, organization_header: str | None) -> Credential:
-    return parse_credential(authorization, organization_header)
-
-
 class CompiledReads:
     """Runs compiled reads on the primary or a replica, and counts those a replica served."""
 
@@ -78,12 +65,6 @@ class CompiledReads:
     @staticmethod
     def credential(authorization: str | None, organization_header: str | None) -> Credential:
         """The request's credential (`UNAUTHENTICATED`/`INVALID_INPUT` for malformed headers)."""
-        if (
-            authorization is not None
-            and len(authorization) <= _KEPT_HEADER_LENGTH
-            and (organization_header is None or len(organization_header) <= _KEPT_HEADER_LENGTH)
-        ):
-            return _kept_credential(authorization, organization_header)
         return parse_credential(authorization, organization_header)
 
     @staticmethod
