@@ -3,6 +3,7 @@
     python -m bench.pg_profile --reuse                     # Q4, 8 s each, 10,000 posts
     python -m bench.pg_profile --reuse --scenarios Q4 Q1 --seconds 10
     python -m bench.pg_profile --reuse --rls-off           # and the API with RLS off, as bench/run
+    python -m bench.pg_profile --reuse --symbols 40        # and the 40 functions that differ most
 
 `bench/run` gives PostgreSQL's CPU per request as one figure; this splits it. It starts the API
 and the floor (one worker each, as `bench/run` does), loads each with wrk in turn while
@@ -96,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument(
+        "--symbols",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also PostgreSQL's N costliest functions, by the largest difference between servers",
+    )
+    parser.add_argument(
         "--rls-off", action="store_true", help="also the API with Row-Level Security off"
     )
     args = parser.parse_args(argv)
@@ -130,13 +138,16 @@ def main(argv: list[str] | None = None) -> int:
                 t.label: _profile(perf, t, BY_NAME[name], settings, folder) for t in targets
             }
             print(_table(name, profiles), flush=True)
+            if args.symbols:
+                print(_symbols_table(name, profiles, args.symbols), flush=True)
     return 0
 
 
 def _profile(
     perf: str, target: runner.Target, scenario: Scenario, settings: runner.Settings, folder: Path
 ) -> dict[str, float]:
-    """Microseconds of CPU per request: the server process, PostgreSQL, and PostgreSQL's areas."""
+    """Microseconds of CPU per request: the server process, PostgreSQL, PostgreSQL's areas, and
+    PostgreSQL's functions (keys `SYMBOL` + name)."""
     runner.run_wrk(target, scenario, settings, settings.warmup)
     data = folder / f"perf-{target.label}-{scenario.name}.data"
     seconds = int(settings.duration)
@@ -162,6 +173,7 @@ def _profile(
         "PostgreSQL": sum(postgres.values()) * per_request,
     }
     profile.update((area, count * per_request) for area, count in areas.items())
+    profile.update((SYMBOL + symbol, count * per_request) for symbol, count in postgres.items())
     return profile
 
 
@@ -188,12 +200,14 @@ def _area(symbol: str, in_kernel: bool) -> str:
 
 
 COLUMNS = {"api": "API", "floor": "floor", "api_rls_off": "RLS off"}
+SYMBOL = "symbol:"  # a profile's keys for PostgreSQL's functions, apart from its areas
 
 
 def _table(name: str, profiles: dict[str, dict[str, float]]) -> str:
     api = profiles["api"]
     rows = ["server process", "PostgreSQL"]
-    rows += sorted(set(api) - set(rows), key=lambda area: -api[area])
+    areas = {row for row in api if not row.startswith(SYMBOL)}
+    rows += sorted(areas - set(rows), key=lambda area: -api[area])
     heads = "".join(f" {COLUMNS[label]:>8s}" for label in profiles)
     lines = [f"{name}: CPU per request, µs", f"  {'':36s}{heads}"]
     for row in rows:
@@ -201,6 +215,22 @@ def _table(name: str, profiles: dict[str, dict[str, float]]) -> str:
         label = f"{indent}{row}"
         cells = "".join(f" {profile.get(row, 0.0):8.1f}" for profile in profiles.values())
         lines.append(f"{label:38s}{cells}")
+    return "\n".join(lines)
+
+
+def _symbols_table(name: str, profiles: dict[str, dict[str, float]], count: int) -> str:
+    """PostgreSQL's `count` functions whose CPU per request differs most between the servers."""
+    symbols = {key for profile in profiles.values() for key in profile if key.startswith(SYMBOL)}
+
+    def spread(key: str) -> float:
+        values = [profile.get(key, 0.0) for profile in profiles.values()]
+        return max(values) - min(values)
+
+    heads = "".join(f" {COLUMNS[label]:>8s}" for label in profiles)
+    lines = [f"{name}: PostgreSQL's functions, µs per request", f"  {'':46s}{heads}"]
+    for key in sorted(symbols, key=spread, reverse=True)[:count]:
+        cells = "".join(f" {profile.get(key, 0.0):8.1f}" for profile in profiles.values())
+        lines.append(f"  {key.removeprefix(SYMBOL)[:46]:46s}{cells}")
     return "\n".join(lines)
 
 
