@@ -40,7 +40,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         compiled_reads=settings.compiled_reads,
         introspection=settings.introspection,
         delivery=running.delivery,
-        reads=CompiledReads(running.api.adapter, running.replicas),
+        reads=CompiledReads(
+            running.api.adapter, running.replicas, batch_most=settings.read_batch_max
+        ),
     )
 
     @asynccontextmanager

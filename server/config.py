@@ -135,6 +135,9 @@ class Settings:
     # Content queries as one SQL statement each (`server/query/`); false serves every operation
     # through the resolvers, which remain the reference the compiled path is tested against.
     compiled_reads: bool = True
+    # The most reads of documents by id, sent by one caller at once, that run as one statement
+    # (`server/query/batching.py`); 1: each alone.
+    read_batch_max: int = 16
     # Who may send `__schema` / `__type` (server/graphql/introspection.py).
     introspection: IntrospectionAccess = "everyone"
     # Scheduled publishing (server/engine/scheduler.py): whether this process runs due schedules, and
@@ -227,6 +230,7 @@ class Settings:
                 env, "MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, minimum=1, maximum=2**31 - 1
             ),
             compiled_reads=_bool(env, "COMPILED_READS", True),
+            read_batch_max=_int(env, "READ_BATCH_MAX", 16, minimum=1, maximum=1000),
             introspection=_introspection(env, "INTROSPECTION"),
             scheduler_enabled=_bool(env, "SCHEDULER_ENABLED", True),
             scheduler_poll_seconds=_positive(env, "SCHEDULER_POLL_SECONDS", 10.0),

@@ -23,6 +23,7 @@ from server.access.opening import (
 from server.db.consistency import CONSISTENCY_HEADER, TokenError, parse_lsn
 from server.errors import InvalidInputError
 from server.query import round_trip
+from server.query.batching import ReadBatches
 from server.query.run import Statement
 
 if TYPE_CHECKING:
@@ -56,11 +57,23 @@ def consistency_token(raw: str | None) -> int | None:
 class CompiledReads:
     """Runs compiled reads on the primary or a replica, and counts those a replica served."""
 
-    def __init__(self, adapter: Transactions, replicas: Replicas | None = None) -> None:
+    def __init__(
+        self, adapter: Transactions, replicas: Replicas | None = None, *, batch_most: int = 0
+    ) -> None:
         self.adapter = adapter
         # Published reads go to a replica when one may serve them (`server/db/replicas.py`).
         self.replicas = replicas
         self.replica_served = 0
+        # Per database, the batches of reads by id forming there (`server/query/batching.py`).
+        self.batch_most = batch_most
+        self._batches: dict[Database, ReadBatches] = {}
+
+    def batches(self, database: Database) -> ReadBatches:
+        """The batches of reads forming on `database`."""
+        batches = self._batches.get(database)
+        if batches is None:
+            batches = self._batches[database] = ReadBatches(database, self.batch_most)
+        return batches
 
     @staticmethod
     def credential(authorization: str | None, organization_header: str | None) -> Credential:
@@ -84,14 +97,24 @@ class CompiledReads:
         opening = opening_arguments(credential, adapter.tenancy)
         timeout = adapter.tenancy.statement_timeout_ms / 1000 or None
 
+        lock_timeout_ms = adapter.tenancy.lock_timeout_ms
+
         def fetcher(known: str | None, read: Statement) -> Fetch:
             async def fetch(database: Database) -> tuple[str, list[str | None]]:
+                if known is not None and database.scoped_reads and self.batch_most > 1:
+                    batches = self.batches(database)
+                    if batches.may_batch(read):
+                        batched = await batches.read(
+                            known, (*opening, lock_timeout_ms), read, timeout
+                        )
+                        if batched is not None:
+                            return known, batched
                 return await round_trip.fetch(
                     database,
                     opening,
                     read,
                     cancel_after=timeout,
-                    lock_timeout_ms=adapter.tenancy.lock_timeout_ms,
+                    lock_timeout_ms=lock_timeout_ms,
                     known=known,
                 )
 
