@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     records: list[dict[str, Any]] = []
 
     log(
-        "one worker: the API (RLS on), the API (RLS off), the floor and the API through PgBouncer,"
-        " side by side"
+        "one worker: the API (RLS on), the API (RLS off), the floor, the API through PgBouncer"
+        " and, on Q4, the API with each read by id alone, side by side"
     )
     results["meta"]["pgbouncer_pool_size"] = pgbouncer.POOL_SIZE
     results["meta"]["pgbouncer_socket"] = "its Unix socket"
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     with (
         _servers(folder, 1, loaded.url, rls_off_url, org) as (api, floor, api_rls_off),
         pooled_api(folder, admin_url, loaded.url) as api_pgbouncer,
+        _unbatched_api(folder, loaded.url) as api_unbatched,
     ):
         results["same_rows"] = runner.same_rows(api, floor, loaded.api_key, read_ids)
         log(f"  same JSON from the API and the floor: {results['same_rows']}")
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             runner.Target("floor", floor, loaded.url),
             runner.Target("api_rls_off", api_rls_off, rls_off_url),
             runner.Target("api_pgbouncer", api_pgbouncer, loaded.url),
+            runner.Target("api_unbatched", api_unbatched, loaded.url, only=BATCHED),
         ]
         records += runner.measure(targets, settings, pg_cpu)
         log("published Q2 over GET: the API direct and through Varnish (hits)")
@@ -367,6 +369,22 @@ def _servers(
                 "api-rls-off", "server", {"DATABASE_URL": rls_off_url, "ENABLE_RLS": "false"}
             )
         yield api, floor, rls_off
+
+
+# The scenarios whose reads by id the API batches when they arrive together
+# (`server/query/batching.py`): measured also with each read alone, beside the rest.
+BATCHED = ("Q4",)
+
+
+@contextmanager
+def _unbatched_api(folder: Path, url: str) -> Iterator[servers.Server]:
+    """The API (one worker) with each read by id run alone (`READ_BATCH_MAX=1`)."""
+    env = {"DATABASE_URL": url, "ENABLE_RLS": "true", "READ_BATCH_MAX": "1"}
+    server = servers.start("api-unbatched-1w", "server", workers=1, env=env, log_dir=folder)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @contextmanager

@@ -221,7 +221,36 @@ def section(results: dict[str, Any], *, baseline: dict[str, Any] | None = None) 
     ]
     lines += cached.report_lines(results)
     lines += _pgbouncer_lines(results)
+    lines += _unbatched_lines(results)
     return "\n".join(lines)
+
+
+def _unbatched_lines(results: dict[str, Any]) -> list[str]:
+    """The README's lines for the API with each read by id alone (`READ_BATCH_MAX=1`), when it
+    ran: what the batches of reads sent at once (which the floor does not make) add."""
+    names = [s.name for s in SCENARIOS if _run(results, s.name, "api_unbatched", 1)]
+    if not names:
+        return []
+    lines = [
+        "",
+        "The API batches the reads of documents by id that one caller sends at the same time"
+        " (`server/query/batching.py`); the floor runs one statement per request. With each read"
+        " alone (`READ_BATCH_MAX=1`), one worker, measured in turns with the servers above:",
+        "",
+        "| scenario | ours req/s | each read alone req/s | floor req/s | ours / floor"
+        " | each read alone / floor | each read alone p50 / p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in names:
+        api, alone = _run(results, name, "api", 1), _run(results, name, "api_unbatched", 1)
+        floor = _run(results, name, "floor", 1)
+        lines.append(
+            f"| {name} | {api.get('rps', 0):.0f} | {alone.get('rps', 0):.0f}"
+            f" | {floor.get('rps', 0):.0f} | {_fmt(_ratio(api, floor))}"
+            f" | {_fmt(_ratio(alone, floor))}"
+            f" | {alone.get('p50_ms', 0):.1f} / {alone.get('p99_ms', 0):.1f} |"
+        )
+    return lines
 
 
 def _pgbouncer_ratios(results: dict[str, Any]) -> dict[str, float | None]:

@@ -31,6 +31,8 @@ class Target:
     label: str  # "api", "floor", "api_rls_off"
     server: Server
     database_url: str
+    # The scenarios it is measured on (empty: every one).
+    only: tuple[str, ...] = ()
 
     @property
     def floor(self) -> bool:
@@ -106,6 +108,7 @@ def measure(
     records = []
     for turn, scenario in enumerate(scenarios):
         order = targets[turn % len(targets) :] + targets[: turn % len(targets)]
+        order = [t for t in order if not t.only or scenario.name in t.only]
         for target in order:
             if settings.warmup > 0:
                 run_wrk(target, scenario, settings, settings.warmup)
