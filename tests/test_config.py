@@ -137,6 +137,8 @@ def test_introspection_access(access: str) -> None:
         ({"LOCK_TIMEOUT_MS": "-1"}, "LOCK_TIMEOUT_MS"),
         ({"SCHEDULER_ENABLED": "sometimes"}, "SCHEDULER_ENABLED"),
         ({"ACCESS_LOG": "quiet"}, "ACCESS_LOG"),
+        ({"READ_BATCH_MAX": "0"}, "READ_BATCH_MAX"),
+        ({"READ_BATCH_MAX": "lots"}, "READ_BATCH_MAX"),
         ({"SCHEDULER_POLL_SECONDS": "0"}, "SCHEDULER_POLL_SECONDS"),
         ({"SCHEDULER_POLL_SECONDS": "often"}, "SCHEDULER_POLL_SECONDS"),
         ({"DATABASE_URL": "postgresql://u@h/d", "DATABASE_POOL_MODE": "x"}, "DATABASE_POOL_MODE"),
