@@ -216,6 +216,44 @@ async def test_interleaved_tenants_on_one_server_connection_see_only_their_own(
     assert_clean(await probe(through), fresh)
 
 
+async def test_reads_by_id_sent_at_once_are_batched_through_pgbouncer(
+    cms_api: GraphQLClient, bouncer: Bouncer, cms_database_url: str
+) -> None:
+    """Two tenants read each other's posts at once, on PgBouncer's one server session: their
+    reads run in batches (`server/query/batching.py`), each tenant's only with its own, and each
+    answer is the one the read gets alone."""
+    through = bouncer.url(cms_database_url)
+    fresh = await probe(through)
+    keys = {"a": cms_api.key, "b": await cms_api.key_for(await cms_api.org_named("beta"))}
+    ids = []
+    for tenant, key in keys.items():
+        for n in range(3):
+            created = await cms_api.data(
+                CREATE, {"t": f"{tenant}-{n}", "s": f"{tenant}-{n}"}, key=key
+            )
+            ids.append(created["createPost"]["id"])
+    query = "query($id: ID!) { post(id: $id) { title } }"
+    for key in keys.values():  # callers the process knows: their reads may be batched
+        for _ in range(2):
+            await cms_api.post(query, {"id": ids[0]}, key=key)
+    expected = {
+        tenant: [(await cms_api.post(query, {"id": id_}, key=key)).content for id_ in ids]
+        for tenant, key in keys.items()
+    }
+    assert [b"a-" in body for body in expected["a"]] == [True] * 3 + [False] * 3
+    assert [b"b-" in body for body in expected["b"]] == [False] * 3 + [True] * 3
+    batches = cms_api.app.state.graphql.reads.batches(cms_api.services.adapter.database)
+    before = batches.batched
+    rounds = [(tenant, id_) for _ in range(3) for tenant in keys for id_ in ids]
+    answers = await asyncio.gather(
+        *(cms_api.post(query, {"id": id_}, key=keys[tenant]) for tenant, id_ in rounds)
+    )
+    for (tenant, id_), answer in zip(rounds, answers, strict=True):
+        assert answer.content == expected[tenant][ids.index(id_)], (tenant, id_)
+    assert batches.batched > before
+    assert_clean(await probe(through), fresh)
+
+
 async def test_compiled_reads_stay_prepared_on_the_session_and_are_bound_by_name(
     cms_api: GraphQLClient, bouncer: Bouncer, cms_database_url: str, round_trips: list[str]
 ) -> None:

@@ -175,7 +175,7 @@ async def test_callers_of_other_organizations_never_share_a_batch(
 async def test_a_caller_whose_access_changed_is_answered_as_alone(
     api: GraphQLClient, round_trips: list[str]
 ) -> None:
-    """A batch whose caller's facts no longer hold reads nothing: each read then runs alone,
+    """A batch whose caller's facts no longer hold answers nothing: each read then runs alone,
     which finds the facts changed and opens in full."""
     ids = await create_posts(api, api.key, ["one", "two"])
     await known(api, round_trips, api.key)
@@ -184,7 +184,7 @@ async def test_a_caller_whose_access_changed_is_answered_as_alone(
         await ctx.tx.execute("UPDATE cms_access_epoch SET epoch = epoch + 1")
     before = batches(api).batches
     assert await together(api, api.key, POST, ids * 3) == expected
-    assert batches(api).batches == before  # the gate refused the batch: each ran alone
+    assert batches(api).batches == before  # the batch found the facts changed: each ran alone
 
 
 @pytest.mark.parametrize("most", [1, 2])
@@ -209,5 +209,5 @@ def test_the_batched_statement_takes_each_parameter_from_its_row() -> None:
     assert "a = cms_b.p1 AND b = '$2 isn''t $1' AND c = cms_b.p10)" in sql
     assert 'unnest((SELECT $1::"pg_catalog"."int4"[]),' in sql
     assert "cms_b(p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, cms_i)" in sql
-    # The gate's parameters follow the rows' arrays.
-    assert "current_setting('app.scope', true) = $11::text" in sql
+    # The texts row after row, each row's in its read's order.
+    assert sql.endswith("ORDER BY cms_b.cms_i, cms_t.n)")

@@ -5,13 +5,14 @@ author and categories, about 50 µs of its 70 go to the executor's start-up of a
 the privilege check of each function in it and the policies' InitPlans, and only about 20 to the
 rows. When a caller's requests for documents by id arrive together (a page's components, a static
 site's build, a frontend under load), each reaches the database in the same turn of the event
-loop; `ReadBatches` runs those of one read (one text) as one statement, the read joined laterally
-to the rows of its arguments:
+loop; `ReadBatches` runs those of one read (one text) as one read of its own, the read joined
+laterally to the rows of its arguments, its texts in one array, row after row:
 
-    SELECT cms_b.cms_i, cms_batched.results
-    FROM unnest((SELECT $1::uuid[])) WITH ORDINALITY AS cms_b(p1, cms_i)
-    CROSS JOIN LATERAL (<the read, with cms_b.p1 for $1>) AS cms_batched(results)
-    WHERE <the gate of a session scoped to the caller>
+    SELECT ARRAY(SELECT cms_t.text
+      FROM unnest((SELECT $1::uuid[])) WITH ORDINALITY AS cms_b(p1, cms_i)
+      CROSS JOIN LATERAL (<the read, with cms_b.p1 for $1>) AS cms_batched(results)
+      CROSS JOIN LATERAL unnest(cms_batched.results) WITH ORDINALITY AS cms_t(text, n)
+      ORDER BY cms_b.cms_i, cms_t.n)
 
 so the start-up is paid once for the batch: 49 µs a read for two, 36 for four, 29 for eight
 (PostgreSQL's CPU as the request role, `bench/`'s Q4), and the worker makes one call where it made
@@ -19,19 +20,21 @@ several. (The arrays go through a scalar subquery so that PostgreSQL cannot coun
 while planning: it then estimates every batch alike and keeps one generic plan, where a plan for
 each length would be planned again at every execution.)
 
-What may join a batch: reads of the same text, by the same caller with the same facts (one
-`app.scope`, `server/query/round_trip.py`), with the same statement timeout, whose roots are each
-one document by id (`Statement.id_arguments`, no list) and whose arguments are all scalars. A list
-is not batched: a page is not dominated by its start-up, and reads that PostgreSQL spends long on
-run better side by side on the server's cores than one after the other in one backend.
+The batch is a compiled read like any other (`round_trip.fetch`): the caller's facts checked and
+its organization scoped in the same statement, on a session scoped to it or through a transaction
+pooler, Row-Level Security applying to every row as the caller; so one transaction and one
+snapshot for the reads in it. What may join a batch: reads of the same text, by the same known
+caller with the same facts and settings (`round_trip.scope_name`), with the same statement
+timeout, whose roots are each one document by id (`Statement.id_arguments`, no list) and whose
+arguments are all scalars. A list is not batched: a page is not dominated by its start-up, and
+reads that PostgreSQL spends long on run better side by side on the server's cores than one after
+the other in one backend.
 
 A batch is formed without waiting for anything: its first read yields to the event loop once, so
 that the reads already received run up to the same point and join it, and then runs it; alone, it
-runs as it would have. The batch runs in one statement, so one transaction and one snapshot, on a
-session of the read pool scoped to the caller, behind the same gate as the caller's single reads
-(Row-Level Security applies to every row of it, as the caller). Whatever keeps a batch from
-answering every read (a session scoped to another caller, changed facts, an error, a timeout) makes
-each read run alone, as it would have without the batch, which then answers as it always did.
+runs as it would have. Whatever keeps a batch from answering every read (changed facts, an error,
+a timeout) makes each read run alone, as it would have without the batch, which then answers as it
+always did.
 """
 
 from __future__ import annotations
@@ -42,13 +45,12 @@ import re
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from server.access.opening import kept_facts
-from server.db.pool import READ_STATEMENT_MAX
-from server.query.round_trip import PREPARED_PER_CONNECTION, gate, scope_name
+from server.query import round_trip
+from server.query.round_trip import PREPARED_PER_CONNECTION, scope_name
+from server.query.run import Statement, read_name
 
 if TYPE_CHECKING:
-    from server.db.pool import Database, PooledConnection
-    from server.query.run import Statement
+    from server.db.pool import Database
 
 # A placeholder outside the statement's string literals (the compiler writes no other quoting).
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\$(\d+)")
@@ -69,7 +71,7 @@ class ReadBatches:
         self.batches = 0
 
     def may_batch(self, statement: Statement) -> bool:
-        """Whether `statement` may join a batch: its roots each one document by id."""
+        """Whether `statement` may join a batch: a read of documents by id, no root a list."""
         return (
             self.most > 1
             and bool(statement.id_arguments)
@@ -82,15 +84,17 @@ class ReadBatches:
         known: str,
         opening: tuple[Any, ...],
         statement: Statement,
+        *,
         cancel_after: float | None,
+        lock_timeout_ms: int,
     ) -> list[str | None] | None:
         """The read's texts from a batch, or None: run it alone.
 
-        `opening` is `server.access.opening.opening_arguments(...)` with the lock timeout after it
-        (as `round_trip.fetch` hands it on); `known` the caller's facts
-        (`server.access.opening.KnownCallers.fresh`).
+        The arguments are `round_trip.fetch`'s for a known caller: `known` its facts
+        (`server.access.opening.KnownCallers.fresh`), `opening`
+        `server.access.opening.opening_arguments(...)`.
         """
-        hierarchy, _, role, lock_timeout_ms = opening[5:]
+        hierarchy, _, role = opening[5:]
         scope = scope_name(known, hierarchy, role, lock_timeout_ms)
         key = (scope, statement.name, cancel_after)
         forming = self._forming.get(key)
@@ -111,7 +115,9 @@ class ReadBatches:
             if self._forming.get(key) is members:
                 del self._forming[key]
             if len(members) > 1:
-                answers = await self._run(scope, known, role, statement, members, cancel_after)
+                answers = await self._run(
+                    known, opening, statement, members, cancel_after, lock_timeout_ms
+                )
         finally:
             if self._forming.get(key) is members:
                 del self._forming[key]
@@ -123,49 +129,44 @@ class ReadBatches:
 
     async def _run(
         self,
-        scope: str,
         known: str,
-        role: str | None,
+        opening: tuple[Any, ...],
         statement: Statement,
         members: list[_Member],
         cancel_after: float | None,
+        lock_timeout_ms: int,
     ) -> list[list[str | None]] | None:
         try:
-            async with await self.database.read_session(role) as conn:
-                if conn.scope.name != scope:
-                    return None  # the single read scopes the session (`_read_scoped`)
-                types = await self._parameter_types(conn, statement)
-                if types is None:
-                    return None
-                sql = batched_sql(statement.sql, types)
-                if len(sql) > READ_STATEMENT_MAX:
-                    return None  # asyncpg would not keep it prepared
-                columns = [list(values) for values in zip(*(m.args for m in members), strict=True)]
-                _, _, _, epoch, expires = kept_facts(known)
-                self.database.ran(sql, columns)
-                rows = await conn.fetch(
-                    sql, *columns, scope, role, epoch, expires, timeout=cancel_after
-                )
+            types = await self._parameter_types(statement)
+            if types is None:
+                return None
+            batch = batch_statement(statement, types, [member.args for member in members])
+            _, texts = await round_trip.fetch(
+                self.database,
+                opening,
+                batch,
+                cancel_after=cancel_after,
+                lock_timeout_ms=lock_timeout_ms,
+                known=known,
+            )
         except Exception:
             # Each read alone answers what went wrong with it, as it would have without the batch.
             return None
-        if len(rows) != len(members):
-            return None  # the gate: the facts changed, or the session's scope
+        count = len(texts) // len(members)
+        if count * len(members) != len(texts):
+            return None
         self.batches += 1
         self.batched += len(members)
-        ordered = sorted(rows, key=lambda row: row[0])
-        return [list(row[1]) for row in ordered]
+        return [texts[n * count : (n + 1) * count] for n in range(len(members))]
 
-    async def _parameter_types(
-        self, conn: PooledConnection, statement: Statement
-    ) -> tuple[str, ...] | None:
+    async def _parameter_types(self, statement: Statement) -> tuple[str, ...] | None:
         name = statement.name
         if name in self._types:
             self._types.move_to_end(name)
             return self._types[name]
         # Described once per read and process: the types do not change while the schema does not.
-        described = await conn.prepare(statement.sql)
-        parameters = described.get_parameters()
+        async with self.database.session() as conn:
+            parameters = (await conn.prepare(statement.sql)).get_parameters()
         types: tuple[str, ...] | None = tuple(
             f'"{p.schema}"."{p.name}"' for p in parameters if p.kind == "scalar"
         )
@@ -186,17 +187,33 @@ class _Member:
         self.answer = answer
 
 
+def batch_statement(
+    statement: Statement, types: tuple[str, ...], rows: list[list[Any]]
+) -> Statement:
+    """One statement for `statement` with each of `rows` as its arguments: a read like any other
+    (one array per parameter its arguments), whose one column is the texts of every row's read, in
+    the rows' order."""
+    sql, name = _batched(statement.sql, types)
+    columns = [list(values) for values in zip(*rows, strict=True)]
+    return Statement(sql=sql, args=columns, keys=[], name=name)
+
+
 @functools.lru_cache(maxsize=PREPARED_PER_CONNECTION)
+def _batched(read_sql: str, types: tuple[str, ...]) -> tuple[str, str]:
+    sql = batched_sql(read_sql, types)
+    return sql, read_name(sql)
+
+
 def batched_sql(read_sql: str, types: tuple[str, ...]) -> str:
-    """`read_sql` for every row of arguments, behind the gate of a session scoped to its caller
-    (`round_trip.scoped_sql`); the rows' arguments as one array per parameter, then the gate's."""
+    """`read_sql` for every row of arguments, its texts one after the other in one array."""
     count = len(types)
     arrays = ", ".join(f"(SELECT ${n}::{t}[])" for n, t in enumerate(types, start=1))
     columns = ", ".join(f"p{n}" for n in range(1, count + 1))
     read = _PLACEHOLDER.sub(lambda m: f"cms_b.p{m[1]}" if m[1] else m[0], read_sql)
     return (
-        "SELECT cms_b.cms_i, cms_batched.results"
+        "SELECT ARRAY(SELECT cms_t.text"
         f" FROM unnest({arrays}) WITH ORDINALITY AS cms_b({columns}, cms_i)"
         f" CROSS JOIN LATERAL ({read}) AS cms_batched(results)"
-        f" WHERE {gate(count)}"
+        " CROSS JOIN LATERAL unnest(cms_batched.results) WITH ORDINALITY AS cms_t(text, n)"
+        " ORDER BY cms_b.cms_i, cms_t.n)"
     )

@@ -96,16 +96,20 @@ class CompiledReads:
         adapter = self.adapter
         opening = opening_arguments(credential, adapter.tenancy)
         timeout = adapter.tenancy.statement_timeout_ms / 1000 or None
-
         lock_timeout_ms = adapter.tenancy.lock_timeout_ms
 
         def fetcher(known: str | None, read: Statement) -> Fetch:
             async def fetch(database: Database) -> tuple[str, list[str | None]]:
-                if known is not None and database.scoped_reads and self.batch_most > 1:
+                # A known caller's read by id may join the ones it sends at the same time.
+                if known is not None and self.batch_most > 1:
                     batches = self.batches(database)
                     if batches.may_batch(read):
                         batched = await batches.read(
-                            known, (*opening, lock_timeout_ms), read, timeout
+                            known,
+                            opening,
+                            read,
+                            cancel_after=timeout,
+                            lock_timeout_ms=lock_timeout_ms,
                         )
                         if batched is not None:
                             return known, batched

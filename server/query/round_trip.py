@@ -299,15 +299,10 @@ def scoped_sql(read_sql: str, parameters: int) -> str:
     role (None: the connecting role), and the caller's facts still hold (the access counter and
     the credential's expiry, as `cms_read_known_run` checks them). The gate has no column in
     it, so PostgreSQL checks it once, before the read runs."""
-    return f"SELECT scoped.results FROM ({read_sql}) AS scoped(results) WHERE {gate(parameters)}"
-
-
-def gate(parameters: int) -> str:
-    """`scoped_sql`'s condition, on the four parameters after a read's `parameters`: the scope's
-    name, the request role, the access counter and the credential's expiry."""
     scope, role, epoch, expires = (f"${parameters + n}::text" for n in range(1, 5))
     return (
-        f"current_setting('app.scope', true) = {scope}"
+        f"SELECT scoped.results FROM ({read_sql}) AS scoped(results)"
+        f" WHERE current_setting('app.scope', true) = {scope}"
         f" AND ({role} IS NULL OR current_user::text = {role})"
         f" AND (SELECT e.epoch FROM cms_access_epoch e) = {epoch}::bigint"
         f" AND ({expires} IS NULL OR {expires}::timestamptz > now())"
