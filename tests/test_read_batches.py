@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from server.query.batching import ReadBatches, batched_sql
+from server.query.run import Statement
 from server.testing import GraphQLClient
 from tests.test_scoped_reads import SCOPED, api_with, read
 
@@ -211,3 +212,33 @@ def test_the_batched_statement_takes_each_parameter_from_its_row() -> None:
     assert "cms_b(p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, cms_i)" in sql
     # The texts row after row, each row's in its read's order.
     assert sql.endswith("ORDER BY cms_b.cms_i, cms_t.n)")
+
+
+async def test_reads_that_joined_a_batch_whose_first_read_was_cancelled_run_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first read of a batch runs it for all; cancelled while it does (its client gone), the
+    reads that joined it are told at once to run alone, not left waiting."""
+    held = asyncio.Event()
+
+    async def run_until_cancelled(*_: Any, **__: Any) -> None:
+        held.set()
+        await asyncio.Event().wait()
+
+    batches = ReadBatches(database=None, most=16)  # type: ignore[arg-type]
+    monkeypatch.setattr(batches, "_run", run_until_cancelled)
+    statement = Statement(sql="SELECT ARRAY[$1::text]", args=[], keys=["post"], name="cms_read_x")
+    statement.id_arguments.append(("id", 0))
+    opening = (None,) * 5 + (True, 1000, "cms_request")
+
+    def read(n: int) -> Any:
+        one = Statement(**{**statement.__dict__, "args": [str(n)]})
+        return batches.read("facts", opening, one, cancel_after=None, lock_timeout_ms=0)
+
+    first = asyncio.create_task(read(0))
+    joined = [asyncio.create_task(read(n)) for n in (1, 2)]
+    await held.wait()
+    first.cancel()
+    assert await asyncio.wait_for(asyncio.gather(*joined), timeout=5) == [None, None]
+    with pytest.raises(asyncio.CancelledError):
+        await first
