@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from graphql.execution.values import get_variable_values
 from strawberry.types.arguments import convert_arguments
 
 from server.content.filters import SortKey, SqlParams, compile_sort_keys, compile_where
+from server.content.validation import UUID_PATTERN
 from server.engine.context import parse_id
 from server.errors import CMSError
 from server.model.names import graphql_name
@@ -140,10 +140,6 @@ def bind(
     return statement
 
 
-# An id as `str(uuid.UUID(...))` writes it; `parse_id` takes the other spellings of one.
-_CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
 def _with_ids(statement: Statement, variables: dict[str, Any]) -> Statement:
     if not statement.id_arguments:
         return statement
@@ -151,8 +147,9 @@ def _with_ids(statement: Statement, variables: dict[str, Any]) -> Statement:
     for name, index in statement.id_arguments:
         value = variables.get(name)
         # What coercing an `ID` and `parse_id` accept; anything else is the resolvers' to refuse.
-        if isinstance(value, str) and _CANONICAL_ID.fullmatch(value):
-            # As `parse_id` would write it: the driver binds the text as it binds a UUID.
+        if isinstance(value, str) and UUID_PATTERN.fullmatch(value):
+            # An id as `parse_id` would write it (other spellings go through it): the driver
+            # binds the text as it binds a UUID.
             args[index] = value
             continue
         if isinstance(value, bool) or not isinstance(value, str | int):
