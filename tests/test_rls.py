@@ -7,13 +7,16 @@ descendants', and write only its own.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
 import pytest
 
+from server.db import migrate
 from server.db.pool import Tx
 from server.db.rls import initialize_rls
 from server.db.tables import RLS_TABLES
@@ -276,6 +279,51 @@ async def test_the_request_role_cannot_switch_on_override(
         assert await _visible_orgs(tx, world, "cms_documents") == {"grandchild"}
 
 
+async def test_the_request_roles_policies_have_no_override(cms_adapter: PostgresAdapter) -> None:
+    async with cms_adapter.database.transaction() as tx:
+        rows = await tx.fetch(
+            "select tablename, cmd, coalesce(qual, '') || coalesce(with_check, '') as rule"
+            " from pg_policies where roles = '{cms_request}'"
+        )
+    assert {(row["tablename"], row["cmd"]) for row in rows} == {
+        (table, command)
+        for table in RLS_TABLES
+        for command in ("SELECT", "INSERT", "UPDATE", "DELETE")
+    }
+    assert all("override" not in row["rule"] for row in rows)
+
+
+async def test_a_role_of_neither_policy_reads_and_writes_nothing(
+    cms_adapter: PostgresAdapter, world: World, cms_server_url: str
+) -> None:
+    """A role with every privilege on the tables, but neither the owner nor the request role,
+    passes no policy, whatever the settings it makes."""
+    role = f"cms_other_{uuid.uuid4().hex[:8]}"
+    async with cms_adapter.database.transaction() as tx:
+        await tx.execute(f"CREATE ROLE {role} NOLOGIN NOBYPASSRLS")
+        await tx.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        await tx.execute(f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role}")
+    try:
+        async with cms_adapter.database.transaction() as tx:
+            orgs = "{" + ",".join(map(str, world.orgs.values())) + "}"
+            await tx.execute(
+                "select set_config('app.organization_id', $1, true),"
+                " set_config('app.readable_orgs', $2, true),"
+                " set_config('app.override_access', 'true', true)",
+                str(world.orgs["parent"]),
+                orgs,
+            )
+            await tx.execute(f"SET LOCAL ROLE {role}")
+            for table in RLS_TABLES:
+                assert await _visible_orgs(tx, world, table) == set(), table
+            with pytest.raises(ForbiddenError):
+                await _insert_document(tx, world.orgs["parent"], title="intruder")
+    finally:
+        async with cms_adapter.database.transaction() as tx:
+            await tx.execute(f"DROP OWNED BY {role}")
+            await tx.execute(f"DROP ROLE {role}")
+
+
 async def test_system_context_sees_everything(cms_adapter: PostgresAdapter, world: World) -> None:
     async with cms_adapter.system_context() as tx:
         assert await _visible_orgs(tx, world, "cms_documents") == set(TREE)
@@ -336,7 +384,7 @@ async def _policies(url: str) -> list[tuple[str, ...]]:
     conn = await asyncpg.connect(url)
     try:
         rows = await conn.fetch(
-            "select tablename, policyname, cmd, qual, with_check from pg_policies"
+            "select tablename, policyname, roles, cmd, qual, with_check from pg_policies"
             " order by tablename, policyname"
         )
         flags = await conn.fetch(
@@ -349,15 +397,50 @@ async def _policies(url: str) -> list[tuple[str, ...]]:
     return [tuple(map(str, row.values())) for row in [*rows, *flags]]
 
 
-async def test_migration_and_initialize_rls_install_the_same_policies(
-    cms_database_url: str,
-) -> None:
-    from_migration = await _policies(cms_database_url)
-    assert len(from_migration) == 4 * len(RLS_TABLES) + len(RLS_TABLES)
-    adapter = PostgresAdapter(cms_database_url, pool_size=2, run_migrations=False)
+@asynccontextmanager
+async def _migrated(cms_databases: TestDatabases) -> AsyncIterator[str]:
+    """A database migrated afresh, now that the request role exists (the session's set-up made
+    it: the template was migrated before, when it may not have)."""
+    url = await cms_databases.create(empty=True)
+    try:
+        await asyncio.to_thread(migrate.upgrade, url)
+        yield url
+    finally:
+        await cms_databases.drop(url)
+
+
+async def _start_up(url: str) -> None:
+    adapter = PostgresAdapter(url, pool_size=2, run_migrations=False)
     await adapter.connect()
     await adapter.disconnect()
-    assert await _policies(cms_database_url) == from_migration
+
+
+async def test_migration_and_initialize_rls_install_the_same_policies(
+    cms_databases: TestDatabases,
+) -> None:
+    async with _migrated(cms_databases) as url:
+        from_migration = await _policies(url)
+        # The owner's four policies and the request role's four on each table, and each
+        # table's flags.
+        assert len(from_migration) == 8 * len(RLS_TABLES) + len(RLS_TABLES)
+        await _start_up(url)
+        assert await _policies(url) == from_migration
+
+
+async def test_start_up_adds_the_request_roles_policies_a_migration_could_not(
+    cms_databases: TestDatabases,
+) -> None:
+    async with _migrated(cms_databases) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            # As a migration run before the request role existed leaves them.
+            for table in RLS_TABLES:
+                for command in ("select", "insert", "update", "delete"):
+                    await conn.execute(f"DROP POLICY {table}_request_{command} ON {table}")
+        finally:
+            await conn.close()
+        await _start_up(url)
+        assert len(await _policies(url)) == 8 * len(RLS_TABLES) + len(RLS_TABLES)
 
 
 async def _definitions(url: str) -> list[str]:
@@ -402,7 +485,7 @@ async def test_initialize_rls_is_idempotent_and_repairs_drift(cms_adapter: Postg
         await tx.execute("alter table cms_assets no force row level security")
     await initialize_rls(cms_adapter.database)
     async with cms_adapter.database.transaction() as tx:
-        assert await tx.fetchval("select count(*) from pg_policies") == 4 * len(RLS_TABLES)
+        assert await tx.fetchval("select count(*) from pg_policies") == 8 * len(RLS_TABLES)
         assert await tx.fetchval(
             "select relforcerowsecurity from pg_class where relname = 'cms_assets'"
         )

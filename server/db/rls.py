@@ -11,8 +11,10 @@ The rules, enforced by PostgreSQL itself on every tenant table (`tables.RLS_TABL
   lets no row of another org through.
 - INSERT, UPDATE and DELETE touch only rows of the current org: parents cannot write to children.
 - With no org set, nothing is visible and nothing can be written.
-- `app.override_access = 'true'` (the system context) passes every policy, but never for the request
-  role, so no request can turn it on for itself.
+- `app.override_access = 'true'` (the system context) passes every policy of the tables' owner, who
+  runs the server's jobs (or is a member of the role that does, or a superuser). The request role's
+  policies have no such arm, so no request can turn it on for itself; and a role that is neither
+  sees no row and may write none.
 
 Owners and superusers normally bypass RLS. So the tables get `FORCE ROW LEVEL SECURITY`, and request
 transactions switch to `cms_request`, a role without BYPASSRLS; this holds even when DATABASE_URL is a
@@ -20,7 +22,11 @@ superuser. The policies call the helper functions inside `(select ...)`, so Post
 per statement as an InitPlan rather than once per row; only one, since each InitPlan costs every
 execution its set-up (migration 0026).
 
-The first migration creates the same objects; `initialize_rls()` runs at every start-up and repairs
+Each policy is for one role: every statement sets up the quals of the policies that apply to its
+role, an `OR` of them, whether it evaluates them or not, so the request role's reads do not pay
+for the override's expression at every table they read (migration 0029).
+
+The migrations create the same objects; `initialize_rls()` runs at every start-up and repairs
 whatever drifted, doing nothing when all is in place.
 """
 
@@ -89,29 +95,43 @@ AFTER INSERT OR DELETE OR UPDATE OF parent_organization_id ON cms_organizations
 FOR EACH STATEMENT EXECUTE FUNCTION cms_renew_readable_orgs();
 """
 
-# One InitPlan per table a statement reads (the organizations), set up at every execution; the
-# override is an expression PostgreSQL reaches only for a row the organizations do not match (an
-# `OR` stops at its first true arm), where it is false for every request.
-_READ = "organization_id = ANY ((select cms_readable_orgs())::uuid[]) OR cms_override_access()"
-_WRITE = "organization_id = (select cms_current_org()) OR cms_override_access()"
+# One InitPlan per table a statement reads (the organizations), set up at every execution.
+_READ = "organization_id = ANY ((select cms_readable_orgs())::uuid[])"
+_WRITE = "organization_id = (select cms_current_org())"
+# The owner's policies also pass the system context. The override is an expression PostgreSQL
+# reaches only for a row the organizations do not match (an `OR` stops at its first true arm).
+_OVERRIDE = " OR cms_override_access()"
 
 
-def policy_statements(table: str) -> list[str]:
-    """The CREATE POLICY statements for one tenant table."""
+def policy_statements(table: str, owner: str, *, request_role: bool) -> list[str]:
+    """The CREATE POLICY statements for one tenant table: its owner's (`owner`, an identifier as
+    SQL spells it), and the request role's when that role exists."""
+    statements = _role_policies(table, table, owner, _READ + _OVERRIDE, _WRITE + _OVERRIDE)
+    if request_role:
+        statements += _role_policies(table, f"{table}_request", REQUEST_ROLE, _READ, _WRITE)
+    return statements
+
+
+def _role_policies(table: str, name: str, role: str, read: str, write: str) -> list[str]:
     return [
-        f"CREATE POLICY {table}_select ON {table} FOR SELECT USING ({_READ})",
-        f"CREATE POLICY {table}_insert ON {table} FOR INSERT WITH CHECK ({_WRITE})",
-        f"CREATE POLICY {table}_update ON {table} FOR UPDATE USING ({_WRITE}) WITH CHECK ({_WRITE})",
-        f"CREATE POLICY {table}_delete ON {table} FOR DELETE USING ({_WRITE})",
+        f"CREATE POLICY {name}_select ON {table} FOR SELECT TO {role} USING ({read})",
+        f"CREATE POLICY {name}_insert ON {table} FOR INSERT TO {role} WITH CHECK ({write})",
+        f"CREATE POLICY {name}_update ON {table} FOR UPDATE TO {role} USING ({write})"
+        f" WITH CHECK ({write})",
+        f"CREATE POLICY {name}_delete ON {table} FOR DELETE TO {role} USING ({write})",
     ]
 
 
-def _fingerprint(enabled: bool) -> str:
+def _fingerprint(enabled: bool, owners: dict[str, str], request_role: bool) -> str:
     """A digest of everything `initialize_rls` installs; stored as a comment to detect drift cheaply."""
     body = (
         FUNCTIONS_SQL
         + repr(enabled)
-        + "".join(statement for table in RLS_TABLES for statement in policy_statements(table))
+        + "".join(
+            statement
+            for table in RLS_TABLES
+            for statement in policy_statements(table, owners[table], request_role=request_role)
+        )
     )
     return "cms-rls:" + hashlib.sha256(body.encode()).hexdigest()[:16]
 
@@ -132,12 +152,18 @@ async def initialize_rls(database: Database, *, enabled: bool = True) -> str | N
         # One start-up at a time: several workers may boot together.
         await tx.execute("select pg_advisory_xact_lock(hashtext('cms:initialize_rls'))")
         role = await _ensure_request_role(tx) if enabled else None
-        fingerprint = _fingerprint(enabled)
+        owners = await _owners(tx)
+        # Its policies whenever the role exists, even one this server may not switch to.
+        request_role = bool(
+            await tx.fetchval("select true from pg_roles where rolname = $1", REQUEST_ROLE)
+        )
+        fingerprint = _fingerprint(enabled, owners, request_role)
         if await _installed_fingerprint(tx) != fingerprint or not await _flags_match(tx, enabled):
             log.info("installing row-level security policies (enabled=%s)", enabled)
             await tx.execute(FUNCTIONS_SQL)
             for table in RLS_TABLES:
-                await _install_table(tx, table, enabled=enabled)
+                statements = policy_statements(table, owners[table], request_role=request_role)
+                await _install_table(tx, table, statements if enabled else None)
             await tx.execute(f"COMMENT ON FUNCTION cms_readable_orgs() IS '{fingerprint}'")
         if role is not None:
             await _grant(tx, role)
@@ -163,15 +189,26 @@ async def _flags_match(tx: Tx, enabled: bool) -> bool:
     )
 
 
-async def _install_table(tx: Tx, table: str, *, enabled: bool) -> None:
+async def _owners(tx: Tx) -> dict[str, str]:
+    """Each tenant table's owner, as SQL spells the identifier."""
+    rows = await tx.fetch(
+        "select t, quote_ident(pg_get_userbyid(c.relowner)) as owner"
+        " from unnest($1::text[]) t join pg_class c on c.oid = to_regclass(t)",
+        list(RLS_TABLES),
+    )
+    return {row["t"]: row["owner"] for row in rows}
+
+
+async def _install_table(tx: Tx, table: str, policies: list[str] | None) -> None:
+    """Replace `table`'s policies with `policies`; None: Row-Level Security off on it."""
     existing = await tx.fetch("select policyname from pg_policies where tablename = $1", table)
     for row in existing:
         await tx.execute(f'DROP POLICY "{row["policyname"]}" ON {table}')
-    if not enabled:
+    if policies is None:
         await tx.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
         await tx.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
         return
-    for statement in policy_statements(table):
+    for statement in policies:
         await tx.execute(statement)
     await tx.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
     await tx.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
