@@ -154,15 +154,15 @@ async def initialize_rls(database: Database, *, enabled: bool = True) -> str | N
         role = await _ensure_request_role(tx) if enabled else None
         owners = await _owners(tx)
         # Its policies whenever the role exists, even one this server may not switch to.
-        request_role = bool(
+        request_policies = bool(
             await tx.fetchval("select true from pg_roles where rolname = $1", REQUEST_ROLE)
         )
-        fingerprint = _fingerprint(enabled, owners, request_role)
+        fingerprint = _fingerprint(enabled, owners, request_policies)
         if await _installed_fingerprint(tx) != fingerprint or not await _flags_match(tx, enabled):
             log.info("installing row-level security policies (enabled=%s)", enabled)
             await tx.execute(FUNCTIONS_SQL)
             for table in RLS_TABLES:
-                statements = policy_statements(table, owners[table], request_role=request_role)
+                statements = policy_statements(table, owners[table], request_role=request_policies)
                 await _install_table(tx, table, statements if enabled else None)
             await tx.execute(f"COMMENT ON FUNCTION cms_readable_orgs() IS '{fingerprint}'")
         if role is not None:
