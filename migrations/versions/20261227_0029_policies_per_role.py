@@ -2,10 +2,10 @@
 
 Every policy read `... OR cms_override_access()` and applied to every role (`TO PUBLIC`). A
 statement sets up the quals of every policy that applies to its role at each execution, whether it
-evaluates them or not, so the request role's reads paid for the override's expression (two
-settings read, a comparison, `current_user`) at every table they read, for an arm that is false for
-every request: about 6 µs of PostgreSQL's 370 for a list of twenty authors with their mentors five
-levels down (`bench/`'s Q5, which reads `cms_documents` six times), as the request role.
+evaluates them or not, so the request role's reads paid for the override's expression (a
+setting read, two comparisons, `current_user`) at every table they read, for an arm that is false
+for every request: 4-8 µs of PostgreSQL's 370 for a list of twenty authors with their mentors
+five levels down (`bench/`'s Q5, which reads `cms_documents` six times), as the request role.
 
 Now each table has the policies of two roles:
 
