@@ -151,12 +151,10 @@ async def initialize_rls(database: Database, *, enabled: bool = True) -> str | N
     async with database.transaction() as tx:
         # One start-up at a time: several workers may boot together.
         await tx.execute("select pg_advisory_xact_lock(hashtext('cms:initialize_rls'))")
-        role = await _ensure_request_role(tx) if enabled else None
+        # The request role's policies whenever the role exists, even one this server may not
+        # switch to.
+        role, request_policies = await _ensure_request_role(tx) if enabled else (None, False)
         owners = await _owners(tx)
-        # Its policies whenever the role exists, even one this server may not switch to.
-        request_policies = bool(
-            await tx.fetchval("select true from pg_roles where rolname = $1", REQUEST_ROLE)
-        )
         fingerprint = _fingerprint(enabled, owners, request_policies)
         if await _installed_fingerprint(tx) != fingerprint or not await _flags_match(tx, enabled):
             log.info("installing row-level security policies (enabled=%s)", enabled)
@@ -214,8 +212,9 @@ async def _install_table(tx: Tx, table: str, policies: list[str] | None) -> None
     await tx.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
 
 
-async def _ensure_request_role(tx: Tx) -> str | None:
-    """Make `cms_request` exist and be usable by the connecting role; None if that is not possible."""
+async def _ensure_request_role(tx: Tx) -> tuple[str | None, bool]:
+    """Make `cms_request` exist and be usable by the connecting role. The role, or None if that is
+    not possible; and whether the role exists."""
     me = await tx.fetchrow(
         "select rolsuper, rolbypassrls, rolcreaterole from pg_roles where rolname = current_user"
     )
@@ -232,13 +231,13 @@ async def _ensure_request_role(tx: Tx) -> str | None:
         exists = True
     if exists:
         if me["rolsuper"]:
-            return REQUEST_ROLE
+            return REQUEST_ROLE, True
         member = await tx.fetchval("select pg_has_role(current_user, $1, 'MEMBER')", REQUEST_ROLE)
         if not member and me["rolcreaterole"]:
             await tx.execute(f"GRANT {REQUEST_ROLE} TO current_user")
             member = True
         if member:
-            return REQUEST_ROLE
+            return REQUEST_ROLE, True
     if me["rolsuper"] or me["rolbypassrls"]:
         raise ConfigError(
             "DATABASE_URL",
@@ -247,7 +246,7 @@ async def _ensure_request_role(tx: Tx) -> str | None:
             f"'CREATE ROLE {REQUEST_ROLE} NOLOGIN NOBYPASSRLS' and grant it to the connecting role",
         )
     # A plain owner without CREATEROLE: FORCE ROW LEVEL SECURITY alone applies the policies to it.
-    return None
+    return None, bool(exists)
 
 
 async def _grant(tx: Tx, role: str) -> None:
