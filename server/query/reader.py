@@ -101,7 +101,7 @@ class CompiledReads:
         def fetcher(known: str | None, read: Statement) -> Fetch:
             async def fetch(database: Database) -> tuple[str, list[str | None]]:
                 # A known caller's read by id may join the ones it sends at the same time.
-                if known is not None and self.batch_most > 1:
+                if known is not None:
                     batches = self.batches(database)
                     if batches.may_batch(read):
                         batched = await batches.read(
