@@ -158,10 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     log("profile of Q2 (pyinstrument, one worker)")
     results["profile"] = _profile(folder, loaded, settings)
 
-    log(f"{args.workers} workers: the API and the floor")
-    with _servers(folder, args.workers, loaded.url, None, org) as (api, floor, _):
-        targets = [runner.Target("api", api, loaded.url), runner.Target("floor", floor, loaded.url)]
-        records += runner.measure(targets, settings, pg_cpu)
+    if args.workers > 1:
+        log(f"one worker and {args.workers} workers: the API and the floor, side by side")
+        with (
+            _servers(folder, 1, loaded.url, None, org, logs="-side") as (api, floor, _),
+            _servers(folder, args.workers, loaded.url, None, org) as (api_n, floor_n, _),
+        ):
+            targets = [
+                runner.Target("api", api, loaded.url),
+                runner.Target("floor", floor, loaded.url),
+                runner.Target("api", api_n, loaded.url),
+                runner.Target("floor", floor_n, loaded.url),
+            ]
+            records += runner.measure(targets, settings, pg_cpu, tag=report.WORKERS_TURNS)
     results["runs"] = records
     results["meta"]["phase_end"] = asyncio.run(
         phase.probe(loaded.url, loaded.api_key, loaded.organization_id, read_ids)
@@ -350,13 +359,13 @@ def _explained(item: explain.Explained) -> dict[str, Any]:
 
 @contextmanager
 def _servers(
-    folder: Path, workers: int, url: str, rls_off_url: str | None, org: str
+    folder: Path, workers: int, url: str, rls_off_url: str | None, org: str, *, logs: str = ""
 ) -> Iterator[tuple[servers.Server, servers.Server, servers.Server | None]]:
     with ExitStack() as stack:
 
         def started(name: str, module: str, env: dict[str, str]) -> servers.Server:
             server = servers.start(
-                f"{name}-{workers}w", module, workers=workers, env=env, log_dir=folder
+                f"{name}-{workers}w{logs}", module, workers=workers, env=env, log_dir=folder
             )
             stack.callback(server.stop)
             return server

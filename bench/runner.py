@@ -3,6 +3,8 @@
 For each scenario every target gets a warm-up run, then the targets take turns for the measured
 time, in `rounds` runs each (the order rotates from one scenario to the next), so a noisy moment on
 the shared machine hits the API and the floor alike. A target's runs are pooled into one result.
+A target is its label and its number of workers: the one-worker and the N-worker API take their
+turns side by side, each with its own floor.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ class Target:
     def floor(self) -> bool:
         return self.label == "floor"
 
+    @property
+    def key(self) -> tuple[str, int]:
+        """The target among those measured together: the API with one worker and with N are two."""
+        return (self.label, self.server.workers)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -70,12 +77,12 @@ async def revisions(url: str, ids: list[str]) -> list[int]:
 # target's writes left it (the floor does not keep the reference index or the API's content
 # hash), and the first write to it costs more: in turns of W1, a build measured after the floor
 # lost 15-25% against the same build measured before it.
-WRITE_SHARES = 4
-_write_shares: dict[str, int] = {}
+WRITE_SHARES = 6
+_write_shares: dict[tuple[str, int], int] = {}
 
 
 def _write_ids(target: Target, settings: Settings) -> list[str]:
-    share = _write_shares.setdefault(target.label, len(_write_shares)) % WRITE_SHARES
+    share = _write_shares.setdefault(target.key, len(_write_shares)) % WRITE_SHARES
     size = len(settings.write_ids) // WRITE_SHARES
     return settings.write_ids[share * size : (share + 1) * size]
 
@@ -100,10 +107,13 @@ def measure(
     settings: Settings,
     pg_cpu: PostgresCpu,
     scenarios: tuple[Scenario, ...] = SCENARIOS,
+    *,
+    tag: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every scenario on every target: a warm-up each, then `rounds` turns of measured runs.
 
-    Returns one record per scenario and target, the rounds pooled.
+    Returns one record per scenario and target, the rounds pooled, with `tag` as its `pass` when
+    given (`report.WORKERS_TURNS`: the one-worker and N-worker servers measured side by side).
     """
     records = []
     for turn, scenario in enumerate(scenarios):
@@ -112,8 +122,8 @@ def measure(
         for target in order:
             if settings.warmup > 0:
                 run_wrk(target, scenario, settings, settings.warmup)
-        runs: dict[str, list[tuple[wrk.Result, Usage, float | None]]] = {
-            target.label: [] for target in order
+        runs: dict[tuple[str, int], list[tuple[wrk.Result, Usage, float | None]]] = {
+            target.key: [] for target in order
         }
         for _ in range(settings.rounds):
             for target in order:
@@ -121,11 +131,9 @@ def measure(
                 pg_before = pg_cpu.read()
                 with Sampler(target.server) as usage:
                     result = run_wrk(target, scenario, settings, seconds)
-                runs[target.label].append(
-                    (result, usage, PostgresCpu.used(pg_before, pg_cpu.read()))
-                )
+                runs[target.key].append((result, usage, PostgresCpu.used(pg_before, pg_cpu.read())))
         for target in order:
-            done = runs[target.label]
+            done = runs[target.key]
             result = wrk.pool([r for r, _, _ in done])
             pg = [p for _, _, p in done]
             pg_seconds = None if any(p is None for p in pg) else sum(p or 0.0 for p in pg)
@@ -137,6 +145,7 @@ def measure(
                 "peak_rss_mb": round(max(u.peak_rss_mb for _, u, _ in done), 1),
                 "server_cpu_seconds": round(sum(u.cpu_seconds for _, u, _ in done), 2),
                 "postgres_cpu_seconds": None if pg_seconds is None else round(pg_seconds, 2),
+                **({"pass": tag} if tag else {}),
             }
             records.append(record)
             settings.log(
