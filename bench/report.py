@@ -86,6 +86,25 @@ def _run(
     return {}
 
 
+def _turns_spread(results: dict[str, Any], scenario: str, workers: int) -> str:
+    """` (least-most)` of each turn's (ours / floor with `workers`) / (ours / floor with one) in
+    the side-by-side pass: how far one turn's comparison strays from the pooled one."""
+    turns = [
+        _run(results, scenario, target, n, WORKERS_TURNS).get("turns_rps")
+        for target, n in (("api", workers), ("floor", workers), ("api", 1), ("floor", 1))
+    ]
+    if not all(turns):
+        return ""
+    quotients = [
+        (api_n / floor_n) / (api_1 / floor_1)
+        for api_n, floor_n, api_1, floor_1 in zip(*turns, strict=True)
+        if floor_n and api_1 and floor_1
+    ]
+    if not quotients:
+        return ""
+    return f" ({min(quotients):.2f}-{max(quotients):.2f})"
+
+
 def _ratio(a: dict[str, Any], b: dict[str, Any]) -> float | None:
     if not a or not b or not b.get("rps"):
         return None
@@ -358,9 +377,12 @@ def _targets(results: dict[str, Any], baseline: dict[str, Any] | None) -> list[s
             for s in SCENARIOS
         }
         row(
-            f"ours / floor with {workers} workers ≥ with one (measured side by side), every"
-            " scenario",
-            ", ".join(f"{name} {_fmt(one)} → {_fmt(many)}" for name, (one, many) in pairs.items()),
+            f"ours / floor with {workers} workers ≥ with one (measured side by side; in brackets"
+            " the least and most of the turns' quotients of the two), every scenario",
+            ", ".join(
+                f"{name} {_fmt(one)} → {_fmt(many)}{_turns_spread(results, name, workers)}"
+                for name, (one, many) in pairs.items()
+            ),
             all(
                 one is not None and many is not None and many >= one for one, many in pairs.values()
             ),
