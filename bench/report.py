@@ -183,8 +183,8 @@ def section(results: dict[str, Any], *, baseline: dict[str, Any] | None = None) 
         "",
         "| scenario | ours req/s | floor req/s | ours / floor | ours p50 / p99 ms"
         f" | floor p50 / p99 ms | ours req/s ({workers}w) | floor req/s ({workers}w)"
-        f" | ours / floor ({workers}w) | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f" | ours / floor ({workers}w) | ours / floor (1w, in the {workers}w turns) | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario in SCENARIOS:
         name = scenario.name
@@ -197,7 +197,9 @@ def section(results: dict[str, Any], *, baseline: dict[str, Any] | None = None) 
             f" | {api.get('p50_ms', 0):.1f} / {api.get('p99_ms', 0):.1f}"
             f" | {floor.get('p50_ms', 0):.1f} / {floor.get('p99_ms', 0):.1f}"
             f" | {api_n.get('rps', 0):.0f} | {floor_n.get('rps', 0):.0f}"
-            f" | {_fmt(_ratio(api_n, floor_n))} | {errors} |"
+            f" | {_fmt(_ratio(api_n, floor_n))}"
+            f" | {_fmt(_ratio(*(_run(results, name, t, 1, WORKERS_TURNS) for t in ('api', 'floor'))))}"
+            f" | {errors} |"
         )
     lines += [
         "",
