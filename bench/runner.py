@@ -145,7 +145,7 @@ def measure(
                 "peak_rss_mb": round(max(u.peak_rss_mb for _, u, _ in done), 1),
                 "server_cpu_seconds": round(sum(u.cpu_seconds for _, u, _ in done), 2),
                 "postgres_cpu_seconds": None if pg_seconds is None else round(pg_seconds, 2),
-                # Each turn's throughput, in the turns' order (the same for every target).
+                # Each turn's throughput in order: turn i of every target is of the same round.
                 "turns_rps": [round(r.rps, 1) for r, _, _ in done],
                 **({"pass": tag} if tag else {}),
             }
