@@ -160,6 +160,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.workers > 1:
         log(f"one worker and {args.workers} workers: the API and the floor, side by side")
+        # Each API worker holds a pool and a read pool, each floor worker one pool.
+        held = (1 + args.workers) * 3 * Settings.from_env().pool_size
+        allowed = int(results["meta"]["postgresql_settings"].get("max_connections", 0))
+        if allowed and held >= allowed:
+            log(
+                f"  these servers may hold {held} connections, and PostgreSQL's max_connections is"
+                f" {allowed}: requests past it fail, and the report counts them as errors"
+            )
         with (
             _servers(folder, 1, loaded.url, None, org, logs="-side") as (api, floor, _),
             _servers(folder, args.workers, loaded.url, None, org) as (api_n, floor_n, _),
