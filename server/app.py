@@ -41,7 +41,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         introspection=settings.introspection,
         delivery=running.delivery,
         reads=CompiledReads(
-            running.api.adapter, running.replicas, batch_most=settings.read_batch_max
+            running.api.adapter,
+            running.replicas,
+            batch_most=settings.read_batch_max,
+            batch_wait=settings.read_batch_wait_ms / 1000,
         ),
     )
 

@@ -138,6 +138,9 @@ class Settings:
     # The most reads of documents by id, sent by one caller at once, that run as one statement
     # (`server/query/batching.py`); 1: each alone.
     read_batch_max: int = 16
+    # How long a batch of reads by id may wait for the running read of its kind to land, gathering
+    # the reads that arrive meanwhile (milliseconds); 0: it departs at once.
+    read_batch_wait_ms: int = 2
     # Who may send `__schema` / `__type` (server/graphql/introspection.py).
     introspection: IntrospectionAccess = "everyone"
     # Scheduled publishing (server/engine/scheduler.py): whether this process runs due schedules, and
@@ -231,6 +234,7 @@ class Settings:
             ),
             compiled_reads=_bool(env, "COMPILED_READS", True),
             read_batch_max=_int(env, "READ_BATCH_MAX", 16, minimum=1, maximum=1000),
+            read_batch_wait_ms=_int(env, "READ_BATCH_WAIT_MS", 2, minimum=0, maximum=1000),
             introspection=_introspection(env, "INTROSPECTION"),
             scheduler_enabled=_bool(env, "SCHEDULER_ENABLED", True),
             scheduler_poll_seconds=_positive(env, "SCHEDULER_POLL_SECONDS", 10.0),

@@ -139,6 +139,8 @@ def test_introspection_access(access: str) -> None:
         ({"ACCESS_LOG": "quiet"}, "ACCESS_LOG"),
         ({"READ_BATCH_MAX": "0"}, "READ_BATCH_MAX"),
         ({"READ_BATCH_MAX": "lots"}, "READ_BATCH_MAX"),
+        ({"READ_BATCH_WAIT_MS": "-1"}, "READ_BATCH_WAIT_MS"),
+        ({"READ_BATCH_WAIT_MS": "soon"}, "READ_BATCH_WAIT_MS"),
         ({"SCHEDULER_POLL_SECONDS": "0"}, "SCHEDULER_POLL_SECONDS"),
         ({"SCHEDULER_POLL_SECONDS": "often"}, "SCHEDULER_POLL_SECONDS"),
         ({"DATABASE_URL": "postgresql://u@h/d", "DATABASE_POOL_MODE": "x"}, "DATABASE_POOL_MODE"),

@@ -11,8 +11,10 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import pytest
 
 from server.query.batching import ReadBatches, batched_sql
@@ -201,6 +203,84 @@ async def test_read_batch_max_bounds_a_batch(
     assert await together(api, api.key, POST, ids * 2) == expected
     ran = api.services.adapter.database.statements - statements
     assert ran == 6 if most == 1 else 3 <= ran < 6
+
+
+class LockWaiters:
+    """The backends of the test's database that wait for a lock (a separate session, so that
+    each count is read afresh)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def count(self) -> int:
+        return int(
+            await self.conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+
+    async def until(self, n: int) -> None:
+        for _ in range(500):
+            if await self.count() >= n:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"never {n} reads waiting in PostgreSQL")
+
+
+@asynccontextmanager
+async def documents_locked(url: str) -> AsyncIterator[LockWaiters]:
+    """`cms_documents` locked by another session until the block ends: every read of it waits
+    in PostgreSQL meanwhile."""
+    holder = await asyncpg.connect(url)
+    watcher = await asyncpg.connect(url)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE cms_documents IN ACCESS EXCLUSIVE MODE")
+            yield LockWaiters(watcher)
+    finally:
+        await holder.close()
+        await watcher.close()
+
+
+async def test_reads_arriving_while_one_of_their_kind_runs_depart_together_when_it_lands(
+    api: GraphQLClient, round_trips: list[str], cms_database_url: str
+) -> None:
+    ids = await create_posts(api, api.key, ["one", "two", "three"])
+    await known(api, round_trips, api.key)
+    expected = await alone(api, api.key, POST, ids)
+    batcher = batches(api)
+    batcher.wait = 60.0  # here only the first read's landing ends the wait
+    before = (batcher.batches, batcher.batched)
+    async with documents_locked(cms_database_url) as waiters:
+        first = asyncio.create_task(api.post(POST, {"id": ids[0]}, key=api.key))
+        await waiters.until(1)
+        rest = [asyncio.create_task(api.post(POST, {"id": id_}, key=api.key)) for id_ in ids[1:]]
+        # Long enough for them to reach PostgreSQL too, had they not waited for the first.
+        await asyncio.sleep(0.3)
+        assert await waiters.count() == 1
+    responses = await asyncio.gather(first, *rest)
+    assert [response.content for response in responses] == expected
+    # The two that waited ran as one batch.
+    assert (batcher.batches, batcher.batched) == (before[0] + 1, before[1] + 2)
+
+
+async def test_a_read_waits_for_the_running_one_of_its_kind_no_longer_than_the_wait(
+    api: GraphQLClient, round_trips: list[str], cms_database_url: str
+) -> None:
+    ids = await create_posts(api, api.key, ["one", "two"])
+    await known(api, round_trips, api.key)
+    expected = await alone(api, api.key, POST, ids)
+    batcher = batches(api)
+    batcher.wait = 0.05
+    async with documents_locked(cms_database_url) as waiters:
+        first = asyncio.create_task(api.post(POST, {"id": ids[0]}, key=api.key))
+        await waiters.until(1)
+        second = asyncio.create_task(api.post(POST, {"id": ids[1]}, key=api.key))
+        # The second reaches PostgreSQL while the first still waits there.
+        await waiters.until(2)
+    responses = await asyncio.gather(first, second)
+    assert [response.content for response in responses] == expected
 
 
 def test_the_batched_statement_takes_each_parameter_from_its_row() -> None:

@@ -58,7 +58,12 @@ class CompiledReads:
     """Runs compiled reads on the primary or a replica, and counts those a replica served."""
 
     def __init__(
-        self, adapter: Transactions, replicas: Replicas | None = None, *, batch_most: int = 0
+        self,
+        adapter: Transactions,
+        replicas: Replicas | None = None,
+        *,
+        batch_most: int = 0,
+        batch_wait: float = 0.0,
     ) -> None:
         self.adapter = adapter
         # Published reads go to a replica when one may serve them (`server/db/replicas.py`).
@@ -66,13 +71,16 @@ class CompiledReads:
         self.replica_served = 0
         # Per database, the batches of reads by id forming there (`server/query/batching.py`).
         self.batch_most = batch_most
+        self.batch_wait = batch_wait
         self._batches: dict[Database, ReadBatches] = {}
 
     def batches(self, database: Database) -> ReadBatches:
         """The batches of reads forming on `database`."""
         batches = self._batches.get(database)
         if batches is None:
-            batches = self._batches[database] = ReadBatches(database, self.batch_most)
+            batches = self._batches[database] = ReadBatches(
+                database, self.batch_most, self.batch_wait
+            )
         return batches
 
     @staticmethod
@@ -100,7 +108,8 @@ class CompiledReads:
 
         def fetcher(known: str | None, read: Statement) -> Fetch:
             async def fetch(database: Database) -> tuple[str, list[str | None]]:
-                # A known caller's read by id may join the ones it sends at the same time.
+                # A known caller's read by id runs in a batch with the ones it sends at the same
+                # time, or alone when there are none.
                 if known is not None:
                     batches = self.batches(database)
                     if batches.may_batch(read):
