@@ -31,7 +31,7 @@ import asyncpg
 
 from bench import cached, explain, inprocess, pgbouncer, phase, report, runner, servers, wrk
 from bench.dataset import SCENARIO_ORG, Dataset
-from bench.load import ACTOR, Loaded, drop_database, load, single_tenant_copy
+from bench.load import ACTOR, Loaded, drop_database, load, single_tenant_copy, vacuum
 from bench.machine import PostgresCpu, describe
 from bench.scenarios import BY_NAME, SCENARIOS, opening_statements
 from server.config import PROJECT_ROOT, Settings
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     loaded = asyncio.run(_prepare(admin_url, name, dataset, reuse=args.reuse, log=log))
     log(f"dataset: {args.posts} posts in {loaded.seconds:.1f}s ({name})")
+    asyncio.run(vacuum(loaded.url))
     rls_off_url = asyncio.run(single_tenant_copy(admin_url, name, loaded.organization_id))
     read_ids, write_ids = asyncio.run(_post_ids(loaded))
     results: dict[str, Any] = {
