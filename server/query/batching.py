@@ -38,10 +38,10 @@ meanwhile, up to `most` (a full batch departs at once). So under load one statem
 in PostgreSQL at a time per process and the next one carries everything that came while it ran,
 as a database's group commit does; an idle server waits for nothing. (A read that waited still
 runs in a statement that began after it arrived, so it sees every write answered before it was
-sent.) Departing at once, batches
-stay small under load, the smaller the more workers share the requests, and each pays the
-start-up again (`bench/`'s Q4, 10,000 posts, six alternating turns of 3 s against the floor:
-1.11 of the floor with one worker and 1.19 with two departing at once, 1.18 and 1.32 waiting).
+sent.) Departing at once, batches stay small under load, the smaller the more workers share the
+requests, and each pays the start-up again (`bench/`'s Q4, 10,000 posts, six alternating turns
+of 3 s against the floor: 1.11 of the floor with one worker and 1.19 with two departing at once,
+1.18 and 1.32 waiting).
 
 Whatever keeps a batch from answering every read (changed facts, an error, a timeout) makes each
 read run alone, as it would have without the batch, which then answers as it always did.
