@@ -598,8 +598,7 @@ class SelectionCompiler:
         cls = "Image" if name == "image" else "FileAsset"
         asset_ref = f"{v}->'asset'"
         asset_id = (
-            f"CASE WHEN jsonb_typeof({v}->'asset') = 'object'"
-            f" AND jsonb_typeof({v}->'asset'->'_ref') = 'string' THEN {v}->'asset'->'_ref' END"
+            f"CASE WHEN jsonb_typeof({v}->'asset'->'_ref') = 'string' THEN {v}->'asset'->'_ref' END"
         )
         pairs: list[tuple[str, str]] = []
         for key, field_nodes in self.collect(cls, nodes).items():
@@ -682,17 +681,19 @@ class SelectionCompiler:
             resolved = f"CASE {t}.type {branches} END"
             condition = " AND ".join(
                 [
-                    f"(NOT {v} ? '_type' OR {v}->'_type' = '\"reference\"'::jsonb)",
+                    # No `_type`, or `reference`.
+                    f"coalesce({v}->'_type', '\"reference\"'::jsonb) = '\"reference\"'::jsonb",
                     f"{t}.id NOT IN ({', '.join(f'{a}.id' for a in scope.path)})",
                     perspective_condition(t, scope.published),
                 ]
             )
             found = f"SELECT {resolved} FROM {by_id(v, 'cms_documents', t)} WHERE {condition}"
             shown = f"coalesce(({found}), {stub})"
-        return (
-            f"CASE WHEN jsonb_typeof({v}) = 'object' AND jsonb_typeof({v}->'_ref') = 'string'"
-            f" THEN {shown} END"
-        )
+        # `->` gives NULL on anything but an object, so the `_ref` test is also the object test,
+        # and the `_type` test above is written with as few calls: every function call of the
+        # statement is set up again at each execution, and under the request role checked for
+        # its privilege (Q5's statement: 10 µs of 415 less, `python -m bench.statement_cpu`).
+        return f"CASE WHEN jsonb_typeof({v}->'_ref') = 'string' THEN {shown} END"
 
 
 def well_formed_id(text: str) -> str:
