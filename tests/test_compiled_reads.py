@@ -368,6 +368,10 @@ async def corpus(cms_api: GraphQLClient) -> Corpus:
             "_ref": posts[0],
             "body": [{"_type": "block", "children": [{"_type": [], "_ref": posts[1]}]}],
             "seo": {"_type": {"a": 1}, "title": "S"},
+            # A `_type` of JSON null is not `reference`; an id that is no string, or a reference
+            # inside an array where one is expected, is no reference at all.
+            "categories": [{"_type": None, "_ref": c0}, {"_ref": 5}, [{"_ref": c0}]],
+            "coverImage": {"_type": "image", "asset": [{"_ref": "x"}], "alt": "A"},
         },
     )
 
