@@ -284,6 +284,20 @@ async def _post_ids(loaded: Loaded) -> tuple[list[str], list[str]]:
     return ids[:1000], ids[1000:]
 
 
+def turns_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The arguments of the tools that measure two servers in many short turns
+    (`bench.pooler_turns`, `bench.rls_turns`), all that `turns_setup` needs among them."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--posts", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--scenarios", nargs="+", default=["Q1", "Q2", "Q3", "Q4", "Q5"])
+    parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=3, help="length of one turn")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--reuse", action="store_true")
+    return parser
+
+
 def turns_setup(args: argparse.Namespace, prefix: str) -> tuple[str, Loaded, runner.Settings]:
     """The server to run on, the bench database (loaded, or reused) and the settings of one-round
     wrk turns, for the tools that start their own servers (`bench.pooler_turns`,

@@ -14,23 +14,15 @@ turns' own ratios. The two take each turn in alternating order. Nothing is writt
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 from bench import runner, servers
-from bench.cli import pooled_api, turns_setup
+from bench.cli import pooled_api, turns_parser, turns_setup
 from bench.scenarios import BY_NAME, Scenario
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.pooler_turns", description=__doc__)
-    parser.add_argument("--posts", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--scenarios", nargs="+", default=["Q1", "Q2", "Q3", "Q4", "Q5"])
-    parser.add_argument("--turns", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=3, help="length of one turn")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--reuse", action="store_true")
+    parser = turns_parser("python -m bench.pooler_turns", __doc__)
     args = parser.parse_args(argv)
     admin_url, loaded, settings = turns_setup(args, "pooler-turns-")
     folder = settings.work_dir
