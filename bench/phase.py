@@ -48,9 +48,9 @@ async def q4_statement_us(
     sql, arguments, _ = await statement_cpu.read_statement(url, api_key, BY_NAME["Q4"], post_ids)
     calls = statement_cpu._calls(arguments, post_ids[0], post_ids)
     figures = await statement_cpu.measure(
-        url, organization, None, {"q4": sql}, calls, EXECUTIONS, ROUNDS
+        url, organization, {"connecting role": None}, {"q4": sql}, calls, EXECUTIONS, ROUNDS
     )
-    return statistics.median(figures["q4"])
+    return statistics.median(figures["connecting role", "q4"])
 
 
 async def probe(url: str, api_key: str, organization: Any, post_ids: list[str]) -> dict[str, Any]:

@@ -9,7 +9,15 @@ CPU time of one backend (`/proc/<pid>/schedstat`, in nanoseconds) over many exec
 statement the API sends for a scenario's read, prepared on a session scoped as the API scopes one
 (the organization, the organizations it may read), one execution after the other: once as the
 request role, so with Row-Level Security and its privilege checks, and once as the connecting
-superuser, which skips both. Q4's executions go through the post ids in turn.
+superuser, which skips both, each on a session of its own, taking turns within each round. Q4's
+executions go through the post ids in turn.
+
+With `--split`, also as a role made for the run and dropped after it: a member of the request
+role with `BYPASSRLS`, so with the request role's privilege checks (`EXECUTE` of every function
+the statement calls, at every execution) but without its policies. The three split what the
+request role costs over the superuser in two: the privilege checks (that role against the
+superuser) and the policies (the request role against that role), each the median of the rounds'
+differences.
 
 With `--variant NAME=FILE`, another text of a scenario's statement (the same parameters) is
 measured beside it in the same rounds, after a check that it answers the same for the first ids:
@@ -23,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +47,10 @@ from bench.scenarios import BY_NAME, Scenario
 from server.db.literals import uuid_literal
 
 CHECKED = 50  # ids whose answers a variant must match
+AS_SENT = "as sent"
+# The roles a statement is measured as, by label; `--split` adds the second.
+REQUEST, NO_POLICIES, SUPERUSER = "request role", "no policies", "superuser"
+NO_POLICIES_ROLE = "cms_bench_no_policies"
 
 
 def backend_cpu_us(pid: int) -> float:
@@ -83,38 +97,83 @@ async def scoped_session(url: str, organization: uuid.UUID, role: str | None) ->
 async def measure(
     url: str,
     organization: uuid.UUID,
-    role: str | None,
+    roles: dict[str, str | None],
     texts: dict[str, str],
     calls: list[tuple[Any, ...]],
     executions: int,
     rounds: int,
     *,
     check: bool = True,
-) -> dict[str, list[float]]:
-    """µs of the backend's CPU per execution of each text, one figure per round."""
-    conn = await scoped_session(url, organization, role)
+) -> dict[tuple[str, str], list[float]]:
+    """µs of the backend's CPU per execution of each text as each role (by label; None: the
+    connecting role), one figure per round. Every role has a session of its own, and the roles and
+    texts take turns within each round, so that the figures of one round share the machine's phase
+    and may be compared pair by pair."""
+    sessions = {
+        label: await scoped_session(url, organization, role) for label, role in roles.items()
+    }
     try:
-        pid = await conn.fetchval("SELECT pg_backend_pid()")
-        prepared = {name: await conn.prepare(sql) for name, sql in texts.items()}
+        pids = {
+            label: await conn.fetchval("SELECT pg_backend_pid()")
+            for label, conn in sessions.items()
+        }
+        prepared = {
+            (label, name): await conn.prepare(sql)
+            for label, conn in sessions.items()
+            for name, sql in texts.items()
+        }
         # Also the warm-up: each text's plan cached before its rounds.
         answers = {
-            name: [await statement.fetchval(*args) for args in calls[:CHECKED]]
-            for name, statement in prepared.items()
+            key: [await statement.fetchval(*args) for args in calls[:CHECKED]]
+            for key, statement in prepared.items()
         }
-        (first, expected), *others = answers.items()
-        for name, answer in others:
-            if check and answer != expected:
+        first = next(iter(texts))
+        for (label, name), answer in answers.items():
+            if check and answer != answers[label, first]:
                 raise SystemExit(f"{name} does not answer as {first} does")
-        figures: dict[str, list[float]] = {name: [] for name in texts}
+        figures: dict[tuple[str, str], list[float]] = {key: [] for key in prepared}
         for _ in range(rounds):
-            for name, statement in prepared.items():
-                before = backend_cpu_us(pid)
+            for (label, name), statement in prepared.items():
+                before = backend_cpu_us(pids[label])
                 for n in range(executions):
                     await statement.fetchval(*calls[n % len(calls)])
-                figures[name].append((backend_cpu_us(pid) - before) / executions)
+                figures[label, name].append((backend_cpu_us(pids[label]) - before) / executions)
         return figures
     finally:
+        for conn in sessions.values():
+            await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def role_without_policies(admin_url: str, request_role: str) -> AsyncIterator[str]:
+    """`NO_POLICIES_ROLE` for the length of the block: a member of `request_role` with
+    `BYPASSRLS`, so its privileges without its policies."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP ROLE IF EXISTS "{NO_POLICIES_ROLE}"')
+        await conn.execute(
+            f'CREATE ROLE "{NO_POLICIES_ROLE}" NOLOGIN BYPASSRLS IN ROLE "{request_role}"'
+        )
+        yield NO_POLICIES_ROLE
+    finally:
+        await conn.execute(f'DROP ROLE IF EXISTS "{NO_POLICIES_ROLE}"')
         await conn.close()
+
+
+def split_line(name: str, figures: dict[tuple[str, str], list[float]]) -> str:
+    """What the request role costs the text as sent over the superuser, split in its privilege
+    checks and its policies: medians of the rounds' differences (paired: the same round)."""
+
+    def over(label: str, base: str) -> float:
+        return statistics.median(
+            a - b for a, b in zip(figures[label, AS_SENT], figures[base, AS_SENT], strict=True)
+        )
+
+    return (
+        f"{name} {AS_SENT}: the request role {over(REQUEST, SUPERUSER):+.1f} µs over the superuser"
+        f" (median of the rounds' differences): privilege checks"
+        f" {over(NO_POLICIES, SUPERUSER):+.1f}, policies {over(REQUEST, NO_POLICIES):+.1f}"
+    )
 
 
 def _calls(args: tuple[Any, ...], first: str, post_ids: list[str]) -> list[tuple[Any, ...]]:
@@ -139,25 +198,33 @@ async def run(
     for name in args.scenarios:
         scenario = BY_NAME[name]
         sql, arguments, role = await read_statement(loaded.url, loaded.api_key, scenario, post_ids)
-        texts = {"as sent": sql, **variants.get(name, {})}
+        texts = {AS_SENT: sql, **variants.get(name, {})}
         calls = _calls(arguments, post_ids[0], post_ids)
-        for label, as_role in (("request role", role), ("superuser", None)):
+        async with contextlib.AsyncExitStack() as stack:
+            roles: dict[str, str | None] = {REQUEST: role}
+            if args.split and role is not None:
+                roles[NO_POLICIES] = await stack.enter_async_context(
+                    role_without_policies(admin_url, role)
+                )
+            roles[SUPERUSER] = None
             figures = await measure(
                 loaded.url,
                 loaded.organization_id,
-                as_role,
+                roles,
                 texts,
                 calls,
                 args.executions,
                 args.rounds,
                 check=not args.any_answer,
             )
-            for text, values in figures.items():
-                print(
-                    f"{name} {label:12s} {text:14s} median {statistics.median(values):7.1f} µs,"
-                    f" least {min(values):7.1f} µs  ({' '.join(f'{v:.1f}' for v in values)})",
-                    flush=True,
-                )
+        for (label, text), values in figures.items():
+            print(
+                f"{name} {label:12s} {text:14s} median {statistics.median(values):7.1f} µs,"
+                f" least {min(values):7.1f} µs  ({' '.join(f'{v:.1f}' for v in values)})",
+                flush=True,
+            )
+        if NO_POLICIES in roles:
+            print(split_line(name, figures), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--any-answer", action="store_true", help="measure variants that answer otherwise too"
+    )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="also as a member of the request role with BYPASSRLS: privilege checks and policies",
     )
     parser.add_argument("--reuse", action="store_true")
     args = parser.parse_args(argv)
