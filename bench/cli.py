@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     results["meta"]["pgbouncer_settings"] = pgbouncer.SETTINGS
     with (
         _servers(folder, 1, loaded.url, rls_off_url, org) as (api, floor, api_rls_off),
-        pooled_api(folder, admin_url, loaded.url) as api_pgbouncer,
+        pooled_api(folder, admin_url, loaded.url) as (api_pgbouncer, _),
         _unbatched_api(folder, loaded.url) as api_unbatched,
     ):
         results["same_rows"] = runner.same_rows(api, floor, loaded.api_key, read_ids)
@@ -420,9 +420,12 @@ def _unbatched_api(folder: Path, url: str) -> Iterator[servers.Server]:
 
 
 @contextmanager
-def pooled_api(folder: Path, admin_url: str, url: str) -> Iterator[servers.Server]:
+def pooled_api(
+    folder: Path, admin_url: str, url: str
+) -> Iterator[tuple[servers.Server, pgbouncer.Pooler]]:
     """The API (one worker) through PgBouncer in transaction mode, as `docs/scaling.md` sets it up:
-    requests through the pooler, start-up work and LISTEN on the database directly."""
+    requests through the pooler, start-up work and LISTEN on the database directly. Yields the
+    API and the pooler."""
     with pgbouncer.pgbouncer(admin_url) as pooler:
         database = urlsplit(url).path.lstrip("/")
         env = {
@@ -433,7 +436,7 @@ def pooled_api(folder: Path, admin_url: str, url: str) -> Iterator[servers.Serve
         }
         server = servers.start("api-pgbouncer-1w", "server", workers=1, env=env, log_dir=folder)
         try:
-            yield server
+            yield server, pooler
         finally:
             server.stop()
 

@@ -65,6 +65,8 @@ class Pooler:
     port: int
     user: str
     socket_dir: Path | None = None
+    # The PgBouncer process (its CPU time is part of what a request through it costs).
+    pid: int | None = None
 
     def url(self, database: str, *, tcp: bool = False) -> str:
         """`database` through this PgBouncer: over its Unix socket when it has one, unless `tcp`."""
@@ -155,7 +157,12 @@ def pgbouncer(
     )
     try:
         _wait_for(port, process)
-        yield Pooler(port=port, user=upstream.user, socket_dir=folder if unix_socket else None)
+        yield Pooler(
+            port=port,
+            user=upstream.user,
+            socket_dir=folder if unix_socket else None,
+            pid=process.pid,
+        )
     finally:
         process.terminate()
         process.wait(timeout=10)

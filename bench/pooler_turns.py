@@ -9,16 +9,24 @@ scenario, and reports one ratio. On a shared machine one turn's ratio strays by 
 way, so that figure lands on either side of a target near it. This runs only the two (one worker
 each, PgBouncer in transaction mode on its Unix socket, as `bench/run` starts them) and gives per
 scenario the ratio of the summed requests over all turns, then the median and the range of the
-turns' own ratios. The two take each turn in alternating order. Nothing is written to a file.
+turns' own ratios, and the CPU per request of PostgreSQL, of the API's worker and of PgBouncer
+summed over the turns (`bench/turns.py`). The two take each turn in alternating order. Nothing is
+written to a file.
 """
 
 from __future__ import annotations
 
-import statistics
+import asyncio
+
+import psutil
 
 from bench import runner, servers
 from bench.cli import pooled_api, turns_parser, turns_setup
-from bench.scenarios import BY_NAME, Scenario
+from bench.machine import PostgresCpu
+from bench.scenarios import BY_NAME
+from bench.turns import alternate, summary
+
+PGBOUNCER = "PgBouncer"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,39 +34,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     admin_url, loaded, settings = turns_setup(args, "pooler-turns-")
     folder = settings.work_dir
+    postgres = asyncio.run(PostgresCpu.find(loaded.url))
     env = {"DATABASE_URL": loaded.url, "ENABLE_RLS": "true"}
     direct = servers.start("api-1w", "server", workers=1, env=env, log_dir=folder)
     try:
-        with pooled_api(folder, admin_url, loaded.url) as pooled_server:
+        with pooled_api(folder, admin_url, loaded.url) as (pooled_server, pooler):
             targets = [
-                runner.Target("direct", direct, loaded.url),
                 runner.Target("pooled", pooled_server, loaded.url),
+                runner.Target("direct", direct, loaded.url),
             ]
+            others = {PGBOUNCER: psutil.Process(pooler.pid)} if pooler.pid else {}
             for name in args.scenarios:
-                print(_measure(targets, BY_NAME[name], settings, args.turns), flush=True)
+                measured = alternate(targets, BY_NAME[name], settings, args.turns, postgres, others)
+                line = summary(
+                    name,
+                    "through PgBouncer / direct",
+                    measured["pooled"],
+                    measured["direct"],
+                    ("through PgBouncer", "direct"),
+                )
+                print(line, flush=True)
     finally:
         direct.stop()
     return 0
-
-
-def _measure(
-    targets: list[runner.Target], scenario: Scenario, settings: runner.Settings, turns: int
-) -> str:
-    for target in targets:
-        runner.run_wrk(target, scenario, settings, settings.warmup)
-    rps: dict[str, list[float]] = {target.label: [] for target in targets}
-    for turn in range(turns):
-        for target in targets if turn % 2 == 0 else targets[::-1]:
-            rps[target.label].append(
-                runner.run_wrk(target, scenario, settings, settings.duration).rps
-            )
-    ratios = [p / d for p, d in zip(rps["pooled"], rps["direct"], strict=True)]
-    return (
-        f"{scenario.name}: through PgBouncer / direct {sum(rps['pooled']) / sum(rps['direct']):.2f}"
-        f" (median of the turns {statistics.median(ratios):.2f},"
-        f" {min(ratios):.2f}-{max(ratios):.2f}); direct {statistics.mean(rps['direct']):.0f} req/s,"
-        f" through PgBouncer {statistics.mean(rps['pooled']):.0f} req/s"
-    )
 
 
 if __name__ == "__main__":

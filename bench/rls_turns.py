@@ -9,8 +9,8 @@ only the two (one worker each; RLS off on the single-tenant copy `bench/run` mak
 here and dropped at the end) and gives per scenario the ratio of the summed requests over all
 turns, the median and the range of the turns' own ratios, and where the difference is: the CPU
 per request of PostgreSQL (every process of the server, when it runs on this machine) and of the
-API's worker, summed over the turns. The two take each turn in alternating order. Nothing is
-written to a file.
+API's worker, summed over the turns (`bench/turns.py`). The two take each turn in alternating
+order. Nothing is written to a file.
 
 What the statement alone costs as the request role against the superuser (the API with RLS off
 runs as the connecting role) is `python -m bench.statement_cpu`'s to measure.
@@ -19,27 +19,13 @@ runs as the connecting role) is `python -m bench.statement_cpu`'s to measure.
 from __future__ import annotations
 
 import asyncio
-import statistics
-from dataclasses import dataclass, field
 
 from bench import runner, servers
 from bench.cli import turns_parser, turns_setup
 from bench.load import drop_database, single_tenant_copy
 from bench.machine import PostgresCpu
 from bench.scenarios import BY_NAME, Scenario
-
-
-@dataclass
-class _Turns:
-    """One server's turns: requests a second, requests, and the CPU seconds they took."""
-
-    rps: list[float] = field(default_factory=list)
-    requests: int = 0
-    postgres_seconds: float = 0.0
-    server_seconds: float = 0.0
-
-    def per_request_us(self, seconds: float) -> float:
-        return seconds / self.requests * 1e6 if self.requests else 0.0
+from bench.turns import alternate, summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,31 +78,8 @@ def _measure(
     turns: int,
     postgres: PostgresCpu,
 ) -> str:
-    for target in targets:
-        runner.run_wrk(target, scenario, settings, settings.warmup)
-    measured = {target.label: _Turns() for target in targets}
-    for turn in range(turns):
-        for target in targets if turn % 2 == 0 else targets[::-1]:
-            before = postgres.read()
-            with servers.Sampler(target.server) as usage:
-                result = runner.run_wrk(target, scenario, settings, settings.duration)
-            turns_of = measured[target.label]
-            turns_of.rps.append(result.rps)
-            turns_of.requests += result.requests
-            turns_of.postgres_seconds += PostgresCpu.used(before, postgres.read()) or 0.0
-            turns_of.server_seconds += usage.cpu_seconds
-    on, off = measured["on"], measured["off"]
-    ratios = [a / b for a, b in zip(on.rps, off.rps, strict=True) if b]
-    return (
-        f"{scenario.name}: RLS on / off {sum(on.rps) / sum(off.rps):.3f}"
-        f" (median of the turns {statistics.median(ratios):.2f},"
-        f" {min(ratios):.2f}-{max(ratios):.2f}); on {statistics.mean(on.rps):.0f} req/s,"
-        f" off {statistics.mean(off.rps):.0f} req/s; CPU µs a request, on / off:"
-        f" PostgreSQL {on.per_request_us(on.postgres_seconds):.0f}"
-        f" / {off.per_request_us(off.postgres_seconds):.0f},"
-        f" the worker {on.per_request_us(on.server_seconds):.0f}"
-        f" / {off.per_request_us(off.server_seconds):.0f}"
-    )
+    measured = alternate(targets, scenario, settings, turns, postgres)
+    return summary(scenario.name, "RLS on / off", measured["on"], measured["off"], ("on", "off"))
 
 
 if __name__ == "__main__":
