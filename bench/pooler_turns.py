@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with pooled_api(folder, admin_url, loaded.url) as (pooled_server, pooler):
             targets = [
-                runner.Target("pooled", pooled_server, loaded.url),
                 runner.Target("direct", direct, loaded.url),
+                runner.Target("pooled", pooled_server, loaded.url),
             ]
             others = {PGBOUNCER: psutil.Process(pooler.pid)} if pooler.pid else {}
             for name in args.scenarios:
